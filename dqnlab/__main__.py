@@ -1,0 +1,3 @@
+from dqnlab.cli import main
+
+raise SystemExit(main())

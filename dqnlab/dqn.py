@@ -1,0 +1,123 @@
+"""The DQN update: TD targets, loss, gradient step, target-network updates."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from dqnlab.config import DQNConfig
+from dqnlab.networks import has_batch_norm
+from dqnlab.replay import Batch
+
+
+def td_target(rewards: torch.Tensor, next_q: torch.Tensor, terminated: torch.Tensor, gamma: float) -> torch.Tensor:
+    """r + gamma * (1 - terminated) * next_q.
+
+    Only termination cuts the bootstrap: a time-limit truncation is not a terminal state, so a
+    truncated transition (terminated = 0) still bootstraps from its next observation.
+    """
+    return rewards + gamma * (1.0 - terminated) * next_q
+
+
+def next_state_value(
+    online: nn.Module, target: nn.Module, next_obs: torch.Tensor, double: bool
+) -> torch.Tensor:
+    """max_a Q_target(s', a), or with Double DQN Q_target(s', argmax_a Q_online(s', a)). (B,)"""
+    next_q_target = target(next_obs)  # (B, A)
+    if not double:
+        return next_q_target.max(dim=1).values
+    best = online(next_obs).argmax(dim=1, keepdim=True)  # (B, 1)
+    return next_q_target.gather(1, best).squeeze(1)
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    params = list(params)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, fused=True)  # fused: ~3x faster step on CPU
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, fused=True)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, foreach=True)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+class DQNLearner:
+    """Online and target Q-networks with their optimizer and update rules."""
+
+    def __init__(self, online: nn.Module, cfg: DQNConfig):
+        self.cfg = cfg
+        self.online = online
+        self.target = copy.deepcopy(online)
+        self.target.requires_grad_(False)
+        self.optimizer = make_optimizer(cfg.optimizer, online.parameters(), cfg.lr)
+        self.batch_norm = has_batch_norm(online)
+        # Acting and targets use running statistics; only the gradient step uses batch statistics.
+        self.online.eval()
+        self.target.eval()
+        self.grad_steps = 0
+        self._params = list(self.online.parameters())
+        pairs = list(zip(list(self.target.parameters()) + list(self.target.buffers()),
+                         list(self.online.parameters()) + list(self.online.buffers())))
+        self._lerp_pairs = ([t for t, o in pairs if t.is_floating_point()],
+                            [o for t, o in pairs if t.is_floating_point()])
+        self._copy_pairs = [(t, o) for t, o in pairs if not t.is_floating_point()]
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        with torch.no_grad():
+            next_q = next_state_value(self.online, self.target, batch.next_obs, self.cfg.double)
+            y = td_target(batch.rewards, next_q, batch.terminated, self.cfg.gamma)  # (B,)
+        if self.batch_norm:
+            self.online.train()
+        q = self.online(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)  # (B,)
+        if self.batch_norm:
+            self.online.eval()
+        if self.cfg.loss == "huber":
+            return nn.functional.smooth_l1_loss(q, y)
+        return nn.functional.mse_loss(q, y)
+
+    def update(self, batch: Batch) -> torch.Tensor:
+        """One gradient step on `batch`; returns the (detached) loss. Soft target update included."""
+        loss = self.loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.clip_grad_value is not None:
+            torch.nn.utils.clip_grad_value_(self._params, self.cfg.clip_grad_value)
+        if self.cfg.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self._params, self.cfg.max_grad_norm, foreach=True)
+        self.optimizer.step()
+        self.grad_steps += 1
+        if self.cfg.target_update == "soft":
+            self.soft_update(self.cfg.tau)
+        elif self.cfg.target_update_unit == "steps" and self.grad_steps % self.cfg.target_update_every == 0:
+            self.hard_update()
+        return loss.detach()
+
+    def hard_update(self) -> None:
+        self.target.load_state_dict(self.online.state_dict())
+
+    @torch.no_grad()
+    def soft_update(self, tau: float) -> None:
+        """target <- target + tau * (online - target), parameters and BatchNorm statistics alike."""
+        torch._foreach_lerp_(self._lerp_pairs[0], self._lerp_pairs[1], tau)
+        for t, o in self._copy_pairs:  # BatchNorm's integer num_batches_tracked counter
+            t.copy_(o)
+
+    @torch.no_grad()
+    def greedy_actions(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.online(obs).argmax(dim=1)
+
+    def state_dict(self) -> dict:
+        return {
+            "online": self.online.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "grad_steps": self.grad_steps,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.online.load_state_dict(state["online"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.grad_steps = int(state["grad_steps"])

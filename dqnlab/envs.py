@@ -1,0 +1,160 @@
+"""Creating vectorised Gymnasium environments, checking their spaces, saving their state.
+
+All vector environments here use Gymnasium 1.x's NEXT_STEP autoreset: the step after an episode
+ends returns the next episode's first observation with reward 0 and ignores the action. Callers
+track ``done`` from the previous step and discard that step (see ``dqnlab.train``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from dqnlab.config import EnvConfig
+from dqnlab.errors import ConfigError
+
+
+def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
+    """The registered spec of `env_id`, or a ConfigError naming the closest registered id."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return gym.spec(env_id)
+    except (gym.error.Error, ModuleNotFoundError, ValueError):
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"unknown Gymnasium environment '{env_id}'{hint}") from None
+
+
+def make_vec_env(cfg: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
+    """`num_envs` copies of `cfg.id`: the NumPy-vectorised version where one is registered
+    (CartPole), otherwise a SyncVectorEnv. Both autoreset on the NEXT_STEP."""
+    spec = env_spec(cfg.id)
+    kwargs: dict[str, Any] = {}
+    if cfg.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = cfg.max_episode_steps
+    mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+    try:
+        with warnings.catch_warnings():
+            # CartPole-v0's deprecation notice: v0 is a deliberate, supported target here.
+            warnings.simplefilter("ignore")
+            envs = gym.make_vec(cfg.id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+    except gym.error.DependencyNotInstalled as exc:
+        raise ConfigError(f"environment '{cfg.id}' needs an extra dependency: {exc}") from None
+    check_spaces(envs, cfg.id)
+    return envs
+
+
+def check_spaces(envs: gym.vector.VectorEnv, env_id: str) -> tuple[tuple[int, ...], int]:
+    """(obs_shape, n_actions), or a ConfigError if DQN cannot handle the spaces."""
+    act = envs.single_action_space
+    obs = envs.single_observation_space
+    if not isinstance(act, spaces.Discrete):
+        raise ConfigError(
+            f"environment '{env_id}' has a {type(act).__name__} action space; DQN needs a Discrete one"
+        )
+    if not isinstance(obs, spaces.Box) or len(obs.shape) != 1:
+        raise ConfigError(
+            f"environment '{env_id}' has observation space {obs}; this agent needs a flat Box (vector)"
+        )
+    if int(act.start) != 0:
+        raise ConfigError(f"environment '{env_id}' has actions starting at {act.start}; expected 0")
+    return tuple(obs.shape), int(act.n)
+
+
+def reward_threshold(env_id: str, override: float | None) -> float | None:
+    """The solve threshold: `override`, else the spec's reward_threshold (None if it has none)."""
+    if override is not None:
+        return float(override)
+    threshold = env_spec(env_id).reward_threshold
+    return None if threshold is None else float(threshold)
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving and restoring the exact state of a vector environment, for bit-exact resume.
+# ---------------------------------------------------------------------------------------------
+
+
+def _to_saveable(value: Any) -> Any:
+    """numpy arrays -> tensors (loadable with torch.load(weights_only=True))."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _from_saveable(value: Any) -> Any:
+    return value.numpy().copy() if isinstance(value, torch.Tensor) else value
+
+
+def capture_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
+    """Everything that determines the future of `envs`, or None where we cannot capture it.
+
+    Supported: Gymnasium's NumPy CartPoleVectorEnv, and SyncVectorEnv over environments whose
+    dynamics live in ``unwrapped.state`` (all of classic control). Anything else resumes with
+    freshly reset environments (documented in the README).
+    """
+    base = envs.unwrapped
+    if hasattr(base, "prev_done") and hasattr(base, "state") and hasattr(base, "steps"):
+        return {
+            "kind": "numpy_vector",
+            "state": _to_saveable(np.asarray(base.state)),
+            "steps": _to_saveable(np.asarray(base.steps)),
+            "prev_done": _to_saveable(np.asarray(base.prev_done)),
+            "rng": base.np_random.bit_generator.state,
+        }
+    if isinstance(base, gym.vector.SyncVectorEnv):
+        subs = []
+        for env in base.envs:
+            inner = env.unwrapped
+            if not hasattr(inner, "state") or inner.state is None:
+                return None
+            elapsed = None
+            e = env
+            while isinstance(e, gym.Wrapper):
+                if isinstance(e, gym.wrappers.TimeLimit):
+                    elapsed = e._elapsed_steps
+                e = e.env
+            subs.append(
+                {
+                    "state": _to_saveable(np.array(inner.state, dtype=np.float64)),
+                    "rng": inner.np_random.bit_generator.state,
+                    "elapsed": elapsed,
+                }
+            )
+        return {
+            "kind": "sync",
+            "envs": subs,
+            "autoreset": _to_saveable(np.asarray(base._autoreset_envs)),
+        }
+    return None
+
+
+def restore_env_state(envs: gym.vector.VectorEnv, saved: dict[str, Any]) -> None:
+    """Put `envs` (already reset once) back into a state captured by capture_env_state."""
+    base = envs.unwrapped
+    if saved["kind"] == "numpy_vector":
+        base.state = _from_saveable(saved["state"])
+        base.steps = _from_saveable(saved["steps"])
+        base.prev_done = _from_saveable(saved["prev_done"])
+        base.np_random.bit_generator.state = saved["rng"]
+        return
+    for env, sub in zip(base.envs, saved["envs"], strict=True):
+        inner = env.unwrapped
+        original = inner.state
+        state = _from_saveable(sub["state"])
+        inner.state = state.astype(np.asarray(original).dtype) if isinstance(original, np.ndarray) else tuple(state)
+        inner.np_random.bit_generator.state = sub["rng"]
+        e = env
+        while isinstance(e, gym.Wrapper):
+            if isinstance(e, gym.wrappers.TimeLimit) and sub["elapsed"] is not None:
+                e._elapsed_steps = sub["elapsed"]
+            e = e.env
+    base._autoreset_envs = _from_saveable(saved["autoreset"])

@@ -1,0 +1,111 @@
+"""The delivered greedy policy: saving it, loading it, calling it on raw observations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import ValidationError
+
+from dqnlab.config import NetworkConfig
+from dqnlab.errors import DqnlabError
+from dqnlab.fileio import atomic_torch_save, safe_torch_load
+from dqnlab.networks import build_q_network
+
+POLICY_FORMAT = "dqnlab.policy"
+POLICY_VERSION = 1
+POLICY_FILE = "policy.pt"
+
+
+class Policy:
+    """A greedy Q-network policy on raw Gymnasium observations.
+
+    ``policy(obs)`` with one observation of shape ``obs_shape`` returns an ``int`` action; with a
+    batch of shape ``(N, *obs_shape)`` it returns an ``(N,)`` int64 array.
+    """
+
+    def __init__(self, net: torch.nn.Module, env_id: str, obs_shape: tuple[int, ...], n_actions: int,
+                 network: NetworkConfig, algo: str = "dqn"):
+        self.net = net.eval()
+        self.env_id = env_id
+        self.obs_shape = tuple(obs_shape)
+        self.n_actions = int(n_actions)
+        self.network = network
+        self.algo = algo
+
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        with torch.inference_mode():
+            return self.net(x).numpy()
+
+    def __call__(self, obs: Any) -> int | np.ndarray:
+        x = np.asarray(obs, dtype=np.float32)
+        single = x.shape == self.obs_shape
+        if not single and x.shape[1:] != self.obs_shape:
+            raise DqnlabError(
+                f"observation of shape {x.shape} does not fit this policy, which expects {self.obs_shape} "
+                f"or (N, {', '.join(map(str, self.obs_shape))}) (trained on {self.env_id})"
+            )
+        with torch.inference_mode():
+            actions = self.net(torch.from_numpy(x.reshape(-1, *self.obs_shape))).argmax(dim=1).numpy()
+        return int(actions[0]) if single else actions
+
+    def to_dict(self) -> dict[str, Any]:
+        from dqnlab import __version__
+
+        return {
+            "format": POLICY_FORMAT,
+            "format_version": POLICY_VERSION,
+            "dqnlab_version": __version__,
+            "algo": self.algo,
+            "env_id": self.env_id,
+            "obs_shape": list(self.obs_shape),
+            "n_actions": self.n_actions,
+            "network": self.network.model_dump(mode="json"),
+            "state_dict": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
+        }
+
+    def save(self, path: str | Path) -> None:
+        atomic_torch_save(path, self.to_dict())
+
+
+def policy_from_dict(data: Any, source: str) -> Policy:
+    """Rebuild a Policy from a loaded policy dict, checking everything before trusting it."""
+    if not isinstance(data, dict) or data.get("format") != POLICY_FORMAT:
+        raise DqnlabError(f"{source} is not a dqnlab policy file", exit_code=1)
+    if data.get("format_version") != POLICY_VERSION:
+        raise DqnlabError(
+            f"{source} has policy format version {data.get('format_version')!r}; this dqnlab reads {POLICY_VERSION}",
+            exit_code=1,
+        )
+    try:
+        network = NetworkConfig.model_validate(data["network"])
+        obs_shape = tuple(int(d) for d in data["obs_shape"])
+        n_actions = int(data["n_actions"])
+        env_id = str(data["env_id"])
+        if len(obs_shape) != 1 or obs_shape[0] < 1 or n_actions < 1:
+            raise ValueError("bad shapes")
+        net = build_q_network(network, obs_shape[0], n_actions)
+        net.load_state_dict(data["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError, ValidationError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise DqnlabError(f"{source} is a damaged dqnlab policy file ({reason})", exit_code=1) from None
+    return Policy(net, env_id, obs_shape, n_actions, network, algo=str(data.get("algo", "dqn")))
+
+
+def resolve_policy_path(path: str | Path) -> Path:
+    """A run directory means the policy.pt inside it."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / POLICY_FILE
+        if not p.exists():
+            raise DqnlabError(f"{path} holds no {POLICY_FILE}: not a finished dqnlab run directory")
+    return p
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load the greedy policy from a run directory or a policy file (no code is executed)."""
+    p = resolve_policy_path(path)
+    return policy_from_dict(safe_torch_load(p, "policy file"), str(p))
