@@ -73,6 +73,8 @@ class DQNConfig(_Section):
     """For hard updates: count gradient steps or finished training episodes."""
     tau: float = Field(0.005, gt=0.0, le=1.0)
     """For soft updates: target <- tau * online + (1 - tau) * target after each gradient step."""
+    n_step: int = Field(1, ge=1, le=100)
+    """Bootstrap after n steps: targets sum n discounted rewards before the network's estimate."""
     double: bool = True
     """Double DQN: the online network picks the next action, the target network values it."""
     loss: Literal["huber", "mse"] = "huber"

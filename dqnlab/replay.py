@@ -19,6 +19,10 @@ class Batch(NamedTuple):
     rewards: torch.Tensor  # (B,) float32
     next_obs: torch.Tensor  # (B, *obs_shape) float32
     terminated: torch.Tensor  # (B,) float32, 1.0 where the episode ended in a terminal state
+    discounts: torch.Tensor  # (B,) float32, gamma^k for a k-step transition (gamma for 1-step)
+
+
+_FIELDS = ("obs", "next_obs", "actions", "rewards", "terminated", "discounts")
 
 
 class ReplayBuffer:
@@ -36,6 +40,7 @@ class ReplayBuffer:
         self.actions = torch.zeros(self.capacity, dtype=torch.int64)
         self.rewards = torch.zeros(self.capacity, dtype=torch.float32)
         self.terminated = torch.zeros(self.capacity, dtype=torch.float32)
+        self.discounts = torch.zeros(self.capacity, dtype=torch.float32)
         self.pos = 0
         self.size = 0
 
@@ -49,6 +54,7 @@ class ReplayBuffer:
         rewards: np.ndarray,
         next_obs: np.ndarray,
         terminated: np.ndarray,
+        discounts: np.ndarray,
     ) -> None:
         """Append n transitions (leading axis n), overwriting the oldest once full."""
         n = len(actions)
@@ -57,6 +63,7 @@ class ReplayBuffer:
         if n > self.capacity:  # only the newest `capacity` survive anyway
             obs, actions, rewards = obs[-self.capacity :], actions[-self.capacity :], rewards[-self.capacity :]
             next_obs, terminated = next_obs[-self.capacity :], terminated[-self.capacity :]
+            discounts = discounts[-self.capacity :]
             n = self.capacity
         first = min(n, self.capacity - self.pos)  # slots before the wrap
         for lo, hi, dst in ((0, first, self.pos), (first, n, 0)):
@@ -68,6 +75,7 @@ class ReplayBuffer:
             self.actions[sl] = torch.from_numpy(np.asarray(actions[lo:hi], dtype=np.int64))
             self.rewards[sl] = torch.from_numpy(np.asarray(rewards[lo:hi], dtype=np.float32))
             self.terminated[sl] = torch.from_numpy(np.asarray(terminated[lo:hi], dtype=np.float32))
+            self.discounts[sl] = torch.from_numpy(np.asarray(discounts[lo:hi], dtype=np.float32))
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
@@ -84,7 +92,8 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int, generator: torch.Generator, sequential: bool = False) -> Batch:
         idx = self.sample_indices(batch_size, generator, sequential)
-        return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx])
+        return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx],
+                     self.discounts[idx])
 
     # -- checkpointing -------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -98,12 +107,13 @@ class ReplayBuffer:
             "actions": self.actions[:n].clone(),
             "rewards": self.rewards[:n].clone(),
             "terminated": self.terminated[:n].clone(),
+            "discounts": self.discounts[:n].clone(),
         }
 
     def load_state_dict(self, state: dict) -> None:
         if int(state["capacity"]) != self.capacity:
             raise ValueError(f"replay capacity {state['capacity']} != {self.capacity}")
         n = int(state["size"])
-        for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
+        for name in _FIELDS:
             getattr(self, name)[:n] = state[name]
         self.pos, self.size = int(state["pos"]), n

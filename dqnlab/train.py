@@ -23,6 +23,7 @@ from dqnlab.errors import DqnlabError
 from dqnlab.evaluation import Evaluator
 from dqnlab.fileio import atomic_torch_save, atomic_write_json, atomic_write_text, safe_torch_load
 from dqnlab.networks import seeded_q_network
+from dqnlab.nstep import NStepCollector
 from dqnlab.policy import POLICY_FILE, Policy
 from dqnlab.progress import Progress
 from dqnlab.replay import ReplayBuffer
@@ -193,6 +194,8 @@ class _Loop:
         online = seeded_q_network(cfg.network, obs_shape[0], n_actions, self.seeds.network)
         self.learner = DQNLearner(online, cfg.dqn)
         self.buffer = ReplayBuffer(cfg.dqn.buffer_size, obs_shape)
+        self.gammas = np.full(cfg.env.num_envs, cfg.dqn.gamma, dtype=np.float32)
+        self.nstep = NStepCollector(cfg.dqn.n_step, cfg.dqn.gamma, cfg.env.num_envs) if cfg.dqn.n_step > 1 else None
         self.evaluator = Evaluator(cfg.env, cfg.eval.max_envs)
         self.metrics = MetricsLog(run_dir / METRICS_FILE)
         self.show_progress = progress
@@ -277,7 +280,14 @@ class _Loop:
         valid = ~self.prev_done
         n_valid = int(valid.sum())
         if n_valid:
-            self.buffer.add(self.obs[valid], actions[valid], reward[valid], next_obs[valid], terminated[valid])
+            if self.nstep is None:
+                self.buffer.add(self.obs[valid], actions[valid], reward[valid], next_obs[valid], terminated[valid],
+                                self.gammas[:n_valid])
+            else:
+                out = self.nstep.push(np.flatnonzero(valid), self.obs[valid], actions[valid], reward[valid],
+                                      next_obs[valid], terminated[valid], truncated[valid])
+                if out is not None:
+                    self.buffer.add(*out)
         self.env_steps += n_valid
         self.ep_return += np.where(valid, reward, 0.0)
         self.ep_length += valid
@@ -358,6 +368,7 @@ class _Loop:
             "config": self.cfg.to_dict(),
             "learner": self.learner.state_dict(),
             "buffer": self.buffer.state_dict(),
+            "nstep": None if self.nstep is None else self.nstep.state_dict(),
             "rng": {"explore": self.explore_rng.bit_generator.state, "replay": self.replay_gen.get_state()},
             "env": env_state,
             "obs": torch.from_numpy(np.array(self.obs)),
@@ -388,6 +399,8 @@ class _Loop:
         try:
             self.learner.load_state_dict(state["learner"])
             self.buffer.load_state_dict(state["buffer"])
+            if self.nstep is not None:
+                self.nstep.load_state_dict(state["nstep"])
             self.explore_rng.bit_generator.state = state["rng"]["explore"]
             self.replay_gen.set_state(state["rng"]["replay"])
             c = state["counters"]
@@ -409,6 +422,8 @@ class _Loop:
                 self.ep_length = state["ep_length"].numpy().copy()
             else:  # environment state not capturable: restart the in-progress episodes
                 self.obs, _ = self.envs.reset(seed=self.seeds.env + self.env_steps)
+                if self.nstep is not None:
+                    self.nstep = NStepCollector(self.cfg.dqn.n_step, self.cfg.dqn.gamma, self.cfg.env.num_envs)
             self.metrics.truncate(int(state["metrics_bytes"]))
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
             raise DqnlabError(f"checkpoint in {self.run_dir} does not fit this run's config ({exc})",
