@@ -50,7 +50,7 @@ class NetworkConfig(_Section):
 class DQNConfig(_Section):
     gamma: float = Field(0.99, ge=0.0, le=1.0)
     """Discount factor."""
-    lr: float = Field(2.5e-3, gt=0.0, le=1.0)
+    lr: float = Field(2e-3, gt=0.0, le=1.0)
     """Learning rate of the optimizer."""
     optimizer: Literal["adam", "adamw", "rmsprop"] = "adam"
     """Optimizer for the Q-network."""
@@ -67,13 +67,13 @@ class DQNConfig(_Section):
     target_update: Literal["hard", "soft"] = "hard"
     """Hard copy of the online network every `target_update_every` units, or soft (Polyak)
     averaging with `tau` after every gradient step."""
-    target_update_every: int = Field(250, ge=1)
+    target_update_every: int = Field(50, ge=1)
     """For hard updates: the period, in `target_update_unit`."""
     target_update_unit: Literal["steps", "episodes"] = "steps"
     """For hard updates: count gradient steps or finished training episodes."""
     tau: float = Field(0.005, gt=0.0, le=1.0)
     """For soft updates: target <- tau * online + (1 - tau) * target after each gradient step."""
-    n_step: int = Field(1, ge=1, le=100)
+    n_step: int = Field(3, ge=1, le=100)
     """Bootstrap after n steps: targets sum n discounted rewards before the network's estimate."""
     double: bool = True
     """Double DQN: the online network picks the next action, the target network values it."""

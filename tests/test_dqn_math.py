@@ -1,0 +1,311 @@
+"""TD targets, next-state values, the DQN loss, and target-network updates, with hand numbers."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+from dqnlab.config import DQNConfig, NetworkConfig
+from dqnlab.dqn import DQNLearner, next_state_value, td_target
+from dqnlab.networks import build_q_network
+from dqnlab.replay import Batch
+
+
+def exact(a, b):
+    assert_close(a, b, rtol=0, atol=0)
+
+
+def linear_net(weight, bias=None):
+    """nn.Linear(obs_dim -> n_actions) with the given weights, so Q(s) = W s + b by hand."""
+    w = torch.tensor(weight, dtype=torch.float32)
+    net = nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        net.weight.copy_(w)
+        net.bias.copy_(torch.zeros(w.shape[0]) if bias is None else torch.tensor(bias, dtype=torch.float32))
+    return net
+
+
+# ---------------------------------------------------------------------------------------------
+# td_target
+# ---------------------------------------------------------------------------------------------
+
+
+def test_td_target_terminated_nonterminated_truncated():
+    rewards = torch.tensor([1.0, 1.0, 0.5])
+    next_q = torch.tensor([10.0, 10.0, 4.0])
+    # [0] ordinary step: 1 + 0.9 * 10 = 10
+    # [1] terminated: no bootstrap, just the reward 1
+    # [2] truncated by a time limit: stored with terminated = 0, so it bootstraps: 0.5 + 0.9 * 4 = 4.1
+    terminated = torch.tensor([0.0, 1.0, 0.0])
+    y = td_target(rewards, next_q, terminated, 0.9)
+    exact(y, torch.tensor([10.0, 1.0, 4.1]))
+
+
+def test_td_target_per_transition_discounts():
+    # n-step transitions carry their own bootstrap discount gamma^k (gamma = 0.5 here):
+    # k=3: 1.75 + 0.125 * 8 = 2.75; k=2: 1 + 0.25 * 8 = 3; k=1 terminated: 2 (discount unused).
+    rewards = torch.tensor([1.75, 1.0, 2.0])
+    next_q = torch.tensor([8.0, 8.0, 8.0])
+    terminated = torch.tensor([0.0, 0.0, 1.0])
+    discounts = torch.tensor([0.125, 0.25, 0.5])
+    exact(td_target(rewards, next_q, terminated, discounts), torch.tensor([2.75, 3.0, 2.0]))
+
+
+def test_td_target_gamma_zero_and_one():
+    r, q, t = torch.tensor([2.0]), torch.tensor([5.0]), torch.tensor([0.0])
+    exact(td_target(r, q, t, 0.0), torch.tensor([2.0]))
+    exact(td_target(r, q, t, 1.0), torch.tensor([7.0]))
+
+
+# ---------------------------------------------------------------------------------------------
+# next_state_value: max vs Double DQN
+# ---------------------------------------------------------------------------------------------
+
+# next_obs rows s1 = [1, 0], s2 = [0, 1]
+# target W = [[3, -1], [1, 2]]: Q_target(s1) = [3, 1], Q_target(s2) = [-1, 2]
+# online W = [[0, 1], [1, 0]]:  Q_online(s1) = [0, 1] -> argmax 1; Q_online(s2) = [1, 0] -> argmax 0
+NEXT_OBS = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+TARGET_W = [[3.0, -1.0], [1.0, 2.0]]
+ONLINE_W = [[0.0, 1.0], [1.0, 0.0]]
+
+
+def test_next_state_value_max():
+    v = next_state_value(linear_net(ONLINE_W), linear_net(TARGET_W), NEXT_OBS, double=False)
+    exact(v, torch.tensor([3.0, 2.0]))  # max of the target's own values
+
+
+def test_next_state_value_double_dqn():
+    v = next_state_value(linear_net(ONLINE_W), linear_net(TARGET_W), NEXT_OBS, double=True)
+    # online picks a=1 for s1 and a=0 for s2; the target values them: Q_t(s1,1)=1, Q_t(s2,0)=-1
+    exact(v, torch.tensor([1.0, -1.0]))
+
+
+def test_next_state_value_double_equals_max_when_networks_agree():
+    target = linear_net(TARGET_W)
+    v = next_state_value(target, target, NEXT_OBS, double=True)
+    exact(v, torch.tensor([3.0, 2.0]))
+
+
+# ---------------------------------------------------------------------------------------------
+# The loss on hand numbers
+# ---------------------------------------------------------------------------------------------
+
+
+def hand_batch():
+    # obs rows pick Q columns of the online net; actions select one of them.
+    return Batch(
+        obs=torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+        actions=torch.tensor([1, 0]),
+        rewards=torch.tensor([1.0, 0.5]),
+        next_obs=NEXT_OBS.clone(),
+        terminated=torch.tensor([0.0, 1.0]),
+        discounts=torch.tensor([0.5, 0.5]),
+    )
+
+
+@pytest.mark.parametrize("double, loss_name, expected", [
+    # Q_online(obs) = [[0, 1], [1, 0]]; chosen q = [Q(s1,1), Q(s2,0)] = [1, 1]
+    # double: next values [1, -1]; y = [1 + 0.5 * 1, 0.5 (terminated)] = [1.5, 0.5]; errors [-0.5, 0.5]
+    (True, "mse", 0.25),  # mean(0.25, 0.25)
+    (True, "huber", 0.125),  # |e| < 1: 0.5 e^2 = 0.125 each
+    # max: next values [3, 2]; y = [1 + 0.5 * 3, 0.5] = [2.5, 0.5]; errors [-1.5, 0.5]
+    (False, "mse", 1.25),  # mean(2.25, 0.25)
+    (False, "huber", 0.5625),  # mean(1.5 - 0.5, 0.125) = mean(1.0, 0.125)
+])
+def test_loss_hand_numbers(double, loss_name, expected):
+    online = linear_net(ONLINE_W)
+    learner = DQNLearner(online, DQNConfig(double=double, loss=loss_name))
+    # Give the target its own weights (the learner starts with a copy of the online net).
+    with torch.no_grad():
+        learner.target.weight.copy_(torch.tensor(TARGET_W))
+    loss = learner.loss(hand_batch())
+    assert loss.item() == pytest.approx(expected, abs=1e-7)
+
+
+# ---------------------------------------------------------------------------------------------
+# Target-network updates
+# ---------------------------------------------------------------------------------------------
+
+
+def small_net(batch_norm=False, seed=0):
+    torch.manual_seed(seed)
+    return build_q_network(NetworkConfig(hidden=[8], batch_norm=batch_norm), 4, 2)
+
+
+def random_batch(n=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return Batch(
+        obs=torch.randn(n, 4, generator=g),
+        actions=torch.randint(0, 2, (n,), generator=g),
+        rewards=torch.randn(n, generator=g),
+        next_obs=torch.randn(n, 4, generator=g),
+        terminated=(torch.rand(n, generator=g) < 0.2).float(),
+        discounts=torch.full((n,), 0.99),
+    )
+
+
+def assert_state_equal(a: nn.Module, b: nn.Module):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        exact(sa[k], sb[k])
+
+
+def states_differ(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return any(not torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_target_starts_as_an_independent_copy():
+    learner = DQNLearner(small_net(), DQNConfig())
+    assert_state_equal(learner.target, learner.online)
+    assert all(not p.requires_grad for p in learner.target.parameters())
+    # Not aliased: changing the online network leaves the target alone.
+    with torch.no_grad():
+        next(learner.online.parameters()).add_(1.0)
+    assert states_differ(learner.target, learner.online)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_hard_update_copies_weights_and_batchnorm_buffers_exactly(batch_norm):
+    cfg = DQNConfig(target_update="hard", target_update_every=10_000, lr=0.01)
+    learner = DQNLearner(small_net(batch_norm), cfg)
+    for i in range(3):
+        learner.update(random_batch(seed=i))
+    assert states_differ(learner.target, learner.online)  # the updates moved the online net only
+    if batch_norm:
+        bn_t, bn_o = learner.target[1], learner.online[1]
+        assert not torch.equal(bn_t.running_mean, bn_o.running_mean)
+        assert int(bn_o.num_batches_tracked) == 3 and int(bn_t.num_batches_tracked) == 0
+    learner.hard_update()
+    assert_state_equal(learner.target, learner.online)  # includes running_mean/var, num_batches_tracked
+    # Still a copy, not a shared tensor.
+    learner.update(random_batch(seed=99))
+    assert states_differ(learner.target, learner.online)
+
+
+def test_hard_update_every_k_gradient_steps():
+    cfg = DQNConfig(target_update="hard", target_update_every=3, lr=0.01)
+    learner = DQNLearner(small_net(), cfg)
+    initial = copy.deepcopy(learner.target.state_dict())
+    for step in range(1, 8):
+        learner.update(random_batch(seed=step))
+        assert learner.grad_steps == step
+        if step % 3 == 0:
+            assert_state_equal(learner.target, learner.online)  # copied at steps 3 and 6
+        else:
+            assert states_differ(learner.target, learner.online)
+        if step < 3:
+            # Before the first copy the target is untouched.
+            for k, v in learner.target.state_dict().items():
+                exact(v, initial[k])
+
+
+def test_hard_update_in_episode_units_is_not_done_by_update():
+    # With target_update_unit="episodes" the training loop copies per episode; update() must not.
+    cfg = DQNConfig(target_update="hard", target_update_every=1, target_update_unit="episodes", lr=0.01)
+    learner = DQNLearner(small_net(), cfg)
+    initial = copy.deepcopy(learner.target.state_dict())
+    learner.update(random_batch())
+    for k, v in learner.target.state_dict().items():
+        exact(v, initial[k])
+
+
+def perturbed_learner(cfg, batch_norm):
+    learner = DQNLearner(small_net(batch_norm), cfg)
+    with torch.no_grad():  # make online and target differ everywhere, buffers included
+        for i, t in enumerate(list(learner.online.parameters()) + list(learner.online.buffers())):
+            if t.is_floating_point():
+                t.add_(0.5 + 0.1 * i)
+            else:
+                t.add_(7)
+    return learner
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_soft_update_by_hand(batch_norm):
+    learner = perturbed_learner(DQNConfig(target_update="soft", tau=0.25), batch_norm)
+    online = copy.deepcopy(learner.online.state_dict())
+    target = copy.deepcopy(learner.target.state_dict())
+    learner.soft_update(0.25)
+    new = learner.target.state_dict()
+    for k in online:
+        if online[k].is_floating_point():  # weights, biases, running_mean, running_var
+            assert_close(new[k], 0.25 * online[k] + 0.75 * target[k])
+        else:  # num_batches_tracked: copied
+            exact(new[k], online[k])
+    # The online network is not touched by a target update.
+    for k, v in learner.online.state_dict().items():
+        exact(v, online[k])
+
+
+def test_soft_update_happens_after_each_gradient_step():
+    learner = perturbed_learner(DQNConfig(target_update="soft", tau=0.1, lr=0.01), batch_norm=False)
+    target_before = copy.deepcopy(learner.target.state_dict())
+    learner.update(random_batch())
+    online_after = learner.online.state_dict()  # after the optimizer step
+    for k, v in learner.target.state_dict().items():
+        assert_close(v, 0.1 * online_after[k] + 0.9 * target_before[k])
+
+
+# ---------------------------------------------------------------------------------------------
+# BatchNorm: acting uses running statistics
+# ---------------------------------------------------------------------------------------------
+
+
+def test_batchnorm_network_is_in_eval_mode_after_update_and_stats_move():
+    learner = DQNLearner(small_net(batch_norm=True), DQNConfig(lr=0.01))
+    bn = learner.online[1]
+    assert isinstance(bn, nn.BatchNorm1d)
+    mean0, var0 = bn.running_mean.clone(), bn.running_var.clone()
+    target_stats = learner.target[1].running_mean.clone()
+    learner.update(random_batch(n=32))
+    # Back in eval mode, every submodule, for acting and targets.
+    assert not learner.online.training
+    assert all(not m.training for m in learner.online.modules())
+    assert all(not m.training for m in learner.target.modules())
+    # The gradient step used batch statistics and so moved the running ones...
+    assert not torch.equal(bn.running_mean, mean0)
+    assert not torch.equal(bn.running_var, var0)
+    assert int(bn.num_batches_tracked) == 1
+    # ...but the target network's forward passes (eval mode) did not touch its statistics.
+    exact(learner.target[1].running_mean, target_stats)
+    # Acting on a single observation works (train mode would refuse a batch of one) and does
+    # not change the statistics.
+    mean1 = bn.running_mean.clone()
+    a = learner.greedy_actions(torch.randn(1, 4))
+    assert a.shape == (1,)
+    exact(bn.running_mean, mean1)
+
+
+def test_batchnorm_acting_uses_running_stats():
+    # In eval mode each row's output does not depend on the rest of the batch.
+    learner = DQNLearner(small_net(batch_norm=True), DQNConfig(lr=0.01))
+    learner.update(random_batch(n=32))
+    x = torch.randn(10, 4, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        full = learner.online(x)
+        first = learner.online(x[:1])
+    assert_close(full[:1], first)
+
+
+def test_greedy_actions_is_argmax():
+    learner = DQNLearner(linear_net(ONLINE_W), DQNConfig())
+    exact(learner.greedy_actions(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 2.0]])), torch.tensor([1, 0, 0]))
+
+
+def test_learner_state_dict_round_trip_continues_identically():
+    cfg = DQNConfig(lr=0.01, target_update_every=2)
+    a = DQNLearner(small_net(seed=1), cfg)
+    for i in range(3):
+        a.update(random_batch(seed=i))
+    b = DQNLearner(small_net(seed=2), cfg)
+    b.load_state_dict(copy.deepcopy(a.state_dict()))
+    assert b.grad_steps == 3
+    for i in range(3, 6):
+        la, lb = a.update(random_batch(seed=i)), b.update(random_batch(seed=i))
+        exact(la, lb)
+    assert_state_equal(a.online, b.online)
+    assert_state_equal(a.target, b.target)

@@ -1,0 +1,205 @@
+"""dqnlab.optim against torch.optim, step by step and bit for bit."""
+
+import copy
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from dqnlab.optim import Adam, RMSprop, clip_grad_norm_, clip_grad_value_, make_optimizer
+
+STEPS = 20
+
+
+def make_net(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2))
+
+
+def data(step):
+    g = torch.Generator().manual_seed(1000 + step)
+    return torch.randn(8, 3, generator=g), torch.randn(8, 2, generator=g)
+
+
+def backward(net, step):
+    x, y = data(step)
+    loss = ((net(x) - y) ** 2).mean()
+    loss.backward()
+
+
+def max_abs_diff(a: nn.Module, b: nn.Module) -> float:
+    return max((pa - pb).abs().max().item() for pa, pb in zip(a.parameters(), b.parameters()))
+
+
+def run_pair(ours_factory, torch_factory, steps=STEPS, start=0, nets=None):
+    """Step both optimizers on identical nets and data; the parameters must stay identical."""
+    net_a, net_b = nets if nets is not None else (make_net(), make_net())
+    opt_a, opt_b = ours_factory(net_a.parameters()), torch_factory(net_b.parameters())
+    for step in range(start, start + steps):
+        for net, opt in ((net_a, opt_a), (net_b, opt_b)):
+            opt.zero_grad()
+            backward(net, step)
+            opt.step()
+        assert max_abs_diff(net_a, net_b) == 0.0, f"diverged at step {step}"
+    return net_a, net_b, opt_a, opt_b
+
+
+@pytest.mark.parametrize("lr", [1e-3, 0.05])
+def test_adam_matches_torch_exactly(lr):
+    net_a, _, _, _ = run_pair(lambda p: Adam(p, lr), lambda p: torch.optim.Adam(p, lr=lr))
+    # And the parameters did move (a no-op optimizer would also "match" an untouched copy).
+    assert max_abs_diff(net_a, make_net()) > 1e-4
+
+
+def test_adamw_weight_decay_matches_torch_adamw_exactly():
+    net_a, _, _, _ = run_pair(lambda p: Adam(p, 0.01, weight_decay=0.01),
+                              lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.01))
+    assert max_abs_diff(net_a, make_net()) > 1e-4
+
+
+def test_adamw_differs_from_adam():
+    # weight_decay must actually do something.
+    a, _, _, _ = run_pair(lambda p: Adam(p, 0.01, weight_decay=0.01), lambda p: torch.optim.AdamW(p, lr=0.01))
+    b, _, _, _ = run_pair(lambda p: Adam(p, 0.01), lambda p: torch.optim.Adam(p, lr=0.01))
+    assert max_abs_diff(a, b) > 0
+
+
+@pytest.mark.parametrize("lr", [1e-3, 0.01])
+def test_rmsprop_matches_torch_exactly(lr):
+    net_a, _, _, _ = run_pair(lambda p: RMSprop(p, lr), lambda p: torch.optim.RMSprop(p, lr=lr))
+    assert max_abs_diff(net_a, make_net()) > 1e-4
+
+
+@pytest.mark.parametrize("name, torch_factory", [
+    ("adam", lambda p, lr: torch.optim.Adam(p, lr=lr)),
+    ("adamw", lambda p, lr: torch.optim.AdamW(p, lr=lr)),  # torch's default weight_decay, 0.01
+    ("rmsprop", lambda p, lr: torch.optim.RMSprop(p, lr=lr)),
+])
+def test_make_optimizer_names_match_torch(name, torch_factory):
+    run_pair(lambda p: make_optimizer(name, p, 0.01), lambda p: torch_factory(p, 0.01), steps=5)
+
+
+def test_make_optimizer_unknown_name():
+    with pytest.raises(ValueError, match="sgd"):
+        make_optimizer("sgd", make_net().parameters(), 0.01)
+
+
+def test_frozen_parameters_are_skipped():
+    net = make_net()
+    net[0].weight.requires_grad_(False)
+    before = net[0].weight.clone()
+    opt = Adam(net.parameters(), 0.1)
+    assert len(opt.params) == 3
+    opt.zero_grad()
+    backward(net, 0)
+    opt.step()
+    assert torch.equal(net[0].weight, before)
+
+
+def test_zero_grad_clears_gradients():
+    net = make_net()
+    opt = RMSprop(net.parameters(), 0.01)
+    backward(net, 0)
+    opt.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+
+
+def roundtrip(state):
+    f = io.BytesIO()
+    torch.save(state, f)
+    f.seek(0)
+    return torch.load(f, weights_only=True)  # optimizer state must be tensors and plain data
+
+
+@pytest.mark.parametrize("factory", [
+    lambda p: Adam(p, 0.01),
+    lambda p: Adam(p, 0.01, weight_decay=0.01),
+    lambda p: RMSprop(p, 0.01),
+], ids=["adam", "adamw", "rmsprop"])
+def test_state_dict_round_trip_continues_identically(factory):
+    net = make_net()
+    opt = factory(net.parameters())
+    for step in range(5):
+        opt.zero_grad()
+        backward(net, step)
+        opt.step()
+    # A resumed copy: parameters and optimizer state restored into fresh objects.
+    net2 = make_net(seed=123)
+    net2.load_state_dict(copy.deepcopy(net.state_dict()))
+    opt2 = factory(net2.parameters())
+    opt2.load_state_dict(roundtrip(opt.state_dict()))
+    for step in range(5, 15):
+        for n, o in ((net, opt), (net2, opt2)):
+            o.zero_grad()
+            backward(n, step)
+            o.step()
+        assert max_abs_diff(net, net2) == 0.0
+
+
+def test_fresh_state_differs_from_restored_state():
+    # Without the optimizer state the continuation differs, so the round-trip test means something.
+    net = make_net()
+    opt = Adam(net.parameters(), 0.01)
+    for step in range(5):
+        opt.zero_grad()
+        backward(net, step)
+        opt.step()
+    restored, fresh = copy.deepcopy(net), copy.deepcopy(net)
+    opt_r, opt_f = Adam(restored.parameters(), 0.01), Adam(fresh.parameters(), 0.01)
+    opt_r.load_state_dict(opt.state_dict())
+    for n, o in ((restored, opt_r), (fresh, opt_f)):
+        o.zero_grad()
+        backward(n, 5)
+        o.step()
+    assert max_abs_diff(restored, fresh) > 0
+
+
+def set_grads(net, seed, scale):
+    g = torch.Generator().manual_seed(seed)
+    for p in net.parameters():
+        p.grad = torch.randn(p.shape, generator=g) * scale
+
+
+@pytest.mark.parametrize("scale, max_norm", [(10.0, 1.0), (0.01, 5.0), (1.0, 0.5)])
+def test_clip_grad_norm_matches_torch(scale, max_norm):
+    a, b = make_net(), make_net()
+    set_grads(a, 0, scale)
+    set_grads(b, 0, scale)
+    clip_grad_norm_(list(a.parameters()), max_norm)
+    total_b = torch.nn.utils.clip_grad_norm_(b.parameters(), max_norm)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa.grad, pb.grad)
+    new_norm = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in a.parameters()]))
+    if total_b > max_norm:
+        assert new_norm.item() == pytest.approx(max_norm, rel=1e-4)  # scaled down to the limit
+    else:
+        assert new_norm.item() == pytest.approx(total_b.item(), rel=1e-6)  # left alone
+
+
+def test_clip_grad_norm_by_hand():
+    # One gradient [3, 4] (norm 5) clipped to norm 1: [0.6, 0.8] (up to torch's 1e-6 epsilon).
+    p = torch.zeros(2, requires_grad=True)
+    p.grad = torch.tensor([3.0, 4.0])
+    clip_grad_norm_([p], 1.0)
+    torch.testing.assert_close(p.grad, torch.tensor([0.6, 0.8]))
+
+
+def test_clip_grad_value_clamps():
+    p = torch.zeros(5, requires_grad=True)
+    q = torch.zeros(2, 2, requires_grad=True)
+    p.grad = torch.tensor([-3.0, -0.5, 0.0, 0.7, 2.0])
+    q.grad = torch.tensor([[5.0, -5.0], [0.9, -1.0]])
+    clip_grad_value_([p, q], 1.0)
+    torch.testing.assert_close(p.grad, torch.tensor([-1.0, -0.5, 0.0, 0.7, 1.0]), rtol=0, atol=0)
+    torch.testing.assert_close(q.grad, torch.tensor([[1.0, -1.0], [0.9, -1.0]]), rtol=0, atol=0)
+
+
+def test_clip_grad_value_matches_torch():
+    a, b = make_net(), make_net()
+    set_grads(a, 1, 3.0)
+    set_grads(b, 1, 3.0)
+    clip_grad_value_(list(a.parameters()), 0.5)
+    torch.nn.utils.clip_grad_value_(b.parameters(), 0.5)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa.grad, pb.grad, rtol=0, atol=0)
