@@ -124,7 +124,7 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
                 e = e.env
             subs.append(
                 {
-                    "state": _to_saveable(np.array(inner.state, dtype=np.float64)),
+                    "state": _to_saveable(np.array(inner.state)),  # keeps its dtype: float32 or 64
                     "rng": inner.np_random.bit_generator.state,
                     "elapsed": elapsed,
                 }
@@ -148,9 +148,8 @@ def restore_env_state(envs: gym.vector.VectorEnv, saved: dict[str, Any]) -> None
         return
     for env, sub in zip(base.envs, saved["envs"], strict=True):
         inner = env.unwrapped
-        original = inner.state
         state = _from_saveable(sub["state"])
-        inner.state = state.astype(np.asarray(original).dtype) if isinstance(original, np.ndarray) else tuple(state)
+        inner.state = tuple(state) if isinstance(inner.state, tuple) else state
         inner.np_random.bit_generator.state = sub["rng"]
         e = env
         while isinstance(e, gym.Wrapper):

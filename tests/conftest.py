@@ -1,0 +1,26 @@
+import pytest
+import torch
+
+import dqnlab
+
+torch.set_num_threads(1)
+
+
+def tiny_config(**fields):
+    """A run small enough for a unit test: a few thousand steps, few evaluation episodes."""
+    base = {
+        "total_steps": 3000,
+        "checkpoint_every": 1000,
+        "eval.every_steps": 1000,
+        "eval.episodes": 4,
+        "eval.final_episodes": 4,
+        "eval.early_stop": False,
+        "dqn.learning_starts": 500,
+    }
+    base.update(fields)
+    return dqnlab.build_config(**base)
+
+
+@pytest.fixture
+def tiny():
+    return tiny_config

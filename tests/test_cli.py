@@ -1,0 +1,117 @@
+"""The command line on tiny budgets: it works, and bad input gets one line and a non-zero exit."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dqnlab.cli import main
+
+TINY = ["--total-steps", "1500", "--quiet", "--set", "eval.every_steps=500", "--set", "eval.episodes=3",
+        "--set", "eval.final_episodes=3", "--set", "dqn.learning_starts=300"]
+
+
+def run_cli(*args):
+    """The real console script in a subprocess: exit code, stdout, stderr."""
+    proc = subprocess.run([sys.executable, "-m", "dqnlab", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("dqnlab: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_train_evaluate_presets_end_to_end(tmp_path):
+    run = tmp_path / "run"
+    code, out, err = run_cli("train", "--seed", "1", "--run-dir", str(run), *TINY)
+    assert code == 0, err
+    assert str(run) in out and "solved" in out
+    code, out, err = run_cli("evaluate", str(run), "--episodes", "5", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert {"mean", "std", "min", "max", "episodes"} <= result.keys() and result["episodes"] == 5
+    assert result["min"] <= result["mean"] <= result["max"]
+    code, out, _ = run_cli("evaluate", str(run / "policy.pt"), "--episodes", "2")
+    assert code == 0 and "mean" in out
+    code, out, _ = run_cli("presets")
+    assert code == 0 and out.startswith("default")
+
+
+def test_existing_run_dir_is_refused_and_left_untouched(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--run-dir", str(run), *TINY]) == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    assert main(["train", "--run-dir", str(run), *TINY]) == 2
+    assert "already exists" in one_error_line(capsys.readouterr().err)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    # --overwrite replaces it; --resume of a finished run changes nothing of its results
+    assert main(["train", "--run-dir", str(run), "--overwrite", "--seed", "2", *TINY]) == 0
+    assert "seed: 2" in (run / "config.yaml").read_text()
+
+
+def test_resume_continues_with_a_larger_budget(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--run-dir", str(run), *TINY]) == 0
+    assert main(["train", "--resume", str(run), "--total-steps", "2500", "--quiet"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["env_steps"] >= 2500
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["train", "--preset", "defualt"], "did you mean 'default'"),
+        (["train", "--env", "CartPol-v1"], "did you mean 'CartPole-v1'"),
+        (["train", "--env", "Pendulum-v1"], "Discrete"),
+        (["train", "--set", "dqn.gamma=1.5"], "dqn.gamma"),
+        (["train", "--set", "dqn.batch_size=0"], "dqn.batch_size"),
+        (["train", "--set", "dqn.lrr=0.1"], "did you mean 'dqn.lr'"),
+        (["train", "--set", "network.activation=sigmoid"], "network.activation"),
+        (["train", "--set", "nokey"], "key=value"),
+        (["train", "--seed", "-1"], "seed"),
+        (["train", "--total-steps", "abc"], "whole number"),
+        (["train", "--config", "/nonexistent.yaml"], "not found"),
+        (["train", "--resume", "/nonexistent-run"], "holds no dqnlab run"),
+        (["evaluate", "/nonexistent-run"], "not found"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(tmp_path, capsys, args, expected):
+    os.chdir(tmp_path)  # nothing may be written: check the folder stays empty
+    code = main(args)
+    assert code != 0
+    line = one_error_line(capsys.readouterr().err)
+    assert expected in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("dqn:\n  lr: 0.1\n  gamma: 0.9: x\nseed: 1\n")
+    assert main(["train", "--config", str(cfg), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "line 3" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "r").exists()
+
+
+def test_corrupt_policy_file_is_a_clean_error(tmp_path):
+    bad = tmp_path / "policy.pt"
+    bad.write_bytes(os.urandom(300))
+    code, _, err = run_cli("evaluate", str(bad))
+    assert code != 0
+    assert "cannot load policy file" in one_error_line(err)
+
+
+def test_progress_is_plain_lines_when_not_a_terminal(tmp_path):
+    args = [a for a in TINY if a != "--quiet"]
+    code, _, err = run_cli("train", "--run-dir", str(tmp_path / "r"), *args)
+    assert code == 0
+    lines = [line for line in err.splitlines() if line.startswith("[dqnlab] step")]
+    assert len(lines) >= 2 and "eps=" in lines[0] and "eval=" in lines[0]

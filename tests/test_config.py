@@ -1,0 +1,244 @@
+"""Config building, `--set` parsing, and one-line error messages."""
+
+import math
+
+import pytest
+
+from dqnlab.config import (
+    RunConfig,
+    build_config,
+    config_to_yaml,
+    load_yaml_file,
+    parse_override,
+    validate_config,
+)
+from dqnlab.errors import ConfigError, DqnlabError
+
+
+def config_error(**kwargs) -> str:
+    """The message of the ConfigError that build_config(**kwargs) raises (checked single-line)."""
+    with pytest.raises(ConfigError) as info:
+        build_config(**kwargs)
+    msg = str(info.value)
+    assert "\n" not in msg, msg
+    assert msg.strip(), "empty error message"
+    return msg
+
+
+# ---------------------------------------------------------------------------------------------
+# Defaults
+# ---------------------------------------------------------------------------------------------
+
+
+def test_build_config_defaults_validate():
+    cfg = build_config()
+    assert isinstance(cfg, RunConfig)
+    assert cfg.preset == "default"
+    # The 'default' preset is documented to be exactly the field defaults.
+    assert cfg.model_dump(exclude={"preset"}) == RunConfig().model_dump(exclude={"preset"})
+    # And the resolved dict validates again to the same config.
+    assert validate_config(cfg.to_dict()) == cfg
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = build_config(overrides=["dqn.lr=1e-5", "network.hidden=[32]", "eval.threshold=195", "seed=7"])
+    path = tmp_path / "config.yaml"
+    path.write_text(config_to_yaml(cfg), encoding="utf-8")
+    again = build_config(config_file=path)
+    assert again == cfg
+    assert again.dqn.lr == 1e-5  # written as 1.0e-05, read back as a float, not a string
+
+
+def test_explicit_fields_and_override_precedence(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("seed: 3\ndqn:\n  gamma: 0.9\n  batch_size: 32\n", encoding="utf-8")
+    cfg = build_config(config_file=path, overrides=["dqn.gamma=0.8"], total_steps=1234,
+                       **{"env.id": "CartPole-v0"})
+    assert cfg.seed == 3  # from the file
+    assert cfg.dqn.batch_size == 32  # from the file
+    assert cfg.dqn.gamma == 0.8  # the override beats the file
+    assert cfg.total_steps == 1234  # explicit field
+    assert cfg.env.id == "CartPole-v0"  # dotted explicit field
+    assert cfg.dqn.lr == RunConfig().dqn.lr  # untouched keys keep their defaults
+
+
+# ---------------------------------------------------------------------------------------------
+# parse_override
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, key, value", [
+    ("dqn.batch_size=64", ("dqn", "batch_size"), 64),
+    ("dqn.lr=0.001", ("dqn", "lr"), 0.001),
+    ("dqn.lr=1e-3", ("dqn", "lr"), 0.001),  # YAML 1.1 would leave this a string
+    ("dqn.lr=2.5E-4", ("dqn", "lr"), 2.5e-4),
+    ("network.hidden=[64,64]", ("network", "hidden"), [64, 64]),
+    ("network.hidden=[]", ("network", "hidden"), []),
+    ("dqn.max_grad_norm=null", ("dqn", "max_grad_norm"), None),
+    ("dqn.double=true", ("dqn", "double"), True),
+    ("dqn.double=false", ("dqn", "double"), False),
+    ("env.id=CartPole-v1", ("env", "id"), "CartPole-v1"),
+    ("seed=5", ("seed",), 5),
+    ("  seed =5", ("seed",), 5),  # whitespace around the key
+    ("env.id=a=b", ("env", "id"), "a=b"),  # only the first '=' splits
+])
+def test_parse_override(text, key, value):
+    k, v = parse_override(text)
+    assert k == key
+    assert v == value
+    assert type(v) is type(value)  # 64 stays an int, 1e-3 becomes a float, true a bool
+
+
+@pytest.mark.parametrize("text", ["noequals", "=3", "dqn..lr=1", ".lr=1"])
+def test_parse_override_malformed(text):
+    with pytest.raises(ConfigError) as info:
+        parse_override(text)
+    assert text in str(info.value)
+
+
+def test_overrides_reach_the_config():
+    cfg = build_config(overrides=["dqn.lr=1e-3", "network.hidden=[16,8]", "dqn.max_grad_norm=null",
+                                  "dqn.double=false", "dqn.batch_size=64"])
+    assert cfg.dqn.lr == 0.001
+    assert cfg.network.hidden == [16, 8]
+    assert cfg.dqn.max_grad_norm is None
+    assert cfg.dqn.double is False
+    assert cfg.dqn.batch_size == 64
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("override, suggestion", [
+    ("dqn.lrr=0.1", "'dqn.lr'"),
+    ("sed=1", "'seed'"),
+    ("explore.decay_step=10", "'explore.decay_steps'"),
+    ("network.hiden=[8]", "'network.hidden'"),
+])
+def test_unknown_key_suggests_closest(override, suggestion):
+    msg = config_error(overrides=[override])
+    key = override.split("=")[0]
+    assert f"'{key}'" in msg
+    assert f"did you mean {suggestion}" in msg
+
+
+def test_unknown_key_in_file_suggests_closest(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("dqnn:\n  lr: 0.1\n", encoding="utf-8")
+    msg = config_error(config_file=path)
+    assert "'dqnn'" in msg and "did you mean 'dqn'" in msg
+
+
+@pytest.mark.parametrize("override, key", [
+    ("dqn.batch_size=abc", "dqn.batch_size"),
+    ("dqn.gamma=[1,2]", "dqn.gamma"),
+    ("seed=1.5", "seed"),
+    ("explore.schedule=linar", "explore.schedule"),
+    ("dqn=3", "dqn"),
+])
+def test_wrong_type_names_the_key(override, key):
+    msg = config_error(overrides=[override])
+    assert f"'{key}'" in msg
+
+
+@pytest.mark.parametrize("override, key", [
+    ("dqn.gamma=1.5", "dqn.gamma"),
+    ("dqn.gamma=-0.1", "dqn.gamma"),
+    ("dqn.batch_size=0", "dqn.batch_size"),
+    ("dqn.lr=0", "dqn.lr"),
+    ("env.num_envs=0", "env.num_envs"),
+    ("explore.end=2", "explore.end"),
+    ("seed=-1", "seed"),
+    ("env.max_episode_steps=0", "env.max_episode_steps"),
+])
+def test_out_of_range_names_the_key(override, key):
+    msg = config_error(overrides=[override])
+    assert f"'{key}'" in msg
+    assert override.split("=")[1] in msg  # the offending value is shown
+
+
+def test_hidden_sizes_must_be_positive():
+    msg = config_error(overrides=["network.hidden=[64,0]"])
+    assert "network.hidden" in msg
+
+
+def test_yaml_syntax_error_reports_line_number(tmp_path):
+    path = tmp_path / "bad.yaml"
+    # Line 3 has a mapping inside a plain scalar: a syntax error at line 3.
+    path.write_text("seed: 1\ntotal_steps: 100\ndqn: lr: 0.1\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_yaml_file(path)
+    msg = str(info.value)
+    assert "line 3" in msg
+    assert str(path) in msg
+    assert "\n" not in msg
+    # build_config reports it the same way.
+    assert "line 3" in config_error(config_file=path)
+
+
+def test_missing_config_file(tmp_path):
+    msg = config_error(config_file=tmp_path / "nope.yaml")
+    assert "not found" in msg and "nope.yaml" in msg
+
+
+def test_config_file_not_a_mapping(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n", encoding="utf-8")
+    assert "mapping" in config_error(config_file=path)
+
+
+def test_empty_config_file_is_the_default(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("", encoding="utf-8")
+    assert build_config(config_file=path) == build_config()
+
+
+def test_unknown_preset_suggests_closest():
+    msg = config_error(preset="defualt")
+    assert "'defualt'" in msg and "did you mean 'default'" in msg
+
+
+def test_validate_config_rejects_non_mapping():
+    with pytest.raises(ConfigError):
+        validate_config([1, 2])
+
+
+def test_config_error_is_a_dqnlab_error_with_usage_exit_code():
+    with pytest.raises(DqnlabError) as info:
+        build_config(overrides=["dqn.gamma=1.5"])
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"overrides": ["dqn.lrr=0.1"]},
+    {"overrides": ["dqn.batch_size=abc"]},
+    {"overrides": ["dqn.gamma=1.5"]},
+    {"overrides": ["dqn.batch_size=0"]},
+    {"overrides": ["network.hidden=[8,-1]"]},
+    {"overrides": ["env.id=5"]},
+    {"overrides": ["noequals"]},
+    {"overrides": ['explore.schedule="multi\\nline"']},  # a YAML escape: the value holds a newline
+    {"preset": "defualt"},
+    {"preset": "zzz"},
+])
+def test_every_error_is_one_line(kwargs):
+    config_error(**kwargs)  # asserts no '\n' in the message
+
+
+def test_inf_and_nan_are_not_silently_accepted_as_a_learning_rate():
+    # 'inf' parses as a float; the range check must still refuse it.
+    assert math.isinf(parse_override("dqn.lr=inf")[1])
+    assert "'dqn.lr'" in config_error(overrides=["dqn.lr=inf"])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG (minor): scientific notation for an int field works with --set (total_steps=5e4 -> 50000, "
+    "parse_override converts '5e4' to float) but not in a YAML config file, where YAML 1.1 reads "
+    "'5e4' as a string and pydantic refuses it as an integer"))
+def test_scientific_notation_in_config_file_like_set(tmp_path):
+    assert build_config(overrides=["total_steps=5e4"]).total_steps == 50_000
+    path = tmp_path / "c.yaml"
+    path.write_text("total_steps: 5e4\n", encoding="utf-8")
+    assert build_config(config_file=path).total_steps == 50_000
