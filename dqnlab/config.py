@@ -8,6 +8,7 @@ a resolved config. Validation errors become one line naming the key and what is 
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,8 +108,9 @@ class ExploreConfig(_Section):
 class EvalConfig(_Section):
     every_steps: int = Field(2_000, ge=1)
     """Evaluate the greedy policy every this many environment steps during training."""
-    episodes: int = Field(20, ge=1)
-    """Episodes per evaluation during training (run in parallel on vectorised envs)."""
+    episodes: int = Field(100, ge=1)
+    """Episodes per evaluation during training, run in parallel on vectorised envs (100 in
+    parallel cost about as much as 20: the longest episode sets the time)."""
     final_episodes: int = Field(100, ge=1)
     """Episodes, on seeds never used in training, for the final evaluation of the delivered policy."""
     early_stop: bool = True
@@ -147,6 +149,12 @@ class RunConfig(BaseModel):
     """Epsilon-greedy exploration."""
     eval: EvalConfig = Field(default_factory=EvalConfig)
     """Evaluation, early stopping and delivery."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RunConfig":
+        if self.network.batch_norm and self.dqn.batch_size < 2:
+            raise ValueError("network.batch_norm needs dqn.batch_size >= 2 (batch statistics of one sample are undefined)")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -231,6 +239,17 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     return tuple(key.split(".")), value
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads 5e4 or 1e-3 (no dot) as strings; users mean numbers, as with --set."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def load_yaml_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file into a dict, with the line number of any syntax error."""
     p = Path(path)
@@ -241,7 +260,7 @@ def load_yaml_file(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {p}: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import copy
+import functools
 
 import torch
 from torch import nn
 
+from dqnlab import fast_mlp
 from dqnlab.config import DQNConfig
 from dqnlab.networks import has_batch_norm
 from dqnlab.optim import clip_grad_norm_, clip_grad_value_, make_optimizer
@@ -25,7 +29,8 @@ def td_target(rewards: torch.Tensor, next_q: torch.Tensor, terminated: torch.Ten
 
 
 def next_state_value(
-    online: nn.Module, target: nn.Module, next_obs: torch.Tensor, double: bool
+    online: Callable[[torch.Tensor], torch.Tensor], target: Callable[[torch.Tensor], torch.Tensor],
+    next_obs: torch.Tensor, double: bool,
 ) -> torch.Tensor:
     """max_a Q_target(s', a), or with Double DQN Q_target(s', argmax_a Q_online(s', a)). (B,)"""
     next_q_target = target(next_obs)  # (B, A)
@@ -55,11 +60,25 @@ class DQNLearner:
         self._lerp_pairs = ([t for t, o in pairs if t.is_floating_point()],
                             [o for t, o in pairs if t.is_floating_point()])
         self._copy_pairs = [(t, o) for t, o in pairs if not t.is_floating_point()]
+        # Plain MLPs take the hand-written forward/backward (dqnlab.fast_mlp); others autograd.
+        online_mlp = None if self.batch_norm else fast_mlp.mlp_layers(online)
+        self._fast = online_mlp
+        if online_mlp is not None:
+            target_layers, kind = fast_mlp.mlp_layers(self.target)
+            self._online_fn = functools.partial(fast_mlp.forward, online_mlp[0], kind)
+            self._target_fn = functools.partial(fast_mlp.forward, target_layers, kind)
+        else:
+            self._online_fn, self._target_fn = self.online, self.target
+
+    @torch.no_grad()
+    def targets(self, batch: Batch) -> torch.Tensor:
+        """TD targets of `batch`. (B,)"""
+        next_q = next_state_value(self._online_fn, self._target_fn, batch.next_obs, self.cfg.double)
+        return td_target(batch.rewards, next_q, batch.terminated, batch.discounts)
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        with torch.no_grad():
-            next_q = next_state_value(self.online, self.target, batch.next_obs, self.cfg.double)
-            y = td_target(batch.rewards, next_q, batch.terminated, batch.discounts)  # (B,)
+        """The TD loss with its autograd graph (the reference for the fast path)."""
+        y = self.targets(batch)
         if self.batch_norm:
             self.online.train()
         q = self.online(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)  # (B,)
@@ -71,9 +90,12 @@ class DQNLearner:
 
     def update(self, batch: Batch) -> torch.Tensor:
         """One gradient step on `batch`; returns the (detached) loss. Soft target update included."""
-        loss = self.loss(batch)
-        self.optimizer.zero_grad()
-        loss.backward()
+        if self._fast is None:
+            loss = self.loss(batch)
+            self.optimizer.zero_grad()
+            loss.backward()
+        else:
+            loss = fast_mlp.td_loss_backward(*self._fast, batch.obs, batch.actions, self.targets(batch), self.cfg.loss)
         if self.cfg.clip_grad_value is not None:
             clip_grad_value_(self._params, self.cfg.clip_grad_value)
         if self.cfg.max_grad_norm is not None:
@@ -98,7 +120,7 @@ class DQNLearner:
 
     @torch.no_grad()
     def greedy_actions(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.online(obs).argmax(dim=1)
+        return self._online_fn(obs).argmax(dim=1)
 
     def state_dict(self) -> dict:
         return {

@@ -41,8 +41,9 @@ class EvalResult:
 class Evaluator:
     """Runs `episodes` greedy episodes in rounds of at most `max_envs` parallel environments.
 
-    Episode k of an evaluation starts from seed-derived initial states that depend only on
-    (seed, max_envs, k), so two policies evaluated with the same arguments see the same starts.
+    The initial states are derived from (seed, max_envs, episodes): two policies evaluated with
+    the same arguments see the same starts (a different episode count may change them, since
+    the NumPy CartPole draws a whole round's starts from one generator).
     Environments are kept between calls (creating 100 of them is not free).
     """
 

@@ -1,14 +1,13 @@
 """n-step returns: turning the 1-step transitions of N parallel environments into n-step ones.
 
-For each environment we keep a window of its last n (obs, action, reward). A full window emits
-its oldest entry as (s_t, a_t, R = sum_{i<n} gamma^i r_{t+i}, s_{t+n}, terminated, gamma^n).
+Each environment keeps a ring of its last n (obs, action, reward). A full window emits its
+oldest entry as (s_t, a_t, R = sum_{i<n} gamma^i r_{t+i}, s_{t+n}, terminated=0, gamma^n).
 When an episode ends, every pending entry is emitted with its shorter horizon k, bootstrap
 discount gamma^k and the episode's terminated flag: a time-limit truncation still bootstraps.
+The common case (full windows, no episode end) is computed for all environments at once.
 """
 
 from __future__ import annotations
-
-from collections import deque
 
 import numpy as np
 import torch
@@ -20,42 +19,70 @@ def n_step_return(rewards: np.ndarray, gamma: float) -> float:
 
 
 class NStepCollector:
-    def __init__(self, n: int, gamma: float, num_envs: int):
-        self.n, self.gamma = n, gamma
-        self.windows: list[deque] = [deque() for _ in range(num_envs)]
+    def __init__(self, n: int, gamma: float, num_envs: int, obs_shape: tuple[int, ...] | None = None):
+        self.n, self.gamma, self.num_envs = n, gamma, num_envs
+        self.powers = gamma ** np.arange(n, dtype=np.float64)  # (n,)
+        self.obs: np.ndarray | None = None if obs_shape is None else np.zeros((n, num_envs, *obs_shape), np.float32)
+        self.actions = np.zeros((n, num_envs), dtype=np.int64)
+        self.rewards = np.zeros((n, num_envs), dtype=np.float64)
+        self.pos = np.zeros(num_envs, dtype=np.int64)  # pushes so far, per env (ring slot = pos % n)
+        self.count = np.zeros(num_envs, dtype=np.int64)  # entries pending in each window
 
     def push(self, env_ids: np.ndarray, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
              next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray):
-        """Add one transition per env in `env_ids`; return the n-step transitions now complete as
-        arrays (obs, actions, returns, next_obs, terminated, discounts), possibly empty."""
-        out_obs, out_act, out_ret, out_next, out_term, out_disc = [], [], [], [], [], []
-        for k, e in enumerate(env_ids):
-            window = self.windows[e]
-            window.append((obs[k], actions[k], rewards[k]))
-            done = bool(terminated[k] or truncated[k])
-            while window and (len(window) == self.n or done):
-                rs = np.array([r for _, _, r in window], dtype=np.float64)
-                o, a, _ = window.popleft()
-                out_obs.append(o)
-                out_act.append(a)
-                out_ret.append(n_step_return(rs, self.gamma))
-                out_next.append(next_obs[k])
-                out_term.append(terminated[k])
-                out_disc.append(self.gamma ** len(rs))
-        if not out_obs:
+        """Add one transition for each env in `env_ids` (row k of each array belongs to env_ids[k]);
+        return the n-step transitions now complete as arrays (obs, actions, returns, next_obs,
+        terminated, discounts), or None."""
+        env_ids = np.asarray(env_ids, dtype=np.int64)
+        if self.obs is None:
+            self.obs = np.zeros((self.n, self.num_envs, *obs.shape[1:]), np.float32)
+        slots = self.pos[env_ids] % self.n
+        self.obs[slots, env_ids] = obs
+        self.actions[slots, env_ids] = actions
+        self.rewards[slots, env_ids] = rewards
+        self.pos[env_ids] += 1
+        self.count[env_ids] += 1
+        done = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
+
+        parts = []
+        full = ~done & (self.count[env_ids] == self.n)
+        if full.any():  # every window of length n: one matrix expression for all of them
+            envs = env_ids[full]
+            window = (self.pos[envs][None, :] - self.n + np.arange(self.n)[:, None]) % self.n  # (n, k)
+            returns = (self.powers[:, None] * self.rewards[window, envs[None, :]]).sum(axis=0)
+            first = window[0]
+            parts.append((self.obs[first, envs], self.actions[first, envs], returns, next_obs[full],
+                          np.zeros(len(envs), dtype=bool), np.full(len(envs), self.gamma**self.n)))
+            self.count[envs] -= 1
+        for k in np.flatnonzero(done):  # episode ends: flush the whole window, shorter horizons
+            e = env_ids[k]
+            c = int(self.count[e])
+            slots_e = (self.pos[e] - c + np.arange(c)) % self.n  # oldest first
+            rews = self.rewards[slots_e, e]
+            for j in range(c):
+                horizon = c - j
+                parts.append((self.obs[slots_e[j], e][None], self.actions[slots_e[j], e][None],
+                              np.array([np.dot(self.powers[:horizon], rews[j:])]), next_obs[k][None],
+                              np.array([bool(terminated[k])]), np.array([self.gamma**horizon])))
+            self.count[e] = 0
+        if not parts:
             return None
-        return (np.stack(out_obs), np.array(out_act), np.array(out_ret, dtype=np.float32), np.stack(out_next),
-                np.array(out_term), np.array(out_disc, dtype=np.float32))
+        cols = list(zip(*parts))
+        return (np.concatenate(cols[0]), np.concatenate(cols[1]), np.concatenate(cols[2]).astype(np.float32),
+                np.concatenate(cols[3]), np.concatenate(cols[4]), np.concatenate(cols[5]).astype(np.float32))
 
     def state_dict(self) -> dict:
-        return {"windows": [
-            {"obs": torch.from_numpy(np.array([o for o, _, _ in w], dtype=np.float32)),
-             "actions": [int(a) for _, a, _ in w], "rewards": [float(r) for _, _, r in w]}
-            for w in self.windows]}
+        return {
+            "obs": None if self.obs is None else torch.from_numpy(self.obs.copy()),
+            "actions": torch.from_numpy(self.actions.copy()),
+            "rewards": torch.from_numpy(self.rewards.copy()),
+            "pos": torch.from_numpy(self.pos.copy()),
+            "count": torch.from_numpy(self.count.copy()),
+        }
 
     def load_state_dict(self, state: dict) -> None:
-        for window, saved in zip(self.windows, state["windows"], strict=True):
-            window.clear()
-            obs = saved["obs"].numpy()
-            for i, (a, r) in enumerate(zip(saved["actions"], saved["rewards"], strict=True)):
-                window.append((obs[i].copy(), a, r))
+        self.obs = None if state["obs"] is None else state["obs"].numpy().copy()
+        self.actions = state["actions"].numpy().copy()
+        self.rewards = state["rewards"].numpy().copy()
+        self.pos = state["pos"].numpy().copy()
+        self.count = state["count"].numpy().copy()

@@ -195,7 +195,7 @@ class _Loop:
         self.learner = DQNLearner(online, cfg.dqn)
         self.buffer = ReplayBuffer(cfg.dqn.buffer_size, obs_shape)
         self.gammas = np.full(cfg.env.num_envs, cfg.dqn.gamma, dtype=np.float32)
-        self.nstep = NStepCollector(cfg.dqn.n_step, cfg.dqn.gamma, cfg.env.num_envs) if cfg.dqn.n_step > 1 else None
+        self.nstep = NStepCollector(cfg.dqn.n_step, cfg.dqn.gamma, cfg.env.num_envs, obs_shape) if cfg.dqn.n_step > 1 else None
         self.evaluator = Evaluator(cfg.env, cfg.eval.max_envs)
         self.metrics = MetricsLog(run_dir / METRICS_FILE)
         self.show_progress = progress
@@ -297,7 +297,7 @@ class _Loop:
         self.prev_done = terminated | truncated
         self.obs = next_obs
 
-        if self.env_steps >= cfg.dqn.learning_starts:
+        if self.env_steps >= cfg.dqn.learning_starts and len(self.buffer) >= cfg.dqn.batch_size:
             self.since_update += n_valid
             while self.since_update >= cfg.dqn.train_freq:
                 self.since_update -= cfg.dqn.train_freq

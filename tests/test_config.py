@@ -233,10 +233,6 @@ def test_inf_and_nan_are_not_silently_accepted_as_a_learning_rate():
     assert "'dqn.lr'" in config_error(overrides=["dqn.lr=inf"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor): scientific notation for an int field works with --set (total_steps=5e4 -> 50000, "
-    "parse_override converts '5e4' to float) but not in a YAML config file, where YAML 1.1 reads "
-    "'5e4' as a string and pydantic refuses it as an integer"))
 def test_scientific_notation_in_config_file_like_set(tmp_path):
     assert build_config(overrides=["total_steps=5e4"]).total_steps == 50_000
     path = tmp_path / "c.yaml"

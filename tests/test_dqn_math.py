@@ -309,3 +309,16 @@ def test_learner_state_dict_round_trip_continues_identically():
         exact(la, lb)
     assert_state_equal(a.online, b.online)
     assert_state_equal(a.target, b.target)
+
+
+def test_batchnorm_with_batch_size_one_is_refused_or_works():
+    from dqnlab.config import build_config
+    from dqnlab.errors import ConfigError
+
+    try:
+        cfg = build_config(overrides=["network.batch_norm=true", "network.hidden=[8]", "dqn.batch_size=1"])
+    except ConfigError:
+        return  # refusing the combination up front is one acceptable fix
+    learner = DQNLearner(small_net(batch_norm=True), cfg.dqn)
+    learner.update(random_batch(n=1))  # the other: a batch of one must not crash
+    assert not learner.online.training

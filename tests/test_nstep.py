@@ -83,8 +83,8 @@ def test_full_window_and_termination_flush():
     assert next_obs == [3, 103, 103, 103]  # the terminal observation for all of env 1's entries
     assert_array_equal(terminated.astype(np.float32), [0, 1, 1, 1])
     assert_allclose(discounts, [0.125, 0.125, 0.25, 0.5], rtol=0, atol=0)
-    assert len(c.windows[1]) == 0  # nothing of the old episode leaks into the next one
-    assert len(c.windows[0]) == 2
+    assert c.count[1] == 0  # nothing of the old episode leaks into the next one
+    assert c.count[0] == 2
 
 
 def test_subset_of_envs_and_truncation_flush():
@@ -97,7 +97,7 @@ def test_subset_of_envs_and_truncation_flush():
     assert_allclose(returns, [4.5], rtol=0, atol=0)
     assert_array_equal(terminated.astype(np.float32), [0])
     assert_allclose(discounts, [0.125], rtol=0, atol=0)
-    assert len(c.windows[1]) == 0  # env 1 untouched by a push that did not include it
+    assert c.count[1] == 0  # env 1 untouched by a push that did not include it
 
     obs, actions, returns, next_obs, terminated, discounts = unpack(step5(c))
     # Truncation flushes the window like termination, but terminated stays 0 so each entry
@@ -109,7 +109,7 @@ def test_subset_of_envs_and_truncation_flush():
     assert next_obs == [5, 5, 5]
     assert_array_equal(terminated.astype(np.float32), [0, 0, 0])
     assert_allclose(discounts, [0.125, 0.25, 0.5], rtol=0, atol=0)
-    assert len(c.windows[0]) == 0
+    assert c.count[0] == 0
 
 
 def test_n1_is_the_plain_transition():
@@ -162,4 +162,4 @@ def test_load_state_dict_replaces_existing_windows():
     empty_state = a.state_dict()
     step1(a)
     a.load_state_dict(empty_state)
-    assert all(len(w) == 0 for w in a.windows)
+    assert (a.count == 0).all()
