@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", metavar="FILE.yaml", help="YAML config (applied over the preset)")
     t.add_argument("--env", help="Gymnasium environment id (sets env.id)")
     t.add_argument("--seed", type=_seed, help="random seed (default 0)")
+    t.add_argument("--seeds", metavar="RANGE", help="train one run per seed, e.g. 0-19 or 0,3,5, in parallel; "
+                   "writes RUN_DIR/seed-K and an aggregate seeds_summary.json")
+    t.add_argument("--workers", type=_positive_int, metavar="N", help="parallel runs with --seeds (default: cores)")
     t.add_argument("--run-dir", metavar="DIR", help="where to write the run (default: a new folder under runs/)")
     t.add_argument("--total-steps", type=_positive_int, metavar="N", help="budget of environment steps")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -77,10 +80,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                           ("--seed", args.seed), ("--run-dir", args.run_dir),
                                           ("--set", args.overrides or None), ("--overwrite", args.overwrite or None))
                  if value is not None]
+        if args.seeds is not None:
+            given.append("--seeds")
         if given:
             raise DqnlabError(f"--resume continues a run with its own config; it cannot be combined with {given[0]}"
                               " (only --total-steps may raise the budget)")
         result = train(run_dir=args.resume, resume=True, total_steps=args.total_steps, progress=not args.quiet)
+    elif args.seeds is not None:
+        return _train_seeds(args)
     else:
         from dqnlab.config import build_config
 
@@ -88,6 +95,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = build_config(args.preset, args.config, args.overrides, **fields)
         result = train(cfg, args.run_dir, overwrite=args.overwrite, progress=not args.quiet)
     print(format_summary(result.summary))
+    return 0
+
+
+def _train_seeds(args: argparse.Namespace) -> int:
+    from dqnlab.config import build_config
+    from dqnlab.rundir import default_run_dir
+    from dqnlab.seeds import format_seeds_table, parse_seeds, run_seeds
+
+    if args.seed is not None:
+        raise DqnlabError("use either --seed or --seeds, not both")
+    if args.overwrite:
+        raise DqnlabError("--overwrite is not available with --seeds; choose a new --run-dir")
+    seeds = parse_seeds(args.seeds)
+    cfg = build_config(args.preset, args.config, args.overrides, total_steps=args.total_steps, **{"env.id": args.env})
+    root = args.run_dir or default_run_dir(cfg.preset, cfg.env.id, seeds[0]).with_name(
+        default_run_dir(cfg.preset, cfg.env.id, seeds[0]).name.replace(f"-s{seeds[0]}-", f"-seeds{args.seeds}-"))
+
+    def report(row: dict) -> None:
+        if not args.quiet:
+            state = "solved" if row.get("solved") else row.get("status", "done")
+            print(f"[dqnlab] seed {row['seed']}: {state}, eval mean {row.get('eval_mean')}", file=sys.stderr,
+                  flush=True)
+
+    summary = run_seeds(cfg, seeds, root, args.workers, on_result=report)
+    print(format_seeds_table(summary))
+    print(f"written to {root}")
     return 0
 
 

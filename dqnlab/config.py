@@ -106,7 +106,7 @@ class ExploreConfig(_Section):
 
 
 class EvalConfig(_Section):
-    every_steps: int = Field(2_000, ge=1)
+    every_steps: int = Field(1_000, ge=1)
     """Evaluate the greedy policy every this many environment steps during training."""
     episodes: int = Field(100, ge=1)
     """Episodes per evaluation during training, run in parallel on vectorised envs (100 in
@@ -118,6 +118,10 @@ class EvalConfig(_Section):
     threshold: float | None = None
     """Reward threshold for early stopping and `solved` (None: the environment's registered
     reward_threshold, 475 for CartPole-v1, 195 for v0)."""
+    stop_threshold: float | None = None
+    """Early stopping needs an evaluation mean of at least this (None: `threshold`). A margin
+    above `threshold` makes it likelier that the delivered policy also passes the final
+    evaluation on fresh episodes."""
     max_envs: int = Field(100, ge=1)
     """At most this many evaluation environments run at once."""
 

@@ -338,7 +338,8 @@ class _Loop:
             self.best_mean, self.best_step = res.mean, self.env_steps
             self.best_state = copy.deepcopy(learner.online.state_dict())
             self._delivered_policy().save(self.run_dir / POLICY_FILE)
-        if self.cfg.eval.early_stop and self.threshold is not None and res.mean >= self.threshold:
+        stop_at = self.cfg.eval.stop_threshold if self.cfg.eval.stop_threshold is not None else self.threshold
+        if self.cfg.eval.early_stop and stop_at is not None and res.mean >= stop_at:
             self.solved_at = self.env_steps
 
     def _check_finite(self) -> None:

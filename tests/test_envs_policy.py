@@ -339,5 +339,3 @@ def test_evaluator_accepts_a_policy():
     finally:
         ev.close()
     assert res.returns.shape == (5,)
-
-
