@@ -33,7 +33,7 @@ class EnvConfig(_Section):
 
 
 class NetworkConfig(_Section):
-    hidden: list[int] = Field(default_factory=lambda: [64, 64])
+    hidden: list[int] = Field(default_factory=lambda: [128, 128])
     """Sizes of the hidden layers of the Q-network MLP (may be empty for a linear Q-function)."""
     activation: Literal["relu", "tanh", "leaky_relu"] = "relu"
     """Nonlinearity after each hidden layer."""
@@ -122,6 +122,9 @@ class EvalConfig(_Section):
     """Early stopping needs an evaluation mean of at least this (None: `threshold`). A margin
     above `threshold` makes it likelier that the delivered policy also passes the final
     evaluation on fresh episodes."""
+    confirm: bool = True
+    """Before stopping early, evaluate the candidate again on as many other episodes; stop only
+    if that mean also reaches the stop threshold (one lucky evaluation is not a solve)."""
     max_envs: int = Field(100, ge=1)
     """At most this many evaluation environments run at once."""
 

@@ -25,7 +25,7 @@ SUMMARY_FILE = "summary.json"
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, "policy.pt", CHECKPOINT_FILE, SUMMARY_FILE)
 
 METRIC_COLUMNS = (
-    "kind",  # "train" (one finished training episode) or "eval" (one evaluation)
+    "kind",  # "train" (a finished training episode), "eval" (an evaluation) or "confirm" (its re-check)
     "env_step",
     "episode",
     "return",

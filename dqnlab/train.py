@@ -62,10 +62,11 @@ class Seeds:
     network: int
     eval_during: int
     eval_final: int
+    eval_confirm: int
 
     @classmethod
     def derive(cls, seed: int) -> "Seeds":
-        words = np.random.SeedSequence(seed).generate_state(6, dtype=np.uint32)
+        words = np.random.SeedSequence(seed).generate_state(7, dtype=np.uint32)
         return cls(*(int(w) for w in words))
 
 
@@ -338,8 +339,15 @@ class _Loop:
             self.best_mean, self.best_step = res.mean, self.env_steps
             self.best_state = copy.deepcopy(learner.online.state_dict())
             self._delivered_policy().save(self.run_dir / POLICY_FILE)
-        stop_at = self.cfg.eval.stop_threshold if self.cfg.eval.stop_threshold is not None else self.threshold
-        if self.cfg.eval.early_stop and stop_at is not None and res.mean >= stop_at:
+        ev = self.cfg.eval
+        stop_at = ev.stop_threshold if ev.stop_threshold is not None else self.threshold
+        if ev.early_stop and stop_at is not None and res.mean >= stop_at:
+            if ev.confirm:
+                check = self.evaluator.run(act, ev.episodes, self.seeds.eval_confirm + self.env_steps)
+                self.metrics.row(kind="confirm", env_step=self.env_steps, episode=self.episodes,
+                                 eval_mean=check.mean, eval_std=check.std, epsilon=self._epsilon(), wall_seconds=wall)
+                if check.mean < stop_at:
+                    return
             self.solved_at = self.env_steps
 
     def _check_finite(self) -> None:

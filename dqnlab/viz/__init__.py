@@ -1,0 +1,1 @@
+"""Seeing the agent and its learning."""

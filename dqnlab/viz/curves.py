@@ -1,0 +1,196 @@
+"""Learning curves as PNG, from one run directory or several (seeds) on one figure.
+
+One run, four panels sharing the env-step axis:
+  training returns   every finished episode (dots), the mean of the last 100 episodes, and an
+                     exponential moving average (weight 0.9); the solve threshold dashed
+  greedy evaluation  the mean of each evaluation with a band of ± one standard deviation over its
+                     episodes (metrics.csv holds mean and std, not min and max, so the band is
+                     mean ± std and is not clipped: it can pass the best achievable return); the
+                     delivered policy's final evaluation as an error bar at the step it was saved
+  TD loss            the last loss at each episode end and its 100-episode mean (log scale)
+  exploration        epsilon at each episode end
+Early-stop re-checks (rows of kind ``confirm``) are not drawn (see dqnlab.viz.metrics).
+
+Several runs, two panels: the 100-episode mean of training returns and the evaluation mean, each
+interpolated onto a common env-step grid; the mean over runs with a band (95% bootstrap interval
+of that mean, or min–max across runs) and each run as a thin line.
+
+matplotlib is imported only when a figure is drawn (``import dqnlab`` stays light), and through
+its object-oriented API with the Agg canvas, so no global backend is switched for the caller.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dqnlab.errors import DqnlabError
+from dqnlab.viz.metrics import RunMetrics, read_run_metrics
+from dqnlab.viz.output import write_output
+from dqnlab.viz.series import Band, band_across_runs, common_grid, ema, interp_to_grid, moving_mean
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+WINDOW = 100  # episodes in the moving mean: the "mean of the last 100 episodes" of Gym's leaderboards
+EMA_WEIGHT = 0.9
+GRID_POINTS = 200
+DPI = 100
+_BAND_LABELS = {"ci95": "95% bootstrap CI of the mean", "minmax": "min–max across runs"}
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise DqnlabError('plots need matplotlib: pip install "matplotlib>=3.7"') from None
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png_bytes(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
+
+
+def _threshold(ax: Axes, threshold: float | None) -> None:
+    if threshold is not None:
+        ax.axhline(threshold, color="0.35", linestyle="--", linewidth=1, label=f"solve threshold {threshold:g}")
+
+
+def _title(m: RunMetrics) -> str:
+    parts = [m.name]
+    if m.env_id:
+        parts.append(m.env_id)
+    s = m.summary
+    if s is not None and s.get("eval_mean") is not None:
+        verdict = "solved" if s.get("solved") else "not solved"
+        parts.append(f"{verdict}: final eval {s['eval_mean']:.1f} ± {s.get('eval_std') or 0:.1f} "
+                     f"over {s.get('eval_episodes')} episodes")
+    elif s is None:
+        parts.append("in progress")
+    return "  ·  ".join(parts)
+
+
+def run_figure(m: RunMetrics) -> Figure:
+    """The four-panel figure of one run (see the module docstring)."""
+    fig = _new_figure(11, 7.5)
+    (ax_ret, ax_eval), (ax_loss, ax_eps) = fig.subplots(2, 2, sharex=True)
+    fig.suptitle(_title(m), fontsize=11)
+
+    ax_ret.set_title("Training episodes", fontsize=10)
+    if len(m.train_step):
+        ax_ret.scatter(m.train_step, m.train_return, s=4, color="C0", alpha=0.25, linewidths=0,
+                       label="episode return")
+        ax_ret.plot(m.train_step, moving_mean(m.train_return, WINDOW), color="C0", linewidth=2,
+                    label=f"mean of last {WINDOW} episodes")
+        ax_ret.plot(m.train_step, ema(m.train_return, EMA_WEIGHT), color="C1", linewidth=1,
+                    label=f"EMA (weight {EMA_WEIGHT:g})")
+    else:
+        _empty(ax_ret, "no finished training episode yet")
+    _threshold(ax_ret, m.threshold)
+    ax_ret.set_ylabel("return")
+
+    ax_eval.set_title("Greedy evaluation", fontsize=10)
+    if len(m.eval_step):
+        ax_eval.fill_between(m.eval_step, m.eval_mean - m.eval_std, m.eval_mean + m.eval_std, color="C2",
+                             alpha=0.2, linewidth=0, label="± 1 std over its episodes")
+        ax_eval.plot(m.eval_step, m.eval_mean, color="C2", marker="o", markersize=3, label="evaluation mean")
+        s = m.summary or {}
+        if s.get("eval_mean") is not None and s.get("best_eval_step") is not None:
+            ax_eval.errorbar([s["best_eval_step"]], [s["eval_mean"]], yerr=[[s.get("eval_std") or 0.0]] * 2,
+                             fmt="D", color="C3", capsize=4, markersize=6,
+                             label=f"delivered policy, {s.get('eval_episodes')} fresh episodes")
+    else:
+        _empty(ax_eval, "no evaluation yet")
+    _threshold(ax_eval, m.threshold)
+    ax_eval.set_ylabel("return")
+
+    ax_loss.set_title("TD loss (at each episode end)", fontsize=10)
+    finite = np.isfinite(m.train_loss)
+    if finite.any():
+        steps, loss = m.train_step[finite], m.train_loss[finite]
+        ax_loss.plot(steps, loss, color="C4", alpha=0.3, linewidth=0.8, label="loss")
+        ax_loss.plot(steps, moving_mean(loss, WINDOW), color="C4", linewidth=1.8, label=f"{WINDOW}-episode mean")
+        if (loss > 0).all():
+            ax_loss.set_yscale("log")
+    else:
+        _empty(ax_loss, "no gradient step yet")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_xlabel("environment steps")
+
+    ax_eps.set_title("Exploration", fontsize=10)
+    if len(m.train_step):
+        ax_eps.plot(m.train_step, m.train_epsilon, color="C5", linewidth=1.5, label="epsilon")
+        ax_eps.set_ylim(-0.02, max(1.0, float(np.nanmax(m.train_epsilon))) + 0.02)
+    else:
+        _empty(ax_eps, "no finished training episode yet")
+    ax_eps.set_ylabel("epsilon")
+    ax_eps.set_xlabel("environment steps")
+
+    for ax in (ax_ret, ax_eval, ax_loss, ax_eps):
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def _empty(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.5")
+
+
+def runs_figure(runs: Sequence[RunMetrics], band: Band = "ci95") -> Figure:
+    """The two-panel figure comparing several runs (see the module docstring)."""
+    fig = _new_figure(12, 4.8)
+    ax_ret, ax_eval = fig.subplots(1, 2, sharex=True)
+    envs = sorted({m.env_id for m in runs if m.env_id})
+    finished = [m.summary for m in runs if m.summary and m.summary.get("eval_mean") is not None]
+    title = f"{len(runs)} runs" + (f" of {', '.join(envs)}" if envs else "")
+    if finished:
+        title += f"  ·  solved {sum(bool(s.get('solved')) for s in finished)}/{len(finished)} finished"
+    fig.suptitle(title, fontsize=11)
+
+    train = [(m.train_step, moving_mean(m.train_return, WINDOW)) for m in runs if len(m.train_step)]
+    evals = [(m.eval_step, m.eval_mean) for m in runs if len(m.eval_step)]
+    panels = ((ax_ret, train, f"Training: mean of last {WINDOW} episodes", "C0"),
+              (ax_eval, evals, "Greedy evaluation mean", "C2"))
+    for ax, series, name, color in panels:
+        ax.set_title(name, fontsize=10)
+        grid = common_grid(series, GRID_POINTS)
+        if not len(grid):
+            _empty(ax, "no data yet")
+        else:
+            values = np.stack([interp_to_grid(s, v, grid) for s, v in series])  # (runs, points)
+            for row in values:
+                ax.plot(grid, row, color=color, alpha=0.25, linewidth=0.8)
+            mean, low, high = band_across_runs(values, band)
+            ax.fill_between(grid, low, high, color=color, alpha=0.25, linewidth=0, label=_BAND_LABELS[band])
+            ax.plot(grid, mean, color=color, linewidth=2, label=f"mean of {len(series)} runs")
+        thresholds = {m.threshold for m in runs if m.threshold is not None}
+        if len(thresholds) == 1:
+            _threshold(ax, thresholds.pop())
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("return")
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def plot_curves(run_dirs: Sequence[str | Path], out: str | Path, band: Band = "ci95") -> Path:
+    """Write the learning curves of one run (four panels) or several (mean and band) to `out` as
+    PNG and return its path. Raises DqnlabError for a missing or damaged run or an unwritable
+    `out`; `out` is replaced if it exists (callers apply the overwrite rule first)."""
+    if not run_dirs:
+        raise DqnlabError("no run directory given")
+    runs = [read_run_metrics(d) for d in run_dirs]
+    fig = run_figure(runs[0]) if len(runs) == 1 else runs_figure(runs, band)
+    return write_output(out, _png_bytes(fig))

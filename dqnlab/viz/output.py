@@ -1,0 +1,42 @@
+"""Writing the files the viz commands produce: the overwrite rule and one-line errors.
+
+The rule: a run directory's own derived files (curves.png, episode.gif, report.html) are
+regenerated freely, since they are recomputed from the run's data; any other existing file is
+replaced only when the caller says so (``--overwrite``), as `dqnlab train` does for run
+directories. Files are written atomically, so a reader never sees a half-written image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dqnlab.errors import DqnlabError
+from dqnlab.fileio import atomic_write_bytes
+
+CURVES_FILE = "curves.png"
+EPISODE_GIF_FILE = "episode.gif"
+REPORT_FILE = "report.html"
+
+
+def check_output_path(path: str | Path, overwrite: bool) -> Path:
+    """`path` as a Path if a file may be written there, else a DqnlabError saying why.
+
+    Checks happen before any work, so a long render does not end in a refusal."""
+    p = Path(path)
+    if p.is_dir():
+        raise DqnlabError(f"output {p} is a directory; give a file name")
+    if p.exists() and not overwrite:
+        raise DqnlabError(f"{p} already exists; use --overwrite to replace it")
+    if not p.parent.is_dir():
+        raise DqnlabError(f"cannot write {p}: folder {p.parent} does not exist")
+    return p
+
+
+def write_output(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` atomically; an OS failure becomes one DqnlabError line."""
+    p = Path(path)
+    try:
+        atomic_write_bytes(p, data)
+    except OSError as exc:
+        raise DqnlabError(f"cannot write {p}: {exc.strerror or exc}", exit_code=1) from None
+    return p
