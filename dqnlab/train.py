@@ -164,11 +164,16 @@ def train(
     checkpoint = None
     if resume:
         ckpt_path = run_path / CHECKPOINT_FILE
-        if not ckpt_path.exists():
-            raise DqnlabError(f"cannot resume {run_path}: no {CHECKPOINT_FILE} (the run stopped before its first checkpoint)")
-        checkpoint = safe_torch_load(ckpt_path, "checkpoint")
-        if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-            raise DqnlabError(f"{ckpt_path} is not a dqnlab checkpoint", exit_code=1)
+        if ckpt_path.exists():
+            checkpoint = safe_torch_load(ckpt_path, "checkpoint")
+            if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+                raise DqnlabError(f"{ckpt_path} is not a dqnlab checkpoint", exit_code=1)
+        else:
+            # Stopped before its first checkpoint (written at step 0): nothing was learned yet,
+            # so starting over reproduces the run exactly.
+            (run_path / METRICS_FILE).unlink(missing_ok=True)
+        if total_steps is not None:
+            atomic_write_text(run_path / CONFIG_FILE, config_to_yaml(cfg))
     else:
         run_path = prepare_new_run_dir(run_path, overwrite)
         atomic_write_text(run_path / CONFIG_FILE, config_to_yaml(cfg))
@@ -226,6 +231,8 @@ class _Loop:
         cfg = self.cfg
         prog = Progress(cfg.total_steps, self.env_steps, enabled=self.show_progress)
         stop_reason = "total_steps"
+        if self.env_steps == 0:
+            self._checkpoint()  # so that a run killed at any moment can be resumed
         with _SignalGuard() as guard:
             try:
                 while self.env_steps < cfg.total_steps and self.solved_at is None:
