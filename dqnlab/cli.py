@@ -187,6 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"dqnlab: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a full disk, a vanished directory, ...: the previous files stay intact
+        if debug:
+            raise
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"dqnlab: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         if debug:
             raise
