@@ -51,7 +51,7 @@ class NetworkConfig(_Section):
 class DQNConfig(_Section):
     gamma: float = Field(0.99, ge=0.0, le=1.0)
     """Discount factor."""
-    lr: float = Field(2e-3, gt=0.0, le=1.0)
+    lr: float = Field(3e-3, gt=0.0, le=1.0)
     """Learning rate of the optimizer."""
     optimizer: Literal["adam", "adamw", "rmsprop"] = "adam"
     """Optimizer for the Q-network."""
