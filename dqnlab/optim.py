@@ -2,7 +2,8 @@
 
 Why not torch.optim: its first construction imports torch._dynamo (about 1.4 s here, half the
 time budget of a CartPole run) and every step passes through a dynamo-disable wrapper. These
-implement exactly the same update rules (tests compare them with torch.optim step by step) for
+implement exactly the same update rules (tests compare them with torch.optim step by step: Adam
+with the fused kernel that torch.optim uses with fused=True, where torch has it) for
 the three optimizers dqnlab offers. State dicts hold tensors and numbers only.
 """
 
@@ -11,6 +12,9 @@ from __future__ import annotations
 import math
 
 import torch
+
+# The fused CPU kernels behind torch.optim.Adam(fused=True); private, so checked for.
+_FUSED = hasattr(torch, "_fused_adam_") and hasattr(torch, "_fused_adamw_")
 
 
 class Adam:
@@ -23,6 +27,7 @@ class Adam:
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.step_count = 0
+        self._step_tensor = torch.zeros((), dtype=torch.float32)
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -33,6 +38,15 @@ class Adam:
         grads = [p.grad for p in self.params]
         beta1, beta2 = self.betas
         self.step_count += 1
+        if _FUSED:
+            # One kernel for the whole update (torch.optim.Adam(fused=True)'s): ~3x fewer
+            # microseconds than the seven foreach calls below, which remain the fallback.
+            kernel = torch._fused_adamw_ if self.weight_decay else torch._fused_adam_
+            self._step_tensor.fill_(self.step_count)
+            kernel(self.params, grads, self.exp_avg, self.exp_avg_sq, [], [self._step_tensor] * len(self.params),
+                   lr=self.lr, beta1=beta1, beta2=beta2, weight_decay=self.weight_decay, eps=self.eps,
+                   amsgrad=False, maximize=False)
+            return
         if self.weight_decay:
             torch._foreach_mul_(self.params, 1.0 - self.lr * self.weight_decay)
         torch._foreach_lerp_(self.exp_avg, grads, 1.0 - beta1)

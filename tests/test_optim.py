@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from dqnlab.optim import _FUSED as FUSED  # torch.optim must use the same kernel to match exactly
 from dqnlab.optim import Adam, RMSprop, clip_grad_norm_, clip_grad_value_, make_optimizer
 
 STEPS = 20
@@ -47,21 +48,21 @@ def run_pair(ours_factory, torch_factory, steps=STEPS, start=0, nets=None):
 
 @pytest.mark.parametrize("lr", [1e-3, 0.05])
 def test_adam_matches_torch_exactly(lr):
-    net_a, _, _, _ = run_pair(lambda p: Adam(p, lr), lambda p: torch.optim.Adam(p, lr=lr))
+    net_a, _, _, _ = run_pair(lambda p: Adam(p, lr), lambda p: torch.optim.Adam(p, lr=lr, fused=FUSED))
     # And the parameters did move (a no-op optimizer would also "match" an untouched copy).
     assert max_abs_diff(net_a, make_net()) > 1e-4
 
 
 def test_adamw_weight_decay_matches_torch_adamw_exactly():
     net_a, _, _, _ = run_pair(lambda p: Adam(p, 0.01, weight_decay=0.01),
-                              lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.01))
+                              lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.01, fused=FUSED))
     assert max_abs_diff(net_a, make_net()) > 1e-4
 
 
 def test_adamw_differs_from_adam():
     # weight_decay must actually do something.
-    a, _, _, _ = run_pair(lambda p: Adam(p, 0.01, weight_decay=0.01), lambda p: torch.optim.AdamW(p, lr=0.01))
-    b, _, _, _ = run_pair(lambda p: Adam(p, 0.01), lambda p: torch.optim.Adam(p, lr=0.01))
+    a, _, _, _ = run_pair(lambda p: Adam(p, 0.01, weight_decay=0.01), lambda p: torch.optim.AdamW(p, lr=0.01, fused=FUSED))
+    b, _, _, _ = run_pair(lambda p: Adam(p, 0.01), lambda p: torch.optim.Adam(p, lr=0.01, fused=FUSED))
     assert max_abs_diff(a, b) > 0
 
 
@@ -72,8 +73,8 @@ def test_rmsprop_matches_torch_exactly(lr):
 
 
 @pytest.mark.parametrize("name, torch_factory", [
-    ("adam", lambda p, lr: torch.optim.Adam(p, lr=lr)),
-    ("adamw", lambda p, lr: torch.optim.AdamW(p, lr=lr)),  # torch's default weight_decay, 0.01
+    ("adam", lambda p, lr: torch.optim.Adam(p, lr=lr, fused=FUSED)),
+    ("adamw", lambda p, lr: torch.optim.AdamW(p, lr=lr, fused=FUSED)),  # torch's default weight_decay, 0.01
     ("rmsprop", lambda p, lr: torch.optim.RMSprop(p, lr=lr)),
 ])
 def test_make_optimizer_names_match_torch(name, torch_factory):
@@ -203,3 +204,12 @@ def test_clip_grad_value_matches_torch():
     torch.nn.utils.clip_grad_value_(b.parameters(), 0.5)
     for pa, pb in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(pa.grad, pb.grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_foreach_fallback_matches_torch_exactly(monkeypatch, weight_decay):
+    # Where torch lacks the fused kernels, the foreach path must equal torch's default Adam/AdamW.
+    monkeypatch.setattr("dqnlab.optim._FUSED", False)
+    reference = torch.optim.AdamW if weight_decay else torch.optim.Adam
+    run_pair(lambda p: Adam(p, 0.01, weight_decay=weight_decay),
+             lambda p: reference(p, lr=0.01, weight_decay=weight_decay, foreach=True))
