@@ -122,6 +122,10 @@ class EvalConfig(_Section):
     """Early stopping needs an evaluation mean of at least this (None: `threshold`). A margin
     above `threshold` makes it likelier that the delivered policy also passes the final
     evaluation on fresh episodes."""
+    stop_z: float = Field(2.0, ge=0.0)
+    """Early stopping needs the evaluation mean minus `stop_z` standard errors
+    (z * std / sqrt(episodes)) to reach the stop threshold: a margin that scales with how
+    uncertain the evaluation is (0: the mean alone)."""
     confirm: bool = True
     """Before stopping early, evaluate the candidate again on as many other episodes; stop only
     if that mean also reaches the stop threshold (one lucky evaluation is not a solve)."""

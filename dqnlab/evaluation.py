@@ -27,6 +27,10 @@ class EvalResult:
     def std(self) -> float:
         return float(self.returns.std())
 
+    def lower_bound(self, z: float) -> float:
+        """mean - z * standard error of the mean: a margin for deciding that a policy is good."""
+        return self.mean - z * self.std / len(self.returns) ** 0.5
+
     def as_dict(self) -> dict:
         return {
             "mean": self.mean,

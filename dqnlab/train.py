@@ -348,12 +348,12 @@ class _Loop:
             self._delivered_policy().save(self.run_dir / POLICY_FILE)
         ev = self.cfg.eval
         stop_at = ev.stop_threshold if ev.stop_threshold is not None else self.threshold
-        if ev.early_stop and stop_at is not None and res.mean >= stop_at:
+        if ev.early_stop and stop_at is not None and res.lower_bound(ev.stop_z) >= stop_at:
             if ev.confirm:
                 check = self.evaluator.run(act, ev.episodes, self.seeds.eval_confirm + self.env_steps)
                 self.metrics.row(kind="confirm", env_step=self.env_steps, episode=self.episodes,
                                  eval_mean=check.mean, eval_std=check.std, epsilon=self._epsilon(), wall_seconds=wall)
-                if check.mean < stop_at:
+                if check.lower_bound(ev.stop_z) < stop_at:
                     return
             self.solved_at = self.env_steps
 

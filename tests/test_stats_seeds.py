@@ -79,3 +79,14 @@ def test_train_seeds_cli(tmp_path, capsys):
     before = (root / "seeds_summary.json").read_bytes()
     assert main(["train", "--seeds", "0-1", "--run-dir", str(root), "--quiet"]) == 2
     assert (root / "seeds_summary.json").read_bytes() == before
+
+
+def test_eval_lower_bound_by_hand():
+    from dqnlab.evaluation import EvalResult
+
+    r = EvalResult(np.array([480.0, 490.0, 500.0, 470.0]), np.ones(4, dtype=np.int64))
+    # mean 485, population std sqrt(125) = 11.18, standard error 11.18 / 2
+    assert r.lower_bound(0.0) == 485.0
+    assert r.lower_bound(2.0) == pytest.approx(485.0 - 2 * np.sqrt(125) / 2)
+    perfect = EvalResult(np.full(100, 500.0), np.full(100, 500))
+    assert perfect.lower_bound(3.0) == 500.0
