@@ -165,10 +165,30 @@ class RunConfig(BaseModel):
     def _consistent(self) -> "RunConfig":
         if self.network.batch_norm and self.dqn.batch_size < 2:
             raise ValueError("network.batch_norm needs dqn.batch_size >= 2 (batch statistics of one sample are undefined)")
+        for section, name, applies, when in _CONDITIONAL_OPTIONS:
+            sect = getattr(self, section)
+            default = type(sect).model_fields[name].get_default(call_default_factory=True)
+            if not applies(self) and getattr(sect, name) != default:
+                raise ValueError(f"{section}.{name} has no effect unless {when}; remove it or change that setting")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+# Options that only mean something in one mode. Setting one (to other than its default) while
+# the mode is off is almost always a mistake, so it is refused rather than silently ignored.
+_CONDITIONAL_OPTIONS = (
+    ("dqn", "tau", lambda c: c.dqn.target_update == "soft", "dqn.target_update is 'soft'"),
+    ("dqn", "target_update_every", lambda c: c.dqn.target_update == "hard", "dqn.target_update is 'hard'"),
+    ("dqn", "target_update_unit", lambda c: c.dqn.target_update == "hard", "dqn.target_update is 'hard'"),
+    ("explore", "decay_steps", lambda c: c.explore.schedule in ("linear", "exponential"),
+     "explore.schedule is 'linear' or 'exponential'"),
+    ("explore", "decrement", lambda c: c.explore.schedule == "decrement", "explore.schedule is 'decrement'"),
+    ("explore", "episode_decay", lambda c: c.explore.schedule == "per_episode", "explore.schedule is 'per_episode'"),
+    ("eval", "stop_threshold", lambda c: c.eval.early_stop, "eval.early_stop is true"),
+    ("eval", "stop_z", lambda c: c.eval.early_stop, "eval.early_stop is true"),
+)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -238,3 +238,25 @@ def test_scientific_notation_in_config_file_like_set(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("total_steps: 5e4\n", encoding="utf-8")
     assert build_config(config_file=path).total_steps == 50_000
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["dqn.tau=0.1"], "dqn.tau"),  # soft-update rate while updates are hard copies
+    (["dqn.target_update=soft", "dqn.target_update_every=7"], "dqn.target_update_every"),
+    (["explore.decrement=0.01"], "explore.decrement"),  # the default schedule is linear
+    (["explore.schedule=decrement", "explore.decay_steps=10"], "explore.decay_steps"),
+    (["explore.episode_decay=0.9"], "explore.episode_decay"),
+    (["eval.early_stop=false", "eval.stop_z=3"], "eval.stop_z"),
+])
+def test_option_that_does_not_apply_is_refused(overrides, key):
+    with pytest.raises(ConfigError) as exc:
+        build_config(overrides=overrides)
+    assert key in str(exc.value) and "no effect" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_options_that_apply_are_accepted():
+    cfg = build_config(overrides=["dqn.target_update=soft", "dqn.tau=0.1", "explore.schedule=decrement",
+                                  "explore.decrement=0.01"])
+    assert cfg.dqn.tau == 0.1 and cfg.explore.decrement == 0.01
+    # a full dump (as in config.yaml) holds every option at its default and loads back
+    assert build_config(overrides=[]).model_validate(cfg.to_dict()) == cfg
