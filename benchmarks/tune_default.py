@@ -21,7 +21,8 @@ def run_one(args: tuple[str, int, int, str]) -> dict:
     overrides, seed, total, root = args
     from dqnlab import build_config, train
 
-    cfg = build_config("default", overrides=overrides.split() if overrides else [], seed=seed, total_steps=total)
+    cfg = build_config("default", overrides=overrides.split() if overrides else [], seed=seed, total_steps=total,
+                       artifacts=False)
     res = train(cfg, f"{root}/{abs(hash(overrides))}-s{seed}", progress=False)
     s = res.summary
     return {"candidate": overrides, "seed": seed, "solved": s["solved"], "eval_mean": s["eval_mean"],

@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("presets", help="list the presets")
     p.add_argument("--show", metavar="NAME", help="print the resolved config of one preset as YAML")
+
+    from dqnlab.cli_viz import add_commands
+
+    add_commands(sub)
     return parser
 
 
@@ -180,7 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
-        handler = {"train": _cmd_train, "evaluate": _cmd_evaluate, "presets": _cmd_presets}[args.command]
+        from dqnlab.cli_viz import HANDLERS as VIZ_HANDLERS
+
+        handler = {"train": _cmd_train, "evaluate": _cmd_evaluate, "presets": _cmd_presets,
+                   **VIZ_HANDLERS}[args.command]
         return handler(args)
     except DqnlabError as exc:
         if debug:

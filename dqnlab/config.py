@@ -148,6 +148,9 @@ class RunConfig(BaseModel):
     """Budget of environment steps (transitions over all vectorised envs)."""
     checkpoint_every: int = Field(10_000, ge=1)
     """Write checkpoint.pt every this many environment steps (and always at the end)."""
+    artifacts: bool = True
+    """When training ends, write curves.png, episode.gif and report.html into the run directory
+    (a few seconds, not counted in train_seconds)."""
     torch_threads: int = Field(1, ge=1)
     """torch intra-op threads: 1 is fastest for small networks, and reproducible."""
     env: EnvConfig = Field(default_factory=EnvConfig)

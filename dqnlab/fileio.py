@@ -20,6 +20,10 @@ import torch
 from dqnlab.errors import DqnlabError
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read the process umask (there is no getter) and put it back
+
+
 def _fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -37,6 +41,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would make run files private to the owner
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -7,6 +7,7 @@ import copy
 import math
 import platform
 import signal
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -182,9 +183,17 @@ def train(
     if checkpoint is not None:
         loop.load_checkpoint(checkpoint)
     try:
-        return loop.run()
+        result = loop.run()
     finally:
         loop.close()
+    if cfg.artifacts:
+        from dqnlab.viz import write_run_artifacts
+
+        try:
+            write_run_artifacts(run_path)
+        except DqnlabError as exc:  # the run itself is complete and saved: only warn
+            print(f"dqnlab: warning: could not write plots and report: {exc}", file=sys.stderr)
+    return result
 
 
 class _Loop:

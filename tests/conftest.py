@@ -16,6 +16,7 @@ def tiny_config(**fields):
         "eval.final_episodes": 4,
         "eval.early_stop": False,
         "dqn.learning_starts": 500,
+        "artifacts": False,  # plots and report are tested in test_viz
     }
     base.update(fields)
     return dqnlab.build_config(**base)

@@ -10,7 +10,7 @@ import pytest
 from dqnlab.cli import main
 
 TINY = ["--total-steps", "1500", "--quiet", "--set", "eval.every_steps=500", "--set", "eval.episodes=3",
-        "--set", "eval.final_episodes=3", "--set", "dqn.learning_starts=300"]
+        "--set", "eval.final_episodes=3", "--set", "dqn.learning_starts=300", "--set", "artifacts=false"]
 
 
 def run_cli(*args):
@@ -30,9 +30,11 @@ def one_error_line(err: str) -> str:
 
 def test_train_evaluate_presets_end_to_end(tmp_path):
     run = tmp_path / "run"
-    code, out, err = run_cli("train", "--seed", "1", "--run-dir", str(run), *TINY)
+    code, out, err = run_cli("train", "--seed", "1", "--run-dir", str(run), *TINY[:-2])  # with plots and report
     assert code == 0, err
     assert str(run) in out and "solved" in out
+    for name in ("curves.png", "episode.gif", "report.html"):
+        assert (run / name).stat().st_size > 0, name
     code, out, err = run_cli("evaluate", str(run), "--episodes", "5", "--json")
     assert code == 0, err
     result = json.loads(out)

@@ -25,7 +25,7 @@ from dqnlab.fileio import safe_torch_load
 RUN_CONFIG = {
     "total_steps": 6000, "checkpoint_every": 500, "eval": {"every_steps": 500, "episodes": 3, "final_episodes": 3,
                                                            "early_stop": False},
-    "dqn": {"learning_starts": 300}, "env": {"num_envs": 4},
+    "dqn": {"learning_starts": 300}, "env": {"num_envs": 4}, "artifacts": False,
 }
 
 
@@ -138,7 +138,8 @@ def test_divergence_stops_cleanly_and_keeps_good_files(tmp_path, monkeypatch):
 
 def test_malicious_checkpoint_is_not_executed_on_resume(tmp_path):
     run = tmp_path / "run"
-    dqnlab.train(dqnlab.build_config(**{"total_steps": 600, "eval.episodes": 2, "eval.final_episodes": 2}), run,
+    dqnlab.train(dqnlab.build_config(**{"total_steps": 600, "eval.episodes": 2, "eval.final_episodes": 2,
+                                               "artifacts": False}), run,
                  progress=False)
     marker = tmp_path / "pwned"
 

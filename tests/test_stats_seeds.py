@@ -66,7 +66,7 @@ def test_train_seeds_cli(tmp_path, capsys):
     root = tmp_path / "many"
     code = main(["train", "--seeds", "0-1", "--workers", "2", "--run-dir", str(root), "--quiet",
                  "--total-steps", "800", "--set", "eval.episodes=2", "--set", "eval.final_episodes=2",
-                 "--set", "eval.every_steps=400", "--set", "dqn.learning_starts=200"])
+                 "--set", "eval.every_steps=400", "--set", "dqn.learning_starts=200", "--set", "artifacts=false"])
     assert code == 0
     summary = json.loads((root / "seeds_summary.json").read_text())
     assert summary["seeds"] == [0, 1] and summary["failed"] == 0

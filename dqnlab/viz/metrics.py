@@ -38,6 +38,7 @@ class RunMetrics:
     eval_step: np.ndarray  # (n_eval,) int64
     eval_mean: np.ndarray  # (n_eval,) float64
     eval_std: np.ndarray  # (n_eval,) float64, population std over the evaluation episodes
+    eval_wall: np.ndarray  # (n_eval,) float64
 
 
 def _float(text: str | None) -> float:
@@ -59,25 +60,26 @@ def parse_metrics_rows(rows: list[dict[str, str]], source: str) -> dict[str, np.
                 train.append((int(row["env_step"]), _float(row["return"]), _float(row["length"]),
                               _float(row["epsilon"]), _float(row["loss"]), _float(row["wall_seconds"])))
             elif kind == "eval":
-                evals.append((int(row["env_step"]), _float(row["eval_mean"]), _float(row["eval_std"])))
+                evals.append((int(row["env_step"]), _float(row["eval_mean"]), _float(row["eval_std"]),
+                              _float(row["wall_seconds"])))
             elif kind != "confirm":
                 raise ValueError(f"unknown row kind {kind!r}")
         except (KeyError, TypeError, ValueError) as exc:
             raise DqnlabError(f"{source} line {line} is damaged ({exc})", exit_code=1) from None
     t = np.array(train, dtype=np.float64).reshape(-1, 6)
-    e = np.array(evals, dtype=np.float64).reshape(-1, 3)
+    e = np.array(evals, dtype=np.float64).reshape(-1, 4)
     return {
         "train_step": t[:, 0].astype(np.int64), "train_return": t[:, 1], "train_length": t[:, 2],
         "train_epsilon": t[:, 3], "train_loss": t[:, 4], "train_wall": t[:, 5],
-        "eval_step": e[:, 0].astype(np.int64), "eval_mean": e[:, 1], "eval_std": e[:, 2],
+        "eval_step": e[:, 0].astype(np.int64), "eval_mean": e[:, 1], "eval_std": e[:, 2], "eval_wall": e[:, 3],
     }
 
 
 def read_run_metrics(run_dir: str | Path) -> RunMetrics:
     """Load the metrics of `run_dir` (finished or still running).
 
-    Raises DqnlabError if the directory or its metrics.csv is missing, unreadable or damaged,
-    or if it holds no finished training episode and no evaluation yet (nothing to plot)."""
+    Raises DqnlabError if the directory or its metrics.csv is missing, unreadable or damaged.
+    A run with no finished episode yet gives empty arrays (the plots say "no data yet")."""
     run = Path(run_dir)
     if not run.is_dir():
         raise DqnlabError(f"run directory not found: {run}")
@@ -94,8 +96,6 @@ def read_run_metrics(run_dir: str | Path) -> RunMetrics:
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DqnlabError(f"cannot read {path}: {exc}", exit_code=1) from None
     arrays = parse_metrics_rows(rows, str(path))
-    if len(arrays["train_step"]) == 0 and len(arrays["eval_step"]) == 0:
-        raise DqnlabError(f"{path} has no finished episode or evaluation yet: nothing to plot")
     summary = _read_summary(run)
     env_id, threshold = _env_and_threshold(run, summary)
     return RunMetrics(name=run.resolve().name, env_id=env_id, threshold=threshold, summary=summary, **arrays)

@@ -1,9 +1,9 @@
 """Writing the files the viz commands produce: the overwrite rule and one-line errors.
 
-The rule: a run directory's own derived files (curves.png, episode.gif, report.html) are
-regenerated freely, since they are recomputed from the run's data; any other existing file is
-replaced only when the caller says so (``--overwrite``), as `dqnlab train` does for run
-directories. Files are written atomically, so a reader never sees a half-written image.
+The rule: a run directory's own derived files (curves.png, episode.gif, report.html, and
+curves.png in a `--seeds` folder) are regenerated freely, since they are recomputed from the
+runs' data; any other existing file is replaced only when the caller says so (``--overwrite``),
+as `dqnlab train` does for run directories. Files are written atomically, so a reader never sees a half-written image.
 """
 
 from __future__ import annotations
@@ -12,10 +12,21 @@ from pathlib import Path
 
 from dqnlab.errors import DqnlabError
 from dqnlab.fileio import atomic_write_bytes
+from dqnlab.rundir import CONFIG_FILE
 
 CURVES_FILE = "curves.png"
 EPISODE_GIF_FILE = "episode.gif"
 REPORT_FILE = "report.html"
+
+
+def is_derived_file(path: str | Path) -> bool:
+    """Whether `path` is one of the files dqnlab derives from a run (see the module docstring)."""
+    from dqnlab.seeds import SEEDS_SUMMARY_FILE
+
+    p = Path(path)
+    if p.name in (CURVES_FILE, EPISODE_GIF_FILE, REPORT_FILE) and (p.parent / CONFIG_FILE).is_file():
+        return True
+    return p.name == CURVES_FILE and (p.parent / SEEDS_SUMMARY_FILE).is_file()
 
 
 def check_output_path(path: str | Path, overwrite: bool) -> Path:
@@ -25,7 +36,7 @@ def check_output_path(path: str | Path, overwrite: bool) -> Path:
     p = Path(path)
     if p.is_dir():
         raise DqnlabError(f"output {p} is a directory; give a file name")
-    if p.exists() and not overwrite:
+    if p.exists() and not overwrite and not is_derived_file(p):
         raise DqnlabError(f"{p} already exists; use --overwrite to replace it")
     if not p.parent.is_dir():
         raise DqnlabError(f"cannot write {p}: folder {p.parent} does not exist")

@@ -1,0 +1,274 @@
+"""Watching the delivered greedy policy: episodes rendered to GIF or MP4, or shown in a window.
+
+Frames come from Gymnasium's ``render_mode="rgb_array"`` (pygame draws them), are downscaled,
+and carry the step count and the running return. GIFs are written with Pillow (one palette
+shared by all frames, so colours do not flicker and unchanged areas compress away); MP4 with the
+ffmpeg binary that the ``imageio-ffmpeg`` package ships (the optional extra ``dqnlab[video]``).
+
+Frame ``i`` of an episode of ``L`` steps shows the state after ``i`` steps, ``i = 0..L``. With
+``every = k`` the frames kept are ``0, k, 2k, ...`` and always the last one, so the end of the
+episode (the pole falling, or the time limit) is never skipped. Playback speed stays real time:
+each kept frame lasts ``every / fps`` seconds, where ``fps`` is in environment steps per second
+(default: the environment's ``render_fps``, 50 for CartPole).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dqnlab.errors import DqnlabError
+from dqnlab.policy import Policy
+
+GIF_EVERY, GIF_WIDTH = 2, 300  # a 500-step CartPole episode: 251 frames, well under 1 MB
+MP4_EVERY, MP4_WIDTH = 1, 600  # video codecs make full frame rate and size cheap
+MIN_GIF_FRAME_MS = 20  # browsers play shorter GIF frames at 100 ms, i.e. far too slowly
+END_HOLD_MS = 1000  # the last frame of each episode stays up a second, so the end can be seen
+MAX_STEPS = 10_000  # a safety cap for environments without a time limit
+_PYGAME_HINT = 'rendering needs pygame: pip install "pygame>=2.1"'
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One rendered episode: its seed, outcome and kept, annotated frames."""
+
+    seed: int
+    total_return: float
+    length: int  # environment steps
+    frames: list[np.ndarray]  # each (height, width, 3) uint8
+
+
+def kept_frame_indices(length: int, every: int) -> list[int]:
+    """Indices of the frames kept of an episode of `length` steps (frames 0..length):
+    every `every`-th frame from 0, plus the last frame if that step is not a multiple."""
+    if length < 0 or every < 1:
+        raise ValueError("length must be >= 0 and every >= 1")
+    kept = list(range(0, length + 1, every))
+    if kept[-1] != length:
+        kept.append(length)
+    return kept
+
+
+def scaled_size(width: int, height: int, target_width: int, even: bool = False) -> tuple[int, int]:
+    """(width, height) scaled to `target_width`, keeping the aspect ratio; never upscaled.
+    `even` rounds both down to even numbers (H.264 with 4:2:0 colour needs them)."""
+    w = min(target_width, width)
+    h = max(1, round(height * w / width))
+    if even:
+        w, h = max(2, w - w % 2), max(2, h - h % 2)
+    return w, h
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # a scalable font bundled with Pillow >= 10.1
+    except TypeError:  # an older Pillow: its fixed bitmap font
+        return ImageFont.load_default()
+
+
+def annotate(frame: np.ndarray, text: str, size: tuple[int, int]) -> np.ndarray:
+    """`frame` resized to `size` (width, height) with `text` in its top-left corner.
+
+    Text is drawn after resizing so it stays sharp, black with a white outline so it reads on
+    light and dark backgrounds alike."""
+    from PIL import Image, ImageDraw
+
+    img = Image.fromarray(frame).convert("RGB")
+    if img.size != size:
+        img = img.resize(size, Image.Resampling.LANCZOS)
+    font_px = max(10, size[0] // 22)
+    ImageDraw.Draw(img).text((font_px // 2, font_px // 3), text, fill=(0, 0, 0), font=_font(font_px),
+                             stroke_width=max(1, font_px // 7), stroke_fill=(255, 255, 255))
+    return np.asarray(img)
+
+
+def _make_env(env_id: str, render_mode: str):
+    import gymnasium as gym
+
+    from dqnlab.envs import env_spec
+
+    env_spec(env_id)  # an unknown id becomes a ConfigError naming the closest one
+    # On a headless machine SDL's probing prints ALSA and XDG_RUNTIME_DIR "errors" (audio, then
+    # Wayland) before it falls back to drawing off screen. We never play sound, and without a
+    # display off-screen drawing is all rgb_array needs. A user's own settings win.
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    if render_mode == "rgb_array" and not has_display():
+        os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # CartPole-v0's deprecation notice
+            return gym.make(env_id, render_mode=render_mode)
+    except gym.error.DependencyNotInstalled as exc:
+        raise DqnlabError(f"environment {env_id} needs an extra dependency: {exc}") from None
+
+
+def _is_missing_pygame(exc: BaseException) -> bool:
+    """Gymnasium imports pygame only when the first frame is drawn, and says so with its own error."""
+    import gymnasium as gym
+
+    return isinstance(exc, (ImportError, gym.error.DependencyNotInstalled)) and "pygame" in str(exc)
+
+
+def _label(episode: int, episodes: int, step: int, total: float) -> str:
+    prefix = f"episode {episode + 1}/{episodes}   " if episodes > 1 else ""
+    return f"{prefix}step {step}   return {total:g}"
+
+
+def record_episodes(policy: Policy, episodes: int = 1, seed: int = 0, every: int = GIF_EVERY,
+                    width: int = GIF_WIDTH, even: bool = False) -> list[Episode]:
+    """Play `episodes` greedy episodes of `policy` on its environment (episode ``i`` reset with
+    ``seed + i``) and return their kept, annotated frames (see the module docstring)."""
+    if episodes < 1 or every < 1 or width < 16:
+        raise DqnlabError("episodes and every must be at least 1, and width at least 16 pixels")
+    env = _make_env(policy.env_id, "rgb_array")
+    try:
+        out = []
+        for i in range(episodes):
+            obs, _ = env.reset(seed=seed + i)
+            first = env.render()
+            if first is None:
+                raise DqnlabError(f"environment {policy.env_id} renders no image")
+            size = scaled_size(first.shape[1], first.shape[0], width, even)
+            frames = [annotate(first, _label(i, episodes, 0, 0.0), size)]
+            total, step, done = 0.0, 0, False
+            while not done and step < MAX_STEPS:
+                obs, reward, terminated, truncated, _ = env.step(policy(obs))
+                total += float(reward)
+                step += 1
+                done = terminated or truncated
+                if step % every == 0 or done or step == MAX_STEPS:  # = kept_frame_indices
+                    frames.append(annotate(env.render(), _label(i, episodes, step, total), size))
+            out.append(Episode(seed + i, total, step, frames))
+        return out
+    except Exception as exc:
+        if _is_missing_pygame(exc):
+            raise DqnlabError(_PYGAME_HINT) from None
+        raise
+    finally:
+        env.close()
+
+
+def default_fps(env_id: str) -> float:
+    """The environment's own playback rate (render_fps), or 30 if it declares none."""
+    env = _make_env(env_id, "rgb_array")
+    try:
+        return float(env.metadata.get("render_fps") or 30)
+    finally:
+        env.close()
+
+
+def gif_frame_ms(fps: float, every: int) -> int:
+    """Milliseconds per GIF frame for real-time playback at `fps` steps per second with one frame
+    every `every` steps; a DqnlabError if browsers would not honour it (see MIN_GIF_FRAME_MS)."""
+    ms = round(1000 * every / fps)
+    if ms < MIN_GIF_FRAME_MS:
+        raise DqnlabError(f"GIF frames of {ms} ms play slowly in browsers (at least {MIN_GIF_FRAME_MS} ms); "
+                          "use a larger --every or a lower --fps")
+    return ms
+
+
+def gif_bytes(episodes: Sequence[Episode], frame_ms: int) -> bytes:
+    """An endlessly looping GIF of all episodes' frames, each shown `frame_ms` milliseconds (the
+    last frame of each episode for END_HOLD_MS)."""
+    from PIL import Image
+
+    frames = [f for ep in episodes for f in ep.frames]
+    durations = [END_HOLD_MS if j == len(ep.frames) - 1 else frame_ms for ep in episodes for j in range(len(ep.frames))]
+    images = [Image.fromarray(f) for f in frames]
+    # One palette from a sample of frames (first, middle, last), used by every frame.
+    sample = [images[0], images[len(images) // 2], images[-1]]
+    montage = Image.new("RGB", (images[0].width, images[0].height * len(sample)))
+    for k, im in enumerate(sample):
+        montage.paste(im, (0, k * images[0].height))
+    palette = montage.quantize(colors=64, method=Image.Quantize.MEDIANCUT)
+    paletted = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
+    buf = io.BytesIO()
+    paletted[0].save(buf, format="GIF", save_all=True, append_images=paletted[1:], duration=durations, loop=0)
+    return buf.getvalue()
+
+
+def write_gif(path: str | Path, episodes: Sequence[Episode], fps: float, every: int) -> Path:
+    """Write the episodes as a GIF at `fps` environment steps per second."""
+    from dqnlab.viz.output import write_output
+
+    return write_output(path, gif_bytes(episodes, gif_frame_ms(fps, every)))
+
+
+def write_mp4(path: str | Path, episodes: Sequence[Episode], fps: float, every: int) -> Path:
+    """Write the episodes as an H.264 MP4 at `fps` environment steps per second (frame sizes
+    must be even: record with ``even=True``). Needs the optional imageio-ffmpeg package."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise DqnlabError('MP4 needs the video extra: pip install "dqnlab[video]" (or write a GIF with --gif)'
+                          ) from None
+    p = Path(path)
+    frames = [f for ep in episodes for f in ep.frames]
+    height, width = frames[0].shape[:2]
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".mp4", dir=p.parent if p.parent.is_dir() else None)
+    os.close(fd)
+    try:
+        writer = imageio_ffmpeg.write_frames(tmp, (width, height), fps=fps / every, codec="libx264",
+                                             macro_block_size=1, ffmpeg_log_level="error",
+                                             output_params=["-movflags", "+faststart"])
+        writer.send(None)  # start ffmpeg
+        for f in frames:
+            writer.send(np.ascontiguousarray(f))
+        writer.close()
+        os.replace(tmp, p)
+    except (OSError, RuntimeError) as exc:
+        raise DqnlabError(f"cannot write {p}: {str(exc).strip().splitlines()[0][:200]}", exit_code=1) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
+
+
+def has_display() -> bool:
+    """Whether a window can be opened: on Linux and the BSDs an X11 or Wayland display must be set."""
+    if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True  # macOS and Windows always have their window system
+
+
+def play_in_window(policy: Policy, episodes: int = 1, seed: int = 0,
+                   fps: float | None = None) -> list[tuple[float, int]]:
+    """Show `episodes` greedy episodes in a window at `fps` steps per second (default: the
+    environment's render_fps); returns (return, length) per episode. Raises DqnlabError
+    without a display."""
+    if not has_display():
+        raise DqnlabError("--human needs a display (DISPLAY is not set); write a file instead with --gif or --mp4")
+    env = _make_env(policy.env_id, "human")
+    if fps is not None:
+        env.unwrapped.metadata = {**env.unwrapped.metadata, "render_fps": fps}  # read at each frame
+    results = []
+    try:
+        for i in range(episodes):
+            obs, _ = env.reset(seed=seed + i)
+            total, step, done = 0.0, 0, False
+            while not done and step < MAX_STEPS:
+                obs, reward, terminated, truncated, _ = env.step(policy(obs))
+                total += float(reward)
+                step += 1
+                done = terminated or truncated
+            results.append((total, step))
+    except Exception as exc:
+        if _is_missing_pygame(exc):
+            raise DqnlabError(_PYGAME_HINT) from None
+        if type(exc).__module__ == "pygame":  # pygame.error: no window could be opened
+            raise DqnlabError(f"cannot open a window: {exc}") from None
+        raise
+    finally:
+        env.close()
+    return results

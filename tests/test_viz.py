@@ -1,0 +1,384 @@
+"""Learning curves, episode videos, the HTML report and the TensorBoard export (dqnlab.viz).
+
+Pure helpers are checked against hand computations; the rest on two tiny real runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import dqnlab
+from dqnlab.errors import DqnlabError
+from dqnlab.viz import write_run_artifacts
+from dqnlab.viz.metrics import parse_metrics_rows, read_run_metrics
+from dqnlab.viz.output import check_output_path, is_derived_file, write_output
+from dqnlab.viz.report import report_html
+from dqnlab.viz.series import (band_across_runs, common_grid, ema, interp_to_grid, last_per_step, moving_mean,
+                               steps_per_second)
+from dqnlab.viz.video import gif_frame_ms, kept_frame_indices, scaled_size
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# pure helpers
+
+def test_moving_mean_is_trailing_and_shorter_at_the_start():
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert moving_mean(x, 2) == pytest.approx([1.0, 1.5, 2.5, 3.5, 4.5])
+    assert moving_mean(x, 3) == pytest.approx([1.0, 1.5, 2.0, 3.0, 4.0])
+    assert moving_mean(x, 1) == pytest.approx(x)
+    assert moving_mean(x, 100) == pytest.approx([1.0, 1.5, 2.0, 2.5, 3.0])
+    assert len(moving_mean(np.array([]), 5)) == 0
+    with pytest.raises(ValueError):
+        moving_mean(x, 0)
+
+
+def test_ema_starts_from_the_first_value():
+    assert ema(np.array([0.0, 10.0, 10.0]), 0.9) == pytest.approx([0.0, 1.0, 1.9])
+    assert ema(np.array([10.0, 0.0, 0.0]), 0.9) == pytest.approx([10.0, 9.0, 8.1])
+    assert ema(np.array([3.0, 5.0]), 0.0) == pytest.approx([3.0, 5.0])
+    with pytest.raises(ValueError):
+        ema(np.array([1.0]), 1.0)
+
+
+def test_last_per_step_keeps_the_latest_value_of_equal_steps():
+    s, v = last_per_step(np.array([1, 1, 2, 3, 3]), np.array([10.0, 11.0, 20.0, 30.0, 31.0]))
+    assert s.tolist() == [1, 2, 3] and v.tolist() == [11.0, 20.0, 31.0]
+    with pytest.raises(ValueError):
+        last_per_step(np.array([2, 1]), np.array([0.0, 0.0]))
+
+
+def test_interp_to_grid_nan_before_and_holds_after():
+    out = interp_to_grid(np.array([10, 20]), np.array([0.0, 100.0]), np.array([5, 10, 15, 20, 30]))
+    assert np.isnan(out[0])
+    assert out[1:] == pytest.approx([0.0, 50.0, 100.0, 100.0])
+    # duplicate steps (several environments finishing at once) use the last value
+    out = interp_to_grid(np.array([0, 10, 10]), np.array([0.0, 5.0, 20.0]), np.array([5, 10]))
+    assert out == pytest.approx([10.0, 20.0])
+    assert np.isnan(interp_to_grid(np.array([]), np.array([]), np.array([1.0]))).all()
+
+
+def test_common_grid_spans_latest_start_to_latest_end():
+    a = (np.array([10, 100]), np.array([0.0, 1.0]))
+    b = (np.array([20, 50]), np.array([0.0, 1.0]))
+    grid = common_grid([a, b], points=5)
+    assert grid == pytest.approx([20.0, 40.0, 60.0, 80.0, 100.0])
+    assert len(common_grid([(np.array([]), np.array([]))])) == 0
+
+
+def test_band_across_runs_minmax_and_bootstrap():
+    x = np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])  # (runs, points)
+    mean, low, high = band_across_runs(x, "minmax")
+    assert mean == pytest.approx([2.0, 3.0]) and low == pytest.approx([0.0, 1.0]) and high == pytest.approx([4.0, 5.0])
+    mean, low, high = band_across_runs(np.tile([[7.0, 8.0]], (4, 1)), "ci95")
+    assert low == pytest.approx([7.0, 8.0]) and high == pytest.approx([7.0, 8.0])
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(20, 30))
+    mean, low, high = band_across_runs(y, "ci95", seed=1)
+    assert (low <= mean).all() and (mean <= high).all()
+    assert (low >= y.min(axis=0)).all() and (high <= y.max(axis=0)).all()
+    assert (high - low).mean() < (y.max(axis=0) - y.min(axis=0)).mean() / 2  # a CI of a mean is narrow
+    with pytest.raises(ValueError):
+        band_across_runs(x, "bogus")  # type: ignore[arg-type]
+
+
+def test_steps_per_second():
+    assert np.isnan(steps_per_second(np.array([100]), np.array([0.0]))[0])
+    assert steps_per_second(np.array([100, 300]), np.array([1.0, 2.0])) == pytest.approx([100.0, 150.0])
+
+
+def test_kept_frame_indices_always_include_the_last_frame():
+    assert kept_frame_indices(5, 2) == [0, 2, 4, 5]
+    assert kept_frame_indices(4, 2) == [0, 2, 4]
+    assert kept_frame_indices(3, 1) == [0, 1, 2, 3]
+    assert kept_frame_indices(0, 3) == [0]
+    assert len(kept_frame_indices(500, 2)) == 251
+
+
+def test_scaled_size_keeps_aspect_never_upscales_and_can_be_even():
+    assert scaled_size(600, 400, 300) == (300, 200)
+    assert scaled_size(600, 400, 1000) == (600, 400)
+    assert scaled_size(600, 400, 301) == (301, 201)
+    assert scaled_size(600, 400, 301, even=True) == (300, 200)
+
+
+def test_gif_frame_time_is_real_time_and_not_too_short():
+    assert gif_frame_ms(50, 2) == 40
+    assert gif_frame_ms(50, 1) == 20
+    with pytest.raises(DqnlabError, match="--every"):
+        gif_frame_ms(200, 1)
+
+
+def test_parse_metrics_rows_skips_confirm_and_reads_blanks_as_nan():
+    def row(**kw):
+        base = dict.fromkeys(("kind", "env_step", "episode", "return", "length", "epsilon", "loss", "eval_mean",
+                              "eval_std", "wall_seconds"), "")
+        return {**base, **kw}
+
+    rows = [row(kind="train", env_step="10", episode="1", **{"return": "10.0"}, length="10", epsilon="0.9",
+                wall_seconds="0.1"),
+            row(kind="eval", env_step="20", eval_mean="50.5", eval_std="2.0", epsilon="0.8", wall_seconds="0.2"),
+            row(kind="confirm", env_step="20", eval_mean="40.0", eval_std="1.0", wall_seconds="0.2")]
+    a = parse_metrics_rows(rows, "m.csv")
+    assert a["train_step"].tolist() == [10] and a["train_return"].tolist() == [10.0]
+    assert np.isnan(a["train_loss"][0])
+    assert a["eval_step"].tolist() == [20] and a["eval_mean"].tolist() == [50.5] and a["eval_wall"].tolist() == [0.2]
+    with pytest.raises(DqnlabError, match="m.csv line 2"):
+        parse_metrics_rows([row(kind="nonsense", env_step="1")], "m.csv")
+    with pytest.raises(DqnlabError, match="line 3"):
+        parse_metrics_rows([rows[0], row(kind="train", env_step="x")], "m.csv")
+
+
+def test_report_html_escapes_and_embeds_and_fetches_nothing():
+    page = report_html("run <1>", {"solved": True, "env_id": "CartPole-v1", "eval_mean": 500.0},
+                       "note: <script>alert(1)</script>\n", PNG_MAGIC + b"x", b"GIF89a", "caption & more")
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert 'src="data:image/png;base64,' in page and 'src="data:image/gif;base64,' in page
+    assert "caption &amp; more" in page and "run &lt;1&gt;" in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+    assert "@import" not in page and "url(" not in page
+    empty = report_html("r", None, None, None, None)
+    assert "dqnlab plot RUN_DIR" in empty and "dqnlab play RUN_DIR" in empty and "no summary yet" in empty
+
+
+def test_output_rule_replaces_only_derived_files(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("seed: 0\n")
+    (run / "curves.png").write_bytes(b"old")
+    (tmp_path / "mine.png").write_bytes(b"keep")
+    assert is_derived_file(run / "curves.png") and not is_derived_file(tmp_path / "mine.png")
+    assert check_output_path(run / "curves.png", overwrite=False) == run / "curves.png"
+    with pytest.raises(DqnlabError, match="--overwrite"):
+        check_output_path(tmp_path / "mine.png", overwrite=False)
+    assert check_output_path(tmp_path / "mine.png", overwrite=True)
+    with pytest.raises(DqnlabError, match="does not exist"):
+        check_output_path(tmp_path / "nowhere" / "a.png", overwrite=False)
+    with pytest.raises(DqnlabError, match="directory"):
+        check_output_path(run, overwrite=True)
+    with pytest.raises(DqnlabError, match="cannot write"):
+        write_output(tmp_path / "mine.png" / "a.png", b"x")  # parent is a file
+
+
+def test_importing_dqnlab_and_the_viz_modules_stays_light():
+    code = ("import sys, dqnlab, dqnlab.viz, dqnlab.cli_viz, dqnlab.viz.curves, dqnlab.viz.video, "
+            "dqnlab.viz.report, dqnlab.viz.tensorboard; "
+            "heavy = [m for m in ('matplotlib', 'PIL', 'pygame', 'imageio_ffmpeg', 'tensorboard') "
+            "if m in sys.modules]; "
+            "print(heavy); assert not heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
+
+
+# ---------------------------------------------------------------------------------------------
+# on real (tiny) runs
+
+def _train(run_dir: Path, seed: int) -> Path:
+    cfg = dqnlab.build_config(seed=seed, total_steps=1500, **{"eval.every_steps": 500, "eval.episodes": 3,
+                                                               "eval.final_episodes": 3, "dqn.learning_starts": 300,
+                                                               "artifacts": False})
+    dqnlab.train(cfg, run_dir, progress=False)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("viz")
+    return [_train(root / "seed-0", 0), _train(root / "seed-1", 1)]
+
+
+@pytest.fixture
+def run(runs, tmp_path) -> Path:
+    """A private copy of a finished run, so a test may write into it."""
+    return Path(shutil.copytree(runs[0], tmp_path / "run"))
+
+
+def _episode_length(policy, seed: int) -> int:
+    """The reference: the policy's episode on a plain (non-rendering) environment."""
+    env = gym.make(policy.env_id)
+    obs, _ = env.reset(seed=seed)
+    steps, done = 0, False
+    while not done:
+        obs, _, terminated, truncated, _ = env.step(policy(obs))
+        steps += 1
+        done = terminated or truncated
+    env.close()
+    return steps
+
+
+def _gif_frames(path: Path) -> tuple[int, tuple[int, int]]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.n_frames, im.size
+
+
+def _viz_cli(argv: list[str]) -> int:
+    """The viz commands as dqnlab's CLI parses them (whether or not dqnlab.cli wires them yet)."""
+    from dqnlab.cli import _Parser
+    from dqnlab.cli_viz import add_commands
+
+    parser = _Parser(prog="dqnlab")
+    handlers = add_commands(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
+    args: argparse.Namespace = parser.parse_args(argv)
+    return handlers[args.command](args)
+
+
+def test_write_run_artifacts_writes_valid_small_files(run):
+    paths = write_run_artifacts(run)
+    assert [p.name for p in paths] == ["curves.png", "episode.gif", "report.html"]
+    png, gif, report = (p.read_bytes() for p in paths)
+    assert png.startswith(PNG_MAGIC) and 20_000 < len(png) < 1_000_000
+    assert gif.startswith(b"GIF89a") and len(gif) < 3_000_000
+    length = _episode_length(dqnlab.load_policy(run), seed=0)
+    frames, size = _gif_frames(paths[1])
+    assert frames == len(kept_frame_indices(length, 2)) and frames > 1
+    assert size == (300, 200)
+    page = report.decode("utf-8")
+    assert page.count('src="data:image/png;base64,') == 1 and page.count('src="data:image/gif;base64,') == 1
+    assert f"{length} steps" in page and "CartPole-v1" in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+    # regenerating replaces the derived files without --overwrite
+    assert [p.name for p in write_run_artifacts(run, gif=False)] == ["curves.png", "report.html"]
+    assert "dqnlab play RUN_DIR" in (run / "report.html").read_text()
+
+
+def test_play_writes_a_gif_with_one_frame_per_kept_step(run, tmp_path, capsys):
+    out = tmp_path / "two.gif"
+    assert _viz_cli(["play", str(run), "--episodes", "2", "--seed", "5", "--every", "3", "--width", "150",
+                     "--gif", str(out)]) == 0
+    policy = dqnlab.load_policy(run)
+    lengths = [_episode_length(policy, 5), _episode_length(policy, 6)]
+    frames, size = _gif_frames(out)
+    assert frames == sum(len(kept_frame_indices(n, 3)) for n in lengths)
+    assert size == (150, 100)
+    assert f"return {lengths[0]} in {lengths[0]} steps" in capsys.readouterr().out
+    with pytest.raises(DqnlabError, match="already exists"):
+        _viz_cli(["play", str(run), "--gif", str(out)])
+    assert _viz_cli(["play", str(run), "--gif", str(out), "--overwrite"]) == 0
+    assert _viz_cli(["play", str(run)]) == 0  # default: the run's own episode.gif
+    assert (run / "episode.gif").read_bytes().startswith(b"GIF89a")
+
+
+def test_play_mp4(run, tmp_path, monkeypatch):
+    out = tmp_path / "e.mp4"
+    if importlib.util.find_spec("imageio_ffmpeg") is not None:
+        assert _viz_cli(["play", str(run), "--mp4", str(out)]) == 0
+        assert out.read_bytes()[4:8] == b"ftyp"
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # as if the extra were not installed
+    with pytest.raises(DqnlabError, match=r"dqnlab\[video\]"):
+        _viz_cli(["play", str(run), "--mp4", str(tmp_path / "f.mp4")])
+
+
+def test_play_without_pygame_is_a_clear_error(run, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pygame", None)  # as if it were not installed
+    with pytest.raises(DqnlabError, match=r'pip install "pygame'):
+        _viz_cli(["play", str(run), "--gif", str(tmp_path / "x.gif")])
+
+
+def test_play_human_without_display_is_a_clear_error(run, monkeypatch):
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(DqnlabError, match="needs a display"):
+        _viz_cli(["play", str(run), "--human"])
+
+
+def test_play_human_runs_the_episodes(run, monkeypatch, capsys):
+    monkeypatch.setenv("DISPLAY", ":0")  # pretend to have one; SDL's dummy driver opens no real window
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    assert _viz_cli(["play", str(run), "--human", "--fps", "10000", "--episodes", "2"]) == 0
+    length = _episode_length(dqnlab.load_policy(run), 1)
+    assert f"episode 2 (seed 1): return {length} in {length} steps" in capsys.readouterr().out
+
+
+def test_plot_one_and_several_runs(runs, tmp_path):
+    out = tmp_path / "two.png"
+    assert _viz_cli(["plot", *map(str, runs), "--out", str(out)]) == 0
+    assert out.read_bytes().startswith(PNG_MAGIC)
+    assert _viz_cli(["plot", *map(str, runs), "--out", str(out), "--band", "minmax", "--overwrite"]) == 0
+    with pytest.raises(DqnlabError, match="already exists"):
+        _viz_cli(["plot", *map(str, runs), "--out", str(out)])
+    copies = [shutil.copytree(r, tmp_path / "runs" / r.name) for r in runs]
+    assert _viz_cli(["plot", *map(str, copies)]) == 0  # default: next to the runs
+    assert (tmp_path / "runs" / "curves.png").read_bytes().startswith(PNG_MAGIC)
+    assert _viz_cli(["plot", str(copies[0])]) == 0
+    assert (Path(copies[0]) / "curves.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_bad_inputs_are_one_line_errors(runs, tmp_path):
+    missing = str(tmp_path / "missing")
+    for argv in (["plot", missing], ["play", missing], ["report", missing], ["plot", missing, str(runs[0]),
+                                                                            "--out", str(tmp_path / "x.png")]):
+        with pytest.raises(DqnlabError, match="not found") as err:
+            _viz_cli(argv)
+        assert "\n" not in str(err.value)
+    no_metrics = tmp_path / "empty-run"
+    no_metrics.mkdir()
+    (no_metrics / "config.yaml").write_text("seed: 0\n")
+    with pytest.raises(DqnlabError, match="no metrics.csv"):
+        _viz_cli(["plot", str(no_metrics), "--out", str(tmp_path / "y.png")])
+    no_policy = Path(shutil.copytree(runs[0], tmp_path / "no-policy"))
+    (no_policy / "policy.pt").unlink()
+    with pytest.raises(DqnlabError, match="no policy.pt"):
+        _viz_cli(["play", str(no_policy)])
+    with pytest.raises(DqnlabError, match="no policy.pt"):
+        write_run_artifacts(no_policy)
+    assert not (no_policy / "curves.png").exists()  # nothing written before the refusal
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(DqnlabError, match="cannot write"):
+        _viz_cli(["plot", str(runs[0]), "--out", str(blocker / "curves.png")])
+    damaged = Path(shutil.copytree(runs[0], tmp_path / "damaged"))
+    with open(damaged / "metrics.csv", "a") as f:
+        f.write("train,notanumber,1,1,1,1,,,,1\n")
+    with pytest.raises(DqnlabError, match="damaged"):
+        read_run_metrics(damaged)
+    with pytest.raises(DqnlabError, match="different folders"):
+        _viz_cli(["plot", str(runs[0]), str(damaged)])
+
+
+def test_main_cli_prints_viz_errors_on_one_line(tmp_path, capsys):
+    from dqnlab.cli import build_parser, main
+
+    if "plot" not in build_parser().format_help():
+        pytest.skip("dqnlab.cli does not register the viz commands yet (see dqnlab.cli_viz.add_commands)")
+    assert main(["plot", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err.strip() == f"dqnlab: error: run directory not found: {tmp_path / 'missing'}"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="tensorboard is not installed")
+def test_tensorboard_export_uses_fixed_metric_names(run, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert _viz_cli(["tensorboard", str(run)]) == 0
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"charts/episodic_return", "eval/mean_return", "losses/td_loss", "charts/epsilon", "charts/sps"} <= tags
+    train_rows = sum(1 for line in (run / "metrics.csv").read_text().splitlines() if line.startswith("train,"))
+    assert len(acc.Scalars("charts/episodic_return")) == train_rows
+    summary = json.loads((run / "summary.json").read_text())
+    assert acc.Scalars("eval/mean_return")[-1].step <= summary["env_steps"]
+    # a second export replaces the first (one events file, not two)
+    assert _viz_cli(["tensorboard", str(run)]) == 0
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    assert _viz_cli(["tensorboard", str(run), "--logdir", str(tmp_path / "tb")]) == 0
+    with pytest.raises(DqnlabError, match="--overwrite"):
+        _viz_cli(["tensorboard", str(run), "--logdir", str(tmp_path / "tb")])
+
+
+def test_tensorboard_missing_is_a_clear_error(run, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    with pytest.raises(DqnlabError, match=r'pip install "dqnlab\[tensorboard\]"'):
+        _viz_cli(["tensorboard", str(run)])
