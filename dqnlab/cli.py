@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard event files into RUN_DIR/tensorboard (needs dqnlab[tensorboard])")
 
     e = sub.add_parser("evaluate", help="evaluate a delivered policy greedily")
     e.add_argument("path", metavar="RUN_DIR_OR_POLICY_FILE")
@@ -99,6 +101,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = build_config(args.preset, args.config, args.overrides, **fields)
         result = train(cfg, args.run_dir, overwrite=args.overwrite, progress=not args.quiet)
     print(format_summary(result.summary))
+    if args.tensorboard:
+        from dqnlab.viz.tensorboard import write_tensorboard
+
+        print(f"tensorboard: {write_tensorboard(result.run_dir, None, overwrite=True)}")
     return 0
 
 
@@ -111,10 +117,11 @@ def _train_seeds(args: argparse.Namespace) -> int:
         raise DqnlabError("use either --seed or --seeds, not both")
     if args.overwrite:
         raise DqnlabError("--overwrite is not available with --seeds; choose a new --run-dir")
+    if args.tensorboard:
+        raise DqnlabError("--tensorboard is not available with --seeds; run 'dqnlab tensorboard DIR/seed-*' after")
     seeds = parse_seeds(args.seeds)
     cfg = build_config(args.preset, args.config, args.overrides, total_steps=args.total_steps, **{"env.id": args.env})
-    root = args.run_dir or default_run_dir(cfg.preset, cfg.env.id, seeds[0]).with_name(
-        default_run_dir(cfg.preset, cfg.env.id, seeds[0]).name.replace(f"-s{seeds[0]}-", f"-seeds{args.seeds}-"))
+    root = args.run_dir or default_run_dir(cfg.preset, cfg.env.id, args.seeds.replace(",", "_"))
 
     def report(row: dict) -> None:
         if not args.quiet:

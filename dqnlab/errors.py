@@ -11,7 +11,8 @@ class DqnlabError(Exception):
     """
 
     def __init__(self, message: str, exit_code: int = 2):
-        super().__init__(message)
+        # One line, always: user text echoed in a message (a key, a path) may hold line breaks.
+        super().__init__(message.replace("\r", "\\r").replace("\n", "\\n"))
         self.exit_code = exit_code
 
 

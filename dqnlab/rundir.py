@@ -38,11 +38,11 @@ METRIC_COLUMNS = (
 )
 
 
-def default_run_dir(preset: str | None, env_id: str, seed: int, root: str | Path = "runs") -> Path:
-    """runs/<preset>-<env>-s<seed>-<timestamp>[-k]: a fresh name, so reruns never collide."""
+def default_run_dir(preset: str | None, env_id: str, seeds: str, root: str | Path = "runs") -> Path:
+    """runs/<preset>-<env>-s<seeds>-<timestamp>[-k]: a fresh name, so reruns never collide."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     env = env_id.replace("/", "_")
-    base = Path(root) / f"{preset or 'custom'}-{env}-s{seed}-{stamp}"
+    base = Path(root) / f"{preset or 'custom'}-{env}-s{seeds}-{stamp}"
     candidate, k = base, 1
     while candidate.exists():
         k += 1

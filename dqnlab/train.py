@@ -155,7 +155,7 @@ def train(
             cfg = build_config() if config is None else validate_config(config)
         if total_steps is not None:
             cfg = validate_config({**cfg.to_dict(), "total_steps": total_steps})
-        run_path = Path(run_dir) if run_dir is not None else default_run_dir(cfg.preset, cfg.env.id, cfg.seed)
+        run_path = Path(run_dir) if run_dir is not None else default_run_dir(cfg.preset, cfg.env.id, str(cfg.seed))
 
     torch.set_num_threads(cfg.torch_threads)
     # Everything that can fail on bad input happens before anything is written.

@@ -1,3 +1,5 @@
+import csv
+
 import pytest
 import torch
 
@@ -25,3 +27,12 @@ def tiny_config(**fields):
 @pytest.fixture
 def tiny():
     return tiny_config
+
+
+def metrics_without_wall(run_dir):
+    """metrics.csv as dicts, without wall_seconds: the one column that differs between equal runs."""
+    with open(run_dir / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r.pop("wall_seconds")
+    return rows

@@ -117,3 +117,12 @@ def test_progress_is_plain_lines_when_not_a_terminal(tmp_path):
     assert code == 0
     lines = [line for line in err.splitlines() if line.startswith("[dqnlab] step")]
     assert len(lines) >= 2 and "eps=" in lines[0] and "eval=" in lines[0]
+
+
+def test_train_with_tensorboard_writes_event_files(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "run"
+    assert main(["train", "--run-dir", str(run), "--tensorboard", *TINY]) == 0
+    events = list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    assert "tensorboard:" in capsys.readouterr().out

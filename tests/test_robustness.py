@@ -1,6 +1,5 @@
 """Bad files, signals, crashes and divergence: clean errors, nothing lost, exact resume."""
 
-import csv
 import json
 import os
 import pickle
@@ -17,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dqnlab
+from conftest import metrics_without_wall
 from dqnlab.config import validate_config
 from dqnlab.errors import ConfigError, DqnlabError
 from dqnlab.fileio import safe_torch_load
@@ -27,14 +27,6 @@ RUN_CONFIG = {
                                                            "early_stop": False},
     "dqn": {"learning_starts": 300}, "env": {"num_envs": 4}, "artifacts": False,
 }
-
-
-def metrics_without_wall(run_dir):
-    with open(run_dir / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        r.pop("wall_seconds")
-    return rows
 
 
 def start(run_dir, cfg_file, *extra):
@@ -220,3 +212,35 @@ def test_damaged_policy_files_load_or_fail_cleanly(tmp_path, valid_policy_bytes,
         return
     # A corruption inside tensor data can still load: then it is a working policy.
     assert policy(np.zeros(4, dtype=np.float32)) in (0, 1)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("fin") / "run"
+    dqnlab.train(dqnlab.build_config(**{"total_steps": 600, "eval.episodes": 2, "eval.final_episodes": 2,
+                                        "artifacts": False}), run, progress=False)
+    return run
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=3000))
+def test_random_bytes_as_checkpoint_fail_cleanly_on_resume(tmp_path, finished_run, blob):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    shutil.copytree(finished_run, run)
+    (run / "checkpoint.pt").write_bytes(blob)
+    before = (run / "policy.pt").read_bytes()
+    with pytest.raises(DqnlabError) as exc:
+        dqnlab.train(run_dir=run, resume=True, progress=False)
+    assert "\n" not in str(exc.value)
+    assert (run / "policy.pt").read_bytes() == before  # the delivered policy is untouched
+
+
+def test_policy_for_another_environment_is_refused(finished_run, capsys):
+    from dqnlab.cli import main
+
+    assert main(["evaluate", str(finished_run), "--env", "Acrobot-v1", "--episodes", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit Acrobot-v1" in err and len(err.strip().splitlines()) == 1

@@ -1,6 +1,5 @@
 """Training runs end to end: determinism, resume, episode boundaries in the replay buffer."""
 
-import csv
 import json
 
 import gymnasium as gym
@@ -9,15 +8,8 @@ import pytest
 import torch
 
 import dqnlab
+from conftest import metrics_without_wall
 from dqnlab.fileio import safe_torch_load
-
-
-def metrics_without_wall(run_dir):
-    with open(run_dir / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        r.pop("wall_seconds")
-    return rows
 
 
 def policy_weights(run_dir):
