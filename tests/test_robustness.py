@@ -244,3 +244,32 @@ def test_policy_for_another_environment_is_refused(finished_run, capsys):
     assert main(["evaluate", str(finished_run), "--env", "Acrobot-v1", "--episodes", "2"]) == 2
     err = capsys.readouterr().err
     assert "does not fit Acrobot-v1" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1.2 MB tmpfs: room for the first checkpoints, not for the later, larger ones."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_full_disk_is_one_line_and_corrupts_nothing(small_disk):
+    run = small_disk / "run"
+    code = subprocess.run([sys.executable, "-m", "dqnlab", "train", "--run-dir", str(run), "--quiet",
+                           "--total-steps", "20000", "--set", "checkpoint_every=3000", "--set", "artifacts=false",
+                           "--set", "eval.early_stop=false"], capture_output=True, text=True, timeout=300)
+    assert code.returncode == 1
+    assert code.stderr.strip().splitlines() == ["dqnlab: error: No space left on device"]
+    assert not list(run.glob(".*.tmp"))  # no half-written temporary files left behind
+    ckpt = safe_torch_load(run / "checkpoint.pt", "checkpoint")  # the last complete checkpoint
+    assert 0 < ckpt["counters"]["env_steps"] < 20000
+    dqnlab.load_policy(run)  # and the delivered policy so far
+    # With space again, the run resumes from that checkpoint and finishes.
+    subprocess.run(["mount", "-o", "remount,size=50m", str(small_disk)], check=True)
+    assert resume(run).returncode == 0
+    assert json.loads((run / "summary.json").read_text())["env_steps"] >= 20000
