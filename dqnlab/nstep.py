@@ -60,9 +60,9 @@ class NStepCollector:
             slots_e = (self.pos[e] - c + np.arange(c)) % self.n  # oldest first
             rews = self.rewards[slots_e, e]
             for j in range(c):
-                horizon = c - j
+                horizon = c - j  # entry j bootstraps after the episode's last step
                 parts.append((self.obs[slots_e[j], e][None], self.actions[slots_e[j], e][None],
-                              np.array([np.dot(self.powers[:horizon], rews[j:])]), next_obs[k][None],
+                              np.array([n_step_return(rews[j:], self.gamma)]), next_obs[k][None],
                               np.array([bool(terminated[k])]), np.array([self.gamma**horizon])))
             self.count[e] = 0
         if not parts:

@@ -36,6 +36,7 @@ class Policy:
         self.algo = algo
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values of a batch of raw observations: (N, *obs_shape) -> (N, n_actions)."""
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
         with torch.inference_mode():
             return self.net(x).numpy()

@@ -1,20 +1,17 @@
-"""Training progress: a tqdm bar on a terminal, plain periodic lines otherwise (logs, CI)."""
+"""Training progress: a tqdm bar on a terminal, a plain line per update otherwise (logs, CI).
+The training loop updates it once per evaluation."""
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import TextIO
 
 
 class Progress:
-    def __init__(self, total: int, initial: int = 0, stream: TextIO | None = None, enabled: bool = True,
-                 interval_seconds: float = 5.0):
+    def __init__(self, total: int, initial: int = 0, stream: TextIO | None = None, enabled: bool = True):
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.total = total
-        self.interval = interval_seconds
-        self._last_line = 0.0
         self._bar = None
         self._tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         if self._tty:
@@ -24,8 +21,7 @@ class Progress:
                              leave=False, mininterval=0.2)
         self._pos = initial
 
-    def update(self, step: int, recent_return: float | None, epsilon: float, last_eval: float | None,
-               force: bool = False) -> None:
+    def update(self, step: int, recent_return: float | None, epsilon: float, last_eval: float | None) -> None:
         if not self.enabled:
             return
         fields = {
@@ -38,11 +34,8 @@ class Progress:
             self._pos = step
             self._bar.set_postfix(fields, refresh=False)
             return
-        now = time.monotonic()
-        if force or now - self._last_line >= self.interval:
-            self._last_line = now
-            text = " ".join(f"{k}={v}" for k, v in fields.items())
-            print(f"[dqnlab] step {step}/{self.total} {text}", file=self.stream, flush=True)
+        text = " ".join(f"{k}={v}" for k, v in fields.items())
+        print(f"[dqnlab] step {step}/{self.total} {text}", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:

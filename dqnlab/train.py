@@ -250,7 +250,7 @@ class _Loop:
                         while self.next_eval <= self.env_steps:
                             self.next_eval += cfg.eval.every_steps
                         self._evaluate()
-                        prog.update(self.env_steps, self._recent(), self._epsilon(), self.last_eval, force=True)
+                        prog.update(self.env_steps, self._recent(), self._epsilon(), self.last_eval)
                     if self.env_steps >= self.next_checkpoint:
                         while self.next_checkpoint <= self.env_steps:
                             self.next_checkpoint += cfg.checkpoint_every
