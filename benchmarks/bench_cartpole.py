@@ -146,7 +146,8 @@ def aggregate(rows: list[dict]) -> dict:
     return out
 
 
-def markdown(agg: dict, rows: list[dict], stability: list[dict] | None, command: str) -> str:
+def markdown(agg: dict, rows: list[dict], stability: list[dict] | None, command: str,
+             overrides: list[str] = ()) -> str:
     def ci(s, fmt="{:.1f}"):
         return f"{fmt.format(s['iqm'])} [{fmt.format(s['iqm_ci_low'])}, {fmt.format(s['iqm_ci_high'])}]"
 
@@ -160,12 +161,13 @@ def markdown(agg: dict, rows: list[dict], stability: list[dict] | None, command:
         "| env steps: median | train s: median | train s: IQM [95% CI] | process s: median | import s: median |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    dqnlab_label = "dqnlab default" + (f" with {' '.join(overrides)}" if overrides else "")
     for system in ("dqnlab", "sb3"):
         if system not in agg:
             continue
         a = agg[system]
         lines.append(
-            f"| {'dqnlab default' if system == 'dqnlab' else 'SB3 DQN, RL Zoo'} | {a['solved']}/{a['runs']} "
+            f"| {dqnlab_label if system == 'dqnlab' else 'SB3 DQN, RL Zoo'} | {a['solved']}/{a['runs']} "
             f"| {a['eval_mean']['median']:.1f} | {ci(a['eval_mean'])} | {a['env_steps']['median']:.0f} "
             f"| {a['train_seconds']['median']:.2f} | {ci(a['train_seconds'], '{:.2f}')} "
             f"| {a['process_seconds']['median']:.2f} | {a['import_seconds']['median']:.2f} |")
@@ -256,7 +258,7 @@ def main() -> None:
     command = "python benchmarks/bench_cartpole.py " + " ".join(sys.argv[1:])
     (out / "rows.json").write_text(json.dumps({"rows": rows, "stability": stability}, indent=1))
     (out / "results.json").write_text(json.dumps(agg, indent=1))
-    md = markdown(agg, rows, stability or None, command)
+    md = markdown(agg, rows, stability or None, command, a.overrides)
     (out / "results.md").write_text(md)
     plot(rows, out / "seconds.png")
     print(md)
