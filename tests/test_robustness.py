@@ -77,7 +77,7 @@ def test_sigkill_at_random_moments_then_resume_matches(tmp_path, reference, dela
     wait_for(run / "checkpoint.pt", proc)  # the step-0 checkpoint: training has begun
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()  # reap it and close its pipes
     done = resume(run)
     assert done.returncode == 0, done.stderr
     assert_same_run(ref, run)
