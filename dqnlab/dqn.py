@@ -54,6 +54,7 @@ class DQNLearner:
         self.online.eval()
         self.target.eval()
         self.grad_steps = 0
+        self._last_td: torch.Tensor | None = None  # signed TD errors of the last update, (B,)
         self._params = list(self.online.parameters())
         pairs = list(zip(list(self.target.parameters()) + list(self.target.buffers()),
                          list(self.online.parameters()) + list(self.online.buffers())))
@@ -78,6 +79,13 @@ class DQNLearner:
 
     def loss(self, batch: Batch) -> torch.Tensor:
         """The TD loss with its autograd graph (the reference for the fast path)."""
+        return self._loss_and_td(batch)[0]
+
+    def _loss_and_td(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss with its autograd graph, detached TD errors Q - y of shape (B,)).
+
+        The loss is the batch mean of per-sample Huber or squared errors, each times its
+        importance weight when the batch carries weights (prioritised replay)."""
         y = self.targets(batch)
         if self.batch_norm:
             self.online.train()
@@ -85,17 +93,31 @@ class DQNLearner:
         if self.batch_norm:
             self.online.eval()
         if self.cfg.loss == "huber":
-            return nn.functional.smooth_l1_loss(q, y)
-        return nn.functional.mse_loss(q, y)
+            per_sample = nn.functional.smooth_l1_loss(q, y, reduction="none")
+        else:
+            per_sample = nn.functional.mse_loss(q, y, reduction="none")
+        if batch.weights is not None:
+            per_sample = per_sample * batch.weights
+        return per_sample.mean(), (q.detach() - y)
+
+    @property
+    def last_td_abs(self) -> torch.Tensor | None:
+        """|Q(s, a) - y| of each sample of the last update's batch, (B,), detached: the new
+        priorities for prioritised replay. None before the first update."""
+        return None if self._last_td is None else self._last_td.abs()
 
     def update(self, batch: Batch) -> torch.Tensor:
-        """One gradient step on `batch`; returns the (detached) loss. Soft target update included."""
+        """One gradient step on `batch`; returns the (detached) loss. Soft target update included.
+
+        With ``batch.weights`` (prioritised replay) the loss is the importance-weighted mean of
+        the per-sample losses; ``last_td_abs`` then holds the batch's new priorities."""
         if self._fast is None:
-            loss = self.loss(batch)
+            loss, self._last_td = self._loss_and_td(batch)
             self.optimizer.zero_grad()
             loss.backward()
         else:
-            loss = fast_mlp.td_loss_backward(*self._fast, batch.obs, batch.actions, self.targets(batch), self.cfg.loss)
+            loss, self._last_td = fast_mlp.td_loss_backward(*self._fast, batch.obs, batch.actions, self.targets(batch),
+                                                            self.cfg.loss, batch.weights)
         if self.cfg.clip_grad_value is not None:
             clip_grad_value_(self._params, self.cfg.clip_grad_value)
         if self.cfg.max_grad_norm is not None:

@@ -67,9 +67,14 @@ def forward(layers: list[nn.Linear], kind: str, x: torch.Tensor) -> torch.Tensor
 
 @torch.no_grad()
 def td_loss_backward(layers: list[nn.Linear], kind: str, obs: torch.Tensor, actions: torch.Tensor,
-                     targets: torch.Tensor, loss: str) -> torch.Tensor:
-    """Loss of Q(obs, actions) against `targets` (mean over the batch, Huber with delta 1 or MSE);
-    writes the gradients into each layer's .weight.grad and .bias.grad. Returns the loss."""
+                     targets: torch.Tensor, loss: str,
+                     weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss of Q(obs, actions) against `targets` (mean over the batch, Huber with delta 1 or MSE,
+    each sample's loss times its entry of `weights` when given: prioritised replay's importance
+    weights); writes the gradients into each layer's .weight.grad and .bias.grad.
+
+    Returns (loss, TD errors Q(obs, actions) - targets of shape (B,)).
+    """
     hs = [obs]  # activations, hs[i] is the input of layer i
     zs = []
     last = len(layers) - 1
@@ -88,11 +93,15 @@ def td_loss_backward(layers: list[nn.Linear], kind: str, obs: torch.Tensor, acti
     n = diff.shape[0]
     if loss == "huber":
         abs_diff = diff.abs()
-        value = torch.where(abs_diff < 1.0, 0.5 * diff * diff, abs_diff - 0.5).mean()
+        per_sample = torch.where(abs_diff < 1.0, 0.5 * diff * diff, abs_diff - 0.5)
         g_q = diff.clamp(-1.0, 1.0) / n
     else:
-        value = (diff * diff).mean()
+        per_sample = diff * diff
         g_q = diff * (2.0 / n)
+    if weights is not None:
+        per_sample = per_sample * weights
+        g_q = g_q * weights
+    value = per_sample.mean()
     g = torch.zeros_like(q_all).scatter_(1, actions.unsqueeze(1), g_q.unsqueeze(1))  # (B, A)
     for i in range(last, -1, -1):
         layer = layers[i]
@@ -100,4 +109,4 @@ def td_loss_backward(layers: list[nn.Linear], kind: str, obs: torch.Tensor, acti
         layer.bias.grad = g.sum(0)
         if i > 0:
             g = _act_grad(g.mm(layer.weight), zs[i - 1], hs[i], kind)
-    return value
+    return value, diff

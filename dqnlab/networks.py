@@ -1,4 +1,4 @@
-"""Q-networks: an MLP from observation vector to one value per action."""
+"""Q-networks: an MLP from observation vector to one value per action, plain or dueling."""
 
 from __future__ import annotations
 
@@ -14,11 +14,31 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-def build_q_network(cfg: NetworkConfig, obs_dim: int, n_actions: int) -> nn.Sequential:
-    """Linear -> [BatchNorm] -> activation for each hidden size, then a linear head.
+class DuelingHead(nn.Module):
+    """Q(s, a) = V(s) + A(s, a) - mean_a A(s, a) from two linear heads on the same features.
 
-    (batch, obs_dim) -> (batch, n_actions). Initialisation draws from torch's global RNG: call
-    under ``torch.random.fork_rng()`` with a seed to keep it explicit and reproducible.
+    Subtracting the mean makes V and A identifiable (a constant moved from A to V would
+    otherwise leave Q unchanged) without changing which action is greedy. (B, in) -> (B, A)
+    """
+
+    def __init__(self, in_features: int, n_actions: int):
+        super().__init__()
+        self.value = nn.Linear(in_features, 1)
+        self.advantage = nn.Linear(in_features, n_actions)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        adv = self.advantage(h)  # (B, A)
+        return self.value(h) + adv - adv.mean(dim=1, keepdim=True)
+
+
+def build_q_network(cfg: NetworkConfig, obs_dim: int, n_actions: int) -> nn.Sequential:
+    """Linear -> [BatchNorm] -> activation for each hidden size, then a linear head (or, with
+    ``cfg.dueling``, a DuelingHead).
+
+    (batch, obs_dim) -> (batch, n_actions). The architecture is a function of `cfg` alone, so a
+    saved state_dict loads into a network rebuilt from the same config. Initialisation draws
+    from torch's global RNG: call under ``torch.random.fork_rng()`` with a seed to keep it
+    explicit and reproducible.
     """
     layers: list[nn.Module] = []
     width = obs_dim
@@ -28,7 +48,7 @@ def build_q_network(cfg: NetworkConfig, obs_dim: int, n_actions: int) -> nn.Sequ
             layers.append(nn.BatchNorm1d(size))
         layers.append(_ACTIVATIONS[cfg.activation]())
         width = size
-    layers.append(nn.Linear(width, n_actions))
+    layers.append(DuelingHead(width, n_actions) if cfg.dueling else nn.Linear(width, n_actions))
     return nn.Sequential(*layers)
 
 

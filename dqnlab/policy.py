@@ -19,16 +19,35 @@ POLICY_VERSION = 1
 POLICY_FILE = "policy.pt"
 
 
+def build_policy_net(algo: str, network: NetworkConfig, obs_dim: int, n_actions: int,
+                     extra: dict[str, Any]) -> torch.nn.Module:
+    """The module mapping observations to one score per action, as each algorithm delivers it:
+    DQN's Q-network, PPO's actor (logits), the Q-table, or a controller. Built from config
+    alone, so that a policy file holds only tensors and plain data."""
+    if algo in ("dqn", "ppo"):  # PPO's actor is a plain MLP from the same builder
+        return build_q_network(network, obs_dim, n_actions)
+    if algo == "tabular":
+        from dqnlab.tabular import QTable
+
+        return QTable.from_extra(extra, obs_dim, n_actions)
+    if algo == "baseline":
+        from dqnlab.baselines import controller_net
+
+        return controller_net(extra, obs_dim, n_actions)
+    raise ValueError(f"unknown algo {algo!r}")
+
+
 class Policy:
-    """A greedy Q-network policy on raw Gymnasium observations.
+    """A greedy policy on raw Gymnasium observations: the action of highest score.
 
     ``policy(obs)`` with one observation of shape ``obs_shape`` returns an ``int`` action; with a
     batch of shape ``(N, *obs_shape)`` it returns an ``(N,)`` int64 array.
     """
 
     def __init__(self, net: torch.nn.Module, env_id: str, obs_shape: tuple[int, ...], n_actions: int,
-                 network: NetworkConfig, algo: str = "dqn"):
+                 network: NetworkConfig, algo: str = "dqn", extra: dict[str, Any] | None = None):
         self.net = net.eval()
+        self.extra = dict(extra or {})
         self.env_id = env_id
         self.obs_shape = tuple(obs_shape)
         self.n_actions = int(n_actions)
@@ -36,7 +55,8 @@ class Policy:
         self.algo = algo
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
-        """Q-values of a batch of raw observations: (N, *obs_shape) -> (N, n_actions)."""
+        """Scores of a batch of raw observations: (N, *obs_shape) -> (N, n_actions): Q-values for
+        DQN and tabular policies, logits for PPO, a one-hot choice for controllers."""
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
         with torch.inference_mode():
             return self.net(x).numpy()
@@ -65,6 +85,7 @@ class Policy:
             "obs_shape": list(self.obs_shape),
             "n_actions": self.n_actions,
             "network": self.network.model_dump(mode="json"),
+            "extra": self.extra,
             "state_dict": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
         }
 
@@ -88,12 +109,16 @@ def policy_from_dict(data: Any, source: str) -> Policy:
         env_id = str(data["env_id"])
         if len(obs_shape) != 1 or obs_shape[0] < 1 or n_actions < 1:
             raise ValueError("bad shapes")
-        net = build_q_network(network, obs_shape[0], n_actions)
+        algo = str(data.get("algo", "dqn"))
+        extra = data.get("extra", {})
+        if not isinstance(extra, dict):
+            raise ValueError("extra is not a mapping")
+        net = build_policy_net(algo, network, obs_shape[0], n_actions, extra)
         net.load_state_dict(data["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError, ValidationError) as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise DqnlabError(f"{source} is a damaged dqnlab policy file ({reason})", exit_code=1) from None
-    return Policy(net, env_id, obs_shape, n_actions, network, algo=str(data.get("algo", "dqn")))
+    return Policy(net, env_id, obs_shape, n_actions, network, algo=algo, extra=extra)
 
 
 def resolve_policy_path(path: str | Path) -> Path:

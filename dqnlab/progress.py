@@ -21,14 +21,16 @@ class Progress:
                              leave=False, mininterval=0.2)
         self._pos = initial
 
-    def update(self, step: int, recent_return: float | None, epsilon: float, last_eval: float | None) -> None:
+    def update(self, step: int, recent_return: float | None, epsilon: float | None, last_eval: float | None) -> None:
         if not self.enabled:
             return
         fields = {
             "return": "-" if recent_return is None else f"{recent_return:.1f}",
-            "eps": f"{epsilon:.3f}",
+            "eps": "" if epsilon is None else f"{epsilon:.3f}",
             "eval": "-" if last_eval is None else f"{last_eval:.1f}",
         }
+        if epsilon is None:  # algorithms without epsilon-greedy exploration
+            del fields["eps"]
         if self._bar is not None:
             self._bar.update(step - self._pos)
             self._pos = step

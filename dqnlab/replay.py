@@ -20,6 +20,8 @@ class Batch(NamedTuple):
     next_obs: torch.Tensor  # (B, *obs_shape) float32
     terminated: torch.Tensor  # (B,) float32, 1.0 where the episode ended in a terminal state
     discounts: torch.Tensor  # (B,) float32, gamma^k for a k-step transition (gamma for 1-step)
+    weights: torch.Tensor | None = None  # (B,) float32 importance weights (prioritised replay only)
+    indices: torch.Tensor | None = None  # (B,) int64 buffer slots, for update_priorities (prioritised only)
 
 
 _FIELDS = ("obs", "next_obs", "actions", "rewards", "terminated", "discounts")

@@ -28,6 +28,12 @@ def per_episode(episode: int, start: float, end: float, factor: float) -> float:
     return max(end, start * factor**episode)
 
 
+def log_episode(episode: int, start: float, end: float, divisor: float) -> float:
+    """min(start, 1 - log10((episode + 1) / divisor)) floored at `end`: the tabular tutorial's
+    rate for learning and exploring (1 for the first `divisor` episodes, then falling)."""
+    return max(end, min(start, 1.0 - math.log10((episode + 1) / divisor)))
+
+
 def epsilon_at(cfg: ExploreConfig, step: int, episode: int) -> float:
     """Epsilon after `step` environment steps and `episode` finished training episodes."""
     if cfg.schedule == "linear":
@@ -38,4 +44,6 @@ def epsilon_at(cfg: ExploreConfig, step: int, episode: int) -> float:
         return decrement(step, cfg.start, cfg.end, cfg.decrement)
     if cfg.schedule == "per_episode":
         return per_episode(episode, cfg.start, cfg.end, cfg.episode_decay)
+    if cfg.schedule == "log_episode":
+        return log_episode(episode, cfg.start, cfg.end, cfg.log_divisor)
     return cfg.start

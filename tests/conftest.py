@@ -21,6 +21,9 @@ def tiny_config(**fields):
         "artifacts": False,  # plots and report are tested in test_viz
     }
     base.update(fields)
+    algo = base.get("algo") or dqnlab.build_config(base.get("preset")).algo
+    if algo != "dqn":
+        base.pop("dqn.learning_starts")
     return dqnlab.build_config(**base)
 
 

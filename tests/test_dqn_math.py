@@ -124,6 +124,32 @@ def test_loss_hand_numbers(double, loss_name, expected):
     assert loss.item() == pytest.approx(expected, abs=1e-7)
 
 
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("loss_name, expected", [
+    # max targets: errors Q - y = [-1.5, 0.5] (see above); importance weights [0.5, 1.0]
+    ("mse", 0.6875),  # mean(0.5 * 2.25, 1.0 * 0.25)
+    ("huber", 0.3125),  # mean(0.5 * (1.5 - 0.5), 1.0 * 0.125)
+])
+def test_importance_weighted_loss_hand_numbers(fast, loss_name, expected):
+    # nn.Linear alone takes autograd; wrapped in nn.Sequential it takes the fast path.
+    online = nn.Sequential(linear_net(ONLINE_W)) if fast else linear_net(ONLINE_W)
+    learner = DQNLearner(online, DQNConfig(double=False, loss=loss_name, max_grad_norm=None))
+    assert (learner._fast is not None) == fast
+    target = learner.target[0] if fast else learner.target
+    with torch.no_grad():
+        target.weight.copy_(torch.tensor(TARGET_W))
+    batch = hand_batch()._replace(weights=torch.tensor([0.5, 1.0]), indices=torch.tensor([7, 3]))
+    assert learner.last_td_abs is None
+    assert learner.update(batch).item() == pytest.approx(expected, abs=1e-7)
+    exact(learner.last_td_abs, torch.tensor([1.5, 0.5]))
+    # weights of one give back the unweighted loss
+    learner2 = DQNLearner(copy.deepcopy(online), DQNConfig(double=False, loss=loss_name))
+    with torch.no_grad():
+        (learner2.target[0] if fast else learner2.target).weight.copy_(torch.tensor(TARGET_W))
+    ones = hand_batch()._replace(weights=torch.ones(2))
+    assert learner2.loss(ones).item() == pytest.approx(learner2.loss(hand_batch()).item(), abs=1e-7)
+
+
 # ---------------------------------------------------------------------------------------------
 # Target-network updates
 # ---------------------------------------------------------------------------------------------

@@ -20,18 +20,22 @@ def batch(n=32, obs_dim=4, n_actions=3, seed=0):
 @pytest.mark.parametrize("activation", ["relu", "tanh", "leaky_relu"])
 @pytest.mark.parametrize("loss", ["huber", "mse"])
 @pytest.mark.parametrize("hidden", [[16], [32, 16], [8, 8, 8], []])
-def test_loss_and_gradients_match_autograd(activation, loss, hidden):
+@pytest.mark.parametrize("weighted", [False, True])
+def test_loss_and_gradients_match_autograd(activation, loss, hidden, weighted):
     torch.manual_seed(1)
     net = build_q_network(NetworkConfig(hidden=hidden, activation=activation), 4, 3)
     learner = DQNLearner(net, DQNConfig(loss=loss))
     assert learner._fast is not None
     b = batch()
-    ref = learner.loss(b)
+    if weighted:  # importance weights of prioritised replay
+        b = b._replace(weights=torch.rand(len(b.actions), generator=torch.Generator().manual_seed(2)))
+    ref, ref_td = learner._loss_and_td(b)
     learner.optimizer.zero_grad()
     ref.backward()
     expected = [p.grad.clone() for p in net.parameters()]
-    value = fast_mlp.td_loss_backward(*learner._fast, b.obs, b.actions, learner.targets(b), loss)
+    value, td = fast_mlp.td_loss_backward(*learner._fast, b.obs, b.actions, learner.targets(b), loss, b.weights)
     torch.testing.assert_close(value, ref.detach(), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(td, ref_td, rtol=1e-6, atol=1e-6)
     for got, want in zip((p.grad for p in net.parameters()), expected, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
 

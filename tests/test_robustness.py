@@ -125,7 +125,7 @@ def test_divergence_stops_cleanly_and_keeps_good_files(tmp_path, monkeypatch):
     policy = dqnlab.load_policy(tmp_path / "run")  # the last good policy is intact
     assert all(torch.isfinite(p).all() for p in policy.net.parameters())
     ckpt = safe_torch_load(tmp_path / "run" / "checkpoint.pt", "checkpoint")
-    assert all(torch.isfinite(v).all() for v in ckpt["learner"]["online"].values())
+    assert all(torch.isfinite(v).all() for v in ckpt["algo_state"]["learner"]["online"].values())
 
 
 def test_malicious_checkpoint_is_not_executed_on_resume(tmp_path):

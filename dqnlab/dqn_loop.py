@@ -1,0 +1,113 @@
+"""DQN in the training loop: epsilon-greedy collection into replay, gradient steps, target updates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dqnlab.dqn import DQNLearner
+from dqnlab.loop import TrainLoop
+from dqnlab.networks import seeded_q_network
+from dqnlab.nstep import NStepCollector
+from dqnlab.prioritized import PrioritizedReplayBuffer, beta_at
+from dqnlab.replay import ReplayBuffer
+from dqnlab.schedules import epsilon_at
+
+
+class DQNLoop(TrainLoop):
+    algo = "dqn"
+
+    def __init__(self, cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress):
+        super().__init__(cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress)
+        self.explore_rng = np.random.default_rng(self.seeds.explore)
+        self.replay_gen = torch.Generator().manual_seed(self.seeds.replay)
+        online = seeded_q_network(cfg.network, obs_shape[0], n_actions, self.seeds.network)
+        self.learner = DQNLearner(online, cfg.dqn)
+        if cfg.dqn.prioritized:
+            self.buffer = PrioritizedReplayBuffer(cfg.dqn.buffer_size, obs_shape, cfg.dqn.per_alpha, cfg.dqn.per_eps)
+        else:
+            self.buffer = ReplayBuffer(cfg.dqn.buffer_size, obs_shape)
+        self.gammas = np.full(cfg.env.num_envs, cfg.dqn.gamma, dtype=np.float32)
+        self.nstep = self._new_nstep()
+        self.since_update = 0
+
+    def _new_nstep(self) -> NStepCollector | None:
+        d = self.cfg.dqn
+        return NStepCollector(d.n_step, d.gamma, self.cfg.env.num_envs, self.obs_shape) if d.n_step > 1 else None
+
+    def exploration(self) -> float:
+        return epsilon_at(self.cfg.explore, self.env_steps, self.episodes)
+
+    def greedy_act(self, obs: np.ndarray) -> np.ndarray:
+        return self.learner.greedy_actions(torch.from_numpy(obs)).numpy()
+
+    def policy_net(self) -> nn.Module:
+        return self.learner.online
+
+    def advance(self) -> None:
+        cfg, n = self.cfg, self.cfg.env.num_envs
+        eps = self.exploration()
+        with torch.no_grad():
+            greedy = self.learner.greedy_actions(torch.from_numpy(self.obs)).numpy()
+        explore = self.explore_rng.random(n) < eps
+        random_actions = self.explore_rng.integers(0, self.n_actions, size=n)
+        actions = np.where(explore, random_actions, greedy)
+        obs = self.obs
+        valid, next_obs, reward, terminated, truncated = self.env_step(actions)
+        n_valid = int(valid.sum())
+        if n_valid:
+            if self.nstep is None:
+                self.buffer.add(obs[valid], actions[valid], reward[valid], next_obs[valid], terminated[valid],
+                                self.gammas[:n_valid])
+            else:
+                out = self.nstep.push(np.flatnonzero(valid), obs[valid], actions[valid], reward[valid],
+                                      next_obs[valid], terminated[valid], truncated[valid])
+                if out is not None:
+                    self.buffer.add(*out)
+        self.obs = next_obs
+
+        if self.env_steps >= cfg.dqn.learning_starts and len(self.buffer) >= cfg.dqn.batch_size:
+            self.since_update += n_valid
+            while self.since_update >= cfg.dqn.train_freq:
+                self.since_update -= cfg.dqn.train_freq
+                if cfg.dqn.prioritized:  # importance-sampling exponent, annealed over env steps
+                    self.buffer.beta = beta_at(self.env_steps, cfg.dqn.per_beta_start, cfg.dqn.per_beta_steps)
+                for _ in range(cfg.dqn.gradient_steps):
+                    batch = self.buffer.sample(cfg.dqn.batch_size, self.replay_gen,
+                                               cfg.dqn.replay_sampling == "sequential")
+                    self.last_loss = self.learner.update(batch)
+                    if batch.indices is not None:  # prioritised replay: new TD errors are the new priorities
+                        self.buffer.update_priorities(batch.indices, self.learner.last_td_abs)
+
+    def on_episode_end(self, env_index: int) -> None:
+        dqn = self.cfg.dqn
+        if dqn.target_update == "hard" and dqn.target_update_unit == "episodes" and \
+                self.episodes % dqn.target_update_every == 0:
+            self.learner.hard_update()
+
+    def algo_state(self) -> dict[str, Any]:
+        return {
+            "learner": self.learner.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "nstep": None if self.nstep is None else self.nstep.state_dict(),
+            "rng": {"explore": self.explore_rng.bit_generator.state, "replay": self.replay_gen.get_state()},
+            "since_update": self.since_update,
+        }
+
+    def load_algo_state(self, state: dict[str, Any]) -> None:
+        self.learner.load_state_dict(state["learner"])
+        self.buffer.load_state_dict(state["buffer"])
+        if self.nstep is not None:
+            self.nstep.load_state_dict(state["nstep"])
+        self.explore_rng.bit_generator.state = state["rng"]["explore"]
+        self.replay_gen.set_state(state["rng"]["replay"])
+        self.since_update = int(state["since_update"])
+
+    def on_env_restart(self) -> None:
+        self.nstep = self._new_nstep()
+
+    def algo_summary(self) -> dict[str, Any]:
+        return {"grad_steps": self.learner.grad_steps}

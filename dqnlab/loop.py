@@ -1,0 +1,461 @@
+"""What every training algorithm shares: stepping vector environments with NEXT_STEP autoreset,
+episode bookkeeping, periodic evaluation of the greedy policy, keeping the best one, stop rules,
+checkpoints, signals and the summary.
+
+An algorithm subclasses ``TrainLoop`` and supplies: ``advance()`` (act, learn, and step the
+environments through ``env_step``), ``greedy_act`` (the policy evaluated), ``policy_net`` (the
+module delivered as ``policy.pt``) and its own state for checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import platform
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dqnlab.config import RunConfig
+from dqnlab.envs import capture_env_state, env_spec, restore_env_state
+from dqnlab.errors import DqnlabError
+from dqnlab.evaluation import Evaluator
+from dqnlab.fileio import atomic_torch_save, atomic_write_json
+from dqnlab.policy import POLICY_FILE, Policy
+from dqnlab.progress import Progress
+from dqnlab.rundir import CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE, MetricsLog
+
+CHECKPOINT_FORMAT = "dqnlab.checkpoint"
+CHECKPOINT_VERSION = 2
+
+
+class TrainingInterrupted(DqnlabError):
+    """SIGINT/SIGTERM arrived; a checkpoint was written and the summary marks the run interrupted."""
+
+    def __init__(self, signum: int, run_dir: Path):
+        super().__init__(f"interrupted; checkpoint written, resume with: dqnlab train --resume {run_dir}",
+                         exit_code=128 + signum)
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """Independent streams derived from one user seed (numpy SeedSequence), so that no two
+    consumers share a stream and different seeds differ everywhere."""
+
+    env: int
+    explore: int  # action sampling (epsilon-greedy, PPO's stochastic policy)
+    replay: int  # minibatch sampling
+    network: int  # initialisation
+    eval_during: int
+    eval_final: int
+    eval_confirm: int
+
+    @classmethod
+    def derive(cls, seed: int) -> "Seeds":
+        words = np.random.SeedSequence(seed).generate_state(7, dtype=np.uint32)
+        return cls(*(int(w) for w in words))
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    policy: Policy
+
+    @property
+    def solved(self) -> bool:
+        return bool(self.summary["solved"])
+
+
+def versions() -> dict[str, str]:
+    import gymnasium
+
+    from dqnlab import __version__
+
+    return {
+        "dqnlab": __version__,
+        "torch": torch.__version__,
+        "gymnasium": gymnasium.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+class _SignalGuard:
+    """Turns SIGINT/SIGTERM into a flag checked once per loop iteration (main thread only)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_SignalGuard":
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not in the main thread: leave signals alone
+            self._old.clear()
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def episode_cap(env_cfg) -> int | None:
+    """The step cap of an episode: the configured one, else the registered time limit."""
+    if env_cfg.max_episode_steps is not None:
+        return env_cfg.max_episode_steps
+    return env_spec(env_cfg.id).max_episode_steps
+
+
+class TrainLoop:
+    """State of one training run. Kept as an object so that checkpointing sees all of it."""
+
+    algo = "base"
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, envs, obs_shape, n_actions, threshold, t_start, progress):
+        self.cfg, self.run_dir, self.envs = cfg, run_dir, envs
+        self.obs_shape, self.n_actions, self.threshold = obs_shape, n_actions, threshold
+        self.t_start = t_start
+        self.seeds = Seeds.derive(cfg.seed)
+        self.evaluator = Evaluator(cfg.env, cfg.eval.max_envs)
+        self.metrics = MetricsLog(run_dir / METRICS_FILE)
+        self.show_progress = progress
+
+        n = cfg.env.num_envs
+        self.obs, _ = envs.reset(seed=self.seeds.env)
+        self.prev_done = np.zeros(n, dtype=bool)
+        self.ep_return = np.zeros(n, dtype=np.float64)
+        self.ep_length = np.zeros(n, dtype=np.int64)
+        self.env_steps = 0
+        self.episodes = 0
+        self.evaluations = 0
+        self.next_eval = cfg.eval.every_episodes or cfg.eval.every_steps
+        self.next_checkpoint = cfg.checkpoint_every
+        self.last_loss: torch.Tensor | None = None
+        self.best_mean = -math.inf
+        self.best_step: int | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_eval_index = 0  # evaluations done when the best was found (for patience)
+        self.longest = 0  # longest training episode so far (eval.deliver = "longest_episode")
+        self.last_eval: float | None = None
+        self.last_eval_step: int | None = None
+        self.solved_at: int | None = None
+        self.stop_reason: str | None = None  # set by a stop rule other than the budgets
+        self.seconds_before = 0.0  # training seconds spent before a resume
+        self.recent = deque(maxlen=20)
+
+    # -- what an algorithm provides ---------------------------------------------------------------
+    def advance(self) -> None:
+        """Act and learn for at least one environment step (through ``env_step``)."""
+        raise NotImplementedError
+
+    def greedy_act(self, obs: np.ndarray) -> np.ndarray:
+        """The policy being trained, acting greedily: (N, *obs_shape) -> (N,) actions."""
+        raise NotImplementedError
+
+    def policy_net(self) -> nn.Module:
+        """The module whose state is evaluated, kept as the best, and delivered."""
+        raise NotImplementedError
+
+    def exploration(self) -> float | None:
+        """Current exploration rate for the logs (None where the algorithm has none)."""
+        return None
+
+    def algo_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_algo_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def algo_summary(self) -> dict[str, Any]:
+        return {}
+
+    def on_episode_end(self, env_index: int) -> None:
+        """Called once per finished training episode, after the counters are updated."""
+
+    def check_finite(self) -> None:
+        bad_loss = self.last_loss is not None and not torch.isfinite(self.last_loss)
+        bad_params = any(not torch.isfinite(p).all() for p in self.policy_net().parameters())
+        if bad_loss or bad_params:
+            raise DqnlabError(
+                f"training diverged at step {self.env_steps} (non-finite {'loss' if bad_loss else 'weights'}); "
+                f"the last good checkpoint and {POLICY_FILE} in {self.run_dir} are kept. "
+                "Try a lower learning rate or clip gradients.",
+                exit_code=1,
+            )
+
+    # -- shared mechanics -------------------------------------------------------------------------
+    def env_step(self, actions: np.ndarray):
+        """Step all environments and do the episode bookkeeping.
+
+        Returns (valid, next_obs, reward, terminated, truncated). NEXT_STEP autoreset: where the
+        previous step ended an episode, this step only reset that environment (reward 0, action
+        ignored); ``valid`` is False there, and such a step is not a transition.
+        ``self.obs`` still holds the observations the actions were chosen on; the caller moves it
+        on with ``self.obs = next_obs`` once it has used both.
+        """
+        next_obs, reward, terminated, truncated, _ = self.envs.step(actions)
+        valid = ~self.prev_done
+        self.env_steps += int(valid.sum())
+        self.ep_return += np.where(valid, reward, 0.0)
+        self.ep_length += valid
+        self.prev_done = terminated | truncated
+        done = valid & self.prev_done
+        if done.any():
+            self._finish_episodes(np.flatnonzero(done))
+        return valid, next_obs, reward, terminated, truncated
+
+    def _finish_episodes(self, which: np.ndarray) -> None:
+        eps = self.exploration()
+        loss = float(self.last_loss) if self.last_loss is not None else None
+        wall = self.seconds_before + time.perf_counter() - self.t_start
+        ev = self.cfg.eval
+        for i in which:
+            self.episodes += 1
+            ret, length = float(self.ep_return[i]), int(self.ep_length[i])
+            self.recent.append(ret)
+            self.metrics.row(kind="train", env_step=self.env_steps, episode=self.episodes, **{"return": ret},
+                             length=length, epsilon=eps, loss=loss, wall_seconds=wall)
+            self.on_episode_end(int(i))
+            if length > self.longest:
+                self.longest = length
+                if ev.deliver == "longest_episode":
+                    self._keep_best(float(length))
+            if ev.stop_train_return is not None and ret >= ev.stop_train_return and self.stop_reason is None:
+                self.stop_reason = "train_return"
+        self.ep_return[which] = 0.0
+        self.ep_length[which] = 0
+
+    def _keep_best(self, score: float) -> None:
+        self.best_mean, self.best_step = score, self.env_steps
+        self.best_eval_index = self.evaluations
+        self.best_state = copy.deepcopy(self.policy_net().state_dict())
+        self._delivered_policy().save(self.run_dir / POLICY_FILE)
+
+    def _eval_due(self) -> bool:
+        ev = self.cfg.eval
+        counter = self.episodes if ev.every_episodes else self.env_steps
+        if counter < self.next_eval:
+            return False
+        period = ev.every_episodes or ev.every_steps
+        while self.next_eval <= counter:
+            self.next_eval += period
+        return True
+
+    def run(self) -> TrainResult:
+        cfg = self.cfg
+        prog = Progress(cfg.total_steps, self.env_steps, enabled=self.show_progress)
+        if self.env_steps == 0:
+            self._checkpoint()  # so that a run killed at any moment can be resumed
+        with _SignalGuard() as guard:
+            try:
+                # A budget is not a stop rule: a resume with a larger budget goes on.
+                budget_reason = None
+                while self.stop_reason is None:
+                    if self.env_steps >= cfg.total_steps:
+                        budget_reason = "total_steps"
+                        break
+                    if cfg.total_episodes is not None and self.episodes >= cfg.total_episodes:
+                        budget_reason = "total_episodes"
+                        break
+                    self.advance()
+                    if self._eval_due():
+                        self._evaluate()
+                        prog.update(self.env_steps, self._recent(), self.exploration(), self.last_eval)
+                    if self.env_steps >= self.next_checkpoint:
+                        while self.next_checkpoint <= self.env_steps:
+                            self.next_checkpoint += cfg.checkpoint_every
+                        self._checkpoint()
+                    if guard.signum is not None:
+                        self._checkpoint()
+                        self._write_summary(status="interrupted", stop_reason="signal", final=None)
+                        raise TrainingInterrupted(guard.signum, self.run_dir)
+            finally:
+                prog.close()
+            # Checkpoint the loop state first: a later --resume with a larger budget then continues
+            # exactly as if never stopped, undisturbed by the extra evaluation below.
+            self._checkpoint()
+            if cfg.eval.deliver == "last":
+                self._keep_best(self.last_eval if self.last_eval is not None else -math.inf)
+            elif self.stop_reason != "threshold" and self.last_eval_step != self.env_steps:
+                self._evaluate()  # the network as it ended may be the best one
+        train_seconds = self.seconds_before + time.perf_counter() - self.t_start
+        policy = self._delivered_policy()
+        t_eval = time.perf_counter()
+        final = self.evaluator.run(policy, cfg.eval.final_episodes, self.seeds.eval_final)
+        summary = self._write_summary(status="finished", stop_reason=self.stop_reason or budget_reason, final=final,
+                                      train_seconds=train_seconds, final_eval_seconds=time.perf_counter() - t_eval)
+        return TrainResult(self.run_dir, summary, policy)
+
+    def _recent(self) -> float | None:
+        return float(np.mean(self.recent)) if self.recent else None
+
+    def _evaluate(self) -> None:
+        self.check_finite()
+        res = self.evaluator.run(self.greedy_act, self.cfg.eval.episodes, self.seeds.eval_during)
+        self.evaluations += 1
+        self.last_eval, self.last_eval_step = res.mean, self.env_steps
+        wall = self.seconds_before + time.perf_counter() - self.t_start
+        self.metrics.row(kind="eval", env_step=self.env_steps, episode=self.episodes, eval_mean=res.mean,
+                         eval_std=res.std, epsilon=self.exploration(), wall_seconds=wall)
+        ev = self.cfg.eval
+        if (ev.deliver == "best_eval" and res.mean > self.best_mean) or ev.deliver == "last":
+            self._keep_best(res.mean)
+        if ev.patience is not None and self.evaluations - self.best_eval_index >= ev.patience:
+            self.stop_reason = "patience"
+        stop_at = ev.stop_threshold if ev.stop_threshold is not None else self.threshold
+        if ev.early_stop and stop_at is not None and res.lower_bound(ev.stop_z) >= stop_at:
+            if ev.confirm:
+                check = self.evaluator.run(self.greedy_act, ev.episodes, self.seeds.eval_confirm + self.env_steps)
+                self.metrics.row(kind="confirm", env_step=self.env_steps, episode=self.episodes,
+                                 eval_mean=check.mean, eval_std=check.std, epsilon=self.exploration(),
+                                 wall_seconds=wall)
+                if check.lower_bound(ev.stop_z) < stop_at:
+                    return
+            self.solved_at = self.env_steps
+            self.stop_reason = "threshold"
+
+    def _delivered_policy(self) -> Policy:
+        net = copy.deepcopy(self.policy_net())
+        if self.best_state is not None:
+            net.load_state_dict(self.best_state)
+        return Policy(net, self.cfg.env.id, self.obs_shape, self.n_actions, self.cfg.network, algo=self.algo,
+                      extra=self.policy_extra())
+
+    def policy_extra(self) -> dict[str, Any]:
+        """What, besides the network config, rebuilds ``policy_net`` (see dqnlab.policy)."""
+        return {}
+
+    # -- checkpoint ------------------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        self.check_finite()
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "format_version": CHECKPOINT_VERSION,
+            "algo": self.algo,
+            "config": self.cfg.to_dict(),
+            "algo_state": self.algo_state(),
+            "env": capture_env_state(self.envs),
+            "obs": torch.from_numpy(np.array(self.obs)),
+            "prev_done": torch.from_numpy(self.prev_done.copy()),
+            "ep_return": torch.from_numpy(self.ep_return.copy()),
+            "ep_length": torch.from_numpy(self.ep_length.copy()),
+            "counters": {
+                "env_steps": self.env_steps,
+                "episodes": self.episodes,
+                "evaluations": self.evaluations,
+                "next_eval": self.next_eval,
+                "next_checkpoint": self.next_checkpoint,
+                "best_mean": self.best_mean if self.best_mean > -math.inf else None,
+                "best_step": self.best_step,
+                "best_eval_index": self.best_eval_index,
+                "longest": self.longest,
+                "last_eval": self.last_eval,
+                "last_eval_step": self.last_eval_step,
+                "solved_at": self.solved_at,
+                "stop_reason": self.stop_reason,
+                "seconds": self.seconds_before + time.perf_counter() - self.t_start,
+                "recent": list(self.recent),
+            },
+            "last_loss": self.last_loss,
+            "best_state": self.best_state,
+            "metrics_bytes": self.metrics.size(),
+        }
+        atomic_torch_save(self.run_dir / CHECKPOINT_FILE, state)
+
+    def load_checkpoint(self, state: dict) -> None:
+        if state.get("format_version") != CHECKPOINT_VERSION or state.get("algo") != self.algo:
+            raise DqnlabError(
+                f"checkpoint in {self.run_dir} has format version {state.get('format_version')!r} for algo "
+                f"{state.get('algo')!r}; this dqnlab resumes version {CHECKPOINT_VERSION} for {self.algo!r}",
+                exit_code=1)
+        try:
+            self.load_algo_state(state["algo_state"])
+            c = state["counters"]
+            self.env_steps, self.episodes = int(c["env_steps"]), int(c["episodes"])
+            self.evaluations = int(c["evaluations"])
+            self.next_eval, self.next_checkpoint = int(c["next_eval"]), int(c["next_checkpoint"])
+            self.best_mean = -math.inf if c["best_mean"] is None else float(c["best_mean"])
+            self.best_step, self.last_eval, self.solved_at = c["best_step"], c["last_eval"], c["solved_at"]
+            self.best_eval_index, self.longest = int(c["best_eval_index"]), int(c["longest"])
+            self.last_eval_step = c["last_eval_step"]
+            self.stop_reason = c["stop_reason"]
+            self.seconds_before = float(c["seconds"])
+            self.recent.extend(c["recent"])
+            self.last_loss = state["last_loss"]
+            self.best_state = state["best_state"]
+            if state["env"] is not None:
+                restore_env_state(self.envs, state["env"])
+                self.obs = state["obs"].numpy().copy()
+                self.prev_done = state["prev_done"].numpy().copy()
+                self.ep_return = state["ep_return"].numpy().copy()
+                self.ep_length = state["ep_length"].numpy().copy()
+            else:  # environment state not capturable: restart the in-progress episodes
+                self.obs, _ = self.envs.reset(seed=self.seeds.env + self.env_steps)
+                self.prev_done[:] = False
+                self.ep_return[:] = 0.0
+                self.ep_length[:] = 0
+                self.on_env_restart()
+            self.metrics.truncate(int(state["metrics_bytes"]))
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            raise DqnlabError(f"checkpoint in {self.run_dir} does not fit this run's config ({exc})",
+                              exit_code=1) from None
+        self.t_start = time.perf_counter()
+
+    def on_env_restart(self) -> None:
+        """The environments were reset on resume: drop any partial per-episode state."""
+
+    # -- summary -----------------------------------------------------------------------------------
+    def _write_summary(self, status: str, stop_reason: str | None, final, train_seconds: float | None = None,
+                       final_eval_seconds: float | None = None) -> dict[str, Any]:
+        fd = final.as_dict() if final is not None else {}
+        solved = bool(final is not None and self.threshold is not None and final.mean >= self.threshold)
+        summary = {
+            "status": status,
+            "solved": solved,
+            "stop_reason": stop_reason,
+            "algo": self.algo,
+            "env_id": self.cfg.env.id,
+            "max_episode_steps": episode_cap(self.cfg.env),
+            "preset": self.cfg.preset,
+            "seed": self.cfg.seed,
+            "threshold": self.threshold,
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+            **self.algo_summary(),
+            "train_seconds": train_seconds if train_seconds is not None
+            else self.seconds_before + time.perf_counter() - self.t_start,
+            "steps_to_threshold": self.solved_at,
+            "best_eval_mean": None if self.best_mean == -math.inf or self.cfg.eval.deliver != "best_eval"
+            else self.best_mean,
+            "best_eval_step": self.best_step,
+            "longest_train_episode": self.longest if self.episodes else None,
+            "delivered": self.cfg.eval.deliver,
+            "eval_mean": fd.get("mean"),
+            "eval_std": fd.get("std"),
+            "eval_min": fd.get("min"),
+            "eval_max": fd.get("max"),
+            "eval_episodes": fd.get("episodes"),
+            "eval_mean_length": fd.get("mean_length"),
+            "final_eval_seconds": final_eval_seconds,
+            "run_dir": str(self.run_dir),
+            "versions": versions(),
+        }
+        atomic_write_json(self.run_dir / SUMMARY_FILE, summary)
+        return summary
+
+    def close(self) -> None:
+        self.metrics.close()
+        self.evaluator.close()
+        self.envs.close()
