@@ -62,9 +62,9 @@ def controller_net(extra: dict[str, Any], obs_dim: int, n_actions: int) -> nn.Mo
 
 def lqr_gain() -> np.ndarray:
     """LQR gain K (u = -K x) for CartPole's default physics (see dqnlab.control)."""
-    from dqnlab.control import cartpole_lqr_gain
+    from dqnlab.control import lqr_gain as gain
 
-    return np.asarray(cartpole_lqr_gain(), dtype=np.float64).reshape(-1)
+    return np.asarray(gain(), dtype=np.float64).reshape(-1)
 
 
 class BaselineLoop(TrainLoop):

@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import re
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from dqnlab.config import RunConfig
@@ -42,15 +43,40 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def _train_one(args: tuple[dict, int, str]) -> dict[str, Any]:
-    config, seed, run_dir = args
+def _train_one(args: tuple[Any, dict, str]) -> tuple[Any, dict[str, Any]]:
+    key, config, run_dir = args
     from dqnlab.train import train
 
     try:
-        result = train({**config, "seed": seed}, run_dir, progress=False)
-        return result.summary
+        return key, train(config, run_dir, progress=False).summary
     except DqnlabError as exc:
-        return {"seed": seed, "run_dir": run_dir, "status": "failed", "error": str(exc), "solved": False}
+        error = str(exc)
+    except Exception as exc:  # a crash in one run must not take the others down
+        error = f"{type(exc).__name__}: {exc}"
+    return key, {"seed": config.get("seed"), "run_dir": run_dir, "status": "failed", "error": error, "solved": False}
+
+
+def run_jobs(jobs: list[tuple[Any, dict, str]], workers: int | None,
+             record: Callable[[Any, dict[str, Any]], None]) -> None:
+    """Train each (key, config dict, run dir) job, `workers` at a time, calling record(key, summary)
+    as each finishes (in completion order). A run that fails is recorded with status 'failed'."""
+    if not jobs:
+        return
+    workers = min(workers or default_workers(), len(jobs))
+    if workers == 1:
+        for job in jobs:
+            record(*_train_one(job))
+        return
+    # spawn: a fresh interpreter per worker, no forked torch thread pools
+    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_train_one, job): job for job in jobs}
+        for fut in cf.as_completed(futures):
+            key, _, run_dir = futures[fut]
+            try:
+                record(*fut.result())
+            except cf.process.BrokenProcessPool as exc:  # a worker was killed (out of memory, signal)
+                record(key, {"seed": futures[fut][1].get("seed"), "run_dir": run_dir, "status": "failed",
+                             "error": f"worker died: {exc}", "solved": False})
 
 
 def run_seeds(cfg: RunConfig, seeds: list[int], root: str | Path, workers: int | None = None,
@@ -61,22 +87,16 @@ def run_seeds(cfg: RunConfig, seeds: list[int], root: str | Path, workers: int |
     if root.exists() and any(root.iterdir()):
         raise DqnlabError(f"output directory {root} already exists; choose a new --run-dir")
     root.mkdir(parents=True, exist_ok=True)
-    workers = min(workers or default_workers(), len(seeds))
-    jobs = [(cfg.to_dict(), s, str(root / f"seed-{s}")) for s in seeds]
-    rows: list[dict[str, Any]] = []
-    if workers == 1:
-        for job in jobs:
-            rows.append(_train_one(job))
-            if on_result:
-                on_result(rows[-1])
-    else:
-        # spawn: a fresh interpreter per worker, no forked torch thread pools
-        with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for row in pool.map(_train_one, jobs):
-                rows.append(row)
-                if on_result:
-                    on_result(row)
-    summary = aggregate(rows, cfg)
+    jobs = [(s, {**cfg.to_dict(), "seed": s}, str(root / f"seed-{s}")) for s in seeds]
+    by_seed: dict[int, dict[str, Any]] = {}
+
+    def record(seed: int, summary: dict[str, Any]) -> None:
+        by_seed[seed] = summary
+        if on_result:
+            on_result(summary)
+
+    run_jobs(jobs, workers, record)
+    summary = aggregate([by_seed[s] for s in seeds], cfg)
     atomic_write_json(root / SEEDS_SUMMARY_FILE, summary)
     return summary
 

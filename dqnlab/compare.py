@@ -1,0 +1,220 @@
+"""`dqnlab compare`: train several presets or configs on the same seeds, then tabulate and plot.
+
+    OUT/<label>/seed-<k>/   one ordinary run directory per (entry, seed)
+    OUT/compare.json        per entry: solve rate, final-evaluation statistics, steps and seconds to solve
+    OUT/compare.md          the same as a Markdown table (what the command prints)
+    OUT/curves.png          evaluation and training curves: mean over seeds with a 95% band per entry
+
+Running the same command again skips the runs that finished (their summary.json is read back),
+so an interrupted comparison resumes; a run directory left by a different config is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dqnlab.config import RunConfig, build_config, load_yaml_file, validate_config
+from dqnlab.errors import ConfigError, DqnlabError
+from dqnlab.fileio import atomic_write_json, atomic_write_text
+from dqnlab.presets import PRESETS
+from dqnlab.rundir import CONFIG_FILE, SUMMARY_FILE
+from dqnlab.stats import summarize
+
+COMPARE_JSON = "compare.json"
+COMPARE_MD = "compare.md"
+CURVES_PNG = "curves.png"
+
+
+def resolve_entries(entries: Sequence[str], overrides: list[str] | None = None) -> list[tuple[str, RunConfig]]:
+    """Each entry is a preset name or a YAML config file; returns (label, config) pairs with
+    distinct labels (the preset name, or the file's stem)."""
+    if not entries:
+        raise ConfigError("compare needs at least one preset or config file")
+    out: list[tuple[str, RunConfig]] = []
+    for entry in entries:
+        path = Path(entry)
+        if entry in PRESETS:
+            label, cfg = entry, build_config(entry, overrides=overrides)
+        elif path.suffix in (".yaml", ".yml") or path.exists():
+            label, cfg = path.stem, build_config(config_file=path, overrides=overrides)
+        else:
+            build_config(entry)  # raises the unknown-preset error with its hint
+            raise AssertionError("unreachable")
+        if any(label == other for other, _ in out):
+            raise ConfigError(f"compare: '{entry}' is given twice (labels must differ)")
+        out.append((label, cfg))
+    return out
+
+
+def solve_point(run_dir: Path, threshold: float | None) -> tuple[int | None, float | None]:
+    """(env steps, training seconds) at the first evaluation whose mean reached `threshold`, from
+    metrics.csv; (None, None) if none did. The same rule for every algorithm and stop rule."""
+    from dqnlab.viz.metrics import read_run_metrics
+
+    if threshold is None:
+        return None, None
+    m = read_run_metrics(run_dir)
+    hit = np.flatnonzero(m.eval_mean >= threshold)
+    if not len(hit):
+        return None, None
+    return int(m.eval_step[hit[0]]), float(m.eval_wall[hit[0]])
+
+
+def _finished_summary(run_dir: Path, cfg: RunConfig) -> dict[str, Any] | None:
+    """The summary of a finished run of `cfg` in `run_dir`; None if there is no run there yet.
+    A run of another config, or an unfinished one, is refused: never overwrite results."""
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        return None
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise DqnlabError(f"{run_dir} exists and is not a dqnlab run; move it or choose another output folder")
+    if validate_config(load_yaml_file(run_dir / CONFIG_FILE)) != cfg:
+        raise DqnlabError(f"{run_dir} holds a run of a different config; choose another output folder")
+    import json
+
+    try:
+        summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = None
+    if not isinstance(summary, dict) or summary.get("status") != "finished":
+        raise DqnlabError(f"{run_dir} holds an unfinished run; finish it with 'dqnlab train --resume {run_dir}' "
+                          "or delete it, then compare again")
+    return summary
+
+
+def compare(configs: list[tuple[str, RunConfig]], seeds: list[int], out: str | Path, workers: int | None = None,
+            on_result: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train every (label, config) on every seed (all runs share one pool of `workers`), skipping
+    runs already finished in `out`; write compare.json, compare.md and curves.png; return the
+    comparison."""
+    from dqnlab.seeds import run_jobs
+
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    jobs = []
+    for label, cfg in configs:
+        for seed in seeds:
+            seeded = validate_config({**cfg.to_dict(), "seed": seed})
+            run_dir = root / label / f"seed-{seed}"
+            done = _finished_summary(run_dir, seeded)
+            if done is not None:
+                rows[(label, seed)] = done
+            else:
+                jobs.append(((label, seed), seeded.to_dict(), str(run_dir)))
+
+    def record(key, summary):
+        rows[key] = summary
+        if on_result:
+            on_result(key[0], summary)
+
+    run_jobs(jobs, workers, record)
+    result = {"seeds": list(seeds), "entries": []}
+    for label, cfg in configs:
+        per_seed = []
+        for seed in seeds:
+            s = rows[(label, seed)]
+            steps, seconds = (None, None)
+            if s.get("status") == "finished":
+                steps, seconds = solve_point(root / label / f"seed-{seed}", s.get("threshold"))
+            per_seed.append({**{k: s.get(k) for k in ("seed", "status", "solved", "eval_mean", "eval_mean_length",
+                                                      "env_steps", "episodes", "train_seconds", "threshold",
+                                                      "stop_reason", "error")},
+                             "steps_to_solve": steps, "seconds_to_solve": seconds})
+        result["entries"].append(entry_stats(label, cfg, per_seed))
+    atomic_write_json(root / COMPARE_JSON, result)
+    atomic_write_text(root / COMPARE_MD, format_table(result) + "\n")
+    write_compare_figure(result, root)
+    return result
+
+
+def entry_stats(label: str, cfg: RunConfig, per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Aggregate one entry's runs: solve rate, statistics of the final evaluation means, and of
+    steps and seconds to solve over the seeds that solved."""
+    ok = [r for r in per_seed if r["status"] == "finished"]
+    reached = [r for r in ok if r["steps_to_solve"] is not None]
+    return {
+        "label": label,
+        "algo": cfg.algo,
+        "env_id": cfg.env.id,
+        "threshold": ok[0]["threshold"] if ok else None,
+        "runs": len(per_seed),
+        "failed": len(per_seed) - len(ok),
+        "solved": sum(bool(r["solved"]) for r in ok),
+        "eval_mean": summarize([r["eval_mean"] for r in ok]) if ok else None,
+        "reached_threshold": len(reached),
+        "steps_to_solve": summarize([r["steps_to_solve"] for r in reached]) if reached else None,
+        "seconds_to_solve": summarize([r["seconds_to_solve"] for r in reached]) if reached else None,
+        "train_seconds": summarize([r["train_seconds"] for r in ok]) if ok else None,
+        "per_seed": per_seed,
+    }
+
+
+def _f(x: float | None, fmt: str = "{:.1f}") -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Markdown table: one row per entry."""
+    head = ("| preset | algo | env | solved | final eval median | IQM [95% CI] | reached threshold | "
+            "steps to solve (median) | s to solve (median) | train s (median) |")
+    lines = [head, "|" + "---|" * 10]
+    for e in result["entries"]:
+        ev = e["eval_mean"]
+        st, ss, ts = e["steps_to_solve"], e["seconds_to_solve"], e["train_seconds"]
+        iqm = f"{ev['iqm']:.1f} [{ev['iqm_ci_low']:.1f}, {ev['iqm_ci_high']:.1f}]" if ev else "–"
+        lines.append(
+            f"| {e['label']} | {e['algo']} | {e['env_id']} | {e['solved']}/{e['runs']}"
+            + (f" ({e['failed']} failed)" if e["failed"] else "")
+            + f" | {_f(ev and ev['median'])} | {iqm} | {e['reached_threshold']}/{e['runs']} | "
+            f"{_f(st and st['median'], '{:.0f}')} | {_f(ss and ss['median'], '{:.2f}')} | "
+            f"{_f(ts and ts['median'], '{:.2f}')} |")
+    lines.append("")
+    lines.append("solved: the delivered policy's final evaluation (100 fresh episodes) reached the threshold. "
+                 "Steps and seconds to solve: at the first evaluation during training that reached it "
+                 "(median over the seeds that did).")
+    return "\n".join(lines)
+
+
+def write_compare_figure(result: dict[str, Any], root: Path) -> Path:
+    """Two panels, one colour per entry: greedy evaluation mean and the 100-episode mean of
+    training returns against env steps, each the mean over seeds with a 95% bootstrap band."""
+    from dqnlab.viz.curves import WINDOW, _new_figure, _png_bytes
+    from dqnlab.viz.metrics import read_run_metrics
+    from dqnlab.viz.output import write_output
+    from dqnlab.viz.series import band_across_runs, common_grid, interp_to_grid, moving_mean
+
+    fig = _new_figure(13, 5)
+    ax_eval, ax_train = fig.subplots(1, 2)
+    fig.suptitle(f"{len(result['entries'])} configurations × {len(result['seeds'])} seeds", fontsize=11)
+    for k, e in enumerate(result["entries"]):
+        color = f"C{k % 10}"
+        runs = [read_run_metrics(root / e["label"] / f"seed-{r['seed']}") for r in e["per_seed"]
+                if r["status"] == "finished"]
+        for ax, series in (
+            (ax_eval, [(m.eval_step, m.eval_mean) for m in runs if len(m.eval_step)]),
+            (ax_train, [(m.train_step, moving_mean(m.train_return, WINDOW)) for m in runs if len(m.train_step)]),
+        ):
+            grid = common_grid(series, 200)
+            if not len(grid):
+                continue
+            values = np.stack([interp_to_grid(s, v, grid) for s, v in series])
+            mean, low, high = band_across_runs(values, "ci95")
+            ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
+            ax.plot(grid, mean, color=color, linewidth=1.8, label=f"{e['label']} ({e['solved']}/{e['runs']} solved)")
+    thresholds = {e["threshold"] for e in result["entries"] if e["threshold"] is not None}
+    if len(thresholds) == 1:
+        ax_eval.axhline(thresholds.pop(), color="0.3", linestyle="--", linewidth=1, label="solve threshold")
+    for ax, title in ((ax_eval, "Greedy evaluation mean (band: 95% CI over seeds)"),
+                      (ax_train, f"Training return, mean of last {WINDOW} episodes")):
+        ax.set_title(title, fontsize=10)
+        ax.set_xscale("symlog", linthresh=1000)
+        ax.set_xlabel("environment steps (log scale above 1000)")
+        ax.set_ylabel("return")
+        ax.grid(True, alpha=0.3)
+    ax_eval.legend(fontsize=7, loc="best")
+    return write_output(root / CURVES_PNG, _png_bytes(fig))
