@@ -1,0 +1,79 @@
+"""`dqnlab compare`: runs every entry on every seed, tabulates, plots, resumes, refuses to clobber."""
+
+import json
+
+import pytest
+
+from dqnlab.cli import main
+from dqnlab.compare import entry_stats, format_table, resolve_entries
+from dqnlab.config import build_config
+from dqnlab.errors import ConfigError
+
+TINY = ["--set", "total_steps=1500", "--set", "eval.every_steps=500", "--set", "eval.episodes=3",
+        "--set", "eval.final_episodes=5", "--set", "artifacts=false"]
+
+
+def _yaml_entry(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("algo: baseline\nbaseline:\n  controller: lqr\n")
+    return path
+
+
+def test_compare_end_to_end_and_rerun_skips_finished_runs(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    entry = _yaml_entry(tmp_path)
+    args = ["compare", "random", str(entry), "--seeds", "0-1", "--out", str(out), "--workers", "2", *TINY]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| random | baseline | CartPole-v1 | 0/2 |" in printed
+    assert "| mine | baseline | CartPole-v1 | 2/2 |" in printed
+    result = json.loads((out / "compare.json").read_text())
+    assert [e["label"] for e in result["entries"]] == ["random", "mine"]
+    mine = result["entries"][1]
+    assert mine["eval_mean"]["median"] == 500.0 and mine["reached_threshold"] == 2
+    # the first evaluation (due at 500 steps: 8 envs x 63 steps = 504) already reached 475
+    assert mine["steps_to_solve"]["median"] == 504
+    assert (out / "curves.png").stat().st_size > 1000
+    assert (out / "compare.md").read_text().startswith("| preset |")
+    for label in ("random", "mine"):
+        for seed in (0, 1):
+            assert (out / label / f"seed-{seed}" / "summary.json").is_file()
+    before = (out / "mine" / "seed-0" / "summary.json").stat().st_mtime_ns
+    assert main(args) == 0  # the same command again: nothing is retrained
+    assert (out / "mine" / "seed-0" / "summary.json").stat().st_mtime_ns == before
+    assert json.loads((out / "compare.json").read_text())["entries"][1]["solved"] == 2
+
+
+def test_compare_refuses_a_folder_with_other_runs(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "random", "--seeds", "0", "--out", str(out), "--workers", "1", *TINY]) == 0
+    capsys.readouterr()
+    code = main(["compare", "random", "--seeds", "0", "--out", str(out), "--workers", "1", *TINY,
+                 "--set", "eval.final_episodes=6"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "different config" in err[0]
+
+
+def test_bad_entries_are_one_line(tmp_path, capsys):
+    assert main(["compare", "defualt", "--out", str(tmp_path / "x")]) != 0
+    assert "did you mean 'default'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="given twice"):
+        resolve_entries(["random", "random"])
+    assert main(["compare", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "y")]) != 0
+    assert "not found" in capsys.readouterr().err
+
+
+def test_entry_stats_and_table_by_hand():
+    cfg = build_config("random")
+    rows = [
+        {"seed": s, "status": "finished", "solved": s < 2, "eval_mean": m, "train_seconds": 1.0, "threshold": 475.0,
+         "steps_to_solve": st, "seconds_to_solve": None if st is None else st / 1000}
+        for s, m, st in ((0, 500.0, 1000), (1, 480.0, 3000), (2, 100.0, None))
+    ] + [{"seed": 3, "status": "failed", "solved": False, "eval_mean": None, "threshold": None,
+          "steps_to_solve": None, "seconds_to_solve": None, "train_seconds": None}]
+    e = entry_stats("random", cfg, rows)
+    assert (e["solved"], e["failed"], e["runs"], e["reached_threshold"]) == (2, 1, 4, 2)
+    assert e["eval_mean"]["median"] == 480.0
+    assert e["steps_to_solve"]["median"] == 2000.0
+    table = format_table({"seeds": [0, 1, 2, 3], "entries": [e]})
+    assert "| random | baseline | CartPole-v1 | 2/4 (1 failed) | 480.0 |" in table
