@@ -13,6 +13,7 @@ from dqnlab.errors import DqnlabError  # noqa: E402
 from dqnlab.api import evaluate  # noqa: E402
 from dqnlab.policy import Policy, load_policy  # noqa: E402
 from dqnlab.train import TrainResult, train  # noqa: E402
+import dqnlab.target_env  # noqa: E402,F401  (registers dqnlab/CartPoleTarget-v0 with Gymnasium)
 
 __all__ = [
     "DqnlabError",

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
 
 from dqnlab.config import EnvConfig
 from dqnlab.envs import check_spaces, make_vec_env
@@ -18,15 +23,41 @@ def evaluate(
     env_id: str | None = None,
     max_steps: int | None = None,
     max_envs: int = 100,
+    obs_noise: float | Sequence[float] = 0.0,
+    action_noise: float = 0.0,
+    force_noise: float = 0.0,
+    randomize: Mapping[str, Sequence[float]] | bool | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
 ) -> EvalResult:
     """Greedy evaluation of `policy` (a Policy, run directory or policy file) over `episodes`
     episodes on the environment it was trained on (or `env_id`), starting from `seed`.
-    `max_steps` replaces the environment's time limit (for long-horizon tests)."""
+    `max_steps` replaces the environment's time limit (for long-horizon tests).
+
+    Perturbations, as the `env` section of a config (dqnlab.config.EnvConfig): `obs_noise`
+    (Gaussian sigma, one or one per dimension), `action_noise` (probability of a uniformly
+    random action), `force_noise` (relative sigma of each push), `randomize` (physics ranges
+    {name: (lo, hi)} drawn per episode, or True for dqnlab.cartpole_vec.DEFAULT_RANDOMIZE);
+    `env_kwargs` go to the environment's constructor. The result reports survival and, on
+    CartPole-style environments, the cart's drift."""
     if not isinstance(policy, Policy):
         policy = load_policy(policy)
     if episodes < 1:
         raise DqnlabError("episodes must be at least 1")
-    env_cfg = EnvConfig(id=env_id or policy.env_id, max_episode_steps=max_steps)
+    if randomize is True:
+        from dqnlab.cartpole_vec import DEFAULT_RANDOMIZE
+
+        randomize = DEFAULT_RANDOMIZE
+    try:
+        env_cfg = EnvConfig(
+            id=env_id or policy.env_id, max_episode_steps=max_steps, kwargs=dict(env_kwargs or {}),
+            obs_noise=[float(v) for v in obs_noise] if np.ndim(obs_noise) else float(obs_noise),
+            action_noise=action_noise, force_noise=force_noise, randomize=dict(randomize or {}),
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise DqnlabError(f"invalid evaluation setting{' ' + where if where else ''}: "
+                          f"{err['msg'].removeprefix('Value error, ')}") from None
     probe = make_vec_env(env_cfg, 1)
     obs_shape, n_actions = check_spaces(probe, env_cfg.id)
     probe.close()
@@ -35,7 +66,7 @@ def evaluate(
             f"policy trained on {policy.env_id} (observations {policy.obs_shape}, {policy.n_actions} actions) "
             f"does not fit {env_cfg.id} (observations {obs_shape}, {n_actions} actions)"
         )
-    evaluator = Evaluator(env_cfg, max_envs)
+    evaluator = Evaluator(env_cfg, max_envs, track_drift=True)
     try:
         return evaluator.run(policy, episodes, seed)
     finally:

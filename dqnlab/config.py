@@ -22,6 +22,33 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=False)
 
 
+class RandomizeConfig(_Section):
+    """Physics randomisation (CartPole-style environments only): each range set here is drawn
+    from uniformly, per environment, at every episode start. The total mass and pole-mass-length
+    are always derived from the drawn masses and length."""
+
+    length: tuple[float, float] | None = None
+    """[lo, hi] of HALF the pole length in m, as Gymnasium's `length` (nominal 0.5; None: fixed)."""
+    masspole: tuple[float, float] | None = None
+    """[lo, hi] of the pole mass in kg (nominal 0.1; None: fixed)."""
+    masscart: tuple[float, float] | None = None
+    """[lo, hi] of the cart mass in kg (nominal 1.0; None: fixed)."""
+    force_mag: tuple[float, float] | None = None
+    """[lo, hi] of the push force in N (nominal 10; None: fixed)."""
+
+    @model_validator(mode="after")
+    def _valid_ranges(self) -> "RandomizeConfig":
+        for name, bounds in self.ranges().items():
+            lo, hi = bounds
+            if not 0 < lo <= hi:
+                raise ValueError(f"env.randomize.{name} must be [lo, hi] with 0 < lo <= hi, got [{lo}, {hi}]")
+        return self
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """{name: (lo, hi)} of the randomised constants."""
+        return {name: value for name, value in self if value is not None}
+
+
 class EnvConfig(_Section):
     id: str = "CartPole-v1"
     """Gymnasium environment id: any with a Discrete action space and a flat Box observation."""
@@ -30,6 +57,32 @@ class EnvConfig(_Section):
     max_episode_steps: int | None = Field(None, ge=1)
     """Override the registered time limit (None keeps it). Reaching it truncates, and truncated
     transitions are bootstrapped."""
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Extra keyword arguments for the environment's constructor, e.g. `{target_range: [1.0, 1.0]}`
+    (a fixed target) or `{move_prob: 0.005}` for dqnlab/CartPoleTarget-v0."""
+    obs_noise: float | list[float] = 0.0
+    """Standard deviation of Gaussian noise added to every observation the agent sees (the true
+    state is untouched): one value for all dimensions, or one per dimension. Any environment."""
+    action_noise: float = Field(0.0, ge=0.0, le=1.0)
+    """Probability that the agent's action is replaced by one drawn uniformly from all actions
+    (possibly the same one: with 2 actions it flips with half this probability). Any environment."""
+    force_noise: float = Field(0.0, ge=0.0)
+    """CartPole-style environments only: each push is force_mag * max(0, 1 + force_noise * N(0, 1)),
+    a relative Gaussian error on its magnitude that never reverses it."""
+    randomize: RandomizeConfig = Field(default_factory=RandomizeConfig)
+    """Physics randomisation per episode (CartPole-style environments only)."""
+
+    @model_validator(mode="after")
+    def _valid_obs_noise(self) -> "EnvConfig":
+        values = self.obs_noise if isinstance(self.obs_noise, list) else [self.obs_noise]
+        if not values or any(not 0.0 <= v < float("inf") for v in values):
+            raise ValueError(f"env.obs_noise must be one or more finite values >= 0, got {self.obs_noise}")
+        return self
+
+    def perturbed(self) -> bool:
+        """Whether any noise or physics randomisation is configured."""
+        noise = self.obs_noise if isinstance(self.obs_noise, list) else [self.obs_noise]
+        return any(noise) or self.action_noise > 0 or self.force_noise > 0 or bool(self.randomize.ranges())
 
 
 class NetworkConfig(_Section):
@@ -40,6 +93,10 @@ class NetworkConfig(_Section):
     batch_norm: bool = False
     """BatchNorm1d after each hidden linear layer (before the activation). Acting and targets use
     the running statistics (eval mode); only gradient steps use batch statistics."""
+    dueling: bool = False
+    """Dueling architecture (Wang et al. 2016): the last hidden layer feeds two linear heads, a
+    state value V(s) and advantages A(s, a), combined as Q = V + A - mean_a A. No extra hidden
+    layer per head. With `hidden` empty both heads read the observation directly."""
 
     @model_validator(mode="after")
     def _positive_sizes(self) -> "NetworkConfig":
@@ -86,13 +143,33 @@ class DQNConfig(_Section):
     """Clamp every gradient element to [-v, v] (None: no value clipping)."""
     replay_sampling: Literal["uniform", "sequential"] = "uniform"
     """Uniform sampling, or one random contiguous slice of the buffer per batch (a tutorial's mode)."""
+    prioritized: bool = False
+    """Prioritised experience replay (Schaul et al. 2016, proportional): sample transition i with
+    probability p_i^alpha / sum_k p_k^alpha, p_i = |TD error| + `per_eps`, and weight its loss by
+    the importance weight (N * P(i))^-beta normalised by the batch's largest weight."""
+    per_alpha: float = Field(0.6, ge=0.0, le=1.0)
+    """Prioritised replay: priority exponent (0: uniform sampling, 1: fully proportional)."""
+    per_beta_start: float = Field(0.4, ge=0.0, le=1.0)
+    """Prioritised replay: importance-sampling exponent at step 0, annealed linearly to 1."""
+    per_beta_steps: int = Field(50_000, ge=1)
+    """Prioritised replay: environment steps over which beta goes from `per_beta_start` to 1."""
+    per_eps: float = Field(1e-6, gt=0.0)
+    """Prioritised replay: added to |TD error| so that no transition gets probability zero."""
+
+    @model_validator(mode="after")
+    def _prioritized_needs_random_sampling(self) -> "DQNConfig":
+        if self.prioritized and self.replay_sampling == "sequential":
+            raise ValueError("dqn.prioritized samples by priority; it cannot be combined with "
+                             "dqn.replay_sampling='sequential'")
+        return self
 
 
 class ExploreConfig(_Section):
-    schedule: Literal["linear", "exponential", "decrement", "per_episode", "constant"] = "linear"
+    schedule: Literal["linear", "exponential", "decrement", "per_episode", "log_episode", "constant"] = "linear"
     """Epsilon schedule: linear over `decay_steps`; exponential with time constant `decay_steps`;
-    `decrement` subtracted per action; multiplied by `episode_decay` per finished episode; or
-    constant at `start`."""
+    `decrement` subtracted per action; multiplied by `episode_decay` per finished episode;
+    `log_episode`: min(start, 1 - log10((episode + 1) / log_divisor)) floored at `end` (the
+    tabular tutorial's); or constant at `start`."""
     start: float = Field(1.0, ge=0.0, le=1.0)
     """Epsilon at step 0."""
     end: float = Field(0.05, ge=0.0, le=1.0)
@@ -103,6 +180,8 @@ class ExploreConfig(_Section):
     """Decrement schedule: subtracted per environment step (action sampled)."""
     episode_decay: float = Field(0.99, gt=0.0, le=1.0)
     """Per-episode schedule: multiplier applied after each finished training episode."""
+    log_divisor: float = Field(25.0, gt=0.0)
+    """log_episode schedule: epsilon starts to fall below 1 after this many episodes."""
 
 
 class EvalConfig(_Section):
@@ -131,6 +210,90 @@ class EvalConfig(_Section):
     if that mean also reaches the stop threshold (one lucky evaluation is not a solve)."""
     max_envs: int = Field(100, ge=1)
     """At most this many evaluation environments run at once."""
+    every_episodes: int | None = Field(None, ge=1)
+    """Evaluate after every this many finished training episodes instead of every `every_steps`
+    environment steps (a tutorial's validation episode per epoch is 1, with `episodes` 1)."""
+    patience: int | None = Field(None, ge=1)
+    """Stop once this many evaluations in a row have not beaten the best (None: never)."""
+    stop_train_return: float | None = None
+    """Stop as soon as one training episode's return reaches this (a tutorial's criterion;
+    None: off). The stop reason in summary.json is then `train_return`."""
+    deliver: Literal["best_eval", "last", "longest_episode"] = "best_eval"
+    """Which network becomes policy.pt: the best evaluated one, the one training ended with, or
+    the one at the end of the longest training episode so far (a tutorial's rule)."""
+
+
+class PPOConfig(_Section):
+    n_steps: int = Field(32, ge=1)
+    """Steps per environment in each rollout (rollout size = n_steps * env.num_envs)."""
+    rollout_until_done: bool = False
+    """End each rollout when an episode finishes (needs env.num_envs 1): one update per
+    episode, as in the tutorial. `n_steps` is then the most a rollout can hold."""
+    epochs: int = Field(20, ge=1)
+    """Passes over each rollout."""
+    minibatch_size: int = Field(256, ge=1)
+    """Samples per gradient step (the last minibatch of an epoch may be smaller)."""
+    lr: float = Field(1e-3, gt=0.0, le=1.0)
+    """Adam learning rate of the actor (and of the critic unless `critic_lr` is set)."""
+    critic_lr: float | None = Field(None, gt=0.0, le=1.0)
+    """Adam learning rate of the critic (None: `lr`)."""
+    lr_schedule: Literal["constant", "linear"] = "linear"
+    """Constant rates, or both decayed linearly to 0 over `total_steps`."""
+    gamma: float = Field(0.98, ge=0.0, le=1.0)
+    """Discount factor."""
+    gae_lambda: float = Field(0.8, ge=0.0, le=1.0)
+    """GAE lambda: 1 gives Monte-Carlo returns minus the value (bootstrapped only where a
+    rollout or a time limit cuts an episode), 0 the one-step TD error."""
+    clip_range: float = Field(0.2, gt=0.0)
+    """PPO's probability-ratio clip epsilon."""
+    ent_coef: float = Field(0.0, ge=0.0)
+    """Weight of the entropy bonus."""
+    vf_coef: float = Field(0.5, gt=0.0)
+    """Weight of the critic's squared-error loss."""
+    max_grad_norm: float | None = Field(0.5, gt=0.0)
+    """Clip the global gradient norm of actor and critic together (None: no clipping)."""
+    normalize_advantages: bool = True
+    """Standardise advantages within each minibatch."""
+    critic_hidden: list[int] | None = None
+    """Hidden layers of the critic (None: the same as `network.hidden`)."""
+
+
+class TabularConfig(_Section):
+    dims: list[int] = Field(default_factory=lambda: [0, 1, 2, 3])
+    """Observation dimensions that are discretised; the others are ignored."""
+    bins: list[int] = Field(default_factory=lambda: [3, 3, 8, 8])
+    """Number of bins of each dimension in `dims` (1 ignores that dimension)."""
+    low: list[float] = Field(default_factory=lambda: [-2.4, -1.5, -0.21, -1.5])
+    """Lower bound of each discretised dimension; values outside fall in the end bins."""
+    high: list[float] = Field(default_factory=lambda: [2.4, 1.5, 0.21, 1.5])
+    """Upper bound of each discretised dimension."""
+    gamma: float = Field(0.99, ge=0.0, le=1.0)
+    """Discount factor."""
+    lr: float = Field(0.1, gt=0.0, le=1.0)
+    """Learning rate; with `lr_schedule` log_episode, its floor."""
+    lr_schedule: Literal["constant", "log_episode"] = "constant"
+    """Constant `lr`, or min(1, 1 - log10((episode + 1) / lr_divisor)) floored at `lr` (the
+    tutorial's schedule)."""
+    lr_divisor: float = Field(25.0, gt=0.0)
+    """log_episode schedule: the rate starts to fall below 1 after this many episodes."""
+
+    @model_validator(mode="after")
+    def _shapes(self) -> "TabularConfig":
+        n = len(self.dims)
+        if n == 0 or not (len(self.bins) == len(self.low) == len(self.high) == n):
+            raise ValueError("tabular.dims, bins, low and high must be non-empty lists of the same length")
+        if any(b < 1 for b in self.bins) or any(d < 0 for d in self.dims) or len(set(self.dims)) != n:
+            raise ValueError("tabular: bins must be >= 1 and dims distinct indices >= 0")
+        if any(lo >= hi for lo, hi in zip(self.low, self.high)):
+            raise ValueError("tabular: every low must be below its high")
+        return self
+
+
+class BaselineConfig(_Section):
+    controller: Literal["random", "angle", "lqr"] = "lqr"
+    """`random`: uniform actions. `angle`: push right when the pole leans right (the tutorial's
+    rule). `lqr`: a linear-quadratic regulator on the linearised cart-pole, the sign of its
+    force picking the push (an upper reference for balance)."""
 
 
 class RunConfig(BaseModel):
@@ -140,12 +303,14 @@ class RunConfig(BaseModel):
 
     preset: str | None = None
     """Name of the preset this config started from (informational)."""
-    algo: Literal["dqn"] = "dqn"
-    """Training algorithm."""
+    algo: Literal["dqn", "ppo", "tabular", "baseline"] = "dqn"
+    """Training algorithm: DQN, PPO, tabular Q-learning, or a fixed controller (no learning)."""
     seed: int = Field(0, ge=0, lt=2**32)
     """Seed for environments, network initialisation, exploration and replay sampling."""
     total_steps: int = Field(50_000, ge=1)
     """Budget of environment steps (transitions over all vectorised envs)."""
+    total_episodes: int | None = Field(None, ge=1)
+    """Also stop after this many finished training episodes (None: no episode budget)."""
     checkpoint_every: int = Field(10_000, ge=1)
     """Write checkpoint.pt every this many environment steps (and always at the end)."""
     artifacts: bool = True
@@ -163,10 +328,24 @@ class RunConfig(BaseModel):
     """Epsilon-greedy exploration."""
     eval: EvalConfig = Field(default_factory=EvalConfig)
     """Evaluation, early stopping and delivery."""
+    ppo: PPOConfig = Field(default_factory=PPOConfig)
+    """PPO settings (algo ppo; the actor and critic MLPs take `network`)."""
+    tabular: TabularConfig = Field(default_factory=TabularConfig)
+    """Tabular Q-learning settings (algo tabular; exploration from `explore`)."""
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+    """The fixed controller (algo baseline)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> "RunConfig":
-        if self.network.batch_norm and self.dqn.batch_size < 2:
+        for section, algos in _SECTION_ALGOS.items():
+            if self.algo not in algos and getattr(self, section) != type(getattr(self, section))():
+                raise ValueError(f"section '{section}' has no effect with algo '{self.algo}' "
+                                 f"(it is used by: {', '.join(algos)}); remove it")
+        if self.algo == "ppo" and (self.network.batch_norm or getattr(self.network, "dueling", False)):
+            raise ValueError("network.batch_norm and network.dueling are DQN options; PPO's networks are plain MLPs")
+        if self.algo == "ppo" and self.ppo.rollout_until_done and self.env.num_envs != 1:
+            raise ValueError("ppo.rollout_until_done needs env.num_envs 1 (one episode per update)")
+        if self.network.batch_norm and self.algo == "dqn" and self.dqn.batch_size < 2:
             raise ValueError("network.batch_norm needs dqn.batch_size >= 2 (batch statistics of one sample are undefined)")
         for section, name, applies, when in _CONDITIONAL_OPTIONS:
             sect = getattr(self, section)
@@ -179,6 +358,16 @@ class RunConfig(BaseModel):
         return self.model_dump(mode="json")
 
 
+# Sections that only some algorithms read; settings in the others would be silently ignored.
+_SECTION_ALGOS = {
+    "network": ("dqn", "ppo"),
+    "dqn": ("dqn",),
+    "explore": ("dqn", "tabular"),
+    "ppo": ("ppo",),
+    "tabular": ("tabular",),
+    "baseline": ("baseline",),
+}
+
 # Options that only mean something in one mode. Setting one (to other than its default) while
 # the mode is off is almost always a mistake, so it is refused rather than silently ignored.
 _CONDITIONAL_OPTIONS = (
@@ -190,7 +379,12 @@ _CONDITIONAL_OPTIONS = (
     ("explore", "decrement", lambda c: c.explore.schedule == "decrement", "explore.schedule is 'decrement'"),
     ("explore", "episode_decay", lambda c: c.explore.schedule == "per_episode", "explore.schedule is 'per_episode'"),
     ("eval", "stop_threshold", lambda c: c.eval.early_stop, "eval.early_stop is true"),
+    ("explore", "log_divisor", lambda c: c.explore.schedule == "log_episode", "explore.schedule is 'log_episode'"),
+    ("tabular", "lr_divisor", lambda c: c.tabular.lr_schedule == "log_episode", "tabular.lr_schedule is 'log_episode'"),
+    ("eval", "every_steps", lambda c: c.eval.every_episodes is None, "eval.every_episodes is null"),
     ("eval", "stop_z", lambda c: c.eval.early_stop, "eval.early_stop is true"),
+    *(("dqn", name, lambda c: c.dqn.prioritized, "dqn.prioritized is true")
+      for name in ("per_alpha", "per_beta_start", "per_beta_steps", "per_eps")),
 )
 
 

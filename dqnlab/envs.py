@@ -7,7 +7,9 @@ track ``done`` from the previous step and discard that step (see ``dqnlab.train`
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
 import warnings
 from typing import Any
 
@@ -34,23 +36,79 @@ def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
 
 def make_vec_env(cfg: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
     """`num_envs` copies of `cfg.id`: the NumPy-vectorised version where one is registered
-    (CartPole), otherwise a SyncVectorEnv. Both autoreset on the NEXT_STEP."""
+    (CartPole), otherwise a SyncVectorEnv. Both autoreset on the NEXT_STEP.
+
+    With perturbations configured (noise, physics randomisation), CartPole-style environments
+    use dqnlab's NumPy CartPole (dqnlab.cartpole_vec), which applies all of them inside its step;
+    other environments get the generic observation and action noise wrappers (dqnlab.wrappers)
+    around each sub-environment. Without perturbations nothing changes: Gymnasium's own classes.
+    """
     spec = env_spec(cfg.id)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(cfg.kwargs)
     if cfg.max_episode_steps is not None:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
     mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+    make_id: str | gym.envs.registration.EnvSpec = cfg.id
+    wrappers: list = []
+    if cfg.perturbed():
+        make_id, mode, wrappers, perturb_kwargs = _perturbed_setup(cfg, spec)
+        kwargs.update(perturb_kwargs)
     try:
         with warnings.catch_warnings():
             # CartPole-v0's deprecation notice: v0 is a deliberate, supported target here.
             warnings.simplefilter("ignore")
-            envs = gym.make_vec(cfg.id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+            envs = gym.make_vec(make_id, num_envs=num_envs, vectorization_mode=mode,
+                                **({"wrappers": wrappers} if wrappers else {}), **kwargs)
     except gym.error.DependencyNotInstalled as exc:
         raise ConfigError(f"environment '{cfg.id}' needs an extra dependency: {exc}") from None
+    except TypeError as exc:
+        if not cfg.kwargs:
+            raise
+        raise ConfigError(f"environment '{cfg.id}' does not accept env.kwargs {cfg.kwargs}: {exc}") from None
+    except ValueError as exc:  # raised by dqnlab's environments and wrappers for bad arguments
+        raise ConfigError(f"environment '{cfg.id}': {exc}") from None
     check_spaces(envs, cfg.id)
     if mode == "vector_entry_point" and isinstance(envs.action_space, spaces.MultiDiscrete):
         envs.action_space = _ShapeCheckedActions(envs.action_space.nvec, seed=None)
     return envs
+
+
+# Environments whose dynamics are dqnlab.physics' cart-pole, so that force noise and physics
+# randomisation mean something; the value is the NumPy vector env that can apply them.
+_CARTPOLE_VECTOR_ENVS = {
+    "gymnasium.envs.classic_control.cartpole:CartPoleEnv": "dqnlab.cartpole_vec:CartPoleVectorEnv",
+    "dqnlab.target_env:CartPoleTargetEnv": "dqnlab.target_env:CartPoleTargetVectorEnv",
+}
+
+
+def is_cartpole_like(env_id: str) -> bool:
+    """Whether `env_id` simulates CartPole's physics, its observation starting with (x, x_dot, theta,
+    theta_dot): Gymnasium's CartPole-v0/v1 and dqnlab/CartPoleTarget-v0."""
+    return env_spec(env_id).entry_point in _CARTPOLE_VECTOR_ENVS
+
+
+def _perturbed_setup(cfg: EnvConfig, spec: gym.envs.registration.EnvSpec):
+    """(spec or id, vectorization mode, wrappers, extra env kwargs) that apply cfg's perturbations."""
+    vector_env = _CARTPOLE_VECTOR_ENVS.get(spec.entry_point) if isinstance(spec.entry_point, str) else None
+    if vector_env is not None:
+        perturb = {"obs_noise": cfg.obs_noise, "action_noise": cfg.action_noise,
+                   "force_noise": cfg.force_noise, "randomize": cfg.randomize.ranges()}
+        return dataclasses.replace(spec, vector_entry_point=vector_env), "vector_entry_point", [], perturb
+    physics = [name for name, on in (("env.force_noise", cfg.force_noise > 0),
+                                     ("env.randomize", bool(cfg.randomize.ranges()))) if on]
+    if physics:
+        raise ConfigError(
+            f"{' and '.join(physics)}: only for CartPole-style environments (CartPole-v0, CartPole-v1, "
+            f"dqnlab/CartPoleTarget-v0), not '{cfg.id}' (env.obs_noise and env.action_noise work on any)"
+        )
+    from dqnlab.wrappers import ActionNoise, ObservationNoise
+
+    wrappers = []
+    if any(cfg.obs_noise if isinstance(cfg.obs_noise, list) else [cfg.obs_noise]):
+        wrappers.append(functools.partial(ObservationNoise, sigma=cfg.obs_noise))
+    if cfg.action_noise > 0:
+        wrappers.append(functools.partial(ActionNoise, prob=cfg.action_noise))
+    return cfg.id, "sync", wrappers, {}
 
 
 class _ShapeCheckedActions(spaces.MultiDiscrete):
@@ -105,6 +163,26 @@ def _from_saveable(value: Any) -> Any:
     return value.numpy().copy() if isinstance(value, torch.Tensor) else value
 
 
+def _tree_to_saveable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _tree_to_saveable(v) for k, v in value.items()}
+    return _to_saveable(value)
+
+
+def _tree_from_saveable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _tree_from_saveable(v) for k, v in value.items()}
+    return _from_saveable(value)
+
+
+def _wrapper_chain(env: gym.Env) -> list[gym.Wrapper]:
+    chain = []
+    while isinstance(env, gym.Wrapper):
+        chain.append(env)
+        env = env.env
+    return chain
+
+
 def capture_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
     """Everything that determines the future of `envs`, or None where we cannot capture it.
 
@@ -114,30 +192,31 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
     """
     base = envs.unwrapped
     if hasattr(base, "prev_done") and hasattr(base, "state") and hasattr(base, "steps"):
-        return {
+        saved = {
             "kind": "numpy_vector",
             "state": _to_saveable(np.asarray(base.state)),
             "steps": _to_saveable(np.asarray(base.steps)),
             "prev_done": _to_saveable(np.asarray(base.prev_done)),
             "rng": base.np_random.bit_generator.state,
         }
+        if hasattr(base, "extra_state"):  # dqnlab's CartPole: noise generator, physics, targets
+            saved["extra"] = _tree_to_saveable(base.extra_state())
+        return saved
     if isinstance(base, gym.vector.SyncVectorEnv):
         subs = []
         for env in base.envs:
             inner = env.unwrapped
             if not hasattr(inner, "state") or inner.state is None:
                 return None
-            elapsed = None
-            e = env
-            while isinstance(e, gym.Wrapper):
-                if isinstance(e, gym.wrappers.TimeLimit):
-                    elapsed = e._elapsed_steps
-                e = e.env
+            chain = _wrapper_chain(env)
+            elapsed = next((w._elapsed_steps for w in chain if isinstance(w, gym.wrappers.TimeLimit)), None)
             subs.append(
                 {
                     "state": _to_saveable(np.array(inner.state)),  # keeps its dtype: float32 or 64
                     "rng": inner.np_random.bit_generator.state,
                     "elapsed": elapsed,
+                    # dqnlab.wrappers' noise generators, outermost first
+                    "noise_rngs": [w.noise_rng.bit_generator.state for w in chain if hasattr(w, "noise_rng")],
                 }
             )
         return {
@@ -156,15 +235,19 @@ def restore_env_state(envs: gym.vector.VectorEnv, saved: dict[str, Any]) -> None
         base.steps = _from_saveable(saved["steps"])
         base.prev_done = _from_saveable(saved["prev_done"])
         base.np_random.bit_generator.state = saved["rng"]
+        if "extra" in saved:
+            base.set_extra_state(_tree_from_saveable(saved["extra"]))
         return
     for env, sub in zip(base.envs, saved["envs"], strict=True):
         inner = env.unwrapped
         state = _from_saveable(sub["state"])
         inner.state = tuple(state) if isinstance(inner.state, tuple) else state
         inner.np_random.bit_generator.state = sub["rng"]
-        e = env
-        while isinstance(e, gym.Wrapper):
-            if isinstance(e, gym.wrappers.TimeLimit) and sub["elapsed"] is not None:
-                e._elapsed_steps = sub["elapsed"]
-            e = e.env
+        chain = _wrapper_chain(env)
+        for w in chain:
+            if isinstance(w, gym.wrappers.TimeLimit) and sub["elapsed"] is not None:
+                w._elapsed_steps = sub["elapsed"]
+        noisy = [w for w in chain if hasattr(w, "noise_rng")]
+        for w, rng_state in zip(noisy, sub.get("noise_rngs", []), strict=False):
+            w.noise_rng.bit_generator.state = rng_state
     base._autoreset_envs = _from_saveable(saved["autoreset"])

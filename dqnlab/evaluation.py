@@ -1,4 +1,11 @@
-"""Greedy evaluation on vectorised environments: many episodes in parallel, one forward pass per step."""
+"""Greedy evaluation on vectorised environments: many episodes in parallel, one forward pass per step.
+
+Besides returns and lengths, a result tells which episodes survived (ended by the time limit, not
+by failure) and, on CartPole-style environments, how far the cart drifted: the largest and the
+final |x| of each episode, read from the true state (not from a possibly noisy observation).
+Long-horizon tests (``dqnlab evaluate --max-steps 10000``) need both: a policy that balances but
+drifts slowly fails only after the usual 500 steps.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from dqnlab.config import EnvConfig
-from dqnlab.envs import make_vec_env
+from dqnlab.envs import is_cartpole_like, make_vec_env
 
 ActFn = Callable[[np.ndarray], np.ndarray]  # (N, *obs_shape) -> (N,) actions
 
@@ -18,6 +25,14 @@ ActFn = Callable[[np.ndarray], np.ndarray]  # (N, *obs_shape) -> (N,) actions
 class EvalResult:
     returns: np.ndarray  # (episodes,) float64
     lengths: np.ndarray  # (episodes,) int64
+    survived: np.ndarray | None = None  # (episodes,) bool: truncated by the time limit, not terminated
+    max_abs_x: np.ndarray | None = None  # (episodes,) float64: largest |cart x| (CartPole-style only)
+    final_abs_x: np.ndarray | None = None  # (episodes,) float64: |cart x| at the episode's end
+
+    @property
+    def survival(self) -> float | None:
+        """Share of episodes that reached the step cap without failing (None if not recorded)."""
+        return None if self.survived is None else float(self.survived.mean())
 
     @property
     def mean(self) -> float:
@@ -39,6 +54,12 @@ class EvalResult:
             "max": float(self.returns.max()),
             "episodes": int(len(self.returns)),
             "mean_length": float(self.lengths.mean()),
+            **({} if self.survived is None else {"survival": self.survival}),
+            **({} if self.max_abs_x is None else {
+                "max_abs_x_mean": float(self.max_abs_x.mean()),
+                "max_abs_x_max": float(self.max_abs_x.max()),
+                "final_abs_x_mean": float(self.final_abs_x.mean()),
+            }),
         }
 
 
@@ -49,12 +70,17 @@ class Evaluator:
     the same arguments see the same starts (a different episode count may change them, since
     the NumPy CartPole draws a whole round's starts from one generator).
     Environments are kept between calls (creating 100 of them is not free).
+    With `track_drift`, on CartPole-style environments the result also holds each episode's
+    largest and final |cart x| (``max_abs_x``, ``final_abs_x``).
     """
 
-    def __init__(self, env_cfg: EnvConfig, max_envs: int = 100):
+    def __init__(self, env_cfg: EnvConfig, max_envs: int = 100, track_drift: bool = False):
         self.env_cfg = env_cfg
         self.max_envs = max_envs
         self._envs: dict[int, gym.vector.VectorEnv] = {}
+        # Off by default: reading the state every step costs a few percent of an evaluation, which
+        # training (evaluating every 1000 steps) does not need.
+        self._track_x = track_drift and is_cartpole_like(env_cfg.id)
 
     def _get(self, n: int) -> gym.vector.VectorEnv:
         if n not in self._envs:
@@ -64,6 +90,9 @@ class Evaluator:
     def run(self, act: ActFn, episodes: int, seed: int) -> EvalResult:
         returns: list[np.ndarray] = []
         lengths: list[np.ndarray] = []
+        survived: list[np.ndarray] = []
+        max_x: list[np.ndarray] = []
+        final_x: list[np.ndarray] = []
         done_count = 0
         round_index = 0
         while done_count < episodes:
@@ -73,19 +102,47 @@ class Evaluator:
             ret = np.zeros(n, dtype=np.float64)
             length = np.zeros(n, dtype=np.int64)
             active = np.ones(n, dtype=bool)
+            ended_by_limit = np.zeros(n, dtype=bool)
+            x = _cart_x(envs) if self._track_x else None
+            peak_x = np.abs(x) if x is not None else None
+            last_x = np.abs(x) if x is not None else None
             while active.any():
                 obs, reward, terminated, truncated, _ = envs.step(act(obs))
                 ret += np.where(active, reward, 0.0)
                 length += active
+                ending = active & (terminated | truncated)
+                ended_by_limit |= ending & truncated & ~terminated
+                if peak_x is not None:
+                    # The state after this step; for an episode that just ended, its final state
+                    # (the NEXT_STEP autoreset replaces it only on the following step).
+                    abs_x = np.abs(_cart_x(envs))
+                    peak_x = np.where(active, np.maximum(peak_x, abs_x), peak_x)
+                    last_x = np.where(active, abs_x, last_x)
                 # Finished environments autoreset and keep stepping; their outputs are ignored.
                 active &= ~(terminated | truncated)
             returns.append(ret)
             lengths.append(length)
+            survived.append(ended_by_limit)
+            if peak_x is not None:
+                max_x.append(peak_x)
+                final_x.append(last_x)
             done_count += n
             round_index += 1
-        return EvalResult(np.concatenate(returns), np.concatenate(lengths))
+        drift = (np.concatenate(max_x), np.concatenate(final_x)) if max_x else (None, None)
+        return EvalResult(np.concatenate(returns), np.concatenate(lengths), np.concatenate(survived), *drift)
 
     def close(self) -> None:
         for envs in self._envs.values():
             envs.close()
         self._envs.clear()
+
+
+def _cart_x(envs: gym.vector.VectorEnv) -> np.ndarray | None:
+    """The true cart positions (N,) of a CartPole-style vector env, or None where not readable."""
+    base = envs.unwrapped
+    state = getattr(base, "state", None)
+    if isinstance(state, np.ndarray) and state.ndim == 2:  # NumPy vector envs: state is (4, N)
+        return state[0]
+    if isinstance(base, gym.vector.SyncVectorEnv):
+        return np.array([float(env.unwrapped.state[0]) for env in base.envs])
+    return None

@@ -123,7 +123,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "S4, the BatchNorm DQN on CartPole-v0 without its time limit (episodes capped at 10,000 "
         "steps): 256-128 with BatchNorm, RMSprop (lr 1e-2, torch's default), gamma 0.999, batch 128, "
         "replay 10000, Huber, gradients clamped to [-1, 1], target copied every 10 episodes; the "
-        "network of the longest training episode is delivered. Budget 100k steps (the text: 3000 episodes).",
+        "network of the longest training episode is delivered. Budget 50k steps (the text: 3000 episodes).",
         {
             "env": {"id": "CartPole-v0", "num_envs": 1, "max_episode_steps": 10_000},
             "network": {"hidden": [256, 128], "batch_norm": True},
@@ -132,7 +132,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                     "target_update_unit": "episodes", "n_step": 1, "double": False, "max_grad_norm": None,
                     "clip_grad_value": 1.0},
             "explore": {"schedule": "exponential", "start": 0.9, "end": 0.05, "decay_steps": 200},
-            "total_steps": 100_000,
+            "total_steps": 50_000,
             "total_episodes": 3000,
             "eval": {"every_steps": 10_000, "episodes": 10, "early_stop": False, "deliver": "longest_episode"},
         },

@@ -1,0 +1,151 @@
+"""Long-horizon evaluation: survival and cart drift in EvalResult, and `dqnlab evaluate` with
+--max-steps and perturbations, on hand-made policies (an LQR controller as a linear Q-network)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_array_equal
+
+import dqnlab
+from dqnlab import control
+from dqnlab.cli import main
+from dqnlab.config import EnvConfig, NetworkConfig
+from dqnlab.envs import make_vec_env
+from dqnlab.evaluation import EvalResult, Evaluator
+from dqnlab.networks import build_q_network
+from dqnlab.policy import Policy
+
+
+def lqr_policy() -> Policy:
+    """A linear Q-network whose greedy action is the LQR push: Q1 - Q0 = -K s."""
+    cfg = NetworkConfig(hidden=[])
+    net = build_q_network(cfg, 4, 2)
+    with torch.no_grad():
+        net[-1].weight.zero_()
+        net[-1].bias.zero_()
+        net[-1].weight[1] = -torch.as_tensor(control.lqr_gain(), dtype=torch.float32)
+    return Policy(net, "CartPole-v1", (4,), 2, cfg)
+
+
+def always_right(obs):
+    return np.ones(len(obs), dtype=np.int64)
+
+
+def test_the_linear_network_is_the_lqr_controller():
+    obs = np.random.default_rng(0).uniform(-0.2, 0.2, size=(500, 4)).astype(np.float32)
+    assert_array_equal(lqr_policy()(obs), control.lqr_actions(obs))
+
+
+def test_old_style_results_still_work():
+    r = EvalResult(np.array([1.0, 3.0]), np.array([1, 3]))
+    assert r.survival is None and set(r.as_dict()) == {"mean", "std", "min", "max", "episodes", "mean_length"}
+
+
+def test_survival_and_drift_of_a_balancing_controller():
+    ev = Evaluator(EnvConfig(max_episode_steps=2000), max_envs=10, track_drift=True)
+    try:
+        res = ev.run(control.lqr_actions, 20, seed=0)
+    finally:
+        ev.close()
+    assert_array_equal(res.lengths, 2000)
+    assert res.survival == 1.0 and res.survived.all()
+    assert (res.final_abs_x <= res.max_abs_x).all() and (res.max_abs_x < 0.5).all()
+    d = res.as_dict()
+    assert d["survival"] == 1.0 and d["max_abs_x_max"] == pytest.approx(res.max_abs_x.max())
+
+
+def test_drift_is_the_true_cart_position_of_each_episode():
+    # Pushing right always: the pole falls within a few dozen steps. Replay the same episodes by
+    # hand on the same environments and seed and compare.
+    cfg = EnvConfig(obs_noise=0.5)  # noisy observations must not leak into the drift
+    ev = Evaluator(cfg, max_envs=5, track_drift=True)
+    try:
+        res = ev.run(always_right, 5, seed=3)
+    finally:
+        ev.close()
+    assert res.survival == 0.0
+    envs = make_vec_env(cfg, 5)
+    envs.reset(seed=3)
+    xs = [np.abs(envs.unwrapped.state[0])]
+    for _ in range(res.lengths.max()):
+        envs.step(always_right(np.zeros((5, 4))))
+        xs.append(np.abs(envs.unwrapped.state[0]))
+    xs = np.array(xs)  # (steps + 1, 5)
+    for i, n in enumerate(res.lengths):
+        assert res.max_abs_x[i] == pytest.approx(xs[: n + 1, i].max())
+        assert res.final_abs_x[i] == pytest.approx(xs[n, i])
+
+
+def test_drift_is_off_by_default_and_for_other_envs():
+    for cfg, track in [(EnvConfig(), False), (EnvConfig(id="Acrobot-v1", max_episode_steps=20), True)]:
+        ev = Evaluator(cfg, max_envs=2, track_drift=track)
+        try:
+            res = ev.run(lambda o: np.zeros(len(o), dtype=np.int64), 2, seed=0)
+        finally:
+            ev.close()
+        assert res.max_abs_x is None and "max_abs_x_max" not in res.as_dict()
+        assert res.survived is not None
+    assert res.survival == 1.0  # Acrobot, pushing one way for 20 steps: truncated, not terminated
+
+
+def test_api_evaluate_under_perturbations():
+    policy = lqr_policy()
+    plain = dqnlab.evaluate(policy, episodes=10, seed=0, max_steps=1000)
+    assert plain.survival == 1.0 and plain.max_abs_x is not None
+    noisy = dqnlab.evaluate(policy, episodes=10, seed=0, max_steps=1000, obs_noise=0.05, action_noise=0.1,
+                            force_noise=0.1, randomize=True)
+    assert noisy.lengths.max() <= 1000
+    assert not np.array_equal(plain.max_abs_x, noisy.max_abs_x)
+    with pytest.raises(dqnlab.DqnlabError, match="action_noise"):
+        dqnlab.evaluate(policy, episodes=2, action_noise=2.0)
+
+
+def _run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_reports_survival_and_drift(tmp_path, capsys):
+    path = tmp_path / "policy.pt"
+    lqr_policy().save(path)
+    code, out, err = _run(capsys, "evaluate", str(path), "--episodes", "6", "--max-steps", "1500", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["survival"] == 1.0 and result["max_steps"] == 1500 and result["perturbations"] == {}
+    assert 0 < result["max_abs_x_max"] < 0.5 and result["mean"] == 1500
+    code, out, err = _run(capsys, "evaluate", str(path), "--episodes", "4", "--max-steps", "300")
+    assert code == 0, err
+    assert "survival 100% (4 of 4 reached the 300-step limit)" in out and "cart drift" in out
+
+
+def test_cli_evaluates_under_noise_and_randomized_physics(tmp_path, capsys):
+    path = tmp_path / "policy.pt"
+    lqr_policy().save(path)
+    code, out, err = _run(capsys, "evaluate", str(path), "--episodes", "4", "--max-steps", "300", "--seed", "5",
+                          "--obs-noise", "0.05", "--action-noise", "0.1", "--force-noise", "0.1",
+                          "--randomize-physics", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["seed"] == 5
+    assert result["perturbations"]["obs_noise"] == 0.05 and result["perturbations"]["action_noise"] == 0.1
+    assert result["perturbations"]["randomize"]["length"] == [0.25, 0.75]
+    code, out, err = _run(capsys, "evaluate", str(path), "--episodes", "2", "--obs-noise", "0.1,0,0,0")
+    assert code == 0 and "under obs noise [0.1, 0.0, 0.0, 0.0]" in out
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--obs-noise", "0.1,0.1"], "2 values but observations have 4"),
+    (["--obs-noise", "abc"], "expected a number"),
+    (["--action-noise", "1.5"], "probability"),
+    (["--force-noise", "-1"], ">= 0"),
+])
+def test_cli_bad_perturbations_are_one_line(tmp_path, capsys, args, expected):
+    path = tmp_path / "policy.pt"
+    lqr_policy().save(path)
+    code, out, err = _run(capsys, "evaluate", str(path), "--episodes", "2", *args)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dqnlab: error:") and expected in lines[0]
