@@ -28,6 +28,13 @@ class EvalResult:
     survived: np.ndarray | None = None  # (episodes,) bool: truncated by the time limit, not terminated
     max_abs_x: np.ndarray | None = None  # (episodes,) float64: largest |cart x| (CartPole-style only)
     final_abs_x: np.ndarray | None = None  # (episodes,) float64: |cart x| at the episode's end
+    success: np.ndarray | None = None  # (episodes,) bool: the env's info["success"] on the last step
+    final_offset: np.ndarray | None = None  # (episodes,) float64: info["mean_abs_offset_last_100"] there
+
+    @property
+    def success_rate(self) -> float | None:
+        """Share of episodes the environment called a success (target tasks; None elsewhere)."""
+        return None if self.success is None else float(self.success.mean())
 
     @property
     def survival(self) -> float | None:
@@ -60,6 +67,8 @@ class EvalResult:
                 "max_abs_x_max": float(self.max_abs_x.max()),
                 "final_abs_x_mean": float(self.final_abs_x.mean()),
             }),
+            **({} if self.success is None else {"success_rate": self.success_rate}),
+            **({} if self.final_offset is None else {"mean_abs_offset_last_100": float(self.final_offset.mean())}),
         }
 
 
@@ -93,6 +102,8 @@ class Evaluator:
         survived: list[np.ndarray] = []
         max_x: list[np.ndarray] = []
         final_x: list[np.ndarray] = []
+        ok: dict[int, np.ndarray] = {}
+        offset: dict[int, np.ndarray] = {}
         done_count = 0
         round_index = 0
         while done_count < episodes:
@@ -107,10 +118,14 @@ class Evaluator:
             peak_x = np.abs(x) if x is not None else None
             last_x = np.abs(x) if x is not None else None
             while active.any():
-                obs, reward, terminated, truncated, _ = envs.step(act(obs))
+                obs, reward, terminated, truncated, info = envs.step(act(obs))
                 ret += np.where(active, reward, 0.0)
                 length += active
                 ending = active & (terminated | truncated)
+                for key, store in (("success", ok), ("mean_abs_offset_last_100", offset)):
+                    if key in info:  # task outcomes that the environment reports per step
+                        store.setdefault(round_index, np.zeros(n, dtype=np.float64))
+                        store[round_index] = np.where(ending, info[key], store[round_index])
                 ended_by_limit |= ending & truncated & ~terminated
                 if peak_x is not None:
                     # The state after this step; for an episode that just ended, its final state
@@ -129,7 +144,12 @@ class Evaluator:
             done_count += n
             round_index += 1
         drift = (np.concatenate(max_x), np.concatenate(final_x)) if max_x else (None, None)
-        return EvalResult(np.concatenate(returns), np.concatenate(lengths), np.concatenate(survived), *drift)
+        task = {}
+        if len(ok) == round_index:
+            task["success"] = np.concatenate([ok[i] for i in range(round_index)]).astype(bool)
+        if len(offset) == round_index:
+            task["final_offset"] = np.concatenate([offset[i] for i in range(round_index)])
+        return EvalResult(np.concatenate(returns), np.concatenate(lengths), np.concatenate(survived), *drift, **task)
 
     def close(self) -> None:
         for envs in self._envs.values():

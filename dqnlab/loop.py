@@ -448,6 +448,7 @@ class TrainLoop:
             "eval_max": fd.get("max"),
             "eval_episodes": fd.get("episodes"),
             "eval_mean_length": fd.get("mean_length"),
+            **{k: fd[k] for k in ("success_rate", "mean_abs_offset_last_100") if k in fd},
             "final_eval_seconds": final_eval_seconds,
             "run_dir": str(self.run_dir),
             "versions": versions(),

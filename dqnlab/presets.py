@@ -150,6 +150,13 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         {"algo": "tabular", "env": {"num_envs": 1}, "explore": {"schedule": "log_episode", "start": 1.0, "end": 0.05},
          "total_steps": 300_000, "eval": {"every_steps": 5000}},
     ),
+    # --- the "later work" of S4: targets and robustness ---------------------------------------
+    "target": (
+        "PPO on dqnlab/CartPoleTarget-v0: balance and bring the cart to a random target in "
+        "[-1.5, 1.5] (the ppo preset's settings, 200k steps, stop at the registered threshold 450).",
+        {"algo": "ppo", "env": {"id": "dqnlab/CartPoleTarget-v0"}, "network": {"hidden": [64, 64], "activation": "tanh"},
+         "total_steps": 200_000, "eval": {"every_steps": 5000, "episodes": 50}},
+    ),
     "random": (
         "Baseline: uniformly random actions.",
         {"algo": "baseline", "baseline": {"controller": "random"}, "total_steps": 5000},

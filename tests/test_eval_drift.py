@@ -149,3 +149,13 @@ def test_cli_bad_perturbations_are_one_line(tmp_path, capsys, args, expected):
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dqnlab: error:") and expected in lines[0]
+
+
+def test_target_task_outcomes_are_reported():
+    ev = Evaluator(EnvConfig(id="dqnlab/CartPoleTarget-v0"), max_envs=10)
+    good = ev.run(control.target_lqr_actions, 20, seed=0)
+    blind = ev.run(control.lqr_actions, 20, seed=0)  # balances at x = 0, ignores the target
+    ev.close()
+    assert good.success_rate >= 0.9 and good.as_dict()["mean_abs_offset_last_100"] < 0.1
+    assert blind.success_rate < 0.5 and blind.as_dict()["mean_abs_offset_last_100"] > 0.3
+    assert "success_rate" not in Evaluator(EnvConfig()).run(control.lqr_actions, 2, seed=0).as_dict()
