@@ -38,6 +38,39 @@ def _seed(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _non_negative(text)
+    if value > 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text}")
+    return value
+
+
+def _noise_sigmas(text: str) -> float | list[float]:
+    values = [_non_negative(part) for part in text.split(",")]
+    return values[0] if len(values) == 1 else values
+
+
+def _add_backend_options(cmd: argparse.ArgumentParser, prefix: str = "") -> None:
+    """--backend and --ray-address: where the independent runs train (see dqnlab.fanout)."""
+    cmd.add_argument("--backend", choices=("local", "ray"), default="local",
+                     help=prefix + "'local': a process pool on this machine (default); 'ray': one Ray task per run "
+                     "(needs dqnlab[ray])")
+    cmd.add_argument("--ray-address", metavar="ADDR",
+                     help="with --backend ray: an existing cluster ('auto', HOST:6379 or ray://HOST:10001); "
+                     "without it a local Ray instance with --workers CPUs is started. On several machines the "
+                     "output folder must be on a filesystem shared by all nodes at the same path")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dqnlab", description="Train, evaluate and compare DQN agents on CartPole-style tasks.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -51,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seeds", metavar="RANGE", help="train one run per seed, e.g. 0-19 or 0,3,5, in parallel; "
                    "writes RUN_DIR/seed-K and an aggregate seeds_summary.json")
     t.add_argument("--workers", type=_positive_int, metavar="N", help="parallel runs with --seeds (default: cores)")
+    _add_backend_options(t, "with --seeds: ")
     t.add_argument("--run-dir", metavar="DIR", help="where to write the run (default: a new folder under runs/)")
     t.add_argument("--total-steps", type=_positive_int, metavar="N", help="budget of environment steps")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -67,7 +101,43 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=_seed, default=0, help="seed of the evaluation episodes (default 0)")
     e.add_argument("--env", help="evaluate on this environment id instead of the training one")
     e.add_argument("--max-steps", type=_positive_int, metavar="N", help="replace the time limit (long-horizon test)")
+    e.add_argument("--obs-noise", type=_noise_sigmas, metavar="SIGMA[,SIGMA...]",
+                   help="Gaussian noise on observations: one sigma, or one per dimension (comma-separated)")
+    e.add_argument("--action-noise", type=_probability, metavar="P",
+                   help="replace each action by a uniformly random one with probability P")
+    e.add_argument("--force-noise", type=_non_negative, metavar="SIGMA",
+                   help="CartPole-style envs: relative Gaussian error on each push's force")
+    e.add_argument("--randomize-physics", action="store_true",
+                   help="CartPole-style envs: draw half pole length in [0.25, 0.75] m, pole mass in [0.05, 0.2] kg, "
+                        "cart mass in [0.5, 1.5] kg and push in [8, 12] N per episode")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    c = sub.add_parser("compare", help="train presets or configs on the same seeds; write a table and curves")
+    c.add_argument("entries", nargs="+", metavar="PRESET_OR_CONFIG", help="preset names or YAML config files")
+    c.add_argument("--seeds", default="0-9", metavar="RANGE", help="seeds for every entry (default 0-9)")
+    c.add_argument("--out", metavar="DIR", help="output folder (default runs/compare-ENTRIES-sSEEDS); "
+                   "running the same command again skips finished runs")
+    c.add_argument("--workers", type=_positive_int, metavar="N", help="parallel runs (default: cores)")
+    _add_backend_options(c)
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field in every entry (repeatable)")
+    c.add_argument("--quiet", action="store_true", help="no line per finished run")
+
+    w = sub.add_parser("sweep", help="Optuna hyperparameter search, each trial scored on several seeds")
+    w.add_argument("space", metavar="SEARCH_SPACE.yaml", help="base config, fixed overrides and sampled parameters")
+    w.add_argument("--trials", type=_positive_int, required=True, metavar="N",
+                   help="trials the study should hold; the same command again continues the study")
+    w.add_argument("--seeds", type=_positive_int, default=3, metavar="K",
+                   help="seeds 0..K-1 per trial; score: IQM of steps to the threshold (default 3)")
+    w.add_argument("--out", metavar="DIR", help="output folder (default runs/sweep-SPACE): trial-N/seed-K runs, "
+                   "study.db, trials.csv, best.yaml")
+    w.add_argument("--storage", metavar="URL", help="Optuna storage URL shared by several machines, e.g. "
+                   "postgresql://user:pass@host/db (default: sqlite:///DIR/study.db)")
+    w.add_argument("--study-name", metavar="NAME", help="study name in the storage (default dqnlab-sweep)")
+    w.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="parallel runs: a trial's seeds train N at a time (default: cores)")
+    _add_backend_options(w)
+    w.add_argument("--quiet", action="store_true", help="no line per finished trial")
 
     p = sub.add_parser("presets", help="list the presets")
     p.add_argument("--show", metavar="NAME", help="print the resolved config of one preset as YAML")
@@ -95,6 +165,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     elif args.seeds is not None:
         return _train_seeds(args)
     else:
+        if args.backend != "local" or args.ray_address or args.workers:
+            raise DqnlabError("--backend, --ray-address and --workers apply to many runs: use them with --seeds")
         from dqnlab.config import build_config
 
         fields = {"seed": args.seed, "total_steps": args.total_steps, "env.id": args.env}
@@ -129,7 +201,8 @@ def _train_seeds(args: argparse.Namespace) -> int:
             print(f"[dqnlab] seed {row['seed']}: {state}, eval mean {row.get('eval_mean')}", file=sys.stderr,
                   flush=True)
 
-    summary = run_seeds(cfg, seeds, root, args.workers, on_result=report)
+    summary = run_seeds(cfg, seeds, root, args.workers, on_result=report, backend=args.backend,
+                        ray_address=args.ray_address)
     print(format_seeds_table(summary))
     print(f"written to {root}")
     return 0
@@ -143,12 +216,16 @@ def format_summary(s: dict) -> str:
     solved_at = s.get("steps_to_threshold")
     rows = [
         ("run", s["run_dir"]),
-        ("env", f"{s['env_id']}  (preset {s['preset']}, seed {s['seed']})"),
+        ("env", f"{s['env_id']}  (preset {s['preset']}, algo {s.get('algo', 'dqn')}, seed {s['seed']}"
+                + (f", episodes capped at {s['max_episode_steps']} steps" if s.get("max_episode_steps") else "")
+                + ")"),
         ("solved", f"{'yes' if s['solved'] else 'no'}  (threshold {threshold})"),
         ("eval", f"mean {num(s['eval_mean'])} ± {num(s['eval_std'])} over {s['eval_episodes']} episodes "
                  f"(min {num(s['eval_min'], '{:g}')}, max {num(s['eval_max'], '{:g}')})"),
-        ("steps", f"{s['env_steps']} env steps, {s['episodes']} episodes, {s['grad_steps']} gradient steps"
-                  + (f"; threshold reached at {solved_at}" if solved_at is not None else "")),
+        ("steps", f"{s['env_steps']} env steps, {s['episodes']} episodes"
+                  + (f", {s['grad_steps']} gradient steps" if s.get("grad_steps") is not None else "")
+                  + (f"; threshold reached at {solved_at}" if solved_at is not None
+                     else f"; stopped by {s.get('stop_reason')}")),
         ("time", f"{num(s['train_seconds'], '{:.2f}')} s training, "
                  f"{num(s['final_eval_seconds'], '{:.2f}')} s final evaluation"),
     ]
@@ -158,16 +235,88 @@ def format_summary(s: dict) -> str:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from dqnlab.api import evaluate
+    from dqnlab.envs import env_spec
     from dqnlab.policy import load_policy
 
     policy = load_policy(args.path)
-    res = evaluate(policy, episodes=args.episodes, seed=args.seed, env_id=args.env, max_steps=args.max_steps)
-    out = {**res.as_dict(), "env_id": args.env or policy.env_id, "seed": args.seed, "path": args.path}
+    env_id = args.env or policy.env_id
+    perturbations = {name: value for name, value in (
+        ("obs_noise", args.obs_noise), ("action_noise", args.action_noise),
+        ("force_noise", args.force_noise), ("randomize", True if args.randomize_physics else None))
+        if value}
+    res = evaluate(policy, episodes=args.episodes, seed=args.seed, env_id=args.env, max_steps=args.max_steps,
+                   **perturbations)
+    if args.randomize_physics:
+        from dqnlab.cartpole_vec import DEFAULT_RANDOMIZE
+
+        perturbations["randomize"] = {k: list(v) for k, v in DEFAULT_RANDOMIZE.items()}
+    cap = args.max_steps or env_spec(env_id).max_episode_steps
+    out = {**res.as_dict(), "env_id": env_id, "seed": args.seed, "path": args.path,
+           "max_steps": cap, "perturbations": perturbations}
     if args.json:
         print(json.dumps(out))
-    else:
-        print(f"{out['env_id']}: mean {out['mean']:.1f} ± {out['std']:.1f} over {out['episodes']} episodes "
-              f"(min {out['min']:g}, max {out['max']:g})")
+        return 0
+    print(f"{out['env_id']}: mean {out['mean']:.1f} ± {out['std']:.1f} over {out['episodes']} episodes "
+          f"(min {out['min']:g}, max {out['max']:g})")
+    if perturbations:
+        print("under " + ", ".join("randomized physics" if k == "randomize" else f"{k.replace('_', ' ')} {v}"
+                                   for k, v in perturbations.items()))
+    cap_text = f"the {cap}-step limit" if cap else "the time limit"
+    line = f"survival {out['survival']:.0%} ({round(out['survival'] * out['episodes'])} of {out['episodes']} reached {cap_text})"
+    if "max_abs_x_max" in out:
+        line += (f"; cart drift: max |x| {out['max_abs_x_max']:.2f} (per-episode mean {out['max_abs_x_mean']:.2f}), "
+                 f"final |x| {out['final_abs_x_mean']:.2f} on average")
+    print(line)
+    if "success_rate" in out:
+        print(f"task success {out['success_rate']:.0%}"
+              + (f"; mean |x - target| over the last 100 steps {out['mean_abs_offset_last_100']:.3f}"
+                 if "mean_abs_offset_last_100" in out else ""))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dqnlab.compare import COMPARE_MD, compare, format_table, resolve_entries
+    from dqnlab.seeds import parse_seeds
+
+    seeds = parse_seeds(args.seeds)
+    configs = resolve_entries(args.entries, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / (
+        "compare-" + "+".join(label for label, _ in configs)[:120] + "-s" + args.seeds.replace(",", "_"))
+    if out.exists() and not out.is_dir():
+        raise DqnlabError(f"--out {out} exists and is not a directory")
+
+    def report(label: str, row: dict) -> None:
+        if not args.quiet:
+            state = "solved" if row.get("solved") else row.get("status", "done")
+            extra = f": {row.get('error')}" if row.get("status") == "failed" else \
+                f", eval mean {row.get('eval_mean'):.1f}"
+            print(f"[dqnlab] {label} seed {row.get('seed')}: {state}{extra}", file=sys.stderr, flush=True)
+
+    result = compare(configs, seeds, out, args.workers, on_result=report, backend=args.backend,
+                     ray_address=args.ray_address)
+    print(format_table(result))
+    print(f"written to {out} ({COMPARE_MD}, compare.json, curves.png)")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dqnlab.sweep import format_trials, load_search_space, sweep
+
+    space = load_search_space(args.space)
+    out = Path(args.out) if args.out else Path("runs") / f"sweep-{Path(args.space).stem}"
+
+    def report(message: str) -> None:
+        if not args.quiet:
+            print(f"[dqnlab] {message}", file=sys.stderr, flush=True)
+
+    result = sweep(space, args.trials, args.seeds, out, storage=args.storage, study_name=args.study_name,
+                   workers=args.workers, backend=args.backend, ray_address=args.ray_address, on_event=report)
+    print(format_trials(result))
+    print(f"written to {out} (trials.csv, best.yaml, trial-N/seed-K)")
     return 0
 
 
@@ -181,8 +330,13 @@ def _cmd_presets(args: argparse.Namespace) -> int:
         return 0
     names = preset_names()
     width = max(map(len, names))
+    import shutil
+    import textwrap
+
+    columns = max(60, shutil.get_terminal_size((100, 24)).columns)
     for name in names:
-        print(f"{name:<{width}}  {preset_description(name)}")
+        print(textwrap.fill(preset_description(name), columns, initial_indent=f"{name:<{width}}  ",
+                            subsequent_indent=" " * (width + 2)))
     return 0
 
 
@@ -193,7 +347,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         from dqnlab.cli_viz import HANDLERS as VIZ_HANDLERS
 
-        handler = {"train": _cmd_train, "evaluate": _cmd_evaluate, "presets": _cmd_presets,
+        handler = {"train": _cmd_train, "evaluate": _cmd_evaluate, "presets": _cmd_presets, "compare": _cmd_compare,
+                   "sweep": _cmd_sweep,
                    **VIZ_HANDLERS}[args.command]
         return handler(args)
     except DqnlabError as exc:
@@ -201,6 +356,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"dqnlab: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
     except OSError as exc:  # a full disk, a vanished directory, ...: the previous files stay intact
         if debug:
             raise
@@ -212,8 +372,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("dqnlab: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 1
 
 
 if __name__ == "__main__":

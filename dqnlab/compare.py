@@ -87,12 +87,14 @@ def _finished_summary(run_dir: Path, cfg: RunConfig) -> dict[str, Any] | None:
 
 
 def compare(configs: list[tuple[str, RunConfig]], seeds: list[int], out: str | Path, workers: int | None = None,
-            on_result: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Train every (label, config) on every seed (all runs share one pool of `workers`), skipping
-    runs already finished in `out`; write compare.json, compare.md and curves.png; return the
-    comparison."""
-    from dqnlab.seeds import run_jobs
+            on_result: Callable[[str, dict[str, Any]], None] | None = None, *, backend: str = "local",
+            ray_address: str | None = None) -> dict[str, Any]:
+    """Train every (label, config) on every seed (all runs share one pool of `workers`, or one Ray
+    cluster: see dqnlab.fanout), skipping runs already finished in `out`; write compare.json,
+    compare.md and curves.png; return the comparison."""
+    from dqnlab.fanout import check_backend, run_jobs
 
+    check_backend(backend, ray_address)  # before the output folder is created
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     rows: dict[tuple[str, int], dict[str, Any]] = {}
@@ -112,7 +114,7 @@ def compare(configs: list[tuple[str, RunConfig]], seeds: list[int], out: str | P
         if on_result:
             on_result(key[0], summary)
 
-    run_jobs(jobs, workers, record)
+    run_jobs(jobs, workers, record, backend=backend, ray_address=ray_address)
     result = {"seeds": list(seeds), "entries": []}
     for label, cfg in configs:
         per_seed = []
@@ -123,7 +125,7 @@ def compare(configs: list[tuple[str, RunConfig]], seeds: list[int], out: str | P
                 steps, seconds = solve_point(root / label / f"seed-{seed}", s.get("threshold"))
             per_seed.append({**{k: s.get(k) for k in ("seed", "status", "solved", "eval_mean", "eval_mean_length",
                                                       "env_steps", "episodes", "train_seconds", "threshold",
-                                                      "stop_reason", "error")},
+                                                      "stop_reason", "error", "success_rate")},
                              "steps_to_solve": steps, "seconds_to_solve": seconds})
         result["entries"].append(entry_stats(label, cfg, per_seed))
     atomic_write_json(root / COMPARE_JSON, result)
@@ -173,6 +175,11 @@ def format_table(result: dict[str, Any]) -> str:
             + f" | {_f(ev and ev['median'])} | {iqm} | {e['reached_threshold']}/{e['runs']} | "
             f"{_f(st and st['median'], '{:.0f}')} | {_f(ss and ss['median'], '{:.2f}')} | "
             f"{_f(ts and ts['median'], '{:.2f}')} |")
+    for e in result["entries"]:
+        rates = [r["success_rate"] for r in e["per_seed"] if r.get("success_rate") is not None]
+        if rates:
+            lines.append(f"\n{e['label']}: task success rate per seed (final evaluation): "
+                         + ", ".join(f"{x:.0%}" for x in rates) + f"; median {float(np.median(rates)):.0%}")
     lines.append("")
     lines.append("solved: the delivered policy's final evaluation (100 fresh episodes) reached the threshold. "
                  "Steps and seconds to solve: at the first evaluation during training that reached it "

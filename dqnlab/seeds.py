@@ -3,16 +3,13 @@ aggregate the outcome (solve rate, IQM with a bootstrap interval, per-seed table
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing
-import os
 import re
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from dqnlab.config import RunConfig
 from dqnlab.errors import ConfigError, DqnlabError
+from dqnlab.fanout import RunJob, check_backend, default_workers, run_jobs  # noqa: F401 (run_jobs: re-exported)
 from dqnlab.fileio import atomic_write_json
 from dqnlab.stats import summarize
 
@@ -39,55 +36,16 @@ def parse_seeds(text: str) -> list[int]:
     return sorted(seeds)
 
 
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
-def _train_one(args: tuple[Any, dict, str]) -> tuple[Any, dict[str, Any]]:
-    key, config, run_dir = args
-    from dqnlab.train import train
-
-    try:
-        return key, train(config, run_dir, progress=False).summary
-    except DqnlabError as exc:
-        error = str(exc)
-    except Exception as exc:  # a crash in one run must not take the others down
-        error = f"{type(exc).__name__}: {exc}"
-    return key, {"seed": config.get("seed"), "run_dir": run_dir, "status": "failed", "error": error, "solved": False}
-
-
-def run_jobs(jobs: list[tuple[Any, dict, str]], workers: int | None,
-             record: Callable[[Any, dict[str, Any]], None]) -> None:
-    """Train each (key, config dict, run dir) job, `workers` at a time, calling record(key, summary)
-    as each finishes (in completion order). A run that fails is recorded with status 'failed'."""
-    if not jobs:
-        return
-    workers = min(workers or default_workers(), len(jobs))
-    if workers == 1:
-        for job in jobs:
-            record(*_train_one(job))
-        return
-    # spawn: a fresh interpreter per worker, no forked torch thread pools
-    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_train_one, job): job for job in jobs}
-        for fut in cf.as_completed(futures):
-            key, _, run_dir = futures[fut]
-            try:
-                record(*fut.result())
-            except cf.process.BrokenProcessPool as exc:  # a worker was killed (out of memory, signal)
-                record(key, {"seed": futures[fut][1].get("seed"), "run_dir": run_dir, "status": "failed",
-                             "error": f"worker died: {exc}", "solved": False})
-
-
 def run_seeds(cfg: RunConfig, seeds: list[int], root: str | Path, workers: int | None = None,
-              on_result=None) -> dict[str, Any]:
-    """Train `cfg` once per seed into root/seed-<k> (in parallel), then write and return the
-    aggregate summary (root/seeds_summary.json)."""
+              on_result=None, *, backend: str = "local", ray_address: str | None = None) -> dict[str, Any]:
+    """Train `cfg` once per seed into root/seed-<k> (in parallel, on `backend`: see dqnlab.fanout),
+    then write and return the aggregate summary (root/seeds_summary.json)."""
+    check_backend(backend, ray_address)  # before the output folder is created
     root = Path(root)
     if root.exists() and any(root.iterdir()):
         raise DqnlabError(f"output directory {root} already exists; choose a new --run-dir")
     root.mkdir(parents=True, exist_ok=True)
-    jobs = [(s, {**cfg.to_dict(), "seed": s}, str(root / f"seed-{s}")) for s in seeds]
+    jobs = [RunJob(s, {**cfg.to_dict(), "seed": s}, str(root / f"seed-{s}")) for s in seeds]
     by_seed: dict[int, dict[str, Any]] = {}
 
     def record(seed: int, summary: dict[str, Any]) -> None:
@@ -95,7 +53,7 @@ def run_seeds(cfg: RunConfig, seeds: list[int], root: str | Path, workers: int |
         if on_result:
             on_result(summary)
 
-    run_jobs(jobs, workers, record)
+    run_jobs(jobs, workers, record, backend=backend, ray_address=ray_address)
     summary = aggregate([by_seed[s] for s in seeds], cfg)
     atomic_write_json(root / SEEDS_SUMMARY_FILE, summary)
     return summary
