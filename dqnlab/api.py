@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from pydantic import ValidationError
 
 from dqnlab.config import EnvConfig
@@ -52,6 +53,8 @@ def evaluate(
             id=env_id or policy.env_id, max_episode_steps=max_steps, kwargs=dict(env_kwargs or {}),
             obs_noise=[float(v) for v in obs_noise] if np.ndim(obs_noise) else float(obs_noise),
             action_noise=action_noise, force_noise=force_noise, randomize=dict(randomize or {}),
+            # A pixel policy brings its own view: the evaluation envs draw the frames it was trained on.
+            **({"pixels": policy.pixels} if policy.pixels is not None else {}),
         )
     except ValidationError as exc:
         err = exc.errors()[0]
@@ -67,7 +70,12 @@ def evaluate(
             f"does not fit {env_cfg.id} (observations {obs_shape}, {n_actions} actions)"
         )
     evaluator = Evaluator(env_cfg, max_envs, track_drift=True)
+    threads = torch.get_num_threads()
+    # One thread, as in training: small networks on batches of 100 run several times slower on
+    # more, and far slower when the cores are busy (threads spin waiting for each other).
+    torch.set_num_threads(1)
     try:
         return evaluator.run(policy, episodes, seed)
     finally:
+        torch.set_num_threads(threads)
         evaluator.close()

@@ -49,6 +49,67 @@ class RandomizeConfig(_Section):
         return {name: value for name, value in self if value is not None}
 
 
+class PixelConfig(_Section):
+    """Observations rendered as images of the CartPole scene (CartPole-v0/v1 only; see
+    dqnlab/pixels). The environment still simulates the state; each observation becomes the last
+    `frames` frames drawn from it (a per-environment history, restarted at every episode start)."""
+
+    mode: Literal["off", "tutorial", "track"] = "off"
+    """`off`: the state vector. `tutorial`: S1's view, rows 40-80% of Gymnasium's 600x400 screen
+    and a window 60% of its width centred on the cart (clamped at the edges), so the cart's own
+    position is invisible. `track`: the same rows across the whole width, so the cart's position
+    on the track is in view."""
+    height: int = Field(32, ge=8, le=400)
+    """Frame height in pixels (the view's 160 screen rows scaled to this)."""
+    width: int = Field(96, ge=8, le=600)
+    """Frame width in pixels (`tutorial`: its 360 screen columns, `track`: all 600, scaled to this)."""
+    color: bool = False
+    """RGB frames (3 channels) instead of grayscale (1 channel, Pillow's luma)."""
+    frames: int = Field(2, ge=1, le=8)
+    """Frames per observation, oldest first, stacked along the channel axis. At an episode start
+    the history is filled with that episode's first frame."""
+    input: Literal["frames", "difference", "last_and_difference"] = "last_and_difference"
+    """What the Q-network reads. `frames`: all `frames` frames. `difference`: the last frame minus
+    the one before (S1's state, zero at an episode start). `last_and_difference`: the last frame
+    and DIFFERENCE_GAIN times that difference, as channels (velocities at a glance). Except for
+    `difference`, intensities are inverted (the white background becomes 0). Both differences
+    need `frames` 2. Frames are stored as uint8 in every case."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "PixelConfig":
+        if self.mode == "off":
+            changed = [name for name, field in type(self).model_fields.items()
+                       if name != "mode" and getattr(self, name) != field.get_default()]
+            if changed:
+                raise ValueError(f"env.pixels.{changed[0]} has no effect unless env.pixels.mode is "
+                                 "'tutorial' or 'track'; remove it or set the mode")
+        if self.input != "frames" and self.frames != 2:
+            raise ValueError(f"env.pixels.input '{self.input}' subtracts the previous frame from the last one: "
+                             f"it needs env.pixels.frames 2, got {self.frames}")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+    @property
+    def channels(self) -> int:
+        """Channels per frame."""
+        return 3 if self.color else 1
+
+    def obs_shape(self) -> tuple[int, int, int]:
+        """(frames * channels, height, width) of one observation."""
+        return (self.frames * self.channels, self.height, self.width)
+
+
+def conv_output_hw(height: int, width: int, conv: list[tuple[int, int, int]]) -> tuple[int, int]:
+    """Spatial size after unpadded convolutions (out_channels, kernel, stride): each maps
+    n to (n - kernel) // stride + 1."""
+    for _, kernel, stride in conv:
+        height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+    return height, width
+
+
 class EnvConfig(_Section):
     id: str = "CartPole-v1"
     """Gymnasium environment id: any with a Discrete action space and a flat Box observation."""
@@ -71,6 +132,8 @@ class EnvConfig(_Section):
     a relative Gaussian error on its magnitude that never reverses it."""
     randomize: RandomizeConfig = Field(default_factory=RandomizeConfig)
     """Physics randomisation per episode (CartPole-style environments only)."""
+    pixels: PixelConfig = Field(default_factory=PixelConfig)
+    """Learn from rendered frames instead of the state vector (CartPole-v0/v1, algo dqn)."""
 
     @model_validator(mode="after")
     def _valid_obs_noise(self) -> "EnvConfig":
@@ -93,6 +156,10 @@ class NetworkConfig(_Section):
     batch_norm: bool = False
     """BatchNorm1d after each hidden linear layer (before the activation). Acting and targets use
     the running statistics (eval mode); only gradient steps use batch statistics."""
+    conv: list[tuple[int, int, int]] = Field(default_factory=list)
+    """Pixel observations (env.pixels) only: convolutions (out_channels, kernel, stride), no
+    padding, each followed by [BatchNorm2d and] the activation, applied before the `hidden`
+    layers. Empty: the hidden layers read the flattened frames."""
     dueling: bool = False
     """Dueling architecture (Wang et al. 2016): the last hidden layer feeds two linear heads, a
     state value V(s) and advantages A(s, a), combined as Q = V + A - mean_a A. No extra hidden
@@ -102,6 +169,8 @@ class NetworkConfig(_Section):
     def _positive_sizes(self) -> "NetworkConfig":
         if any(h < 1 for h in self.hidden):
             raise ValueError("network.hidden: every layer size must be >= 1")
+        if any(min(layer) < 1 for layer in self.conv):
+            raise ValueError("network.conv: channels, kernel and stride must all be >= 1")
         return self
 
 
@@ -213,6 +282,10 @@ class EvalConfig(_Section):
     every_episodes: int | None = Field(None, ge=1)
     """Evaluate after every this many finished training episodes instead of every `every_steps`
     environment steps (a tutorial's validation episode per epoch is 1, with `episodes` 1)."""
+    fresh_starts: bool = False
+    """Draw new start states at every evaluation during training (a tutorial's validation
+    episode). Off, every evaluation replays the same starts, so two evaluations differ only by
+    the policy: the better comparison with many episodes."""
     patience: int | None = Field(None, ge=1)
     """Stop once this many evaluations in a row have not beaten the best (None: never)."""
     stop_train_return: float | None = None
@@ -345,6 +418,15 @@ class RunConfig(BaseModel):
             raise ValueError("network.batch_norm and network.dueling are DQN options; PPO's networks are plain MLPs")
         if self.algo == "ppo" and self.ppo.rollout_until_done and self.env.num_envs != 1:
             raise ValueError("ppo.rollout_until_done needs env.num_envs 1 (one episode per update)")
+        pixels = self.env.pixels
+        if pixels.enabled and self.algo != "dqn":
+            raise ValueError(f"env.pixels is for algo dqn (a convolutional Q-network); algo '{self.algo}' "
+                             "needs the state vector (env.pixels.mode off)")
+        if self.network.conv and not pixels.enabled:
+            raise ValueError("network.conv needs pixel observations (env.pixels.mode 'tutorial' or 'track')")
+        if pixels.enabled and min(conv_output_hw(pixels.height, pixels.width, self.network.conv)) < 1:
+            raise ValueError(f"network.conv shrinks the {pixels.height}x{pixels.width} frames to nothing; "
+                             "use fewer or smaller kernels and strides, or larger frames")
         if self.network.batch_norm and self.algo == "dqn" and self.dqn.batch_size < 2:
             raise ValueError("network.batch_norm needs dqn.batch_size >= 2 (batch statistics of one sample are undefined)")
         for section, name, applies, when in _CONDITIONAL_OPTIONS:

@@ -24,12 +24,16 @@ class DQNLoop(TrainLoop):
         super().__init__(cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress)
         self.explore_rng = np.random.default_rng(self.seeds.explore)
         self.replay_gen = torch.Generator().manual_seed(self.seeds.replay)
-        online = seeded_q_network(cfg.network, obs_shape[0], n_actions, self.seeds.network)
+        pixels = cfg.env.pixels
+        online = seeded_q_network(cfg.network, obs_shape[0], n_actions, self.seeds.network, pixels)
         self.learner = DQNLearner(online, cfg.dqn)
+        # Frames are uint8 in 0..255 and stay so in replay (the network scales them): 4x less memory.
+        obs_dtype = torch.uint8 if pixels.enabled else torch.float32
         if cfg.dqn.prioritized:
-            self.buffer = PrioritizedReplayBuffer(cfg.dqn.buffer_size, obs_shape, cfg.dqn.per_alpha, cfg.dqn.per_eps)
+            self.buffer = PrioritizedReplayBuffer(cfg.dqn.buffer_size, obs_shape, cfg.dqn.per_alpha, cfg.dqn.per_eps,
+                                                  obs_dtype)
         else:
-            self.buffer = ReplayBuffer(cfg.dqn.buffer_size, obs_shape)
+            self.buffer = ReplayBuffer(cfg.dqn.buffer_size, obs_shape, obs_dtype)
         self.gammas = np.full(cfg.env.num_envs, cfg.dqn.gamma, dtype=np.float32)
         self.nstep = self._new_nstep()
         self.since_update = 0
@@ -108,6 +112,10 @@ class DQNLoop(TrainLoop):
 
     def on_env_restart(self) -> None:
         self.nstep = self._new_nstep()
+
+    def policy_extra(self) -> dict[str, Any]:
+        pixels = self.cfg.env.pixels
+        return {"pixels": pixels.model_dump(mode="json")} if pixels.enabled else {}
 
     def algo_summary(self) -> dict[str, Any]:
         return {"grad_steps": self.learner.grad_steps}

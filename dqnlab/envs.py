@@ -20,6 +20,7 @@ from gymnasium import spaces
 
 from dqnlab.config import EnvConfig
 from dqnlab.errors import ConfigError
+from dqnlab.pixels import PixelVectorEnv
 
 
 def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
@@ -67,10 +68,20 @@ def make_vec_env(cfg: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
         raise ConfigError(f"environment '{cfg.id}' does not accept env.kwargs {cfg.kwargs}: {exc}") from None
     except ValueError as exc:  # raised by dqnlab's environments and wrappers for bad arguments
         raise ConfigError(f"environment '{cfg.id}': {exc}") from None
-    check_spaces(envs, cfg.id)
     if mode == "vector_entry_point" and isinstance(envs.action_space, spaces.MultiDiscrete):
         envs.action_space = _ShapeCheckedActions(envs.action_space.nvec, seed=None)
+    if cfg.pixels.enabled:
+        envs = _pixel_env(envs, cfg)
+    check_spaces(envs, cfg.id)
     return envs
+
+
+def _pixel_env(envs: gym.vector.VectorEnv, cfg: EnvConfig) -> gym.vector.VectorEnv:
+    """`envs` with frame-stack observations (dqnlab.pixels): Gymnasium's CartPole scene only."""
+    if env_spec(cfg.id).entry_point != "gymnasium.envs.classic_control.cartpole:CartPoleEnv":
+        envs.close()
+        raise ConfigError(f"env.pixels draws Gymnasium's CartPole scene: CartPole-v0 or CartPole-v1, not '{cfg.id}'")
+    return PixelVectorEnv(envs, cfg.pixels)
 
 
 # Environments whose dynamics are dqnlab.physics' cart-pole, so that force noise and physics
@@ -128,6 +139,8 @@ def check_spaces(envs: gym.vector.VectorEnv, env_id: str) -> tuple[tuple[int, ..
         raise ConfigError(
             f"environment '{env_id}' has a {type(act).__name__} action space; DQN needs a Discrete one"
         )
+    if isinstance(envs, PixelVectorEnv):  # frame stacks (K * C, H, W), made by dqnlab itself
+        return tuple(obs.shape), int(act.n)
     if not isinstance(obs, spaces.Box) or len(obs.shape) != 1:
         raise ConfigError(
             f"environment '{env_id}' has observation space {obs}; this agent needs a flat Box (vector)"
@@ -190,6 +203,9 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
     dynamics live in ``unwrapped.state`` (all of classic control). Anything else resumes with
     freshly reset environments (documented in the README).
     """
+    if isinstance(envs, PixelVectorEnv):  # the frame history, then the environment it draws
+        inner = capture_env_state(envs.env)
+        return None if inner is None else {**inner, "pixels": envs.state_dict()}
     base = envs.unwrapped
     if hasattr(base, "prev_done") and hasattr(base, "state") and hasattr(base, "steps"):
         saved = {
@@ -229,6 +245,10 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
 
 def restore_env_state(envs: gym.vector.VectorEnv, saved: dict[str, Any]) -> None:
     """Put `envs` (already reset once) back into a state captured by capture_env_state."""
+    if isinstance(envs, PixelVectorEnv):
+        envs.load_state_dict(saved["pixels"])
+        restore_env_state(envs.env, {k: v for k, v in saved.items() if k != "pixels"})
+        return
     base = envs.unwrapped
     if saved["kind"] == "numpy_vector":
         base.state = _from_saveable(saved["state"])

@@ -303,7 +303,10 @@ class TrainLoop:
 
     def _evaluate(self) -> None:
         self.check_finite()
-        res = self.evaluator.run(self.greedy_act, self.cfg.eval.episodes, self.seeds.eval_during)
+        seed = self.seeds.eval_during
+        if self.cfg.eval.fresh_starts:  # a new stretch of seeds per evaluation, never overlapping
+            seed += self.evaluations * self.cfg.eval.episodes
+        res = self.evaluator.run(self.greedy_act, self.cfg.eval.episodes, seed)
         self.evaluations += 1
         self.last_eval, self.last_eval_step = res.mean, self.env_steps
         wall = self.seconds_before + time.perf_counter() - self.t_start

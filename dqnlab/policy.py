@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from dqnlab.config import NetworkConfig
+from dqnlab.config import NetworkConfig, PixelConfig
 from dqnlab.errors import DqnlabError
 from dqnlab.fileio import atomic_torch_save, safe_torch_load
 from dqnlab.networks import build_q_network
@@ -23,7 +23,12 @@ def build_policy_net(algo: str, network: NetworkConfig, obs_dim: int, n_actions:
                      extra: dict[str, Any]) -> torch.nn.Module:
     """The module mapping observations to one score per action, as each algorithm delivers it:
     DQN's Q-network, PPO's actor (logits), the Q-table, or a controller. Built from config
-    alone, so that a policy file holds only tensors and plain data."""
+    alone, so that a policy file holds only tensors and plain data. A pixel policy keeps its
+    env.pixels section in ``extra["pixels"]`` (its input shape comes from there, not `obs_dim`)."""
+    if algo == "dqn" and "pixels" in extra:
+        from dqnlab.networks import PixelQNetwork
+
+        return PixelQNetwork(network, PixelConfig.model_validate(extra["pixels"]), n_actions)
     if algo in ("dqn", "ppo"):  # PPO's actor is a plain MLP from the same builder
         return build_q_network(network, obs_dim, n_actions)
     if algo == "tabular":
@@ -42,6 +47,11 @@ class Policy:
 
     ``policy(obs)`` with one observation of shape ``obs_shape`` returns an ``int`` action; with a
     batch of shape ``(N, *obs_shape)`` it returns an ``(N,)`` int64 array.
+
+    A pixel policy (``policy.pixels`` set) takes frame stacks, not states: its frames depend on
+    the episode's history, which a stateless call cannot know. ``policy.wrap_env(env)`` gives an
+    environment whose observations are those frames, drawn from `env`'s states; ``dqnlab.evaluate``
+    and ``dqnlab play`` do this themselves.
     """
 
     def __init__(self, net: torch.nn.Module, env_id: str, obs_shape: tuple[int, ...], n_actions: int,
@@ -53,18 +63,40 @@ class Policy:
         self.n_actions = int(n_actions)
         self.network = network
         self.algo = algo
+        self.pixels: PixelConfig | None = (PixelConfig.model_validate(self.extra["pixels"])
+                                           if "pixels" in self.extra else None)
+
+    def wrap_env(self, env):
+        """`env` (a single Gymnasium env of this policy's task) as this policy observes it: itself,
+        or for a pixel policy a dqnlab.pixels.PixelObservation drawing frame stacks from it."""
+        if self.pixels is None:
+            return env
+        from dqnlab.pixels import PixelObservation
+
+        return PixelObservation(env, self.pixels)
+
+    def _as_input(self, obs: Any) -> np.ndarray:
+        # Frames stay uint8 (the network scales them); anything else becomes float32.
+        x = np.asarray(obs)
+        return x if self.pixels is not None and x.dtype == np.uint8 else x.astype(np.float32, copy=False)
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """Scores of a batch of raw observations: (N, *obs_shape) -> (N, n_actions): Q-values for
         DQN and tabular policies, logits for PPO, a one-hot choice for controllers."""
-        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        x = torch.as_tensor(self._as_input(obs))
         with torch.inference_mode():
             return self.net(x).numpy()
 
     def __call__(self, obs: Any) -> int | np.ndarray:
-        x = np.asarray(obs, dtype=np.float32)
+        x = self._as_input(obs)
         single = x.shape == self.obs_shape
         if not single and x.shape[1:] != self.obs_shape:
+            if self.pixels is not None:
+                raise DqnlabError(
+                    f"observation of shape {x.shape} does not fit this pixel policy, which sees frame stacks "
+                    f"{self.obs_shape}; step its environment through policy.wrap_env(env) (a single env) or "
+                    "use dqnlab.evaluate"
+                )
             raise DqnlabError(
                 f"observation of shape {x.shape} does not fit this policy, which expects {self.obs_shape} "
                 f"or (N, {', '.join(map(str, self.obs_shape))}) (trained on {self.env_id})"
@@ -107,12 +139,12 @@ def policy_from_dict(data: Any, source: str) -> Policy:
         obs_shape = tuple(int(d) for d in data["obs_shape"])
         n_actions = int(data["n_actions"])
         env_id = str(data["env_id"])
-        if len(obs_shape) != 1 or obs_shape[0] < 1 or n_actions < 1:
-            raise ValueError("bad shapes")
         algo = str(data.get("algo", "dqn"))
         extra = data.get("extra", {})
         if not isinstance(extra, dict):
             raise ValueError("extra is not a mapping")
+        if len(obs_shape) != (3 if "pixels" in extra else 1) or min(obs_shape) < 1 or n_actions < 1:
+            raise ValueError("bad shapes")
         net = build_policy_net(algo, network, obs_shape[0], n_actions, extra)
         net.load_state_dict(data["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError, ValidationError) as exc:

@@ -38,7 +38,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "explore": {"schedule": "decrement", "start": 0.1, "end": 0.01, "decrement": 0.001},
             "total_steps": 300_000,
             "total_episodes": 600,
-            "eval": {"every_episodes": 1, "episodes": 1, "patience": 100, "early_stop": False},
+            "eval": {"every_episodes": 1, "episodes": 1, "fresh_starts": True, "patience": 100, "early_stop": False},
         },
     ),
     "s2-config": (
@@ -137,6 +137,28 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "eval": {"every_steps": 10_000, "episodes": 10, "early_stop": False, "deliver": "longest_episode"},
         },
     ),
+    "s1-pixels": (
+        "S1, the pixel tutorial, as it was set up: CartPole-v0 without its time limit (episodes capped "
+        "at 10,000 steps), S1's colour 3x40x90 view centred on the cart, the state the difference of "
+        "the last two frames, conv 16-32-32 (kernel 5, stride 2) with BatchNorm and a linear head, "
+        "RMSprop (lr 1e-2, torch's default), gamma 0.999, batch 128, replay 10000, Huber, gradients "
+        "clamped to [-1, 1], epsilon 0.9 to 0.05 (exponential, 200 steps), target copied every 10 "
+        "episodes, 50 episodes (the text suggests 300+: --set total_episodes=300).",
+        {
+            "env": {"id": "CartPole-v0", "num_envs": 1, "max_episode_steps": 10_000,
+                    "pixels": {"mode": "tutorial", "height": 40, "width": 90, "color": True, "frames": 2,
+                               "input": "difference"}},
+            "network": {"conv": [[16, 5, 2], [32, 5, 2], [32, 5, 2]], "hidden": [], "batch_norm": True},
+            "dqn": {"gamma": 0.999, "optimizer": "rmsprop", "lr": 1e-2, "batch_size": 128, "buffer_size": 10_000,
+                    "learning_starts": 128, "train_freq": 1, "gradient_steps": 1, "target_update_every": 10,
+                    "target_update_unit": "episodes", "n_step": 1, "double": False, "max_grad_norm": None,
+                    "clip_grad_value": 1.0},
+            "explore": {"schedule": "exponential", "start": 0.9, "end": 0.05, "decay_steps": 200},
+            "total_steps": 100_000,
+            "total_episodes": 50,
+            "eval": {"every_steps": 5000, "episodes": 10, "early_stop": False, "deliver": "last"},
+        },
+    ),
     # --- other algorithms and baselines -----------------------------------------------------
     "ppo": (
         "PPO for CartPole-v1: tanh 64-64 actor and critic, 8 vector envs x 32 steps, 20 epochs of "
@@ -156,6 +178,31 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "[-1.5, 1.5] (the ppo preset's settings, 200k steps, stop at the registered threshold 450).",
         {"algo": "ppo", "env": {"id": "dqnlab/CartPoleTarget-v0"}, "network": {"hidden": [64, 64], "activation": "tanh"},
          "total_steps": 200_000, "eval": {"every_steps": 5000, "episodes": 50}},
+    ),
+    "robust": (
+        "PPO trained under observation noise (sigma 0.05 on every dimension) and action noise "
+        "(5% random actions) on 10,000-step episodes with a long horizon (gamma 0.999, GAE lambda "
+        "0.95), so that drifting off the track costs: a controller that holds under noise and far "
+        "past 500 steps.",
+        {"algo": "ppo", "env": {"obs_noise": 0.05, "action_noise": 0.05, "max_episode_steps": 10_000},
+         "network": {"hidden": [64, 64], "activation": "tanh"}, "ppo": {"gamma": 0.999, "gae_lambda": 0.95},
+         "total_steps": 400_000, "eval": {"threshold": 9500, "every_steps": 20_000, "episodes": 10}},
+    ),
+    "pixels": (
+        "DQN from pixels on CartPole-v1: grayscale 32x96 frames of the whole track (the cart's position "
+        "in view), the network reading the last frame and its difference from the previous one, "
+        "conv 16-32-32 and a 256 hidden layer, Double DQN with 3-step returns, 8 vector envs, frames "
+        "kept as uint8 in replay.",
+        {
+            "env": {"pixels": {"mode": "track", "height": 32, "width": 96, "frames": 2}},
+            "network": {"conv": [[16, 4, 2], [32, 4, 2], [32, 3, 2]], "hidden": [256]},
+            "dqn": {"lr": 1e-3, "batch_size": 64, "buffer_size": 25_000, "learning_starts": 2000, "train_freq": 8,
+                    "gradient_steps": 1, "target_update_every": 100},
+            "explore": {"decay_steps": 10_000},
+            "total_steps": 150_000,
+            "checkpoint_every": 25_000,
+            "eval": {"every_steps": 5000, "episodes": 20},
+        },
     ),
     "random": (
         "Baseline: uniformly random actions.",

@@ -113,11 +113,14 @@ class SearchSpace:
     """Dotted key -> value, applied to every trial before the sampled values."""
     params: tuple[ParamSpec, ...] = ()
     """The sampled parameters, in file order."""
+    enqueue: tuple[dict[str, Any], ...] = ()
+    """Parameter sets tried first, before the sampler draws (e.g. the base preset's own values,
+    so that the study measures the starting point on the same seeds)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, used to refuse resuming a study with a different search space."""
         return {"preset": self.preset, "config": self.config_file, "fixed": self.fixed,
-                "params": {p.key: p.as_dict() for p in self.params}}
+                "params": {p.key: p.as_dict() for p in self.params}, "enqueue": list(self.enqueue)}
 
 
 def _number(value: Any, what: str) -> float:
@@ -167,7 +170,7 @@ def load_search_space(path: str | Path) -> SearchSpace:
     each parameter at its low end (or first choice) is a valid config. Errors are one line."""
     p = Path(path)
     data = load_yaml_file(p)
-    allowed = {"preset", "config", "fixed", "params"}
+    allowed = {"preset", "config", "fixed", "params", "enqueue"}
     extra = sorted(set(data) - allowed)
     if extra:
         raise ConfigError(f"search space {p}: unknown top-level key '{extra[0]}' (allowed: {', '.join(sorted(allowed))})")
@@ -187,9 +190,19 @@ def load_search_space(path: str | Path) -> SearchSpace:
     both = sorted(set(fixed) & set(params))
     if both:
         raise ConfigError(f"search space {p}: '{both[0]}' is both fixed and a parameter")
+    enqueue = data.get("enqueue") or []
+    if not isinstance(enqueue, list) or not all(isinstance(e, dict) for e in enqueue):
+        raise ConfigError(f"search space {p}: enqueue must be a list of mappings of parameters to values")
+    for e in enqueue:
+        unknown = sorted(set(e) - set(params))
+        if unknown:
+            raise ConfigError(f"search space {p}: enqueue names '{unknown[0]}', which is not a parameter")
     space = SearchSpace(preset, config, {str(k): v for k, v in fixed.items()},
-                        tuple(parse_param(str(k), v) for k, v in params.items()))
+                        tuple(parse_param(str(k), v) for k, v in params.items()),
+                        tuple({str(k): v for k, v in e.items()} for e in enqueue))
     trial_config(space, {s.key: s.choices[0] if s.type == "categorical" else s.low for s in space.params})
+    for e in space.enqueue:
+        trial_config(space, e)
     return space
 
 
@@ -297,6 +310,11 @@ def suggest(trial, space: SearchSpace) -> dict[str, Any]:
     return values
 
 
+def _encoded(space: SearchSpace, key: str) -> bool:
+    """Whether parameter `key` is categorical with choices Optuna holds as JSON text."""
+    return any(p.key == key and p.type == "categorical" and _encode_choices(p.choices)[1] for p in space.params)
+
+
 def _decode_params(space: SearchSpace, params: dict[str, Any]) -> dict[str, Any]:
     out = dict(params)
     for p in space.params:
@@ -364,6 +382,8 @@ def sweep(space: SearchSpace, trials: int, n_seeds: int, out: str | Path, *, sto
     if recorded is None:
         study.set_user_attr("search_space", space.as_dict())
         study.set_user_attr("seeds", n_seeds)
+        for params in space.enqueue:  # in Optuna's terms: list-valued choices travel as JSON text
+            study.enqueue_trial({k: json.dumps(v) if _encoded(space, k) else v for k, v in params.items()})
     elif recorded != json.loads(json.dumps(space.as_dict())) or study.user_attrs.get("seeds") != n_seeds:
         raise DqnlabError(f"study '{name}' in {storage} was started with another search space or --seeds; "
                           "use another --out, --storage or --study-name")

@@ -194,3 +194,12 @@ def test_every_preset_is_a_valid_config_and_listed():
                    "ppo", "tabular", "random", "angle-rule", "lqr"):
         assert needed in PRESETS
     assert main(["presets"]) == 0
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_fresh_starts_change_the_evaluation_episodes(tmp_path, tiny, fresh):
+    # A deterministic policy: the same starts give the same evaluation means, fresh ones differ.
+    cfg = tiny(total_steps=3000, **{"algo": "baseline", "baseline.controller": "angle", "eval.fresh_starts": fresh})
+    dqnlab.train(cfg, tmp_path / "r", progress=False)
+    means = {r["eval_mean"] for r in dqnlab.rundir.read_metrics(tmp_path / "r" / "metrics.csv") if r["kind"] == "eval"}
+    assert (len(means) > 1) == fresh

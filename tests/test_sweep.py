@@ -118,3 +118,23 @@ def test_bad_search_spaces_are_one_line(tmp_path, capsys, text, message):
 def test_missing_search_space_file_is_one_line(tmp_path, capsys):
     assert main(["sweep", str(tmp_path / "nope.yaml"), "--trials", "1"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_enqueued_parameters_are_the_first_trials(tmp_path):
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(SPACE + "enqueue:\n  - {dqn.lr: 0.003, dqn.batch_size: 64, network.hidden: [64], "
+                                  "dqn.target_update_every: 50}\n")
+    out = tmp_path / "sw"
+    assert main(["sweep", str(space_file), "--seeds", "1", "--out", str(out), "--workers", "1", "--quiet",
+                 "--trials", "2"]) == 0
+    first = _trials(out)[0]
+    assert float(first["dqn.lr"]) == 0.003 and first["dqn.batch_size"] == "64"
+    cfg = build_config(config_file=out / "trial-0" / "seed-0" / "config.yaml")
+    assert (cfg.dqn.lr, cfg.dqn.batch_size, cfg.network.hidden, cfg.dqn.target_update_every) == (0.003, 64, [64], 50)
+
+
+def test_enqueue_of_an_unknown_parameter_is_one_line(tmp_path, capsys):
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(SPACE + "enqueue:\n  - {dqn.gamma: 0.9}\n")
+    assert main(["sweep", str(space_file), "--trials", "1", "--out", str(tmp_path / "o")]) == 2
+    assert "enqueue names 'dqn.gamma'" in capsys.readouterr().err

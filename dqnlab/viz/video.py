@@ -131,7 +131,7 @@ def record_episodes(policy: Policy, episodes: int = 1, seed: int = 0, every: int
     ``seed + i``) and return their kept, annotated frames (see the module docstring)."""
     if episodes < 1 or every < 1 or width < 16:
         raise DqnlabError("episodes and every must be at least 1, and width at least 16 pixels")
-    env = _make_env(policy.env_id, "rgb_array")
+    env = policy.wrap_env(_make_env(policy.env_id, "rgb_array"))  # a pixel policy draws its own frames
     try:
         out = []
         for i in range(episodes):
@@ -249,7 +249,7 @@ def play_in_window(policy: Policy, episodes: int = 1, seed: int = 0,
     without a display."""
     if not has_display():
         raise DqnlabError("--human needs a display (DISPLAY is not set); write a file instead with --gif or --mp4")
-    env = _make_env(policy.env_id, "human")
+    env = policy.wrap_env(_make_env(policy.env_id, "human"))
     if fps is not None:
         env.unwrapped.metadata = {**env.unwrapped.metadata, "render_fps": fps}  # read at each frame
     results = []
