@@ -198,8 +198,12 @@ def write_compare_figure(result: dict[str, Any], root: Path) -> Path:
     fig = _new_figure(13, 5)
     ax_eval, ax_train = fig.subplots(1, 2)
     fig.suptitle(f"{len(result['entries'])} configurations × {len(result['seeds'])} seeds", fontsize=11)
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab20"].colors  # 20 colours, then line styles tell entries apart
+    styles = ("-", "--", ":", "-.")
     for k, e in enumerate(result["entries"]):
-        color = f"C{k % 10}"
+        color, style = palette[(2 * k) % 20 if k < 10 else (2 * k + 1) % 20], styles[(k // 20) % 4]
         runs = [read_run_metrics(root / e["label"] / f"seed-{r['seed']}") for r in e["per_seed"]
                 if r["status"] == "finished"]
         for ax, series in (
@@ -212,10 +216,8 @@ def write_compare_figure(result: dict[str, Any], root: Path) -> Path:
             values = np.stack([interp_to_grid(s, v, grid) for s, v in series])
             mean, low, high = band_across_runs(values, "ci95")
             ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
-            ax.plot(grid, mean, color=color, linewidth=1.8, label=f"{e['label']} ({e['solved']}/{e['runs']} solved)")
-    thresholds = {e["threshold"] for e in result["entries"] if e["threshold"] is not None}
-    if len(thresholds) == 1:
-        ax_eval.axhline(thresholds.pop(), color="0.3", linestyle="--", linewidth=1, label="solve threshold")
+            ax.plot(grid, mean, color=color, linestyle=style, linewidth=1.8,
+                    label=f"{e['label']} ({e['solved']}/{e['runs']} solved)")
     for ax, title in ((ax_eval, "Greedy evaluation mean (band: 95% CI over seeds)"),
                       (ax_train, f"Training return, mean of last {WINDOW} episodes")):
         ax.set_title(title, fontsize=10)
@@ -223,5 +225,17 @@ def write_compare_figure(result: dict[str, Any], root: Path) -> Path:
         ax.set_xlabel("environment steps (log scale above 1000)")
         ax.set_ylabel("return")
         ax.grid(True, alpha=0.3)
+    thresholds = {e["threshold"] for e in result["entries"] if e["threshold"] is not None}
+    if thresholds:
+        # Runs without a time limit (episodes of thousands of steps) would flatten every other
+        # curve: the axis stops a little above the highest threshold's episode length.
+        top = max(thresholds) / 0.95 * 1.15
+        for ax in (ax_eval, ax_train):
+            if ax.get_ylim()[1] > top:
+                ax.set_ylim(0, top)
+                ax.text(0.99, 0.99, f"clipped at {top:.0f}", transform=ax.transAxes, ha="right", va="top",
+                        fontsize=7, color="0.4")
+    if len(thresholds) == 1:
+        ax_eval.axhline(thresholds.pop(), color="0.3", linestyle="--", linewidth=1, label="solve threshold")
     ax_eval.legend(fontsize=7, loc="best")
     return write_output(root / CURVES_PNG, _png_bytes(fig))
