@@ -5,8 +5,9 @@
     OUT/compare.md          the same as a Markdown table (what the command prints)
     OUT/curves.png          evaluation and training curves: mean over seeds with a 95% band per entry
 
-Running the same command again skips the runs that finished (their summary.json is read back),
-so an interrupted comparison resumes; a run directory left by a different config is refused.
+Running the same command again skips the runs that finished (their summary.json is read back)
+and continues the ones cut off from their checkpoints, so an interrupted comparison resumes; a
+run directory left by a different config is refused.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from dqnlab.config import RunConfig, build_config, load_yaml_file, validate_config
-from dqnlab.errors import ConfigError, DqnlabError
+from dqnlab.config import RunConfig, build_config, validate_config
+from dqnlab.errors import ConfigError
 from dqnlab.fileio import atomic_write_json, atomic_write_text
 from dqnlab.presets import PRESETS
-from dqnlab.rundir import CONFIG_FILE, SUMMARY_FILE
+from dqnlab.rundir import run_state
 from dqnlab.stats import summarize
 
 COMPARE_JSON = "compare.json"
@@ -65,34 +66,13 @@ def solve_point(run_dir: Path, threshold: float | None) -> tuple[int | None, flo
     return int(m.eval_step[hit[0]]), float(m.eval_wall[hit[0]])
 
 
-def _finished_summary(run_dir: Path, cfg: RunConfig) -> dict[str, Any] | None:
-    """The summary of a finished run of `cfg` in `run_dir`; None if there is no run there yet.
-    A run of another config, or an unfinished one, is refused: never overwrite results."""
-    if not run_dir.exists() or not any(run_dir.iterdir()):
-        return None
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise DqnlabError(f"{run_dir} exists and is not a dqnlab run; move it or choose another output folder")
-    if validate_config(load_yaml_file(run_dir / CONFIG_FILE)) != cfg:
-        raise DqnlabError(f"{run_dir} holds a run of a different config; choose another output folder")
-    import json
-
-    try:
-        summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        summary = None
-    if not isinstance(summary, dict) or summary.get("status") != "finished":
-        raise DqnlabError(f"{run_dir} holds an unfinished run; finish it with 'dqnlab train --resume {run_dir}' "
-                          "or delete it, then compare again")
-    return summary
-
-
 def compare(configs: list[tuple[str, RunConfig]], seeds: list[int], out: str | Path, workers: int | None = None,
             on_result: Callable[[str, dict[str, Any]], None] | None = None, *, backend: str = "local",
             ray_address: str | None = None) -> dict[str, Any]:
     """Train every (label, config) on every seed (all runs share one pool of `workers`, or one Ray
     cluster: see dqnlab.fanout), skipping runs already finished in `out`; write compare.json,
     compare.md and curves.png; return the comparison."""
-    from dqnlab.fanout import check_backend, run_jobs
+    from dqnlab.fanout import RunJob, check_backend, run_jobs
 
     check_backend(backend, ray_address)  # before the output folder is created
     root = Path(out)
@@ -103,11 +83,11 @@ def compare(configs: list[tuple[str, RunConfig]], seeds: list[int], out: str | P
         for seed in seeds:
             seeded = validate_config({**cfg.to_dict(), "seed": seed})
             run_dir = root / label / f"seed-{seed}"
-            done = _finished_summary(run_dir, seeded)
-            if done is not None:
-                rows[(label, seed)] = done
-            else:
-                jobs.append(((label, seed), seeded.to_dict(), str(run_dir)))
+            state, summary = run_state(run_dir, seeded)
+            if state == "done":
+                rows[(label, seed)] = summary
+            else:  # new, or cut off (a killed comparison): continue it from its checkpoint
+                jobs.append(RunJob((label, seed), seeded.to_dict(), str(run_dir), resume=state == "resume"))
 
     def record(key, summary):
         rows[key] = summary

@@ -10,7 +10,21 @@ import copy
 import difflib
 from typing import Any
 
+from dqnlab.config import _deep_merge
 from dqnlab.errors import ConfigError
+
+# S3c's DQN, shared by its two presets.
+_S3C: dict[str, Any] = {
+    "env": {"num_envs": 1},
+    "network": {"hidden": [32, 16, 8], "activation": "leaky_relu"},
+    "dqn": {"gamma": 0.9, "lr": 5e-4, "batch_size": 64, "buffer_size": 10_000, "learning_starts": 64,
+            "train_freq": 1, "gradient_steps": 1, "target_update": "soft", "tau": 1e-3, "n_step": 1,
+            "double": False, "loss": "mse", "max_grad_norm": None},
+    "explore": {"schedule": "per_episode", "start": 1.0, "end": 0.2, "episode_decay": 0.99},
+    "total_steps": 500_000,
+    "total_episodes": 2500,
+    "eval": {"every_steps": 5000, "episodes": 20, "early_stop": False, "deliver": "last", "stop_train_return": 400},
+}
 
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "default": (
@@ -76,33 +90,11 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "S3c, DQN with soft target updates: leaky ReLU 32-16-8, Adam 5e-4, replay 10000, batch 64, "
         "gamma 0.9, tau 1e-3 after every gradient step, MSE, epsilon x0.99 per episode down to 0.2; "
         "stops at the first 400-step training episode (or 2500 episodes).",
-        {
-            "env": {"num_envs": 1},
-            "network": {"hidden": [32, 16, 8], "activation": "leaky_relu"},
-            "dqn": {"gamma": 0.9, "lr": 5e-4, "batch_size": 64, "buffer_size": 10_000, "learning_starts": 64,
-                    "train_freq": 1, "gradient_steps": 1, "target_update": "soft", "tau": 1e-3, "n_step": 1,
-                    "double": False, "loss": "mse", "max_grad_norm": None},
-            "explore": {"schedule": "per_episode", "start": 1.0, "end": 0.2, "episode_decay": 0.99},
-            "total_steps": 500_000,
-            "total_episodes": 2500,
-            "eval": {"every_steps": 5000, "episodes": 20, "early_stop": False, "deliver": "last",
-                     "stop_train_return": 400},
-        },
+        _S3C,
     ),
     "s3c-lucky": (
         "S3c's 'lucky' variant: as s3c-soft with lr 1e-3, replay 1000 and batch 512.",
-        {
-            "env": {"num_envs": 1},
-            "network": {"hidden": [32, 16, 8], "activation": "leaky_relu"},
-            "dqn": {"gamma": 0.9, "lr": 1e-3, "batch_size": 512, "buffer_size": 1000, "learning_starts": 512,
-                    "train_freq": 1, "gradient_steps": 1, "target_update": "soft", "tau": 1e-3, "n_step": 1,
-                    "double": False, "loss": "mse", "max_grad_norm": None},
-            "explore": {"schedule": "per_episode", "start": 1.0, "end": 0.2, "episode_decay": 0.99},
-            "total_steps": 500_000,
-            "total_episodes": 2500,
-            "eval": {"every_steps": 5000, "episodes": 20, "early_stop": False, "deliver": "last",
-                     "stop_train_return": 400},
-        },
+        _deep_merge(_S3C, {"dqn": {"lr": 1e-3, "batch_size": 512, "buffer_size": 1000, "learning_starts": 512}}),
     ),
     "s3d-ppo": (
         "S3d, the tutorial's PPO: actor and critic with one hidden layer of 100, one update of 10 "

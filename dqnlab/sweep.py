@@ -54,7 +54,7 @@ from dqnlab.config import RunConfig, build_config, config_to_yaml, load_yaml_fil
 from dqnlab.errors import ConfigError, DqnlabError
 from dqnlab.fanout import RunJob, backend_session, check_backend, default_workers, run_jobs
 from dqnlab.fileio import atomic_write_text
-from dqnlab.rundir import CONFIG_FILE, SUMMARY_FILE
+from dqnlab.rundir import run_state
 from dqnlab.stats import iqm
 
 STUDY_DB = "study.db"
@@ -255,22 +255,6 @@ def run_cost(run_dir: Path, summary: dict[str, Any], total_steps: int) -> tuple[
     return seed_cost(steps, total_steps), steps
 
 
-def run_state(run_dir: Path, cfg: RunConfig) -> tuple[str, dict[str, Any] | None]:
-    """("new", None), ("resume", None) for an unfinished run of `cfg`, or ("done", summary).
-    A folder holding something else is refused: results are never overwritten."""
-    if not run_dir.exists() or not any(run_dir.iterdir()):
-        return "new", None
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise DqnlabError(f"{run_dir} exists and is not a dqnlab run; move it or choose another --out")
-    if validate_config(load_yaml_file(run_dir / CONFIG_FILE)) != cfg:
-        raise DqnlabError(f"{run_dir} holds a run of a different config; choose another --out")
-    try:
-        summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        summary = None
-    if isinstance(summary, dict) and summary.get("status") == "finished":
-        return "done", summary
-    return "resume", None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -77,3 +77,16 @@ def test_entry_stats_and_table_by_hand():
     assert e["steps_to_solve"]["median"] == 2000.0
     table = format_table({"seeds": [0, 1, 2, 3], "entries": [e]})
     assert "| random | baseline | CartPole-v1 | 2/4 (1 failed) | 480.0 |" in table
+
+
+def test_a_cut_off_run_is_continued_from_its_checkpoint(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", "default", "--seeds", "0", "--out", str(out), "--workers", "1", *TINY]
+    assert main(args) == 0
+    straight = (out / "default" / "seed-0" / "metrics.csv").read_text()
+    # As if the comparison was killed at the end of training: no summary.json yet.
+    (out / "default" / "seed-0" / "summary.json").unlink()
+    assert main(args) == 0
+    run = out / "default" / "seed-0"
+    assert json.loads((run / "summary.json").read_text())["status"] == "finished"
+    assert (run / "metrics.csv").read_text().count("\n") == straight.count("\n")
