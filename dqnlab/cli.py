@@ -38,14 +38,19 @@ def _seed(text: str) -> int:
     return value
 
 
-def _non_negative(text: str) -> float:
+def _finite_number(text: str, positive: bool = False) -> float:
+    """A command-line number that is finite and >= 0 (or > 0 with `positive`)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not 0.0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    if not (0.0 < value if positive else 0.0 <= value) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number {'>' if positive else '>='} 0, got {text}")
     return value
+
+
+def _non_negative(text: str) -> float:
+    return _finite_number(text)
 
 
 def _probability(text: str) -> float:

@@ -27,13 +27,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
+    from dqnlab.cli import _finite_number
+
+    return _finite_number(text, positive=True)
 
 
 def _width(text: str) -> int:

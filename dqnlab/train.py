@@ -14,8 +14,7 @@ from dqnlab.envs import check_spaces, make_vec_env, reward_threshold
 from dqnlab.errors import DqnlabError
 from dqnlab.fileio import atomic_write_text, safe_torch_load
 from dqnlab.loop import CHECKPOINT_FORMAT, TrainingInterrupted, TrainLoop, TrainResult  # noqa: F401 (re-exported)
-from dqnlab.rundir import CONFIG_FILE, METRICS_FILE, default_run_dir, is_run_dir, prepare_new_run_dir
-from dqnlab.rundir import CHECKPOINT_FILE
+from dqnlab.rundir import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, default_run_dir, is_run_dir, prepare_new_run_dir
 
 
 def train(
