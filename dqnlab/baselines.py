@@ -57,14 +57,23 @@ def controller_net(extra: dict[str, Any], obs_dim: int, n_actions: int) -> nn.Mo
         raise ValueError(f"the {cfg.controller} controller needs CartPole's 4 observations and 2 actions")
     if cfg.controller == "angle":
         return AngleRule()
+    if cfg.controller == "target_lqr":
+        if obs_dim < 5:
+            raise ValueError("the target_lqr controller needs the target offset as 5th observation "
+                             "(dqnlab/CartPoleTarget-v0)")
+        return LinearFeedback(np.zeros(5))
     return LinearFeedback(np.zeros(4))  # the gain comes with the state dict
 
 
-def lqr_gain() -> np.ndarray:
-    """LQR gain K (u = -K x) for CartPole's default physics (see dqnlab.control)."""
-    from dqnlab.control import lqr_gain as gain
+def feedback_gain(controller: str) -> np.ndarray:
+    """The gain of a LinearFeedback controller: LQR's K on (x, x_dot, theta, theta_dot), or for
+    `target_lqr` on (x, x_dot, theta, theta_dot, x - target) with x's weight moved to the offset."""
+    from dqnlab.control import lqr_gain
 
-    return np.asarray(gain(), dtype=np.float64).reshape(-1)
+    k = np.asarray(lqr_gain(), dtype=np.float64).reshape(-1)  # CartPole's default physics
+    if controller == "target_lqr":
+        return np.concatenate(([0.0], k[1:], k[:1]))
+    return k
 
 
 class BaselineLoop(TrainLoop):
@@ -79,7 +88,8 @@ class BaselineLoop(TrainLoop):
 
             raise ConfigError(f"baseline on {cfg.env.id}: {exc}") from None
         if isinstance(self.controller, LinearFeedback):
-            self.controller.gain.copy_(torch.as_tensor(lqr_gain(), dtype=torch.float32))
+            gain = feedback_gain(cfg.baseline.controller)
+            self.controller.gain.copy_(torch.as_tensor(gain, dtype=torch.float32))
 
     def greedy_act(self, obs: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

@@ -218,6 +218,8 @@ def format_summary(s: dict) -> str:
         return "-" if x is None else fmt.format(x)
 
     threshold = "none" if s["threshold"] is None else f"{s['threshold']:g}"
+    if s.get("success_threshold") is not None:
+        threshold = f"success rate {s['success_threshold']:.0%}"
     solved_at = s.get("steps_to_threshold")
     rows = [
         ("run", s["run_dir"]),
@@ -226,7 +228,8 @@ def format_summary(s: dict) -> str:
                 + ")"),
         ("solved", f"{'yes' if s['solved'] else 'no'}  (threshold {threshold})"),
         ("eval", f"mean {num(s['eval_mean'])} ± {num(s['eval_std'])} over {s['eval_episodes']} episodes "
-                 f"(min {num(s['eval_min'], '{:g}')}, max {num(s['eval_max'], '{:g}')})"),
+                 f"(min {num(s['eval_min'], '{:g}')}, max {num(s['eval_max'], '{:g}')})"
+                 + (f"; task success {s['success_rate']:.0%}" if s.get("success_rate") is not None else "")),
         ("steps", f"{s['env_steps']} env steps, {s['episodes']} episodes"
                   + (f", {s['grad_steps']} gradient steps" if s.get("grad_steps") is not None else "")
                   + (f"; threshold reached at {solved_at}" if solved_at is not None

@@ -52,15 +52,19 @@ def resolve_entries(entries: Sequence[str], overrides: list[str] | None = None) 
     return out
 
 
-def solve_point(run_dir: Path, threshold: float | None) -> tuple[int | None, float | None]:
-    """(env steps, training seconds) at the first evaluation whose mean reached `threshold`, from
-    metrics.csv; (None, None) if none did. The same rule for every algorithm and stop rule."""
+def solve_point(run_dir: Path, summary: dict[str, Any]) -> tuple[int | None, float | None]:
+    """(env steps, training seconds) at the first evaluation during training that solved the task
+    (mean return at the summary's `threshold`, or success rate at its `success_threshold` when
+    set), from metrics.csv; (None, None) if none did. The same rule for every algorithm and stop rule."""
     from dqnlab.viz.metrics import read_run_metrics
 
-    if threshold is None:
+    threshold, success_threshold = summary.get("threshold"), summary.get("success_threshold")
+    if threshold is None and success_threshold is None:
         return None, None
     m = read_run_metrics(run_dir)
-    hit = np.flatnonzero(m.eval_mean >= threshold)
+    with np.errstate(invalid="ignore"):  # NaN (not recorded) never counts as a solve
+        hit = np.flatnonzero(m.eval_success >= success_threshold if success_threshold is not None
+                             else m.eval_mean >= threshold)
     if not len(hit):
         return None, None
     return int(m.eval_step[hit[0]]), float(m.eval_wall[hit[0]])
@@ -102,10 +106,10 @@ def compare(configs: list[tuple[str, RunConfig]], seeds: list[int], out: str | P
             s = rows[(label, seed)]
             steps, seconds = (None, None)
             if s.get("status") == "finished":
-                steps, seconds = solve_point(root / label / f"seed-{seed}", s.get("threshold"))
+                steps, seconds = solve_point(root / label / f"seed-{seed}", s)
             per_seed.append({**{k: s.get(k) for k in ("seed", "status", "solved", "eval_mean", "eval_mean_length",
                                                       "env_steps", "episodes", "train_seconds", "threshold",
-                                                      "stop_reason", "error", "success_rate")},
+                                                      "success_threshold", "stop_reason", "error", "success_rate")},
                              "steps_to_solve": steps, "seconds_to_solve": seconds})
         result["entries"].append(entry_stats(label, cfg, per_seed))
     atomic_write_json(root / COMPARE_JSON, result)
@@ -158,8 +162,10 @@ def format_table(result: dict[str, Any]) -> str:
     for e in result["entries"]:
         rates = [r["success_rate"] for r in e["per_seed"] if r.get("success_rate") is not None]
         if rates:
+            goal = next((r["success_threshold"] for r in e["per_seed"] if r.get("success_threshold")), None)
             lines.append(f"\n{e['label']}: task success rate per seed (final evaluation): "
-                         + ", ".join(f"{x:.0%}" for x in rates) + f"; median {float(np.median(rates)):.0%}")
+                         + ", ".join(f"{x:.0%}" for x in rates) + f"; median {float(np.median(rates)):.0%}"
+                         + ("" if goal is None else f" (solved here means a success rate of at least {goal:.0%})"))
     lines.append("")
     lines.append("solved: the delivered policy's final evaluation (100 fresh episodes) reached the threshold. "
                  "Steps and seconds to solve: at the first evaluation during training that reached it "

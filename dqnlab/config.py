@@ -253,6 +253,10 @@ class ExploreConfig(_Section):
     """log_episode schedule: epsilon starts to fall below 1 after this many episodes."""
 
 
+EVAL_ENV_KEYS = ("max_episode_steps", "kwargs", "obs_noise", "action_noise", "force_noise", "randomize")
+"""The env fields that eval.env may change: those that leave the observation and action spaces alone."""
+
+
 class EvalConfig(_Section):
     every_steps: int = Field(1_000, ge=1)
     """Evaluate the greedy policy every this many environment steps during training."""
@@ -266,6 +270,12 @@ class EvalConfig(_Section):
     threshold: float | None = None
     """Reward threshold for early stopping and `solved` (None: the environment's registered
     reward_threshold, 475 for CartPole-v1, 195 for v0)."""
+    success_threshold: float | None = Field(None, gt=0.0, le=1.0)
+    """For tasks that report success per episode (info["success"] on the last step, as in
+    dqnlab/CartPoleTarget-v0): the share of successful episodes that solves the task. When set,
+    it replaces the return threshold: `solved`, early stopping (the success rate minus `stop_z`
+    binomial standard errors must reach it, and the confirmation too) and the best evaluation
+    (highest success rate, then mean return) all go by success. None: by return."""
     stop_threshold: float | None = None
     """Early stopping needs an evaluation mean of at least this (None: `threshold`). A margin
     above `threshold` makes it likelier that the delivered policy also passes the final
@@ -291,6 +301,11 @@ class EvalConfig(_Section):
     stop_train_return: float | None = None
     """Stop as soon as one training episode's return reaches this (a tutorial's criterion;
     None: off). The stop reason in summary.json is then `train_return`."""
+    env: dict[str, Any] = Field(default_factory=dict)
+    """Changes to the `env` section for evaluation only (during training and the final one), e.g.
+    `{obs_noise: 0.0, randomize: {}}` to judge a policy trained under noise on the clean
+    environment, or `{kwargs: {}}` to drop a training-only environment option. Allowed keys:
+    """ + ", ".join(EVAL_ENV_KEYS) + """."""
     deliver: Literal["best_eval", "last", "longest_episode"] = "best_eval"
     """Which network becomes policy.pt: the best evaluated one, the one training ended with, or
     the one at the end of the longest training episode so far (a tutorial's rule)."""
@@ -363,10 +378,12 @@ class TabularConfig(_Section):
 
 
 class BaselineConfig(_Section):
-    controller: Literal["random", "angle", "lqr"] = "lqr"
+    controller: Literal["random", "angle", "lqr", "target_lqr"] = "lqr"
     """`random`: uniform actions. `angle`: push right when the pole leans right (the tutorial's
     rule). `lqr`: a linear-quadratic regulator on the linearised cart-pole, the sign of its
-    force picking the push (an upper reference for balance)."""
+    force picking the push (an upper reference for balance). `target_lqr`: the same regulator
+    driving the cart to the target of dqnlab/CartPoleTarget-v0 (the offset x - target, its 5th
+    observation, takes the place of x)."""
 
 
 class RunConfig(BaseModel):
@@ -429,12 +446,28 @@ class RunConfig(BaseModel):
                              "use fewer or smaller kernels and strides, or larger frames")
         if self.network.batch_norm and self.algo == "dqn" and self.dqn.batch_size < 2:
             raise ValueError("network.batch_norm needs dqn.batch_size >= 2 (batch statistics of one sample are undefined)")
+        unknown = sorted(set(self.eval.env) - set(EVAL_ENV_KEYS))
+        if unknown:
+            raise ValueError(f"eval.env cannot change env.{unknown[0]} (it may change: {', '.join(EVAL_ENV_KEYS)})")
+        self.eval_env()  # validates the merged section
         for section, name, applies, when in _CONDITIONAL_OPTIONS:
             sect = getattr(self, section)
             default = type(sect).model_fields[name].get_default(call_default_factory=True)
             if not applies(self) and getattr(sect, name) != default:
                 raise ValueError(f"{section}.{name} has no effect unless {when}; remove it or change that setting")
         return self
+
+    def eval_env(self) -> EnvConfig:
+        """The environment that evaluations run on: `env` with `eval.env`'s changes."""
+        if not self.eval.env:
+            return self.env
+        merged = {**self.env.model_dump(), **self.eval.env}
+        try:
+            return EnvConfig.model_validate(merged)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            msg = _format_error({**err, "loc": ("env", *err["loc"])}).removeprefix("invalid config: ")
+            raise ValueError(f"in eval.env: {msg}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -460,7 +493,9 @@ _CONDITIONAL_OPTIONS = (
      "explore.schedule is 'linear' or 'exponential'"),
     ("explore", "decrement", lambda c: c.explore.schedule == "decrement", "explore.schedule is 'decrement'"),
     ("explore", "episode_decay", lambda c: c.explore.schedule == "per_episode", "explore.schedule is 'per_episode'"),
-    ("eval", "stop_threshold", lambda c: c.eval.early_stop, "eval.early_stop is true"),
+    ("eval", "stop_threshold", lambda c: c.eval.early_stop and c.eval.success_threshold is None,
+     "eval.early_stop is true and eval.success_threshold is null"),
+    ("eval", "threshold", lambda c: c.eval.success_threshold is None, "eval.success_threshold is null"),
     ("explore", "log_divisor", lambda c: c.explore.schedule == "log_episode", "explore.schedule is 'log_episode'"),
     ("tabular", "lr_divisor", lambda c: c.tabular.lr_schedule == "log_episode", "tabular.lr_schedule is 'log_episode'"),
     ("eval", "every_steps", lambda c: c.eval.every_episodes is None, "eval.every_episodes is null"),

@@ -53,6 +53,14 @@ class EvalResult:
         """mean - z * standard error of the mean: a margin for deciding that a policy is good."""
         return self.mean - z * self.std / len(self.returns) ** 0.5
 
+    def success_lower_bound(self, z: float) -> float | None:
+        """success rate - z * its binomial standard error sqrt(p (1 - p) / n) (None: no success
+        recorded). The same margin as ``lower_bound``, for a share instead of a mean."""
+        if self.success is None:
+            return None
+        p = self.success_rate
+        return p - z * (p * (1.0 - p) / len(self.success)) ** 0.5
+
     def as_dict(self) -> dict:
         return {
             "mean": self.mean,
@@ -70,6 +78,14 @@ class EvalResult:
             **({} if self.success is None else {"success_rate": self.success_rate}),
             **({} if self.final_offset is None else {"mean_abs_offset_last_100": float(self.final_offset.mean())}),
         }
+
+
+def solves(res: EvalResult, threshold: float | None, success_threshold: float | None) -> bool:
+    """Whether an evaluation solves the task: its success rate reaches `success_threshold` when
+    one is set, else its mean return reaches `threshold` (never, with neither)."""
+    if success_threshold is not None:
+        return res.success_rate is not None and res.success_rate >= success_threshold
+    return threshold is not None and res.mean >= threshold
 
 
 class Evaluator:

@@ -25,8 +25,8 @@ from torch import nn
 
 from dqnlab.config import RunConfig
 from dqnlab.envs import capture_env_state, env_spec, restore_env_state
-from dqnlab.errors import DqnlabError
-from dqnlab.evaluation import Evaluator
+from dqnlab.errors import ConfigError, DqnlabError
+from dqnlab.evaluation import EvalResult, Evaluator, solves
 from dqnlab.fileio import atomic_torch_save, atomic_write_json
 from dqnlab.policy import POLICY_FILE, Policy
 from dqnlab.progress import Progress
@@ -128,12 +128,15 @@ class TrainLoop:
         self.obs_shape, self.n_actions, self.threshold = obs_shape, n_actions, threshold
         self.t_start = t_start
         self.seeds = Seeds.derive(cfg.seed)
-        self.evaluator = Evaluator(cfg.env, cfg.eval.max_envs)
+        self.evaluator = Evaluator(cfg.eval_env(), cfg.eval.max_envs)
         self.metrics = MetricsLog(run_dir / METRICS_FILE)
         self.show_progress = progress
 
         n = cfg.env.num_envs
-        self.obs, _ = envs.reset(seed=self.seeds.env)
+        self.obs, info = envs.reset(seed=self.seeds.env)
+        if cfg.eval.success_threshold is not None and "success" not in info:
+            raise ConfigError(f"eval.success_threshold needs an environment that reports info['success'] "
+                              f"(such as dqnlab/CartPoleTarget-v0); {cfg.env.id} does not")
         self.prev_done = np.zeros(n, dtype=bool)
         self.ep_return = np.zeros(n, dtype=np.float64)
         self.ep_length = np.zeros(n, dtype=np.int64)
@@ -144,6 +147,7 @@ class TrainLoop:
         self.next_checkpoint = cfg.checkpoint_every
         self.last_loss: torch.Tensor | None = None
         self.best_mean = -math.inf
+        self.best_success: float | None = None  # the best evaluation's success rate (success tasks)
         self.best_step: int | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_eval_index = 0  # evaluations done when the best was found (for patience)
@@ -237,8 +241,8 @@ class TrainLoop:
         self.ep_return[which] = 0.0
         self.ep_length[which] = 0
 
-    def _keep_best(self, score: float) -> None:
-        self.best_mean, self.best_step = score, self.env_steps
+    def _keep_best(self, score: float, success: float | None = None) -> None:
+        self.best_mean, self.best_success, self.best_step = score, success, self.env_steps
         self.best_eval_index = self.evaluations
         self.best_state = copy.deepcopy(self.policy_net().state_dict())
         self._delivered_policy().save(self.run_dir / POLICY_FILE)
@@ -311,23 +315,39 @@ class TrainLoop:
         self.last_eval, self.last_eval_step = res.mean, self.env_steps
         wall = self.seconds_before + time.perf_counter() - self.t_start
         self.metrics.row(kind="eval", env_step=self.env_steps, episode=self.episodes, eval_mean=res.mean,
-                         eval_std=res.std, epsilon=self.exploration(), wall_seconds=wall)
+                         eval_std=res.std, eval_success=res.success_rate, epsilon=self.exploration(),
+                         wall_seconds=wall)
         ev = self.cfg.eval
-        if (ev.deliver == "best_eval" and res.mean > self.best_mean) or ev.deliver == "last":
-            self._keep_best(res.mean)
+        if (ev.deliver == "best_eval" and self._beats_best(res)) or ev.deliver == "last":
+            self._keep_best(res.mean, res.success_rate)
         if ev.patience is not None and self.evaluations - self.best_eval_index >= ev.patience:
             self.stop_reason = "patience"
-        stop_at = ev.stop_threshold if ev.stop_threshold is not None else self.threshold
-        if ev.early_stop and stop_at is not None and res.lower_bound(ev.stop_z) >= stop_at:
+        if ev.early_stop and self._good_enough(res):
             if ev.confirm:
                 check = self.evaluator.run(self.greedy_act, ev.episodes, self.seeds.eval_confirm + self.env_steps)
                 self.metrics.row(kind="confirm", env_step=self.env_steps, episode=self.episodes,
-                                 eval_mean=check.mean, eval_std=check.std, epsilon=self.exploration(),
-                                 wall_seconds=wall)
-                if check.lower_bound(ev.stop_z) < stop_at:
+                                 eval_mean=check.mean, eval_std=check.std, eval_success=check.success_rate,
+                                 epsilon=self.exploration(), wall_seconds=wall)
+                if not self._good_enough(check):
                     return
             self.solved_at = self.env_steps
             self.stop_reason = "threshold"
+
+    def _beats_best(self, res: EvalResult) -> bool:
+        """Better than the best evaluation so far: by mean return, or with eval.success_threshold
+        by success rate first (a policy that reaches the target beats one that balances better)."""
+        if self.cfg.eval.success_threshold is None or self.best_success is None:
+            return res.mean > self.best_mean
+        return (res.success_rate, res.mean) > (self.best_success, self.best_mean)
+
+    def _good_enough(self, res: EvalResult) -> bool:
+        """The early-stop test: the evaluation clears the stop threshold (return or success rate)
+        by `stop_z` standard errors."""
+        ev = self.cfg.eval
+        if ev.success_threshold is not None:
+            return res.success_lower_bound(ev.stop_z) >= ev.success_threshold
+        stop_at = ev.stop_threshold if ev.stop_threshold is not None else self.threshold
+        return stop_at is not None and res.lower_bound(ev.stop_z) >= stop_at
 
     def _delivered_policy(self) -> Policy:
         net = copy.deepcopy(self.policy_net())
@@ -361,6 +381,7 @@ class TrainLoop:
                 "next_eval": self.next_eval,
                 "next_checkpoint": self.next_checkpoint,
                 "best_mean": self.best_mean if self.best_mean > -math.inf else None,
+                "best_success": self.best_success,
                 "best_step": self.best_step,
                 "best_eval_index": self.best_eval_index,
                 "longest": self.longest,
@@ -390,6 +411,7 @@ class TrainLoop:
             self.evaluations = int(c["evaluations"])
             self.next_eval, self.next_checkpoint = int(c["next_eval"]), int(c["next_checkpoint"])
             self.best_mean = -math.inf if c["best_mean"] is None else float(c["best_mean"])
+            self.best_success = c.get("best_success")  # absent in older checkpoints
             self.best_step, self.last_eval, self.solved_at = c["best_step"], c["last_eval"], c["solved_at"]
             self.best_eval_index, self.longest = int(c["best_eval_index"]), int(c["longest"])
             self.last_eval_step = c["last_eval_step"]
@@ -423,7 +445,7 @@ class TrainLoop:
     def _write_summary(self, status: str, stop_reason: str | None, final, train_seconds: float | None = None,
                        final_eval_seconds: float | None = None) -> dict[str, Any]:
         fd = final.as_dict() if final is not None else {}
-        solved = bool(final is not None and self.threshold is not None and final.mean >= self.threshold)
+        solved = bool(final is not None and solves(final, self.threshold, self.cfg.eval.success_threshold))
         summary = {
             "status": status,
             "solved": solved,
@@ -434,6 +456,7 @@ class TrainLoop:
             "preset": self.cfg.preset,
             "seed": self.cfg.seed,
             "threshold": self.threshold,
+            "success_threshold": self.cfg.eval.success_threshold,
             "env_steps": self.env_steps,
             "episodes": self.episodes,
             **self.algo_summary(),
@@ -442,6 +465,7 @@ class TrainLoop:
             "steps_to_threshold": self.solved_at,
             "best_eval_mean": None if self.best_mean == -math.inf or self.cfg.eval.deliver != "best_eval"
             else self.best_mean,
+            "best_eval_success": self.best_success if self.cfg.eval.deliver == "best_eval" else None,
             "best_eval_step": self.best_step,
             "longest_train_episode": self.longest if self.episodes else None,
             "delivered": self.cfg.eval.deliver,

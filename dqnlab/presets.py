@@ -197,6 +197,12 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "eval": {"every_steps": 5000, "episodes": 20},
         },
     ),
+    "target-lqr": (
+        "Baseline for dqnlab/CartPoleTarget-v0: the LQR regulating the cart to the target (the "
+        "offset x - target in place of x), pushing in the sign of its force.",
+        {"algo": "baseline", "env": {"id": "dqnlab/CartPoleTarget-v0"}, "baseline": {"controller": "target_lqr"},
+         "total_steps": 5000, "eval": {"success_threshold": 0.95}},
+    ),
     "random": (
         "Baseline: uniformly random actions.",
         {"algo": "baseline", "baseline": {"controller": "random"}, "total_steps": 5000},

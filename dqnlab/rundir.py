@@ -34,6 +34,7 @@ METRIC_COLUMNS = (
     "loss",
     "eval_mean",
     "eval_std",
+    "eval_success",  # share of the evaluation's episodes that the env called a success (target tasks)
     "wall_seconds",
 )
 
@@ -116,6 +117,8 @@ class MetricsLog:
     def __init__(self, path: Path):
         self.path = path
         new = not path.exists() or path.stat().st_size == 0
+        # A resumed run keeps its file's columns (a run begun by an older dqnlab may lack some).
+        self.columns = METRIC_COLUMNS if new else _header(path)
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if new:
             self._write(METRIC_COLUMNS)
@@ -126,7 +129,7 @@ class MetricsLog:
         os.write(self.fd, buf.getvalue().encode("utf-8"))
 
     def row(self, **values) -> None:
-        self._write(["" if values.get(c) is None else _fmt(values[c]) for c in METRIC_COLUMNS])
+        self._write(["" if values.get(c) is None else _fmt(values[c]) for c in self.columns])
 
     def size(self) -> int:
         os.fsync(self.fd)
@@ -137,6 +140,15 @@ class MetricsLog:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def _header(path: Path) -> tuple[str, ...]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            header = tuple(next(csv.reader(f), ()))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        header = ()
+    return header if header[:1] == ("kind",) else METRIC_COLUMNS
 
 
 def _fmt(value) -> str:

@@ -251,7 +251,7 @@ def run_cost(run_dir: Path, summary: dict[str, Any], total_steps: int) -> tuple[
 
     steps = None
     if summary.get("status") == "finished":
-        steps, _ = solve_point(run_dir, summary.get("threshold"))
+        steps, _ = solve_point(run_dir, summary)
     return seed_cost(steps, total_steps), steps
 
 

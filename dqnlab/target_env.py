@@ -20,7 +20,7 @@ Reward per step, in [0, 1], after dm_control's cartpole ``balance`` reward (Tass
 
     r = upright * centered * still
     upright  = (1 + cos theta) / 2                      # 1 upright, > 0.989 within 12 degrees
-    centered = (1 + tol(x - target, 0.5)) / 2           # 1 on target, 0.5 far from it
+    centered = (1 + tol(x - target, margin)) / 2        # 1 on target, 0.5 far from it (margin 0.5 m)
     still    = (1 + tol(theta_dot, 5)) / 2              # 1 with a still pole
     tol(d, margin) = 0.1 ** ((d / margin) ** 2)         # dm_control's gaussian tolerance
 
@@ -71,15 +71,20 @@ def tolerance(d: np.ndarray | float, margin: float) -> np.ndarray:
     return 0.1 ** ((np.asarray(d, dtype=np.float64) / margin) ** 2)
 
 
-def target_reward(theta: np.ndarray, theta_dot: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    """Per-step reward in [0, 1] (formula in the module docstring), batched: (N,) x3 -> (N,)."""
+def target_reward(theta: np.ndarray, theta_dot: np.ndarray, offset: np.ndarray,
+                  margin: float = 0.5) -> np.ndarray:
+    """Per-step reward in [0, 1] (formula in the module docstring; `margin` is centered's),
+    batched: (N,) x3 -> (N,)."""
     upright = (1.0 + np.cos(theta)) / 2.0
-    centered = (1.0 + tolerance(offset, 0.5)) / 2.0
+    centered = (1.0 + tolerance(offset, margin)) / 2.0
     still = (1.0 + tolerance(theta_dot, 5.0)) / 2.0
     return upright * centered * still
 
 
-def _check_task_args(target_range: Sequence[float], move_prob: float, move_every: int | None) -> tuple[float, float]:
+def _check_task_args(target_range: Sequence[float], move_prob: float, move_every: int | None,
+                     margin: float) -> tuple[float, float]:
+    if not 0.0 < margin < float("inf"):
+        raise ValueError(f"margin must be a finite distance > 0, got {margin}")
     lo, hi = (float(v) for v in target_range)
     if not -_X_THRESHOLD < lo <= hi < _X_THRESHOLD:
         raise ValueError(f"target_range must be [lo, hi] with -2.4 < lo <= hi < 2.4, got {list(target_range)}")
@@ -105,8 +110,9 @@ class CartPoleTargetEnv(gym.Env[np.ndarray, int]):
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}
 
     def __init__(self, target_range: Sequence[float] = (-1.5, 1.5), move_prob: float = 0.0,
-                 move_every: int | None = None, render_mode: str | None = None):
-        self.target_low, self.target_high = _check_task_args(target_range, move_prob, move_every)
+                 move_every: int | None = None, margin: float = 0.5, render_mode: str | None = None):
+        self.target_low, self.target_high = _check_task_args(target_range, move_prob, move_every, margin)
+        self.margin = float(margin)
         self.move_prob = float(move_prob)
         self.move_every = move_every
         nominal = CartPoleParams()
@@ -154,7 +160,7 @@ class CartPoleTargetEnv(gym.Env[np.ndarray, int]):
         x, _, theta, theta_dot = self.state
         terminated = bool(abs(x) > self.x_threshold or abs(theta) > self.theta_threshold_radians)
         offset = float(x) - self.target
-        reward = float(target_reward(theta, theta_dot, offset))
+        reward = float(target_reward(theta, theta_dot, offset, self.margin))
         self._steps += 1
         self._offsets.append(abs(offset))
         info = self._info(terminated)
@@ -205,9 +211,10 @@ class CartPoleTargetVectorEnv(CartPoleVectorEnv):
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int = MAX_EPISODE_STEPS,
                  render_mode: str | None = None, target_range: Sequence[float] = (-1.5, 1.5),
-                 move_prob: float = 0.0, move_every: int | None = None,
+                 move_prob: float = 0.0, move_every: int | None = None, margin: float = 0.5,
                  obs_noise: float | Sequence[float] = 0.0, **perturbations: Any):
-        self.target_low, self.target_high = _check_task_args(target_range, move_prob, move_every)
+        self.target_low, self.target_high = _check_task_args(target_range, move_prob, move_every, margin)
+        self.margin = float(margin)
         self.move_prob = float(move_prob)
         self.move_every = move_every
         self.targets = np.zeros(num_envs)
@@ -225,7 +232,7 @@ class CartPoleTargetVectorEnv(CartPoleVectorEnv):
     def _task_step(self, terminated: np.ndarray, force: np.ndarray) -> np.ndarray:
         x, _, theta, theta_dot = self.state
         offset = x - self.targets
-        reward = target_reward(theta, theta_dot, offset).astype(np.float32)
+        reward = target_reward(theta, theta_dot, offset, self.margin).astype(np.float32)
         self._offsets[(self.steps - 1) % WINDOW, np.arange(self.num_envs)] = np.abs(offset)
         self._success = ~terminated & (np.abs(offset) < SUCCESS_RADIUS)
         move = np.zeros(self.num_envs, dtype=bool)

@@ -20,6 +20,9 @@ import numpy as np
 from dqnlab.errors import DqnlabError
 from dqnlab.rundir import CONFIG_FILE, METRIC_COLUMNS, METRICS_FILE, SUMMARY_FILE
 
+# eval_success came later: runs written before it still load (their success rates read as NaN).
+REQUIRED_COLUMNS = tuple(c for c in METRIC_COLUMNS if c != "eval_success")
+
 
 @dataclass(frozen=True)
 class RunMetrics:
@@ -39,6 +42,7 @@ class RunMetrics:
     eval_mean: np.ndarray  # (n_eval,) float64
     eval_std: np.ndarray  # (n_eval,) float64, population std over the evaluation episodes
     eval_wall: np.ndarray  # (n_eval,) float64
+    eval_success: np.ndarray  # (n_eval,) float64, share of successful episodes (NaN: not a success task)
 
 
 def _float(text: str | None) -> float:
@@ -61,17 +65,18 @@ def parse_metrics_rows(rows: list[dict[str, str]], source: str) -> dict[str, np.
                               _float(row["epsilon"]), _float(row["loss"]), _float(row["wall_seconds"])))
             elif kind == "eval":
                 evals.append((int(row["env_step"]), _float(row["eval_mean"]), _float(row["eval_std"]),
-                              _float(row["wall_seconds"])))
+                              _float(row["wall_seconds"]), _float(row.get("eval_success"))))
             elif kind != "confirm":
                 raise ValueError(f"unknown row kind {kind!r}")
         except (KeyError, TypeError, ValueError) as exc:
             raise DqnlabError(f"{source} line {line} is damaged ({exc})", exit_code=1) from None
     t = np.array(train, dtype=np.float64).reshape(-1, 6)
-    e = np.array(evals, dtype=np.float64).reshape(-1, 4)
+    e = np.array(evals, dtype=np.float64).reshape(-1, 5)
     return {
         "train_step": t[:, 0].astype(np.int64), "train_return": t[:, 1], "train_length": t[:, 2],
         "train_epsilon": t[:, 3], "train_loss": t[:, 4], "train_wall": t[:, 5],
         "eval_step": e[:, 0].astype(np.int64), "eval_mean": e[:, 1], "eval_std": e[:, 2], "eval_wall": e[:, 3],
+        "eval_success": e[:, 4],
     }
 
 
@@ -89,7 +94,7 @@ def read_run_metrics(run_dir: str | Path) -> RunMetrics:
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
-            missing = [c for c in METRIC_COLUMNS if c not in (reader.fieldnames or [])]
+            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise DqnlabError(f"{path} is not a dqnlab metrics file (no column {missing[0]!r})", exit_code=1)
             rows = list(reader)

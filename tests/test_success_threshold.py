@@ -1,0 +1,168 @@
+"""Solving a task by its success rate (eval.success_threshold) instead of the return, and the
+target-tracking LQR baseline that reaches it."""
+
+import csv
+
+import numpy as np
+import pytest
+
+import dqnlab
+from dqnlab.baselines import BaselineLoop, feedback_gain
+from dqnlab.compare import solve_point
+from dqnlab.control import target_lqr_actions
+from dqnlab.envs import make_vec_env
+from dqnlab.errors import ConfigError
+from dqnlab.evaluation import EvalResult, solves
+from dqnlab.rundir import METRIC_COLUMNS, MetricsLog
+from dqnlab.viz.metrics import read_run_metrics
+
+TARGET = "dqnlab/CartPoleTarget-v0"
+
+
+def result(successes: list[bool], returns: list[float] | None = None) -> EvalResult:
+    n = len(successes)
+    ret = np.asarray(returns if returns is not None else [100.0] * n, dtype=np.float64)
+    return EvalResult(returns=ret, lengths=np.full(n, 500), success=np.asarray(successes, dtype=bool))
+
+
+def test_success_lower_bound_by_hand():
+    # 3 of 4: p = 0.75, binomial standard error sqrt(0.75 * 0.25 / 4) = 0.2165...
+    r = result([True, True, True, False])
+    assert r.success_rate == 0.75
+    assert r.success_lower_bound(0.0) == 0.75
+    assert r.success_lower_bound(2.0) == pytest.approx(0.75 - 2 * (0.75 * 0.25 / 4) ** 0.5)
+    assert result([True] * 10).success_lower_bound(2.0) == 1.0  # no spread: no margin
+    assert EvalResult(returns=np.ones(2), lengths=np.ones(2)).success_lower_bound(2.0) is None
+
+
+def test_solves_by_success_or_by_return():
+    r = result([True] * 19 + [False], returns=[10.0] * 20)  # 95% success, a poor return
+    assert solves(r, threshold=450, success_threshold=0.95)
+    assert not solves(r, threshold=450, success_threshold=0.96)
+    assert not solves(r, threshold=450, success_threshold=None)
+    assert solves(r, threshold=10, success_threshold=None)
+    assert not solves(r, threshold=None, success_threshold=None)
+    no_success = EvalResult(returns=np.ones(3), lengths=np.ones(3))
+    assert not solves(no_success, threshold=None, success_threshold=0.5)
+
+
+def test_target_lqr_gain_matches_the_control_module():
+    rng = np.random.default_rng(0)
+    obs = np.concatenate([rng.normal(0, 0.05, (64, 4)), rng.uniform(-1.5, 1.5, (64, 1))], axis=1)
+    u = -(obs @ feedback_gain("target_lqr"))
+    np.testing.assert_array_equal((u > 0).astype(np.int64), target_lqr_actions(obs))
+
+
+def test_target_lqr_baseline_stops_on_success_and_solves(tmp_path, tiny):
+    cfg = tiny(total_steps=50_000, **{"algo": "baseline", "baseline.controller": "target_lqr", "env.id": TARGET,
+                                      "eval.success_threshold": 0.95, "eval.early_stop": True,
+                                      "eval.episodes": 20, "eval.final_episodes": 20})
+    s = dqnlab.train(cfg, tmp_path / "r", progress=False).summary
+    assert s["stop_reason"] == "threshold" and s["solved"]
+    assert s["success_threshold"] == 0.95 and s["success_rate"] >= 0.95 and s["best_eval_success"] >= 0.95
+    m = read_run_metrics(tmp_path / "r")
+    assert len(m.eval_success) == 1 and m.eval_success[0] >= 0.95  # solved at the first evaluation
+    assert solve_point(tmp_path / "r", s)[0] == s["steps_to_threshold"] == m.eval_step[0]
+    with open(tmp_path / "r" / "metrics.csv", newline="") as f:
+        confirm = [r for r in csv.DictReader(f) if r["kind"] == "confirm"]
+    assert len(confirm) == 1 and float(confirm[0]["eval_success"]) >= 0.95
+
+
+def test_a_controller_that_ignores_the_target_is_not_solved(tmp_path, tiny):
+    # The plain LQR balances at x = 0 (a high return) but reaches a random target only by chance.
+    cfg = tiny(total_steps=2000, **{"algo": "baseline", "baseline.controller": "lqr", "env.id": TARGET,
+                                    "eval.success_threshold": 0.95, "eval.early_stop": True,
+                                    "eval.episodes": 20, "eval.final_episodes": 20})
+    s = dqnlab.train(cfg, tmp_path / "r", progress=False).summary
+    assert s["stop_reason"] == "total_steps" and not s["solved"]
+    assert s["eval_mean"] > 250 and s["success_rate"] < 0.5
+    assert solve_point(tmp_path / "r", s) == (None, None)
+
+
+def test_best_evaluation_goes_by_success_rate_first(tmp_path, tiny):
+    cfg = tiny(**{"algo": "baseline", "baseline.controller": "random", "env.id": TARGET,
+                  "eval.success_threshold": 0.9})
+    envs = make_vec_env(cfg.env, cfg.env.num_envs)
+    run = BaselineLoop(cfg, tmp_path, envs, (5,), 2, 450.0, 0.0, False)
+    try:
+        run.best_mean, run.best_success = 400.0, 0.5
+        assert run._beats_best(result([True] * 6 + [False] * 4, returns=[100.0] * 10))  # 60% beats 50%
+        assert not run._beats_best(result([True] * 4 + [False] * 6, returns=[499.0] * 10))
+        assert run._beats_best(result([True] * 5 + [False] * 5, returns=[401.0] * 10))  # a tie: return decides
+    finally:
+        run.close()
+
+
+def test_success_threshold_needs_a_task_that_reports_success(tmp_path, tiny):
+    cfg = tiny(**{"eval.success_threshold": 0.9})
+    with pytest.raises(ConfigError, match=r"info\['success'\].*CartPole-v1 does not"):
+        dqnlab.train(cfg, tmp_path / "r", progress=False)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"eval.success_threshold": 0.9, "eval.threshold": 400}, "eval.threshold"),
+    ({"eval.success_threshold": 0.9, "eval.stop_threshold": 400}, "eval.stop_threshold"),
+    ({"eval.success_threshold": 1.5}, "success_threshold"),
+    ({"eval.success_threshold": 0}, "success_threshold"),
+])
+def test_success_threshold_config_errors(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        dqnlab.build_config(**fields)
+
+
+def test_target_lqr_refuses_an_environment_without_a_target(tmp_path, tiny):
+    cfg = tiny(**{"algo": "baseline", "baseline.controller": "target_lqr"})
+    with pytest.raises(ConfigError, match="5th observation"):
+        dqnlab.train(cfg, tmp_path / "r", progress=False)
+
+
+def test_metrics_of_an_older_run_keep_their_columns(tmp_path):
+    # A run begun before eval_success existed: resuming appends rows in the file's own columns,
+    # and the reader gives NaN success rates.
+    old = [c for c in METRIC_COLUMNS if c != "eval_success"]
+    path = tmp_path / "metrics.csv"
+    path.write_text(",".join(old) + "\n")
+    log = MetricsLog(path)
+    log.row(kind="eval", env_step=10, episode=1, eval_mean=5.0, eval_std=1.0, eval_success=0.5, wall_seconds=0.1)
+    log.close()
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == old and len(rows[1]) == len(old)
+    (tmp_path / "config.yaml").write_text("env: {id: CartPole-v1}\n")
+    m = read_run_metrics(tmp_path)
+    assert m.eval_mean.tolist() == [5.0] and np.isnan(m.eval_success).all()
+
+
+# -- eval.env: evaluating on another version of the training environment --------------------------
+
+
+def test_eval_env_judges_the_policy_on_the_clean_environment(tmp_path, tiny):
+    # The LQR under heavy observation noise falls; evaluated without the noise it holds 500 steps.
+    fields = {"algo": "baseline", "baseline.controller": "lqr", "env.obs_noise": 0.5, "total_steps": 1000}
+    noisy = dqnlab.train(tiny(**fields), tmp_path / "a", progress=False).summary
+    clean = dqnlab.train(tiny(**fields, **{"eval.env": {"obs_noise": 0.0}}), tmp_path / "b", progress=False).summary
+    assert noisy["eval_mean"] < 200 and clean["eval_mean"] == 500.0
+    # Training itself still ran under the noise: its episodes are as short as before.
+    assert noisy["longest_train_episode"] == clean["longest_train_episode"] < 200
+
+
+def test_eval_env_merges_into_the_env_section():
+    cfg = dqnlab.build_config("robust", **{"eval.env": {"obs_noise": 0.0, "randomize": {}}})
+    ev = cfg.eval_env()
+    assert ev.obs_noise == 0.0 and not ev.randomize.ranges() and ev.max_episode_steps == 10_000
+    assert cfg.env.obs_noise == 0.05  # training keeps its noise
+    assert dqnlab.build_config().eval_env() == dqnlab.build_config().env
+
+
+@pytest.mark.parametrize("value, message", [
+    ({"id": "Acrobot-v1"}, "cannot change env.id"),
+    ({"pixels": {"mode": "track"}}, "cannot change env.pixels"),
+    ({"obs_noise": -1}, "in eval.env: env.obs_noise must be"),
+    ({"randomize": {"lenght": [0.4, 0.6]}}, "did you mean 'env.randomize.length'"),
+    ({"max_episode_steps": 0}, "env.max_episode_steps"),
+    (5, "eval.env"),
+])
+def test_eval_env_errors_are_one_line(value, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        dqnlab.build_config(**{"eval.env": value})
+    assert "\n" not in str(info.value)
