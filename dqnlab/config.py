@@ -179,6 +179,9 @@ class DQNConfig(_Section):
     """Discount factor."""
     lr: float = Field(3e-3, gt=0.0, le=1.0)
     """Learning rate of the optimizer."""
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    """A constant `lr`, or `lr` decayed linearly to 0 over `total_steps` (finer steps late in
+    training, for tasks where the last few centimetres matter)."""
     optimizer: Literal["adam", "adamw", "rmsprop"] = "adam"
     """Optimizer for the Q-network."""
     batch_size: int = Field(128, ge=1)

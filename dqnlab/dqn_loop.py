@@ -14,7 +14,7 @@ from dqnlab.networks import seeded_q_network
 from dqnlab.nstep import NStepCollector
 from dqnlab.prioritized import PrioritizedReplayBuffer, beta_at
 from dqnlab.replay import ReplayBuffer
-from dqnlab.schedules import epsilon_at
+from dqnlab.schedules import epsilon_at, lr_at
 
 
 class DQNLoop(TrainLoop):
@@ -79,6 +79,7 @@ class DQNLoop(TrainLoop):
                 self.since_update -= cfg.dqn.train_freq
                 if cfg.dqn.prioritized:  # importance-sampling exponent, annealed over env steps
                     self.buffer.beta = beta_at(self.env_steps, cfg.dqn.per_beta_start, cfg.dqn.per_beta_steps)
+                self.learner.optimizer.lr = lr_at(cfg.dqn.lr, cfg.dqn.lr_schedule, self.env_steps, cfg.total_steps)
                 for _ in range(cfg.dqn.gradient_steps):
                     batch = self.buffer.sample(cfg.dqn.batch_size, self.replay_gen,
                                                cfg.dqn.replay_sampling == "sequential")

@@ -17,6 +17,7 @@ from dqnlab.config import NetworkConfig, PPOConfig
 from dqnlab.loop import TrainLoop
 from dqnlab.networks import build_q_network
 from dqnlab.optim import Adam, clip_grad_norm_
+from dqnlab.schedules import lr_at
 
 
 def gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, terminated: np.ndarray,
@@ -118,10 +119,8 @@ class PPOLoop(TrainLoop):
 
     def _set_lr(self) -> None:
         p = self.cfg.ppo
-        frac = 1.0 - self.env_steps / self.cfg.total_steps if p.lr_schedule == "linear" else 1.0
-        frac = max(frac, 0.0)
-        self.actor_opt.lr = p.lr * frac
-        self.critic_opt.lr = (p.critic_lr or p.lr) * frac
+        self.actor_opt.lr = lr_at(p.lr, p.lr_schedule, self.env_steps, self.cfg.total_steps)
+        self.critic_opt.lr = lr_at(p.critic_lr or p.lr, p.lr_schedule, self.env_steps, self.cfg.total_steps)
 
     def advance(self) -> None:
         p = self.cfg.ppo

@@ -1,4 +1,5 @@
-"""Epsilon-greedy exploration schedules, as pure functions of the step and episode counters."""
+"""Epsilon-greedy exploration and learning-rate schedules, as pure functions of the step and
+episode counters."""
 
 from __future__ import annotations
 
@@ -32,6 +33,14 @@ def log_episode(episode: int, start: float, end: float, divisor: float) -> float
     """min(start, 1 - log10((episode + 1) / divisor)) floored at `end`: the tabular tutorial's
     rate for learning and exploring (1 for the first `divisor` episodes, then falling)."""
     return max(end, min(start, 1.0 - math.log10((episode + 1) / divisor)))
+
+
+def lr_at(lr: float, schedule: str, step: int, total_steps: int) -> float:
+    """A learning rate after `step` of `total_steps` environment steps: `lr` (constant), or
+    `lr` decayed linearly to 0 at `total_steps` (linear; 0 after)."""
+    if schedule == "linear":
+        return lr * max(0.0, 1.0 - step / total_steps)
+    return lr
 
 
 def epsilon_at(cfg: ExploreConfig, step: int, episode: int) -> float:

@@ -1,7 +1,8 @@
-"""Epsilon schedules against small hand-computed tables."""
+"""Epsilon and learning-rate schedules against small hand-computed tables."""
 
 import math
 
+import numpy as np
 import pytest
 
 from dqnlab import schedules
@@ -106,3 +107,33 @@ def test_epsilon_at_dispatches_per_episode_uses_episodes_not_steps():
 def test_epsilon_at_constant_is_start_forever():
     cfg = ExploreConfig(schedule="constant", start=0.37, end=0.05)
     assert [schedules.epsilon_at(cfg, s, e) for s, e in [(0, 0), (10**6, 0), (0, 10**6)]] == [0.37] * 3
+
+
+def test_learning_rate_schedules_by_hand():
+    from dqnlab.schedules import lr_at
+
+    assert lr_at(1e-3, "constant", 500, 1000) == 1e-3
+    assert lr_at(1e-3, "linear", 0, 1000) == 1e-3
+    assert lr_at(1e-3, "linear", 250, 1000) == pytest.approx(7.5e-4)
+    assert lr_at(1e-3, "linear", 1000, 1000) == 0.0
+    assert lr_at(1e-3, "linear", 1500, 1000) == 0.0  # a resume past the budget never goes negative
+
+
+def test_dqn_linear_learning_rate_reaches_the_optimizer(tmp_path, tiny):
+    import dqnlab
+    from dqnlab.dqn_loop import DQNLoop
+    from dqnlab.envs import make_vec_env
+
+    cfg = tiny(total_steps=2000, **{"dqn.lr_schedule": "linear", "dqn.lr": 1e-3})
+    loop = DQNLoop(cfg, tmp_path, make_vec_env(cfg.env, cfg.env.num_envs), (4,), 2, 475.0, 0.0, False)
+    try:
+        while loop.env_steps < 1000:
+            loop.advance()
+        # Set before each round of gradient steps from the env steps taken so far.
+        assert loop.learner.optimizer.lr == pytest.approx(1e-3 * (1 - loop.env_steps / 2000), abs=1e-3 * 8 / 2000)
+    finally:
+        loop.close()
+    constant = dqnlab.train(tiny(total_steps=2000, **{"dqn.lr": 1e-3}), tmp_path / "c", progress=False).policy
+    linear = dqnlab.train(cfg, tmp_path / "l", progress=False).policy
+    obs = np.random.default_rng(0).normal(0, 0.1, (64, 4)).astype(np.float32)
+    assert not np.allclose(constant.q_values(obs), linear.q_values(obs))

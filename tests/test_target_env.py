@@ -39,6 +39,25 @@ def test_tolerance_and_reward_by_hand():
     assert r == pytest.approx(0.5 * 0.55 * 0.55)
     # Far from the target the centering factor tends to 1/2, never to 0.
     assert target_reward(np.array(0.0), np.array(0.0), np.array(3.0)) == pytest.approx(0.5, abs=1e-6)
+    # A margin of 0.25 m: 0.25 away pays (1 + 0.1) / 2 for centering.
+    assert target_reward(np.array(0.0), np.array(0.0), np.array(0.25), margin=0.25) == pytest.approx(0.55)
+
+
+def test_margin_sets_the_reward_in_both_versions():
+    single = CartPoleTargetEnv(target_range=(1.0, 1.0), margin=0.25)
+    single.reset(seed=0)
+    single.state = np.array([0.75, 0.0, 0.0, 0.0])
+    _, reward, *_ = single.step(0)
+    x, _, theta, theta_dot = single.state
+    assert reward == pytest.approx(float(target_reward(theta, theta_dot, x - 1.0, margin=0.25)))
+    vec = gym.make_vec(ENV_ID, 2, target_range=(1.0, 1.0), margin=0.25)
+    vec.reset(seed=0)
+    _, rewards, *_ = vec.step(np.array([0, 1]))
+    x, _, theta, theta_dot = vec.unwrapped.state
+    np.testing.assert_allclose(rewards, target_reward(theta, theta_dot, x - 1.0, margin=0.25), rtol=1e-6)
+    for bad in (0.0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match="margin"):
+            CartPoleTargetEnv(margin=bad)
 
 
 def test_observation_offset_and_target_range():
