@@ -14,6 +14,7 @@ from dqnlab.envs import make_vec_env
 from dqnlab.errors import ConfigError
 from dqnlab.evaluation import EvalResult, solves
 from dqnlab.rundir import METRIC_COLUMNS, MetricsLog
+from dqnlab.viz.curves import run_figure
 from dqnlab.viz.metrics import read_run_metrics
 
 TARGET = "dqnlab/CartPoleTarget-v0"
@@ -66,6 +67,8 @@ def test_target_lqr_baseline_stops_on_success_and_solves(tmp_path, tiny):
     with open(tmp_path / "r" / "metrics.csv", newline="") as f:
         confirm = [r for r in csv.DictReader(f) if r["kind"] == "confirm"]
     assert len(confirm) == 1 and float(confirm[0]["eval_success"]) >= 0.95
+    # The run's figure shows the success rate on a second axis of the evaluation panel.
+    assert len(run_figure(m).axes) == 5
 
 
 def test_a_controller_that_ignores_the_target_is_not_solved(tmp_path, tiny):
@@ -77,6 +80,12 @@ def test_a_controller_that_ignores_the_target_is_not_solved(tmp_path, tiny):
     assert s["stop_reason"] == "total_steps" and not s["solved"]
     assert s["eval_mean"] > 250 and s["success_rate"] < 0.5
     assert solve_point(tmp_path / "r", s) == (None, None)
+
+
+def test_runs_without_success_keep_four_panels(tmp_path, tiny):
+    dqnlab.train(tiny(**{"algo": "baseline", "baseline.controller": "lqr"}), tmp_path / "r", progress=False)
+    m = read_run_metrics(tmp_path / "r")
+    assert np.isnan(m.eval_success).all() and len(run_figure(m).axes) == 4
 
 
 def test_best_evaluation_goes_by_success_rate_first(tmp_path, tiny):

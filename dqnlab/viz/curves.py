@@ -113,6 +113,16 @@ def run_figure(m: RunMetrics) -> Figure:
         _empty(ax_eval, "no evaluation yet")
     _threshold(ax_eval, m.threshold)
     ax_eval.set_ylabel("return")
+    if np.isfinite(m.eval_success).any():  # a task that reports success: its rate on a second axis
+        ax_success = ax_eval.twinx()
+        ax_success.plot(m.eval_step, m.eval_success, color="C5", linestyle="--", linewidth=1.2,
+                        label="task success rate")
+        goal = (m.summary or {}).get("success_threshold")
+        if goal is not None:
+            ax_success.axhline(goal, color="C5", linestyle=":", linewidth=1)
+        ax_success.set_ylim(0.0, 1.05)
+        ax_success.set_ylabel("success rate")
+        ax_success.legend(loc="lower right", fontsize=8)
 
     ax_loss.set_title("TD loss (at each episode end)", fontsize=10)
     finite = np.isfinite(m.train_loss)
