@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--set", "total_steps=1200", "--set", "artifacts=false", "--set", "eval.episodes=3",
         "--set", "eval.final_episodes=3", "--set", "dqn.learning_starts=300"]
@@ -28,3 +30,14 @@ def test_tune_default_smoke():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "/2 solved" in done.stdout and "eval.episodes=2" in done.stdout
+
+
+@pytest.mark.parametrize("name", ["sweep_default.yaml", "sweep_target.yaml"])
+def test_benchmark_search_spaces_make_valid_configs(name):
+    from dqnlab.sweep import load_search_space, trial_config
+
+    space = load_search_space(ROOT / "benchmarks" / name)
+    assert space.params and space.enqueue
+    for point in space.enqueue:  # the points tried first are complete and valid
+        assert set(point) == {p.key for p in space.params}
+        trial_config(space, point)
