@@ -169,10 +169,11 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "DQN on dqnlab/CartPoleTarget-v0: balance and stop the cart within 0.1 m of a random target "
         "in [-1.5, 1.5]. Trains on the task's reward with a sharper peak at the target (margin "
         "0.25 m), evaluates on the registered one (the success test is the same); the default DQN "
-        "with 4 gradient steps per update, lr 2e-3 decayed linearly, replay 100k; solved, stopped "
-        "and delivered by a success rate of 95% over 100 episodes.",
+        "with 4 gradient steps per update, lr 2e-3 decayed linearly, replay 100k, target copied every "
+        "200 gradient steps; solved, stopped and delivered by a success rate of 95% over 100 episodes.",
         {"env": {"id": "dqnlab/CartPoleTarget-v0", "kwargs": {"margin": 0.25}},
-         "dqn": {"lr": 2e-3, "lr_schedule": "linear", "buffer_size": 100_000, "gradient_steps": 4},
+         "dqn": {"lr": 2e-3, "lr_schedule": "linear", "buffer_size": 100_000, "gradient_steps": 4,
+                 "target_update_every": 200},
          "total_steps": 400_000,
          "eval": {"every_steps": 5000, "episodes": 100, "success_threshold": 0.95,
                   "env": {"kwargs": {"margin": 0.5}}}},
