@@ -90,3 +90,20 @@ def test_a_cut_off_run_is_continued_from_its_checkpoint(tmp_path, capsys):
     run = out / "default" / "seed-0"
     assert json.loads((run / "summary.json").read_text())["status"] == "finished"
     assert (run / "metrics.csv").read_text().count("\n") == straight.count("\n")
+
+
+def test_compare_of_a_success_task_solves_by_success_and_plots_it(tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "cmp"
+    args = ["compare", "target-lqr", "--seeds", "0", "--out", str(out), *TINY,
+            "--set", "eval.episodes=20", "--set", "eval.final_episodes=20"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| target-lqr | baseline | dqnlab/CartPoleTarget-v0 | 1/1 |" in printed
+    assert "solved here means a success rate of at least 95%" in printed
+    entry = json.loads((out / "compare.json").read_text())["entries"][0]
+    assert entry["per_seed"][0]["success_threshold"] == 0.95 and entry["steps_to_solve"]["median"] == 504
+    with Image.open(out / "curves.png") as img:
+        width, height = img.size
+    assert width / height > 3.5  # three panels, the third the success rate (two are 13 x 5)
