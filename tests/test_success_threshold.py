@@ -175,3 +175,11 @@ def test_eval_env_errors_are_one_line(value, message):
     with pytest.raises(ConfigError, match=message) as info:
         dqnlab.build_config(**{"eval.env": value})
     assert "\n" not in str(info.value)
+
+
+def test_report_rows_show_task_success_only_for_tasks_that_report_it():
+    from dqnlab.viz.report import summary_rows
+
+    rows = dict(summary_rows({"threshold": 450.0, "success_rate": 0.97, "success_threshold": 0.95}))
+    assert rows["task success"].startswith("97%") and "95%" in rows["task success"]
+    assert "task success" not in dict(summary_rows({"threshold": 475.0}))

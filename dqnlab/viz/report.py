@@ -60,6 +60,12 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
                              f"{s.get('eval_episodes') or '–'} fresh episodes "
                              f"(min {_num(s.get('eval_min'), '{:g}')}, max {_num(s.get('eval_max'), '{:g}')})"),
         ("solve threshold", "none" if threshold is None else f"{threshold:g}"),
+    ]
+    if s.get("success_rate") is not None:
+        goal = s.get("success_threshold")
+        rows.append(("task success", f"{s['success_rate']:.0%} of the final episodes"
+                     + ("" if goal is None else f" (solved at {goal:.0%}: this replaces the return threshold)")))
+    rows += [
         ("best evaluation in training", f"{_num(s.get('best_eval_mean'))} at env step {s.get('best_eval_step', '–')} "
                                         "(the delivered policy)"),
         ("threshold reached at", "–" if s.get("steps_to_threshold") is None else f"env step {s['steps_to_threshold']}"),
