@@ -79,14 +79,19 @@ def feedback_gain(controller: str) -> np.ndarray:
 class BaselineLoop(TrainLoop):
     algo = "baseline"
 
-    def __init__(self, cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress):
-        super().__init__(cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress)
+    @classmethod
+    def check_fits(cls, cfg, obs_shape, n_actions, reset_info) -> None:
+        super().check_fits(cfg, obs_shape, n_actions, reset_info)
         try:
-            self.controller = controller_net(self.policy_extra(), obs_shape[0], n_actions)
+            controller_net({"baseline": cfg.baseline.model_dump(mode="json")}, obs_shape[0], n_actions)
         except ValueError as exc:
             from dqnlab.errors import ConfigError
 
             raise ConfigError(f"baseline on {cfg.env.id}: {exc}") from None
+
+    def __init__(self, cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress):
+        super().__init__(cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress)
+        self.controller = controller_net(self.policy_extra(), obs_shape[0], n_actions)
         if isinstance(self.controller, LinearFeedback):
             gain = feedback_gain(cfg.baseline.controller)
             self.controller.gain.copy_(torch.as_tensor(gain, dtype=torch.float32))

@@ -133,10 +133,7 @@ class TrainLoop:
         self.show_progress = progress
 
         n = cfg.env.num_envs
-        self.obs, info = envs.reset(seed=self.seeds.env)
-        if cfg.eval.success_threshold is not None and "success" not in info:
-            raise ConfigError(f"eval.success_threshold needs an environment that reports info['success'] "
-                              f"(such as dqnlab/CartPoleTarget-v0); {cfg.env.id} does not")
+        self.obs, _ = envs.reset(seed=self.seeds.env)
         self.prev_done = np.zeros(n, dtype=bool)
         self.ep_return = np.zeros(n, dtype=np.float64)
         self.ep_length = np.zeros(n, dtype=np.int64)
@@ -158,6 +155,15 @@ class TrainLoop:
         self.stop_reason: str | None = None  # set by a stop rule other than the budgets
         self.seconds_before = 0.0  # training seconds spent before a resume
         self.recent = deque(maxlen=20)
+
+    @classmethod
+    def check_fits(cls, cfg: RunConfig, obs_shape: tuple[int, ...], n_actions: int, reset_info: dict) -> None:
+        """Raise ConfigError if `cfg` cannot run on this environment (spaces and `reset_info`, the
+        info of a first reset). Called before the run directory is touched, so that bad input
+        never leaves a half-made run or removes an old one."""
+        if cfg.eval.success_threshold is not None and "success" not in reset_info:
+            raise ConfigError(f"eval.success_threshold needs an environment that reports info['success'] "
+                              f"(such as dqnlab/CartPoleTarget-v0); {cfg.env.id} does not")
 
     # -- what an algorithm provides ---------------------------------------------------------------
     def advance(self) -> None:

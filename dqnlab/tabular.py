@@ -67,13 +67,17 @@ class QTable(nn.Module):
 class TabularLoop(TrainLoop):
     algo = "tabular"
 
-    def __init__(self, cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress):
-        super().__init__(cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress)
+    @classmethod
+    def check_fits(cls, cfg, obs_shape, n_actions, reset_info) -> None:
+        super().check_fits(cfg, obs_shape, n_actions, reset_info)
         if max(cfg.tabular.dims) >= obs_shape[0]:
             from dqnlab.errors import ConfigError
 
             raise ConfigError(f"tabular.dims {cfg.tabular.dims} do not fit {cfg.env.id}'s "
                               f"{obs_shape[0]}-dimensional observations")
+
+    def __init__(self, cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress):
+        super().__init__(cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress)
         self.qtable = QTable(cfg.tabular, n_actions)
         self.table = self.qtable.table.numpy()  # shares memory with the module's buffer
         self.explore_rng = np.random.default_rng(self.seeds.explore)

@@ -60,6 +60,8 @@ def train(
     envs = make_vec_env(cfg.env, cfg.env.num_envs)
     obs_shape, n_actions = check_spaces(envs, cfg.env.id)
     threshold = reward_threshold(cfg.env.id, cfg.eval.threshold)
+    _, reset_info = envs.reset(seed=cfg.seed)  # the loop resets again with its own seed
+    loop_class(cfg.algo).check_fits(cfg, obs_shape, n_actions, reset_info)
     checkpoint = None
     if resume:
         ckpt_path = run_path / CHECKPOINT_FILE

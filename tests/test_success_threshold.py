@@ -183,3 +183,21 @@ def test_report_rows_show_task_success_only_for_tasks_that_report_it():
     rows = dict(summary_rows({"threshold": 450.0, "success_rate": 0.97, "success_threshold": 0.95}))
     assert rows["task success"].startswith("97%") and "95%" in rows["task success"]
     assert "task success" not in dict(summary_rows({"threshold": 475.0}))
+
+
+@pytest.mark.parametrize("fields", [
+    {"eval.success_threshold": 0.9},  # CartPole reports no success
+    {"algo": "baseline", "baseline.controller": "target_lqr"},  # no target in CartPole's observation
+    {"algo": "tabular", "tabular.dims": [0, 7], "tabular.bins": [2, 2], "tabular.low": [-1, -1],
+     "tabular.high": [1, 1]},  # beyond the observation
+])
+def test_a_config_that_does_not_fit_the_env_touches_no_run_directory(tmp_path, tiny, fields):
+    old = tmp_path / "old"
+    dqnlab.train(tiny(**{"algo": "baseline", "baseline.controller": "lqr"}), old, progress=False)
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    with pytest.raises(ConfigError):
+        dqnlab.train(tiny(**fields), old, overwrite=True, progress=False)
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before  # --overwrite removed nothing
+    with pytest.raises(ConfigError):
+        dqnlab.train(tiny(**fields), tmp_path / "new", progress=False)
+    assert not (tmp_path / "new").exists()
