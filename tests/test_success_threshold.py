@@ -155,6 +155,13 @@ def test_eval_env_judges_the_policy_on_the_clean_environment(tmp_path, tiny):
     assert noisy["longest_train_episode"] == clean["longest_train_episode"] < 200
 
 
+def test_an_eval_env_that_cannot_be_built_fails_before_the_run_starts(tmp_path, tiny):
+    cfg = tiny(**{"env.id": "Acrobot-v1", "eval.env": {"force_noise": 0.1}})  # CartPole-only noise
+    with pytest.raises(ConfigError, match="force_noise"):
+        dqnlab.train(cfg, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
 def test_eval_env_merges_into_the_env_section():
     cfg = dqnlab.build_config("robust", **{"eval.env": {"obs_noise": 0.0, "randomize": {}}})
     ev = cfg.eval_env()
