@@ -26,6 +26,15 @@ _S3C: dict[str, Any] = {
     "eval": {"every_steps": 5000, "episodes": 20, "early_stop": False, "deliver": "last", "stop_train_return": 400},
 }
 
+# S1 and S4 both come from PyTorch's DQN tutorial of the time and share its learning settings.
+_PYTORCH_TUTORIAL: dict[str, Any] = {
+    "dqn": {"gamma": 0.999, "optimizer": "rmsprop", "lr": 1e-2, "batch_size": 128, "buffer_size": 10_000,
+            "learning_starts": 128, "train_freq": 1, "gradient_steps": 1, "target_update_every": 10,
+            "target_update_unit": "episodes", "n_step": 1, "double": False, "max_grad_norm": None,
+            "clip_grad_value": 1.0},
+    "explore": {"schedule": "exponential", "start": 0.9, "end": 0.05, "decay_steps": 200},
+}
+
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "default": (
         "Double DQN for CartPole-v1 tuned for reliability first, then speed: 128-128 MLP, 3-step "
@@ -119,11 +128,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         {
             "env": {"id": "CartPole-v0", "num_envs": 1, "max_episode_steps": 10_000},
             "network": {"hidden": [256, 128], "batch_norm": True},
-            "dqn": {"gamma": 0.999, "optimizer": "rmsprop", "lr": 1e-2, "batch_size": 128, "buffer_size": 10_000,
-                    "learning_starts": 128, "train_freq": 1, "gradient_steps": 1, "target_update_every": 10,
-                    "target_update_unit": "episodes", "n_step": 1, "double": False, "max_grad_norm": None,
-                    "clip_grad_value": 1.0},
-            "explore": {"schedule": "exponential", "start": 0.9, "end": 0.05, "decay_steps": 200},
+            **_PYTORCH_TUTORIAL,
             "total_steps": 50_000,
             "total_episodes": 3000,
             "eval": {"every_steps": 10_000, "episodes": 10, "early_stop": False, "deliver": "longest_episode"},
@@ -141,11 +146,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                     "pixels": {"mode": "tutorial", "height": 40, "width": 90, "color": True, "frames": 2,
                                "input": "difference"}},
             "network": {"conv": [[16, 5, 2], [32, 5, 2], [32, 5, 2]], "hidden": [], "batch_norm": True},
-            "dqn": {"gamma": 0.999, "optimizer": "rmsprop", "lr": 1e-2, "batch_size": 128, "buffer_size": 10_000,
-                    "learning_starts": 128, "train_freq": 1, "gradient_steps": 1, "target_update_every": 10,
-                    "target_update_unit": "episodes", "n_step": 1, "double": False, "max_grad_norm": None,
-                    "clip_grad_value": 1.0},
-            "explore": {"schedule": "exponential", "start": 0.9, "end": 0.05, "decay_steps": 200},
+            **_PYTORCH_TUTORIAL,
             "total_steps": 100_000,
             "total_episodes": 50,
             "eval": {"every_steps": 5000, "episodes": 10, "early_stop": False, "deliver": "last"},
