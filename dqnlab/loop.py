@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from dqnlab.config import RunConfig
-from dqnlab.envs import capture_env_state, env_spec, restore_env_state
+from dqnlab.envs import capture_env_state, check_spaces, env_spec, make_vec_env, restore_env_state
 from dqnlab.errors import ConfigError, DqnlabError
 from dqnlab.evaluation import EvalResult, Evaluator, solves
 from dqnlab.fileio import atomic_torch_save, atomic_write_json
@@ -164,6 +164,14 @@ class TrainLoop:
         if cfg.eval.success_threshold is not None and "success" not in reset_info:
             raise ConfigError(f"eval.success_threshold needs an environment that reports info['success'] "
                               f"(such as dqnlab/CartPoleTarget-v0); {cfg.env.id} does not")
+        if cfg.eval.env:  # evaluations build their environments later, mid-run: try one now
+            probe = make_vec_env(cfg.eval_env(), 1)
+            try:
+                if check_spaces(probe, cfg.env.id) != (obs_shape, n_actions):
+                    raise ConfigError("eval.env changes the observation or action space; evaluations must "
+                                      "see what training sees")
+            finally:
+                probe.close()
 
     # -- what an algorithm provides ---------------------------------------------------------------
     def advance(self) -> None:

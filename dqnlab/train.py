@@ -11,7 +11,7 @@ import torch
 
 from dqnlab.config import RunConfig, config_to_yaml, validate_config
 from dqnlab.envs import check_spaces, make_vec_env, reward_threshold
-from dqnlab.errors import ConfigError, DqnlabError
+from dqnlab.errors import DqnlabError
 from dqnlab.fileio import atomic_write_text, safe_torch_load
 from dqnlab.loop import CHECKPOINT_FORMAT, TrainingInterrupted, TrainLoop, TrainResult  # noqa: F401 (re-exported)
 from dqnlab.rundir import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, default_run_dir, is_run_dir, prepare_new_run_dir
@@ -62,14 +62,6 @@ def train(
     threshold = reward_threshold(cfg.env.id, cfg.eval.threshold)
     _, reset_info = envs.reset(seed=cfg.seed)  # the loop resets again with its own seed
     loop_class(cfg.algo).check_fits(cfg, obs_shape, n_actions, reset_info)
-    if cfg.eval.env:  # evaluations build their environments later, mid-run: try one now
-        probe = make_vec_env(cfg.eval_env(), 1)
-        try:
-            if check_spaces(probe, cfg.env.id) != (obs_shape, n_actions):
-                raise ConfigError("eval.env changes the observation or action space; evaluations must "
-                                  "see what training sees")
-        finally:
-            probe.close()
     checkpoint = None
     if resume:
         ckpt_path = run_path / CHECKPOINT_FILE
