@@ -18,6 +18,13 @@ class _Parser(argparse.ArgumentParser):
         raise DqnlabError(f"{message} (see '{self.prog} --help')", exit_code=2)
 
 
+def path_text(text: str) -> str:
+    """A path on the command line: an empty one (which would quietly mean the current folder) is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -83,25 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train an agent and write a run directory")
     t.add_argument("--preset", help="start from this preset (see 'dqnlab presets'; default: 'default')")
-    t.add_argument("--config", metavar="FILE.yaml", help="YAML config (applied over the preset)")
+    t.add_argument("--config", metavar="FILE.yaml", type=path_text, help="YAML config (applied over the preset)")
     t.add_argument("--env", help="Gymnasium environment id (sets env.id)")
     t.add_argument("--seed", type=_seed, help="random seed (default 0)")
     t.add_argument("--seeds", metavar="RANGE", help="train one run per seed, e.g. 0-19 or 0,3,5, in parallel; "
                    "writes RUN_DIR/seed-K and an aggregate seeds_summary.json")
     t.add_argument("--workers", type=_positive_int, metavar="N", help="parallel runs with --seeds (default: cores)")
     _add_backend_options(t, "with --seeds: ")
-    t.add_argument("--run-dir", metavar="DIR", help="where to write the run (default: a new folder under runs/)")
+    t.add_argument("--run-dir", metavar="DIR", type=path_text, help="where to write the run (default: a new folder under runs/)")
     t.add_argument("--total-steps", type=_positive_int, metavar="N", help="budget of environment steps")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set dqn.lr=1e-3 (repeatable)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+    t.add_argument("--resume", metavar="RUN_DIR", type=path_text, help="continue the run in RUN_DIR from its checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard event files into RUN_DIR/tensorboard (needs dqnlab[tensorboard])")
 
     e = sub.add_parser("evaluate", help="evaluate a delivered policy greedily")
-    e.add_argument("path", metavar="RUN_DIR_OR_POLICY_FILE")
+    e.add_argument("path", type=path_text, metavar="RUN_DIR_OR_POLICY_FILE")
     e.add_argument("--episodes", type=_positive_int, default=100, help="episodes to run (default 100)")
     e.add_argument("--seed", type=_seed, default=0, help="seed of the evaluation episodes (default 0)")
     e.add_argument("--env", help="evaluate on this environment id instead of the training one")
@@ -118,9 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     c = sub.add_parser("compare", help="train presets or configs on the same seeds; write a table and curves")
-    c.add_argument("entries", nargs="+", metavar="PRESET_OR_CONFIG", help="preset names or YAML config files")
+    c.add_argument("entries", nargs="+", type=path_text, metavar="PRESET_OR_CONFIG", help="preset names or YAML config files")
     c.add_argument("--seeds", default="0-9", metavar="RANGE", help="seeds for every entry (default 0-9)")
-    c.add_argument("--out", metavar="DIR", help="output folder (default runs/compare-ENTRIES-sSEEDS); "
+    c.add_argument("--out", type=path_text, metavar="DIR", help="output folder (default runs/compare-ENTRIES-sSEEDS); "
                    "running the same command again skips finished runs")
     c.add_argument("--workers", type=_positive_int, metavar="N", help="parallel runs (default: cores)")
     _add_backend_options(c)
@@ -129,12 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quiet", action="store_true", help="no line per finished run")
 
     w = sub.add_parser("sweep", help="Optuna hyperparameter search, each trial scored on several seeds")
-    w.add_argument("space", metavar="SEARCH_SPACE.yaml", help="base config, fixed overrides and sampled parameters")
+    w.add_argument("space", type=path_text, metavar="SEARCH_SPACE.yaml", help="base config, fixed overrides and sampled parameters")
     w.add_argument("--trials", type=_positive_int, required=True, metavar="N",
                    help="trials the study should hold; the same command again continues the study")
     w.add_argument("--seeds", type=_positive_int, default=3, metavar="K",
                    help="seeds 0..K-1 per trial; score: IQM of steps to the threshold (default 3)")
-    w.add_argument("--out", metavar="DIR", help="output folder (default runs/sweep-SPACE): trial-N/seed-K runs, "
+    w.add_argument("--out", type=path_text, metavar="DIR", help="output folder (default runs/sweep-SPACE): trial-N/seed-K runs, "
                    "study.db, trials.csv, best.yaml")
     w.add_argument("--storage", metavar="URL", help="Optuna storage URL shared by several machines, e.g. "
                    "postgresql://user:pass@host/db (default: sqlite:///DIR/study.db)")

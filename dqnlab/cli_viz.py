@@ -44,23 +44,23 @@ def _width(text: str) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     """Add plot, play, report and tensorboard to `sub`; return HANDLERS."""
-    from dqnlab.cli import _positive_int, _seed
+    from dqnlab.cli import _positive_int, _seed, path_text
 
     p = sub.add_parser("plot", help="draw learning curves of one run, or of several (e.g. seeds) with a band")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--out", metavar="PATH.png", help="where to write the PNG (default: RUN_DIR/curves.png; for "
+    p.add_argument("run_dirs", nargs="+", type=path_text, metavar="RUN_DIR")
+    p.add_argument("--out", type=path_text, metavar="PATH.png", help="where to write the PNG (default: RUN_DIR/curves.png; for "
                    "several runs, curves.png in the folder that holds them)")
     p.add_argument("--band", choices=("ci95", "minmax"), default="ci95",
                    help="band across several runs: 95%% bootstrap interval of the mean (default) or min-max")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
     v = sub.add_parser("play", help="watch the delivered policy: write a GIF or MP4, or show a window")
-    v.add_argument("path", metavar="RUN_DIR", help="a run directory (or a policy file, with --gif, --mp4 or --human)")
+    v.add_argument("path", type=path_text, metavar="RUN_DIR", help="a run directory (or a policy file, with --gif, --mp4 or --human)")
     v.add_argument("--episodes", type=_positive_int, default=1, help="episodes to play (default 1)")
     v.add_argument("--seed", type=_seed, default=0, help="episode i is reset with seed + i (default 0)")
     out = v.add_mutually_exclusive_group()
-    out.add_argument("--gif", metavar="PATH", help="write a GIF (default: RUN_DIR/episode.gif)")
-    out.add_argument("--mp4", metavar="PATH", help='write an MP4 (needs pip install "dqnlab[video]")')
+    out.add_argument("--gif", type=path_text, metavar="PATH", help="write a GIF (default: RUN_DIR/episode.gif)")
+    out.add_argument("--mp4", type=path_text, metavar="PATH", help='write an MP4 (needs pip install "dqnlab[video]")')
     out.add_argument("--human", action="store_true", help="show the episodes in a window (needs a display)")
     v.add_argument("--fps", type=_positive_float, metavar="N",
                    help="playback speed in env steps per second (default: the environment's, 50 for CartPole)")
@@ -71,13 +71,13 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     v.add_argument("--overwrite", action="store_true", help="replace an existing --gif or --mp4 file")
 
     r = sub.add_parser("report", help="write curves.png, episode.gif and a self-contained report.html into a run")
-    r.add_argument("run_dir", metavar="RUN_DIR")
+    r.add_argument("run_dir", type=path_text, metavar="RUN_DIR")
     r.add_argument("--no-gif", action="store_true", help="no episode animation (faster)")
     r.add_argument("--seed", type=_seed, default=0, help="seed of the animated episode (default 0)")
 
     t = sub.add_parser("tensorboard", help="export metrics to TensorBoard event files (needs dqnlab[tensorboard])")
-    t.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    t.add_argument("--logdir", metavar="DIR", help="write to DIR/<run name> (default: RUN_DIR/tensorboard)")
+    t.add_argument("run_dirs", nargs="+", type=path_text, metavar="RUN_DIR")
+    t.add_argument("--logdir", type=path_text, metavar="DIR", help="write to DIR/<run name> (default: RUN_DIR/tensorboard)")
     t.add_argument("--overwrite", action="store_true", help="replace event files already in --logdir")
     return HANDLERS
 

@@ -13,6 +13,7 @@ run directory left by a different config is refused.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from dqnlab.config import RunConfig, build_config, validate_config
 from dqnlab.errors import ConfigError
 from dqnlab.fileio import atomic_write_json, atomic_write_text
 from dqnlab.presets import PRESETS
-from dqnlab.rundir import run_state
+from dqnlab.rundir import open_output_folder, run_state
 from dqnlab.stats import summarize
 
 COMPARE_JSON = "compare.json"
@@ -42,7 +43,7 @@ def resolve_entries(entries: Sequence[str], overrides: list[str] | None = None) 
         if entry in PRESETS:
             label, cfg = entry, build_config(entry, overrides=overrides)
         elif path.suffix in (".yaml", ".yml") or path.exists():
-            label, cfg = path.stem, build_config(config_file=path, overrides=overrides)
+            label, cfg = entry_label(path), build_config(config_file=path, overrides=overrides)
         else:
             build_config(entry)  # raises the unknown-preset error with its hint
             raise AssertionError("unreachable")
@@ -50,6 +51,14 @@ def resolve_entries(entries: Sequence[str], overrides: list[str] | None = None) 
             raise ConfigError(f"compare: '{entry}' is given twice (labels must differ)")
         out.append((label, cfg))
     return out
+
+
+def entry_label(path: Path) -> str:
+    """The label (and folder name under --out) of a config file: its stem, with anything but
+    letters, digits, '-', '_', '+' and inner dots replaced, so that no label can name a path
+    outside --out (a file called '...yaml' has the stem '..')."""
+    label = re.sub(r"[^A-Za-z0-9_+.-]", "_", path.stem).lstrip(".")
+    return label[:100] or "config"
 
 
 def solve_point(run_dir: Path, summary: dict[str, Any]) -> tuple[int | None, float | None]:
@@ -76,11 +85,21 @@ def compare(configs: list[tuple[str, RunConfig]], seeds: list[int], out: str | P
     """Train every (label, config) on every seed (all runs share one pool of `workers`, or one Ray
     cluster: see dqnlab.fanout), skipping runs already finished in `out`; write compare.json,
     compare.md and curves.png; return the comparison."""
-    from dqnlab.fanout import RunJob, check_backend, run_jobs
+    from dqnlab.fanout import check_backend
 
     check_backend(backend, ray_address)  # before the output folder is created
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    lock = open_output_folder(out, "compare")  # ours (marked) or new, and one comparison at a time
+    try:
+        return _compare(configs, seeds, Path(out), workers, on_result, backend, ray_address)
+    finally:
+        lock.release()
+
+
+def _compare(configs: list[tuple[str, RunConfig]], seeds: list[int], root: Path, workers: int | None,
+             on_result: Callable[[str, dict[str, Any]], None] | None, backend: str,
+             ray_address: str | None) -> dict[str, Any]:
+    from dqnlab.fanout import RunJob, run_jobs
+
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     jobs = []
     for label, cfg in configs:

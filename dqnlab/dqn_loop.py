@@ -10,7 +10,7 @@ from torch import nn
 
 from dqnlab.dqn import DQNLearner
 from dqnlab.loop import TrainLoop
-from dqnlab.networks import seeded_q_network
+from dqnlab.networks import q_network_parameters, seeded_q_network
 from dqnlab.nstep import NStepCollector
 from dqnlab.prioritized import PrioritizedReplayBuffer, beta_at
 from dqnlab.replay import ReplayBuffer
@@ -37,6 +37,22 @@ class DQNLoop(TrainLoop):
         self.gammas = np.full(cfg.env.num_envs, cfg.dqn.gamma, dtype=np.float32)
         self.nstep = self._new_nstep()
         self.since_update = 0
+
+    @classmethod
+    def memory_estimate(cls, cfg, obs_shape, n_actions) -> dict[str, float]:
+        obs_bytes = float(np.prod(obs_shape)) * (1 if cfg.env.pixels.enabled else 4)
+        slot = 2 * obs_bytes + 8 + 4 + 4 + 4  # obs, next_obs, action, reward, terminated, discount
+        replay = cfg.dqn.buffer_size * slot
+        if cfg.dqn.prioritized:
+            replay += 2 * 2 * cfg.dqn.buffer_size * 8  # the sum tree: about 2 leaves' worth of float64 nodes
+        params = q_network_parameters(cfg.network, obs_shape, n_actions)
+        return {
+            "replay buffer": replay,
+            # torch.save serialises the whole buffer in memory before the atomic write
+            "replay buffer copy while checkpointing": replay,
+            # online, target, gradients, two Adam moments, the best network kept
+            "Q-networks and optimizer": 6.0 * 4 * params,
+        }
 
     def _new_nstep(self) -> NStepCollector | None:
         d = self.cfg.dqn

@@ -173,6 +173,12 @@ class TrainLoop:
             finally:
                 probe.close()
 
+    @classmethod
+    def memory_estimate(cls, cfg: RunConfig, obs_shape: tuple[int, ...], n_actions: int) -> dict[str, float]:
+        """Bytes of the run's largest allocations, by what needs them (checked against the free
+        memory before anything is written; see dqnlab.resources). Algorithms add their own."""
+        return {}
+
     # -- what an algorithm provides ---------------------------------------------------------------
     def advance(self) -> None:
         """Act and learn for at least one environment step (through ``env_step``)."""
@@ -271,11 +277,20 @@ class TrainLoop:
             self.next_eval += period
         return True
 
+    def start(self) -> None:
+        """Write the step-0 checkpoint of a new run, so that a run killed at any moment can be
+        resumed (and a disk too small for a checkpoint fails now, before training)."""
+        if self.env_steps == 0:
+            self._checkpoint()
+
+    def relocate(self, run_dir: Path) -> None:
+        """The run directory was moved (a new run is built beside its final place, then moved
+        there): write there from now on. The metrics file stays open across the move."""
+        self.run_dir = run_dir
+
     def run(self) -> TrainResult:
         cfg = self.cfg
         prog = Progress(cfg.total_steps, self.env_steps, enabled=self.show_progress)
-        if self.env_steps == 0:
-            self._checkpoint()  # so that a run killed at any moment can be resumed
         with _SignalGuard() as guard:
             try:
                 # A budget is not a stop rule: a resume with a larger budget goes on.

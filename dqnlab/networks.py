@@ -53,6 +53,25 @@ def build_q_network(cfg: NetworkConfig, obs_dim: int, n_actions: int) -> nn.Sequ
     return nn.Sequential(*layers)
 
 
+def q_network_parameters(cfg: NetworkConfig, obs_shape: tuple[int, ...], n_actions: int) -> int:
+    """The number of parameters `cfg` gives a Q-network (an MLP, or for frame stacks of shape
+    (C, H, W) the convolutions before it), computed without building it: memory estimates use
+    it before anything is allocated."""
+    from dqnlab.resources import mlp_parameters
+
+    width, convs = obs_shape[0], 0
+    if len(obs_shape) == 3:
+        channels = obs_shape[0]
+        for out, kernel, _ in cfg.conv:
+            convs += channels * out * kernel * kernel + out
+            channels = out
+        h, w = conv_output_hw(obs_shape[1], obs_shape[2], cfg.conv)
+        width = channels * h * w
+    head = n_actions + 1 if cfg.dueling else n_actions
+    norm = 2 * sum(cfg.hidden) if cfg.batch_norm else 0
+    return convs + mlp_parameters([width, *cfg.hidden, head]) + norm
+
+
 DIFFERENCE_GAIN = 5.0
 """Scale of the frame difference beside the last frame (input `last_and_difference`): a step moves
 the pole by a fraction of a pixel, so differences are small; scaled up, a probe regressing the

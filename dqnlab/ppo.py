@@ -82,6 +82,17 @@ def build_actor_critic(network: NetworkConfig, ppo: PPOConfig, obs_dim: int, n_a
 class PPOLoop(TrainLoop):
     algo = "ppo"
 
+    @classmethod
+    def memory_estimate(cls, cfg, obs_shape, n_actions) -> dict[str, float]:
+        from dqnlab.resources import mlp_parameters
+
+        p, obs_dim = cfg.ppo, int(np.prod(obs_shape))
+        critic = p.critic_hidden if p.critic_hidden is not None else cfg.network.hidden
+        params = mlp_parameters([obs_dim, *cfg.network.hidden, n_actions]) + mlp_parameters([obs_dim, *critic, 1])
+        samples = float(p.n_steps) * cfg.env.num_envs
+        return {"rollout": samples * (2 * 4 * obs_dim + 8 + 4 * 5 + 1) * 3,  # the arrays, their tensors, a copy
+                "actor, critic and optimizers": 6.0 * 4 * params}
+
     def __init__(self, cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress):
         super().__init__(cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress)
         p = cfg.ppo

@@ -11,6 +11,7 @@ from dqnlab.config import RunConfig
 from dqnlab.errors import ConfigError, DqnlabError
 from dqnlab.fanout import RunJob, check_backend, default_workers, run_jobs  # noqa: F401 (run_jobs: re-exported)
 from dqnlab.fileio import atomic_write_json
+from dqnlab.rundir import check_path_text, open_output_folder
 from dqnlab.stats import summarize
 
 SEEDS_SUMMARY_FILE = "seeds_summary.json"
@@ -41,10 +42,18 @@ def run_seeds(cfg: RunConfig, seeds: list[int], root: str | Path, workers: int |
     """Train `cfg` once per seed into root/seed-<k> (in parallel, on `backend`: see dqnlab.fanout),
     then write and return the aggregate summary (root/seeds_summary.json)."""
     check_backend(backend, ray_address)  # before the output folder is created
-    root = Path(root)
+    root = check_path_text(root)
     if root.exists() and any(root.iterdir()):
         raise DqnlabError(f"output directory {root} already exists; choose a new --run-dir")
-    root.mkdir(parents=True, exist_ok=True)
+    lock = open_output_folder(root, "seeds", "--run-dir")
+    try:
+        return _run_seeds(cfg, seeds, root, workers, on_result, backend, ray_address)
+    finally:
+        lock.release()
+
+
+def _run_seeds(cfg: RunConfig, seeds: list[int], root: Path, workers: int | None, on_result, backend: str,
+               ray_address: str | None) -> dict[str, Any]:
     jobs = [RunJob(s, {**cfg.to_dict(), "seed": s}, str(root / f"seed-{s}")) for s in seeds]
     by_seed: dict[int, dict[str, Any]] = {}
 

@@ -54,7 +54,7 @@ from dqnlab.config import RunConfig, build_config, config_to_yaml, load_yaml_fil
 from dqnlab.errors import ConfigError, DqnlabError
 from dqnlab.fanout import RunJob, backend_session, check_backend, default_workers, run_jobs
 from dqnlab.fileio import atomic_write_text
-from dqnlab.rundir import run_state
+from dqnlab.rundir import open_output_folder, run_state
 from dqnlab.stats import iqm
 
 STUDY_DB = "study.db"
@@ -347,9 +347,20 @@ def sweep(space: SearchSpace, trials: int, n_seeds: int, out: str | Path, *, sto
     if trials < 1 or n_seeds < 1:
         raise ConfigError("--trials and --seeds must be at least 1")
     root = Path(out)
-    if root.exists() and not root.is_dir():
-        raise DqnlabError(f"--out {root} exists and is not a directory")
-    root.mkdir(parents=True, exist_ok=True)
+    # Sweeps that share one study through --storage (several machines) share the folder too,
+    # each writing its own trials' runs (every run directory has its own lock); with the
+    # folder's own study.db it has one writer.
+    lock = open_output_folder(root, "sweep", shared=storage is not None)
+    try:
+        return _sweep(optuna, space, trials, n_seeds, root, storage, study_name, workers, backend, ray_address,
+                      sampler_seed, on_event)
+    finally:
+        lock.release()
+
+
+def _sweep(optuna, space: SearchSpace, trials: int, n_seeds: int, root: Path, storage: str | None,
+           study_name: str | None, workers: int | None, backend: str, ray_address: str | None, sampler_seed: int,
+           on_event: Callable[[str], None] | None) -> SweepResult:
     storage = storage or f"sqlite:///{(root / STUDY_DB).resolve()}"
     name = study_name or DEFAULT_STUDY_NAME
     say = on_event or (lambda _msg: None)

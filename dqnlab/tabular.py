@@ -76,6 +76,12 @@ class TabularLoop(TrainLoop):
             raise ConfigError(f"tabular.dims {cfg.tabular.dims} do not fit {cfg.env.id}'s "
                               f"{obs_shape[0]}-dimensional observations")
 
+    @classmethod
+    def memory_estimate(cls, cfg, obs_shape, n_actions) -> dict[str, float]:
+        cells = float(np.prod([float(b) for b in cfg.tabular.bins]))
+        # the table, the best one kept, and a serialised copy at each checkpoint
+        return {"Q-table": 3 * 8 * cells * n_actions}
+
     def __init__(self, cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress):
         super().__init__(cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress)
         self.qtable = QTable(cfg.tabular, n_actions)

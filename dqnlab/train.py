@@ -1,11 +1,13 @@
-"""Training entry point: resolve the config, prepare (or resume) the run directory, run the
-algorithm's loop (``dqnlab.loop.TrainLoop`` subclasses), write plots and report."""
+"""Training entry point: resolve the config, check it against the environment and the machine,
+build the run beside its final place (or lock the run to resume), run the algorithm's loop
+(``dqnlab.loop.TrainLoop`` subclasses), write plots and report."""
 
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -14,7 +16,9 @@ from dqnlab.envs import check_spaces, make_vec_env, reward_threshold
 from dqnlab.errors import DqnlabError
 from dqnlab.fileio import atomic_write_text, safe_torch_load
 from dqnlab.loop import CHECKPOINT_FORMAT, TrainingInterrupted, TrainLoop, TrainResult  # noqa: F401 (re-exported)
-from dqnlab.rundir import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, default_run_dir, is_run_dir, prepare_new_run_dir
+from dqnlab.resources import check_fits_machine
+from dqnlab.rundir import (CHECKPOINT_FILE, CONFIG_FILE, MARKER_FILE, METRICS_FILE, FolderLock, NewRunDir,
+                           check_path_text, default_run_dir, is_run_dir, write_marker)
 
 
 def train(
@@ -31,57 +35,156 @@ def train(
     `config` is a RunConfig, a dict in its shape, or None for the default preset. With
     `resume=True`, `run_dir` must hold a run; its config is used (`total_steps` may raise the
     budget) and training continues from checkpoint.pt exactly where it stopped.
+
+    The run directory has one writer: it is locked (an OS file lock, released when the process
+    ends however it ends) from start to finish, and a second writer is refused.
     """
     t_start = time.perf_counter()
     if resume:
         if run_dir is None:
             raise DqnlabError("resume needs the run directory")
-        run_path = Path(run_dir)
-        if not is_run_dir(run_path):
-            raise DqnlabError(f"cannot resume {run_path}: it holds no dqnlab run ({CONFIG_FILE} missing)")
+        return _resume(check_path_text(run_dir, "the run directory"), total_steps, progress, t_start)
+    if isinstance(config, RunConfig):
+        cfg = config
+    else:
+        from dqnlab.config import build_config
+
+        cfg = build_config() if config is None else validate_config(config)
+    if total_steps is not None:
+        cfg = validate_config({**cfg.to_dict(), "total_steps": total_steps})
+    run_path = check_path_text(run_dir) if run_dir is not None else default_run_dir(cfg.preset, cfg.env.id,
+                                                                                       str(cfg.seed))
+    new = NewRunDir.plan(run_path, overwrite)  # refusals first: nothing is written yet
+    loop = None
+    try:
+        envs, obs_shape, n_actions, threshold = _prepare(cfg)
+        try:
+            staging = new.stage()
+            atomic_write_text(staging / CONFIG_FILE, config_to_yaml(cfg))
+            loop = _new_loop(cfg, staging, envs, obs_shape, n_actions, threshold, t_start, progress)
+            loop.start()  # the step-0 checkpoint: a disk too small for it fails here, before the swap
+            loop.relocate(new.commit())
+        except BaseException:
+            if loop is not None:
+                loop.close()
+            else:
+                envs.close()
+            raise
+    except BaseException:
+        new.abandon()  # the old run (if any) is untouched; the staged files are removed
+        raise
+    try:
+        return _run_and_finish(loop, cfg)
+    finally:
+        new.abandon()  # after commit: only releases this writer's lock
+
+
+def _resume(run_path: Path, total_steps: int | None, progress: bool, t_start: float) -> TrainResult:
+    if not is_run_dir(run_path):
+        raise DqnlabError(f"cannot resume {run_path}: it holds no dqnlab run ({MARKER_FILE} marker missing)")
+    lock = FolderLock(run_path).acquire()
+    loop = None
+    try:
         from dqnlab.config import load_yaml_file
 
         cfg = validate_config(load_yaml_file(run_path / CONFIG_FILE))
         if total_steps is not None:
             cfg = validate_config({**cfg.to_dict(), "total_steps": total_steps})
-    else:
-        if isinstance(config, RunConfig):
-            cfg = config
-        else:
-            from dqnlab.config import build_config
+        envs, obs_shape, n_actions, threshold = _prepare(cfg)
+        try:
+            checkpoint = _load_checkpoint(run_path, cfg)
+            if not (run_path / MARKER_FILE).exists():
+                write_marker(run_path, "run")  # a run begun by dqnlab 0.1.0 is marked as ours from now on
+            if checkpoint is None:
+                # Stopped before its first checkpoint (written at step 0): nothing was learned yet,
+                # so starting over reproduces the run exactly.
+                (run_path / METRICS_FILE).unlink(missing_ok=True)
+            if total_steps is not None:
+                atomic_write_text(run_path / CONFIG_FILE, config_to_yaml(cfg))
+            loop = _new_loop(cfg, run_path, envs, obs_shape, n_actions, threshold, t_start, progress)
+            if checkpoint is not None:
+                loop.load_checkpoint(checkpoint)
+            loop.start()
+        except BaseException:
+            if loop is not None:
+                loop.close()
+            else:
+                envs.close()
+            raise
+        return _run_and_finish(loop, cfg)
+    finally:
+        lock.release()
 
-            cfg = build_config() if config is None else validate_config(config)
-        if total_steps is not None:
-            cfg = validate_config({**cfg.to_dict(), "total_steps": total_steps})
-        run_path = Path(run_dir) if run_dir is not None else default_run_dir(cfg.preset, cfg.env.id, str(cfg.seed))
 
+def _prepare(cfg: RunConfig) -> tuple[Any, tuple[int, ...], int, float | None]:
+    """Everything that can fail on bad input, before anything is written: the environment, the
+    algorithm's fit to its spaces, the threads and the estimated memory. Returns the training
+    environments (seeded), their observation shape, action count and the solve threshold."""
     torch.set_num_threads(cfg.torch_threads)
-    # Everything that can fail on bad input happens before anything is written.
     envs = make_vec_env(cfg.env, cfg.env.num_envs)
-    obs_shape, n_actions = check_spaces(envs, cfg.env.id)
-    threshold = reward_threshold(cfg.env.id, cfg.eval.threshold)
-    _, reset_info = envs.reset(seed=cfg.seed)  # the loop resets again with its own seed
-    loop_class(cfg.algo).check_fits(cfg, obs_shape, n_actions, reset_info)
-    checkpoint = None
-    if resume:
-        ckpt_path = run_path / CHECKPOINT_FILE
-        if ckpt_path.exists():
-            checkpoint = safe_torch_load(ckpt_path, "checkpoint")
-            if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-                raise DqnlabError(f"{ckpt_path} is not a dqnlab checkpoint", exit_code=1)
-        else:
-            # Stopped before its first checkpoint (written at step 0): nothing was learned yet,
-            # so starting over reproduces the run exactly.
-            (run_path / METRICS_FILE).unlink(missing_ok=True)
-        if total_steps is not None:
-            atomic_write_text(run_path / CONFIG_FILE, config_to_yaml(cfg))
-    else:
-        run_path = prepare_new_run_dir(run_path, overwrite)
-        atomic_write_text(run_path / CONFIG_FILE, config_to_yaml(cfg))
+    try:
+        obs_shape, n_actions = check_spaces(envs, cfg.env.id)
+        threshold = reward_threshold(cfg.env.id, cfg.eval.threshold)
+        _, reset_info = envs.reset(seed=cfg.seed)  # the loop resets again with its own seed
+        loop_cls = loop_class(cfg.algo)
+        loop_cls.check_fits(cfg, obs_shape, n_actions, reset_info)
+        check_fits_machine(cfg.torch_threads, loop_cls.memory_estimate(cfg, obs_shape, n_actions))
+    except BaseException:
+        envs.close()
+        raise
+    return envs, obs_shape, n_actions, threshold
 
-    loop = loop_class(cfg.algo)(cfg, run_path, envs, obs_shape, n_actions, threshold, t_start, progress)
-    if checkpoint is not None:
-        loop.load_checkpoint(checkpoint)
+
+def _new_loop(cfg: RunConfig, run_dir: Path, envs, obs_shape, n_actions, threshold, t_start, progress) -> TrainLoop:
+    try:
+        return loop_class(cfg.algo)(cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress)
+    except MemoryError:
+        raise DqnlabError("not enough memory for this config (replay buffer, networks or table); reduce it",
+                          exit_code=1) from None
+    except RuntimeError as exc:  # torch's "can't allocate memory" and the like
+        if "alloc" not in str(exc).lower():
+            raise
+        raise DqnlabError("not enough memory for this config (replay buffer, networks or table); reduce it",
+                          exit_code=1) from None
+
+
+def _load_checkpoint(run_path: Path, cfg: RunConfig) -> dict | None:
+    """The run's checkpoint, refused unless it is a dqnlab checkpoint of this very config (apart
+    from the budget, which --total-steps may raise): a checkpoint from another run, or a
+    config.yaml edited since, would resume into something that is not the run it claims to be."""
+    ckpt_path = run_path / CHECKPOINT_FILE
+    if not ckpt_path.exists():
+        return None
+    checkpoint = safe_torch_load(ckpt_path, "checkpoint")
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise DqnlabError(f"{ckpt_path} is not a dqnlab checkpoint", exit_code=1)
+    try:
+        saved = validate_config(checkpoint.get("config"))
+    except DqnlabError as exc:
+        raise DqnlabError(f"{ckpt_path} holds an invalid config ({exc})", exit_code=1) from None
+    diff = first_difference({**saved.to_dict(), "total_steps": None}, {**cfg.to_dict(), "total_steps": None})
+    if diff is not None:
+        raise DqnlabError(f"cannot resume {run_path}: its {CONFIG_FILE} differs from the config its checkpoint was "
+                          f"trained with ({diff}), so the resume would not be exact; put {CONFIG_FILE} back, or "
+                          "train a new run with the changed config", exit_code=1)
+    return checkpoint
+
+
+def first_difference(a: Any, b: Any, key: str = "") -> str | None:
+    """The first place where two plain config dicts differ, as "key: A (checkpoint) vs B (now)"."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            diff = first_difference(a.get(k), b.get(k), f"{key}.{k}" if key else str(k))
+            if diff is not None:
+                return diff
+        return None
+    if a == b:
+        return None
+    show = lambda v: repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."  # noqa: E731
+    return f"{key or 'config'}: {show(a)} in the checkpoint, {show(b)} in {CONFIG_FILE}"
+
+
+def _run_and_finish(loop: TrainLoop, cfg: RunConfig) -> TrainResult:
     try:
         result = loop.run()
     finally:
@@ -90,12 +193,10 @@ def train(
         from dqnlab.viz import write_run_artifacts
 
         try:
-            write_run_artifacts(run_path)
+            write_run_artifacts(result.run_dir)
         except DqnlabError as exc:  # the run itself is complete and saved: only warn
             print(f"dqnlab: warning: could not write plots and report: {exc}", file=sys.stderr)
     return result
-
-
 
 
 def loop_class(algo: str) -> type[TrainLoop]:

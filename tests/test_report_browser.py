@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dqnlab.rundir import write_marker
+
 from dqnlab.viz.curves import plot_curves
 from dqnlab.viz.report import write_report
 from dqnlab.viz.video import Episode, write_gif
@@ -28,6 +30,7 @@ MPL_BLUE = (31, 119, 180)  # matplotlib's first colour, the training curve: only
 
 def _synthetic_run(run: Path) -> Path:
     run.mkdir()
+    write_marker(run, "run")
     (run / "config.yaml").write_text("env:\n  id: CartPole-v1\nseed: 0\n")
     rows = ["kind,env_step,episode,return,length,epsilon,loss,eval_mean,eval_std,wall_seconds"]
     step = 0

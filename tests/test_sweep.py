@@ -84,8 +84,8 @@ def test_sweep_runs_writes_best_yaml_and_resumes_after_a_kill(tmp_path, monkeypa
     assert (out / "trial-2" / "seed-0" / "summary.json").stat().st_mtime_ns == killed
     resumed = json.loads((out / "trial-2" / "seed-1" / "summary.json").read_text())
     assert resumed["status"] == "finished"
-    assert sorted(p.name for p in out.iterdir()) == ["best.yaml", "study.db", "trial-0", "trial-1", "trial-2",
-                                                      "trials.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".dqnlab", ".dqnlab.lock", "best.yaml", "study.db", "trial-0",
+                                                      "trial-1", "trial-2", "trials.csv"]
     # a different search space in the same folder is refused, not mixed in
     space_file.write_text(SPACE.replace("high: 1.0e-2", "high: 2.0e-2"))
     assert main([*cmd, "--trials", "4"]) == 2

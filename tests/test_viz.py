@@ -21,6 +21,7 @@ import dqnlab
 from dqnlab.errors import DqnlabError
 from dqnlab.viz import write_run_artifacts
 from dqnlab.viz.metrics import parse_metrics_rows, read_run_metrics
+from dqnlab.rundir import write_marker
 from dqnlab.viz.output import check_output_path, is_derived_file, write_output
 from dqnlab.viz.report import report_html
 from dqnlab.viz.series import (band_across_runs, common_grid, ema, interp_to_grid, last_per_step, moving_mean,
@@ -158,6 +159,11 @@ def test_output_rule_replaces_only_derived_files(tmp_path):
     (run / "config.yaml").write_text("seed: 0\n")
     (run / "curves.png").write_bytes(b"old")
     (tmp_path / "mine.png").write_bytes(b"keep")
+    # a config.yaml does not make a folder a run: only dqnlab's marker does
+    assert not is_derived_file(run / "curves.png")
+    with pytest.raises(DqnlabError, match="--overwrite"):
+        check_output_path(run / "curves.png", overwrite=False)
+    write_marker(run, "run")
     assert is_derived_file(run / "curves.png") and not is_derived_file(tmp_path / "mine.png")
     assert check_output_path(run / "curves.png", overwrite=False) == run / "curves.png"
     with pytest.raises(DqnlabError, match="--overwrite"):

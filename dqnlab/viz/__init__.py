@@ -35,9 +35,13 @@ def write_run_artifacts(run_dir: Path, gif: bool = True, seed: int = 0) -> list[
     from dqnlab.viz.report import write_report
     from dqnlab.viz.video import GIF_EVERY, GIF_WIDTH, default_fps, record_episodes, write_gif
 
+    from dqnlab.rundir import MARKER_FILE, is_run_dir
+
     run = Path(run_dir)
     if not run.is_dir():
         raise DqnlabError(f"run directory not found: {run}")
+    if not is_run_dir(run):  # these files replace their earlier versions: only in a folder that is ours
+        raise DqnlabError(f"{run} is not a dqnlab run directory (no {MARKER_FILE} marker)")
     policy = load_policy(run) if gif else None  # before writing anything: all or nothing refused
     written = [plot_curves([run], run / CURVES_FILE)]
     animation, caption = None, ""

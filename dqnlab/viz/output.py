@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dqnlab.errors import DqnlabError
 from dqnlab.fileio import atomic_write_bytes
-from dqnlab.rundir import CONFIG_FILE
+from dqnlab.rundir import folder_kind
 
 CURVES_FILE = "curves.png"
 EPISODE_GIF_FILE = "episode.gif"
@@ -20,13 +20,14 @@ REPORT_FILE = "report.html"
 
 
 def is_derived_file(path: str | Path) -> bool:
-    """Whether `path` is one of the files dqnlab derives from a run (see the module docstring)."""
-    from dqnlab.seeds import SEEDS_SUMMARY_FILE
-
+    """Whether `path` is one of the files dqnlab derives from a run (see the module docstring):
+    named so, a regular file or not there yet, in a folder that dqnlab's marker says is a run (or
+    a `--seeds` folder, for curves.png). A folder that merely holds a config.yaml is not enough."""
     p = Path(path)
-    if p.name in (CURVES_FILE, EPISODE_GIF_FILE, REPORT_FILE) and (p.parent / CONFIG_FILE).is_file():
-        return True
-    return p.name == CURVES_FILE and (p.parent / SEEDS_SUMMARY_FILE).is_file()
+    if p.name not in (CURVES_FILE, EPISODE_GIF_FILE, REPORT_FILE) or p.is_symlink() or p.is_dir():
+        return False
+    kind = folder_kind(p.parent)
+    return kind == "run" or (kind == "seeds" and p.name == CURVES_FILE)
 
 
 def check_output_path(path: str | Path, overwrite: bool) -> Path:

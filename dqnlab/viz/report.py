@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dqnlab.errors import DqnlabError
-from dqnlab.rundir import CONFIG_FILE, SUMMARY_FILE
+from dqnlab.rundir import CONFIG_FILE, MARKER_FILE, SUMMARY_FILE, is_run_dir
 from dqnlab.viz.output import REPORT_FILE, write_output
 
 _CSS = """
@@ -158,8 +158,8 @@ def write_report(run_dir: str | Path, curves_png: Path | None = None, animation_
     PNG and GIF files, and return its path. Raises DqnlabError if `run_dir` is not a run
     directory or a file cannot be read or written."""
     run = Path(run_dir)
-    if not (run / CONFIG_FILE).is_file():
-        raise DqnlabError(f"{run} is not a dqnlab run directory (no {CONFIG_FILE})")
+    if out is None and not is_run_dir(run):  # the default output replaces RUN_DIR/report.html: ours only
+        raise DqnlabError(f"{run} is not a dqnlab run directory (no {MARKER_FILE} marker)")
     summary_bytes = _read(run / SUMMARY_FILE)
     try:
         summary = json.loads(summary_bytes) if summary_bytes is not None else None

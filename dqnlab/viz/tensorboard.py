@@ -24,11 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from dqnlab.errors import DqnlabError
-from dqnlab.rundir import METRICS_FILE
+from dqnlab.rundir import METRICS_FILE, TENSORBOARD_DIR, is_run_dir
 from dqnlab.viz.metrics import read_run_metrics
 from dqnlab.viz.series import steps_per_second
 
-TENSORBOARD_DIR = "tensorboard"  # the default log directory inside a run directory
 EVENTS_PREFIX = "events.out.tfevents."
 
 
@@ -49,7 +48,7 @@ def write_tensorboard(run_dir: str | Path, log_dir: str | Path | None = None, ov
         raise DqnlabError('TensorBoard export needs tensorboard: pip install "dqnlab[tensorboard]"') from None
     run = Path(run_dir)
     m = read_run_metrics(run)
-    own_dir = log_dir is None
+    own_dir = log_dir is None and is_run_dir(run)  # a run's own tensorboard/ (marker-checked) is regenerated freely
     out = run / TENSORBOARD_DIR if log_dir is None else Path(log_dir)
     if out.exists() and not out.is_dir():
         raise DqnlabError(f"{out} exists and is not a directory")
