@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from dqnlab.errors import DqnlabError
+from dqnlab.errors import DqnlabError, Interrupted
 
 
 class _Parser(argparse.ArgumentParser):
@@ -359,6 +359,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "sweep": _cmd_sweep,
                    **VIZ_HANDLERS}[args.command]
         return handler(args)
+    except Interrupted as exc:  # not an error: the line says how to continue
+        if debug:
+            raise
+        print(f"dqnlab: {exc}", file=sys.stderr)
+        return exc.exit_code
     except DqnlabError as exc:
         if debug:
             raise
