@@ -203,8 +203,8 @@ def _train_seeds(args: argparse.Namespace) -> int:
     def report(row: dict) -> None:
         if not args.quiet:
             state = "solved" if row.get("solved") else row.get("status", "done")
-            print(f"[dqnlab] seed {row['seed']}: {state}, eval mean {row.get('eval_mean')}", file=sys.stderr,
-                  flush=True)
+            extra = "" if row.get("status") == "interrupted" else f", eval mean {row.get('eval_mean')}"
+            print(f"[dqnlab] seed {row['seed']}: {state}{extra}", file=sys.stderr, flush=True)
 
     summary = run_seeds(cfg, seeds, root, args.workers, on_result=report, backend=args.backend,
                         ray_address=args.ray_address)
@@ -298,8 +298,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     def report(label: str, row: dict) -> None:
         if not args.quiet:
             state = "solved" if row.get("solved") else row.get("status", "done")
-            extra = f": {row.get('error')}" if row.get("status") == "failed" else \
-                f", eval mean {row.get('eval_mean'):.1f}"
+            if row.get("status") == "failed":
+                extra = f": {row.get('error')}"
+            elif row.get("status") == "interrupted":
+                extra = " (checkpoint written)"
+            else:
+                extra = f", eval mean {row.get('eval_mean'):.1f}"
             print(f"[dqnlab] {label} seed {row.get('seed')}: {state}{extra}", file=sys.stderr, flush=True)
 
     result = compare(configs, seeds, out, args.workers, on_result=report, backend=args.backend,
