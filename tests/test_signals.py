@@ -4,6 +4,7 @@ runs never start, no process outlives the command, the exit code is 130/143 with
 how to continue, and running the same command again finishes everything. Evaluations notice a
 signal at once, and a run cut off in any evaluation resumes exactly."""
 
+import contextlib
 import json
 import os
 import signal
@@ -68,23 +69,29 @@ def assert_no_process_left(known, session, timeout=60):
     (zombies waiting for their reaper do not count)."""
 
     def left():
-        out = []
-        for pid, (_, sid, start, state) in _processes().items():
-            if state != "Z" and (known.get(pid) == start or sid == session):
-                out.append(f"{pid}: {Path(f'/proc/{pid}/cmdline').read_bytes()[:100]!r}")
-        return out
+        return [pid for pid, (_, sid, start, state) in _processes().items()
+                if state != "Z" and (known.get(pid) == start or sid == session)]
 
     t0 = time.monotonic()
     while left() and time.monotonic() - t0 < timeout:
         time.sleep(0.2)
-    assert not left(), left()
+    orphans = {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:100] for pid in left()}
+    for pid in orphans:  # the test's own processes: do not leave them running
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not orphans, orphans
 
 
-def start(args, cwd=None):
+def start(args, logs):
     """`python -m dqnlab ARGS` in a session of its own (so that its process group can be signalled
-    as a terminal's Ctrl-C would)."""
-    return subprocess.Popen([sys.executable, "-m", "dqnlab", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=cwd)
+    as a terminal's Ctrl-C would). Its output goes to files in `logs`, not to pipes: an orphaned
+    worker that keeps a pipe open would leave a reader waiting forever."""
+    logs.mkdir(exist_ok=True)
+    with open(logs / "stdout", "w") as out, open(logs / "stderr", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "dqnlab", *map(str, args)], stdout=out, stderr=err,
+                                start_new_session=True)
+    proc.stderr_file = logs / "stderr"
+    return proc
 
 
 def run(args):
@@ -95,7 +102,7 @@ def run(args):
 def wait_for_checkpoint(root, proc, pattern="*/seed-*/checkpoint.pt", timeout=TIMEOUT):
     t0 = time.monotonic()
     while not list(root.glob(pattern)):
-        assert proc.poll() is None, proc.communicate()
+        assert proc.poll() is None, proc.stderr_file.read_text()
         assert time.monotonic() - t0 < timeout, "no run started"
         time.sleep(0.02)
 
@@ -108,8 +115,8 @@ def signal_and_finish(proc, sig, whole_group=False):
         os.killpg(proc.pid, sig)
     else:
         proc.send_signal(sig)
-    _, err = proc.communicate(timeout=TIMEOUT)
-    return proc.returncode, err, known
+    proc.wait(timeout=TIMEOUT)
+    return proc.returncode, proc.stderr_file.read_text(), known
 
 
 def assert_interrupted_line(err, sig, hint, only_line=True):
@@ -159,12 +166,12 @@ def _check_compare_finishes(out, args):
 def test_a_signal_stops_the_whole_compare_and_the_same_command_continues(compare_args, sig, whole_group):
     out, args = compare_args
     args = [*args, "--workers", "2"]
-    proc = start(args)
+    proc = start(args, out.parent / "logs")
     wait_for_checkpoint(out, proc)
     code, err, known = signal_and_finish(proc, sig, whole_group)
+    assert_no_process_left(known, proc.pid)
     assert code == CODES[sig], err
     assert_interrupted_line(err, sig, RERUN)
-    assert_no_process_left(known, proc.pid)
     assert_runs_cut_off(list(out.glob("*/seed-*")), at_most=2)  # the queued runs never started
     assert not (out / "compare.json").exists()
     _check_compare_finishes(out, args)
@@ -173,12 +180,12 @@ def test_a_signal_stops_the_whole_compare_and_the_same_command_continues(compare
 def test_sigterm_stops_a_compare_with_one_worker(compare_args):
     out, args = compare_args
     args = [*args, "--workers", "1"]
-    proc = start(args)
+    proc = start(args, out.parent / "logs")
     wait_for_checkpoint(out, proc)
     code, err, known = signal_and_finish(proc, signal.SIGTERM)
+    assert_no_process_left(known, proc.pid)
     assert code == 143, err
     assert_interrupted_line(err, signal.SIGTERM, RERUN)
-    assert_no_process_left(known, proc.pid)
     assert_runs_cut_off(list(out.glob("*/seed-*")), at_most=1)
     _check_compare_finishes(out, args)
 
@@ -186,7 +193,7 @@ def test_sigterm_stops_a_compare_with_one_worker(compare_args):
 def test_compare_workers_exit_when_the_compare_is_sigkilled(compare_args):
     out, args = compare_args
     args = [*args, "--workers", "2"]
-    proc = start(args)
+    proc = start(args, out.parent / "logs")
     wait_for_checkpoint(out, proc)
     code, _, known = signal_and_finish(proc, signal.SIGKILL)
     assert code == -signal.SIGKILL
@@ -200,12 +207,12 @@ def test_sigterm_stops_a_compare_on_ray(compare_args):
     pytest.importorskip("ray")
     out, args = compare_args
     args = [*args, "--workers", "2", "--backend", "ray"]
-    proc = start(args)
+    proc = start(args, out.parent / "logs")
     wait_for_checkpoint(out, proc)
     code, err, known = signal_and_finish(proc, signal.SIGTERM)
+    assert_no_process_left(known, proc.pid)  # the local Ray instance is shut down
     assert code == 143, err
     assert_interrupted_line(err, signal.SIGTERM, RERUN, only_line=False)  # Ray may log lines of its own
-    assert_no_process_left(known, proc.pid)  # the local Ray instance is shut down
     assert_runs_cut_off(list(out.glob("*/seed-*")), at_most=2)
     _check_compare_finishes(out, args)
 
@@ -218,12 +225,12 @@ def test_sigterm_stops_a_compare_on_ray(compare_args):
 def test_sigterm_stops_train_seeds(tmp_path):
     root = tmp_path / "seeds"
     proc = start(["train", "--preset", "lqr", "--seeds", "0-3", "--workers", "2", "--run-dir", root, "--quiet",
-                  *SETS])
+                  *SETS], tmp_path / "logs")
     wait_for_checkpoint(root, proc, "seed-*/checkpoint.pt")
     code, err, known = signal_and_finish(proc, signal.SIGTERM)
+    assert_no_process_left(known, proc.pid)
     assert code == 143, err
     assert_interrupted_line(err, signal.SIGTERM, RERUN)
-    assert_no_process_left(known, proc.pid)
     cut = list(root.glob("seed-*"))
     assert_runs_cut_off(cut, at_most=2)
     assert not (root / "seeds_summary.json").exists()
@@ -240,12 +247,12 @@ def test_sigterm_stops_a_sweep_and_the_same_command_continues(tmp_path):
                      "  baseline.controller: {type: categorical, choices: [lqr, angle]}\n")
     out = tmp_path / "sw"
     args = ["sweep", space, "--trials", "1", "--seeds", "4", "--workers", "2", "--out", out, "--quiet"]
-    proc = start(args)
+    proc = start(args, out.parent / "logs")
     wait_for_checkpoint(out, proc, "trial-0/seed-*/checkpoint.pt")
     code, err, known = signal_and_finish(proc, signal.SIGTERM)
+    assert_no_process_left(known, proc.pid)
     assert code == 143, err
     assert_interrupted_line(err, signal.SIGTERM, RERUN)
-    assert_no_process_left(known, proc.pid)
     assert_runs_cut_off(list(out.glob("trial-0/seed-*")), at_most=2)
     done = run(args)
     assert done.returncode == 0, done.stderr
@@ -270,12 +277,12 @@ def test_sigint_during_the_final_evaluation_leaves_an_interrupted_summary_and_re
     # 60,000 steps (some seconds)
     proc = start(["train", *LONG_EPISODES, "--run-dir", run_dir, "--set", "total_steps=2000",
                   "--set", "eval.every_steps=100000", "--set", "eval.deliver=last",
-                  "--set", "env.max_episode_steps=60000", "--set", "eval.final_episodes=1"])
+                  "--set", "env.max_episode_steps=60000", "--set", "eval.final_episodes=1"], tmp_path / "logs")
     ckpt = run_dir / "checkpoint.pt"
     wait_for_checkpoint(run_dir, proc, "checkpoint.pt")
     first = ckpt.stat().st_ino
     while ckpt.stat().st_ino == first:  # the checkpoint written when training ended
-        assert proc.poll() is None, proc.communicate()
+        assert proc.poll() is None, proc.stderr_file.read_text()
         time.sleep(0.02)
     time.sleep(0.5)
     code, err, _ = signal_and_finish(proc, signal.SIGINT)
@@ -295,7 +302,7 @@ def test_sigint_during_a_long_evaluation_in_training_stops_it(tmp_path):
     # the first evaluation (after 1000 steps) is one episode of up to a million steps (minutes)
     proc = start(["train", *LONG_EPISODES, "--run-dir", run_dir, "--set", "total_steps=100000",
                   "--set", "eval.every_steps=1000", "--set", "eval.episodes=1",
-                  "--set", "env.max_episode_steps=1000000"])
+                  "--set", "env.max_episode_steps=1000000"], tmp_path / "logs")
     wait_for_checkpoint(run_dir, proc, "checkpoint.pt")
     time.sleep(2)
     code, err, _ = signal_and_finish(proc, signal.SIGINT)
