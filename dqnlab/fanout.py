@@ -48,6 +48,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +175,7 @@ def _run_local(jobs: list[RunJob], workers: int | None, record: Record) -> None:
 class _Worker:
     """A pool process and the parent's end of its pipe; `job` is the run it has (None: idle)."""
 
-    process: Any  # multiprocessing's SpawnProcess
+    process: BaseProcess
     conn: Connection
     job: RunJob | None = None
     attempt: int = 0  # 1 for a run tried again after its first worker died
