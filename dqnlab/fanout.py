@@ -255,7 +255,7 @@ def _resumable(job: RunJob) -> RunJob:
 def _start_worker() -> _Worker:
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
     conn, child_conn = ctx.Pipe()
-    process = ctx.Process(target=_worker_main, args=(child_conn, os.getpid()), name="dqnlab-worker", daemon=True)
+    process = ctx.Process(target=_worker_main, args=(child_conn, os.getpid()), name="dqnlab-worker")
     # Started with the stop signals blocked (the mask is inherited), the worker holds a signal
     # pending until its handlers are in place: a Ctrl-C to the process group cannot kill it
     # while it imports.
@@ -270,6 +270,11 @@ def _stop_signals_blocked() -> Iterator[None]:
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
+    from multiprocessing import resource_tracker
+
+    # Started on the first spawn, the resource tracker unblocks these signals in this process
+    # (SIG_UNBLOCK, not a restore) after starting: have it running before they are blocked.
+    resource_tracker.ensure_running()
     before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield

@@ -177,6 +177,23 @@ def test_a_signal_stops_the_whole_compare_and_the_same_command_continues(compare
     _check_compare_finishes(out, args)
 
 
+def test_a_ctrl_c_while_the_workers_start_kills_none_of_them(compare_args):
+    out, args = compare_args
+    proc = start([*args, "--workers", "2"], out.parent / "logs")
+    t0 = time.monotonic()
+    while len(descendants(proc.pid)) < 3:  # the resource tracker and both workers, still importing
+        assert proc.poll() is None, proc.stderr_file.read_text()
+        assert time.monotonic() - t0 < TIMEOUT, "no workers started"
+        time.sleep(0.005)
+    time.sleep(0.3)  # into their imports (which take a second or more)
+    code, err, known = signal_and_finish(proc, signal.SIGINT, whole_group=True)
+    assert_no_process_left(known, proc.pid)
+    assert code == 130, err
+    assert_interrupted_line(err, signal.SIGINT, RERUN)  # no worker's KeyboardInterrupt traceback
+    for d in out.glob("*/seed-*"):
+        assert json.loads((d / "summary.json").read_text())["status"] == "interrupted"
+
+
 def test_sigterm_stops_a_compare_with_one_worker(compare_args):
     out, args = compare_args
     args = [*args, "--workers", "1"]
