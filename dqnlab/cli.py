@@ -1,5 +1,6 @@
 """The `dqnlab` command line. Bad input ends with one `dqnlab: error: ...` line and a non-zero
-exit code; `--debug` shows the traceback instead."""
+exit code; `--debug` shows the traceback instead. SIGINT or SIGTERM ends a command with one
+`dqnlab: interrupted by SIG...; <how to continue>` line and exit code 130 or 143."""
 
 from __future__ import annotations
 
