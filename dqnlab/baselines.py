@@ -118,3 +118,11 @@ class BaselineLoop(TrainLoop):
     def load_algo_state(self, state: dict[str, Any]) -> None:
         if isinstance(self.controller, RandomController):
             self.controller.gen.set_state(state["gen"])
+
+    def eval_state(self) -> torch.Tensor | None:
+        # The random controller draws its evaluation actions from its training generator.
+        return self.controller.gen.get_state() if isinstance(self.controller, RandomController) else None
+
+    def restore_eval_state(self, state: torch.Tensor | None) -> None:
+        if state is not None:
+            self.controller.gen.set_state(state)

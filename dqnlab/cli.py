@@ -1,5 +1,6 @@
 """The `dqnlab` command line. Bad input ends with one `dqnlab: error: ...` line and a non-zero
-exit code; `--debug` shows the traceback instead."""
+exit code; `--debug` shows the traceback instead. SIGINT or SIGTERM ends a command with one
+`dqnlab: interrupted by SIG...; <how to continue>` line and exit code 130 or 143."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from dqnlab.errors import DqnlabError
+from dqnlab.errors import DqnlabError, Interrupted
 
 
 class _Parser(argparse.ArgumentParser):
@@ -210,8 +211,8 @@ def _train_seeds(args: argparse.Namespace) -> int:
     def report(row: dict) -> None:
         if not args.quiet:
             state = "solved" if row.get("solved") else row.get("status", "done")
-            print(f"[dqnlab] seed {row['seed']}: {state}, eval mean {row.get('eval_mean')}", file=sys.stderr,
-                  flush=True)
+            extra = "" if row.get("status") == "interrupted" else f", eval mean {row.get('eval_mean')}"
+            print(f"[dqnlab] seed {row['seed']}: {state}{extra}", file=sys.stderr, flush=True)
 
     summary = run_seeds(cfg, seeds, root, args.workers, on_result=report, backend=args.backend,
                         ray_address=args.ray_address)
@@ -305,8 +306,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     def report(label: str, row: dict) -> None:
         if not args.quiet:
             state = "solved" if row.get("solved") else row.get("status", "done")
-            extra = f": {row.get('error')}" if row.get("status") == "failed" else \
-                f", eval mean {row.get('eval_mean'):.1f}"
+            if row.get("status") == "failed":
+                extra = f": {row.get('error')}"
+            elif row.get("status") == "interrupted":
+                extra = " (checkpoint written)"
+            else:
+                extra = f", eval mean {row.get('eval_mean'):.1f}"
             print(f"[dqnlab] {label} seed {row.get('seed')}: {state}{extra}", file=sys.stderr, flush=True)
 
     result = compare(configs, seeds, out, args.workers, on_result=report, backend=args.backend,
@@ -366,6 +371,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "sweep": _cmd_sweep,
                    **VIZ_HANDLERS}[args.command]
         return handler(args)
+    except Interrupted as exc:  # not an error: the line says how to continue
+        if debug:
+            raise
+        print(f"dqnlab: {exc}", file=sys.stderr)
+        return exc.exit_code
     except DqnlabError as exc:
         if debug:
             raise

@@ -7,7 +7,8 @@
 
 Running the same command again skips the runs that finished (their summary.json is read back)
 and continues the ones cut off from their checkpoints, so an interrupted comparison resumes; a
-run directory left by a different config is refused.
+run directory left by a different config is refused. SIGINT or SIGTERM stops the whole comparison
+(see dqnlab.fanout): runs under way checkpoint, queued runs never start, and nothing is tabulated.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dqnlab.fileio import atomic_write_json, atomic_write_text
 from dqnlab.presets import PRESETS
 from dqnlab.rundir import open_output_folder, run_state
 from dqnlab.stats import summarize
+from dqnlab.stopping import catch_stop_signals
 
 COMPARE_JSON = "compare.json"
 COMPARE_MD = "compare.md"
@@ -79,6 +81,7 @@ def solve_point(run_dir: Path, summary: dict[str, Any]) -> tuple[int | None, flo
     return int(m.eval_step[hit[0]]), float(m.eval_wall[hit[0]])
 
 
+@catch_stop_signals()  # a signal before the runs start still stops them from starting
 def compare(configs: list[tuple[str, RunConfig]], seeds: list[int], out: str | Path, workers: int | None = None,
             on_result: Callable[[str, dict[str, Any]], None] | None = None, *, backend: str = "local",
             ray_address: str | None = None) -> dict[str, Any]:

@@ -1,6 +1,8 @@
-"""The one exception type that reaches the user as a single clear line."""
+"""The exceptions that reach the user as a single clear line."""
 
 from __future__ import annotations
+
+from dqnlab.stopping import signal_name
 
 
 class DqnlabError(Exception):
@@ -18,3 +20,13 @@ class DqnlabError(Exception):
 
 class ConfigError(DqnlabError):
     """The resolved config is invalid; nothing has been written."""
+
+
+class Interrupted(DqnlabError):
+    """SIGINT or SIGTERM stopped the work: what was running wrote a checkpoint and is marked
+    interrupted. The message says how to continue; the exit code is 128 + the signal's number
+    (130 for SIGINT, 143 for SIGTERM), as a shell reports a process ended by that signal."""
+
+    def __init__(self, signum: int, how_to_continue: str):
+        super().__init__(f"interrupted by {signal_name(signum)}; {how_to_continue}", exit_code=128 + signum)
+        self.signum = signum

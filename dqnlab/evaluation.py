@@ -5,6 +5,10 @@ by failure) and, on CartPole-style environments, how far the cart drifted: the l
 final |x| of each episode, read from the true state (not from a possibly noisy observation).
 Long-horizon tests (``dqnlab evaluate --max-steps 10000``) need both: a policy that balances but
 drifts slowly fails only after the usual 500 steps.
+
+An evaluation can last long (a million-step episode of a policy that never falls): a `should_stop`
+test, checked every step, cuts it off with ``EvaluationStopped`` (a training run stopped by a
+signal must not wait for its evaluation to end).
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ from dqnlab.config import EnvConfig
 from dqnlab.envs import is_cartpole_like, make_vec_env
 
 ActFn = Callable[[np.ndarray], np.ndarray]  # (N, *obs_shape) -> (N,) actions
+ShouldStop = Callable[[], bool]
+
+
+class EvaluationStopped(Exception):
+    """An evaluation's `should_stop` test said stop: it was cut off and has no result."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +121,9 @@ class Evaluator:
             self._envs[n] = make_vec_env(self.env_cfg, n)
         return self._envs[n]
 
-    def run(self, act: ActFn, episodes: int, seed: int) -> EvalResult:
+    def run(self, act: ActFn, episodes: int, seed: int, should_stop: ShouldStop | None = None) -> EvalResult:
+        """Evaluate `act` on `episodes` episodes; raises EvaluationStopped as soon as `should_stop`
+        (checked before every step) returns True."""
         returns: list[np.ndarray] = []
         lengths: list[np.ndarray] = []
         survived: list[np.ndarray] = []
@@ -134,6 +145,8 @@ class Evaluator:
             peak_x = np.abs(x) if x is not None else None
             last_x = np.abs(x) if x is not None else None
             while active.any():
+                if should_stop is not None and should_stop():
+                    raise EvaluationStopped
                 obs, reward, terminated, truncated, info = envs.step(act(obs))
                 ret += np.where(active, reward, 0.0)
                 length += active

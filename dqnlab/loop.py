@@ -2,6 +2,13 @@
 episode bookkeeping, periodic evaluation of the greedy policy, keeping the best one, stop rules,
 checkpoints, signals and the summary.
 
+Signals: SIGINT and SIGTERM set a flag (``dqnlab.stopping``) that the loop checks after every
+step and evaluations check before every step. The run then writes a checkpoint, marks its
+summary.json "interrupted" and raises TrainingInterrupted; `dqnlab train --resume` continues it
+exactly. An evaluation cut off during training is redone first on resume (the checkpoint still
+has it due); one cut off after training (the final evaluation, or the extra one before it) is
+redone from the checkpoint written when training ended.
+
 An algorithm subclasses ``TrainLoop`` and supplies: ``advance()`` (act, learn, and step the
 environments through ``env_step``), ``greedy_act`` (the policy evaluated), ``policy_net`` (the
 module delivered as ``policy.pt``) and its own state for checkpoints.
@@ -12,7 +19,6 @@ from __future__ import annotations
 import copy
 import math
 import platform
-import signal
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -25,23 +31,25 @@ from torch import nn
 
 from dqnlab.config import RunConfig
 from dqnlab.envs import capture_env_state, check_spaces, env_spec, make_vec_env, restore_env_state
-from dqnlab.errors import ConfigError, DqnlabError
-from dqnlab.evaluation import EvalResult, Evaluator, solves
+from dqnlab.errors import ConfigError, DqnlabError, Interrupted
+from dqnlab.evaluation import EvalResult, EvaluationStopped, Evaluator, solves
 from dqnlab.fileio import atomic_torch_save, atomic_write_json
 from dqnlab.policy import POLICY_FILE, Policy
 from dqnlab.progress import Progress
 from dqnlab.rundir import CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE, MetricsLog
+from dqnlab.stopping import catch_stop_signals, stop_requested, stop_signal
 
 CHECKPOINT_FORMAT = "dqnlab.checkpoint"
 CHECKPOINT_VERSION = 2
 
 
-class TrainingInterrupted(DqnlabError):
+class TrainingInterrupted(Interrupted):
     """SIGINT/SIGTERM arrived; a checkpoint was written and the summary marks the run interrupted."""
 
-    def __init__(self, signum: int, run_dir: Path):
-        super().__init__(f"interrupted; checkpoint written, resume with: dqnlab train --resume {run_dir}",
-                         exit_code=128 + signum)
+    def __init__(self, signum: int, run_dir: Path, summary: dict[str, Any]):
+        super().__init__(signum, f"checkpoint written, resume with: dqnlab train --resume {run_dir}")
+        self.summary = summary
+        """The summary.json written (status "interrupted")."""
 
 
 @dataclass(frozen=True)
@@ -86,29 +94,6 @@ def versions() -> dict[str, str]:
         "numpy": np.__version__,
         "python": platform.python_version(),
     }
-
-
-class _SignalGuard:
-    """Turns SIGINT/SIGTERM into a flag checked once per loop iteration (main thread only)."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> "_SignalGuard":
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        except ValueError:  # not in the main thread: leave signals alone
-            self._old.clear()
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.signum = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
 
 
 def episode_cap(env_cfg) -> int | None:
@@ -208,6 +193,16 @@ class TrainLoop:
     def on_episode_end(self, env_index: int) -> None:
         """Called once per finished training episode, after the counters are updated."""
 
+    def eval_state(self) -> Any:
+        """State that evaluating the greedy policy changes (a random controller's generator; None
+        for most): taken before an evaluation during training and put back with
+        ``restore_eval_state`` when a signal cuts it off, so that the checkpoint written then is
+        the state before the evaluation, which the resumed run redoes."""
+        return None
+
+    def restore_eval_state(self, state: Any) -> None:
+        pass
+
     def check_finite(self) -> None:
         bad_loss = self.last_loss is not None and not torch.isfinite(self.last_loss)
         bad_params = any(not torch.isfinite(p).all() for p in self.policy_net().parameters())
@@ -291,11 +286,14 @@ class TrainLoop:
     def run(self) -> TrainResult:
         cfg = self.cfg
         prog = Progress(cfg.total_steps, self.env_steps, enabled=self.show_progress)
-        with _SignalGuard() as guard:
+        with catch_stop_signals():
             try:
+                # Nothing is due here, except on resuming a run whose evaluation a signal cut off.
+                self._end_step(prog)
                 # A budget is not a stop rule: a resume with a larger budget goes on.
                 budget_reason = None
                 while self.stop_reason is None:
+                    self._stop_if_signalled()
                     if self.env_steps >= cfg.total_steps:
                         budget_reason = "total_steps"
                         break
@@ -303,57 +301,92 @@ class TrainLoop:
                         budget_reason = "total_episodes"
                         break
                     self.advance()
-                    if self._eval_due():
-                        self._evaluate()
-                        prog.update(self.env_steps, self._recent(), self.exploration(), self.last_eval)
-                    if self.env_steps >= self.next_checkpoint:
-                        while self.next_checkpoint <= self.env_steps:
-                            self.next_checkpoint += cfg.checkpoint_every
-                        self._checkpoint()
-                    if guard.signum is not None:
-                        self._checkpoint()
-                        self._write_summary(status="interrupted", stop_reason="signal", final=None)
-                        raise TrainingInterrupted(guard.signum, self.run_dir)
+                    self._end_step(prog)
+                self._stop_if_signalled()
             finally:
                 prog.close()
             # Checkpoint the loop state first: a later --resume with a larger budget then continues
-            # exactly as if never stopped, undisturbed by the extra evaluation below.
+            # exactly as if never stopped, undisturbed by the extra evaluation below; a signal
+            # during the evaluations below leaves the run resumable from here.
             self._checkpoint()
-            if cfg.eval.deliver == "last":
-                self._keep_best(self.last_eval if self.last_eval is not None else -math.inf)
-            elif self.stop_reason != "threshold" and self.last_eval_step != self.env_steps:
-                self._evaluate()  # the network as it ended may be the best one
-        train_seconds = self.seconds_before + time.perf_counter() - self.t_start
-        policy = self._delivered_policy()
-        t_eval = time.perf_counter()
-        final = self.evaluator.run(policy, cfg.eval.final_episodes, self.seeds.eval_final)
+            try:
+                if cfg.eval.deliver == "last":
+                    self._keep_best(self.last_eval if self.last_eval is not None else -math.inf)
+                elif self.stop_reason != "threshold" and self.last_eval_step != self.env_steps:
+                    self._evaluate()  # the network as it ended may be the best one
+                train_seconds = self.seconds_before + time.perf_counter() - self.t_start
+                policy = self._delivered_policy()
+                t_eval = time.perf_counter()
+                final = self.evaluator.run(policy, cfg.eval.final_episodes, self.seeds.eval_final, stop_requested)
+            except EvaluationStopped:
+                self._interrupt(checkpoint=False)
         summary = self._write_summary(status="finished", stop_reason=self.stop_reason or budget_reason, final=final,
                                       train_seconds=train_seconds, final_eval_seconds=time.perf_counter() - t_eval)
         return TrainResult(self.run_dir, summary, policy)
+
+    def _end_step(self, prog: Progress) -> None:
+        """What follows a step: an evaluation and a checkpoint when due. A signal that cuts the
+        evaluation off leaves it due and the loop as before it (the checkpoint that the signal
+        writes then has the evaluation still to do), and skips the rest of the step."""
+        due = self.next_eval
+        if self._eval_due():
+            rng = self.eval_state()
+            try:
+                self._evaluate()
+            except EvaluationStopped:
+                self.next_eval = due
+                self.restore_eval_state(rng)
+                return
+            prog.update(self.env_steps, self._recent(), self.exploration(), self.last_eval)
+        if self.env_steps >= self.next_checkpoint:
+            while self.next_checkpoint <= self.env_steps:
+                self.next_checkpoint += self.cfg.checkpoint_every
+            self._checkpoint()
+
+    def _stop_if_signalled(self) -> None:
+        if stop_signal() is not None:
+            self._interrupt(checkpoint=True)
+
+    def _interrupt(self, checkpoint: bool) -> None:
+        """Stop for a signal: checkpoint (unless the last checkpoint is the state to resume from),
+        mark the run interrupted and raise TrainingInterrupted."""
+        signum = stop_signal()
+        assert signum is not None, "only a stop signal interrupts a run"
+        if checkpoint:
+            self._checkpoint()
+        summary = self._write_summary(status="interrupted", stop_reason="signal", final=None)
+        raise TrainingInterrupted(signum, self.run_dir, summary)
 
     def _recent(self) -> float | None:
         return float(np.mean(self.recent)) if self.recent else None
 
     def _evaluate(self) -> None:
+        """Evaluate the greedy policy (and confirm an early stop), then update the loop's state.
+        Both evaluations run before anything changes: one cut off by a signal (EvaluationStopped)
+        leaves the loop as it was."""
         self.check_finite()
+        ev = self.cfg.eval
         seed = self.seeds.eval_during
-        if self.cfg.eval.fresh_starts:  # a new stretch of seeds per evaluation, never overlapping
-            seed += self.evaluations * self.cfg.eval.episodes
-        res = self.evaluator.run(self.greedy_act, self.cfg.eval.episodes, seed)
+        if ev.fresh_starts:  # a new stretch of seeds per evaluation, never overlapping
+            seed += self.evaluations * ev.episodes
+        res = self.evaluator.run(self.greedy_act, ev.episodes, seed, stop_requested)
+        wall = self.seconds_before + time.perf_counter() - self.t_start
+        early_stop = ev.early_stop and self._good_enough(res)
+        check = None
+        if early_stop and ev.confirm:
+            check = self.evaluator.run(self.greedy_act, ev.episodes, self.seeds.eval_confirm + self.env_steps,
+                                       stop_requested)
         self.evaluations += 1
         self.last_eval, self.last_eval_step = res.mean, self.env_steps
-        wall = self.seconds_before + time.perf_counter() - self.t_start
         self.metrics.row(kind="eval", env_step=self.env_steps, episode=self.episodes, eval_mean=res.mean,
                          eval_std=res.std, eval_success=res.success_rate, epsilon=self.exploration(),
                          wall_seconds=wall)
-        ev = self.cfg.eval
         if (ev.deliver == "best_eval" and self._beats_best(res)) or ev.deliver == "last":
             self._keep_best(res.mean, res.success_rate)
         if ev.patience is not None and self.evaluations - self.best_eval_index >= ev.patience:
             self.stop_reason = "patience"
-        if ev.early_stop and self._good_enough(res):
-            if ev.confirm:
-                check = self.evaluator.run(self.greedy_act, ev.episodes, self.seeds.eval_confirm + self.env_steps)
+        if early_stop:
+            if check is not None:
                 self.metrics.row(kind="confirm", env_step=self.env_steps, episode=self.episodes,
                                  eval_mean=check.mean, eval_std=check.std, eval_success=check.success_rate,
                                  epsilon=self.exploration(), wall_seconds=wall)

@@ -1,5 +1,6 @@
 """Many seeds as a first-class use: parse seed lists, train them on the available cores,
-aggregate the outcome (solve rate, IQM with a bootstrap interval, per-seed table)."""
+aggregate the outcome (solve rate, IQM with a bootstrap interval, per-seed table). SIGINT or
+SIGTERM stops them all (see dqnlab.fanout): runs under way checkpoint, queued runs never start."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dqnlab.fanout import RunJob, check_backend, default_workers, run_jobs  # no
 from dqnlab.fileio import atomic_write_json
 from dqnlab.rundir import check_path_text, open_output_folder
 from dqnlab.stats import summarize
+from dqnlab.stopping import catch_stop_signals
 
 SEEDS_SUMMARY_FILE = "seeds_summary.json"
 MAX_SEEDS = 10_000
@@ -37,6 +39,7 @@ def parse_seeds(text: str) -> list[int]:
     return sorted(seeds)
 
 
+@catch_stop_signals()  # a signal before the runs start still stops them from starting
 def run_seeds(cfg: RunConfig, seeds: list[int], root: str | Path, workers: int | None = None,
               on_result=None, *, backend: str = "local", ray_address: str | None = None) -> dict[str, Any]:
     """Train `cfg` once per seed into root/seed-<k> (in parallel, on `backend`: see dqnlab.fanout),

@@ -34,6 +34,9 @@ same command again (or with a larger N) continues the study. A trial whose sweep
 (same host, process gone) is taken over with its parameters: its finished runs are read back from
 their summary.json, unfinished runs resume from their checkpoints. A run that crashes counts with
 the penalty; a trial whose parameters make an invalid config is recorded FAIL; the sweep goes on.
+SIGINT or SIGTERM stops the sweep (see dqnlab.fanout): the trial's runs under way checkpoint, its
+queued runs and later trials never start, and the trial stays RUNNING, so that the same command
+takes it over.
 """
 
 from __future__ import annotations
@@ -52,10 +55,11 @@ from typing import Any
 
 from dqnlab.config import RunConfig, build_config, config_to_yaml, load_yaml_file, validate_config
 from dqnlab.errors import ConfigError, DqnlabError
-from dqnlab.fanout import RunJob, backend_session, check_backend, default_workers, run_jobs
+from dqnlab.fanout import RunJob, RunsInterrupted, backend_session, check_backend, default_workers, run_jobs
 from dqnlab.fileio import atomic_write_text
 from dqnlab.rundir import open_output_folder, run_state
 from dqnlab.stats import iqm
+from dqnlab.stopping import catch_stop_signals, stop_signal
 
 STUDY_DB = "study.db"
 TRIALS_CSV = "trials.csv"
@@ -337,6 +341,7 @@ class SweepResult:
     """The output folder."""
 
 
+@catch_stop_signals()  # between trials too, a signal only sets the flag checked below
 def sweep(space: SearchSpace, trials: int, n_seeds: int, out: str | Path, *, storage: str | None = None,
           study_name: str | None = None, workers: int | None = None, backend: str = "local",
           ray_address: str | None = None, sampler_seed: int = 0,
@@ -389,6 +394,9 @@ def _sweep(optuna, space: SearchSpace, trials: int, n_seeds: int, root: Path, st
 
     with backend_session(backend, workers, ray_address):
         while True:
+            signum = stop_signal()
+            if signum is not None:
+                raise RunsInterrupted(signum)
             all_trials = study.get_trials(deepcopy=False)
             stale = [t for t in all_trials if t.state == optuna.trial.TrialState.RUNNING and _is_stale(t)]
             counted = [t for t in all_trials if t.state != optuna.trial.TrialState.WAITING]
