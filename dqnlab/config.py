@@ -179,10 +179,11 @@ class EnvConfig(_Section):
         if not values or any(not 0.0 <= v < float("inf") for v in values):
             raise ValueError(f"env.obs_noise must be one or more finite values >= 0, got {preview(self.obs_noise)}")
         for key in self.kwargs:
+            if key == "max_episode_steps":
+                raise ValueError("env.kwargs.max_episode_steps: set env.max_episode_steps instead")
             if key in VECTOR_KWARGS:
-                instead = "env.max_episode_steps" if key == "max_episode_steps" else \
-                    "nothing: dqnlab vectorises with NEXT_STEP autoreset and env.num_envs copies"
-                raise ValueError(f"env.kwargs.{key} is set by dqnlab itself (use {instead}); remove it")
+                raise ValueError(f"env.kwargs.{key} is an argument of Gymnasium's make_vec, which dqnlab sets "
+                                 "itself (NEXT_STEP autoreset, env.num_envs copies); remove it")
         _check_finite(self.kwargs, "env.kwargs")
         return self
 
