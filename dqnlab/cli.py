@@ -22,6 +22,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line (and exit 2), not a usage dump."""
 
     def error(self, message: str):  # type: ignore[override]
+        # argparse's messages echo the arguments ("unrecognized arguments: ..."): cut them short
+        if len(message) > 200:
+            message = message[:197] + "..."
         raise DqnlabError(f"{message} (see '{self.prog} --help')", exit_code=2)
 
 
@@ -284,7 +287,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     out = {**res.as_dict(), "env_id": env_id, "seed": args.seed, "path": args.path,
            "max_steps": cap, "perturbations": perturbations}
     if args.json:
-        print(json.dumps(out))
+        from dqnlab.fileio import json_safe
+
+        print(json.dumps(json_safe(out), allow_nan=False))  # valid JSON: a NaN is printed as null
         return 0
     print(f"{out['env_id']}: mean {out['mean']:.1f} ± {out['std']:.1f} over {out['episodes']} episodes "
           f"(min {out['min']:g}, max {out['max']:g})")
@@ -394,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a full disk, a vanished directory, ...: the previous files stay intact
         if debug:
             raise
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        where = f" ({str(exc.filename)[:200]})" if getattr(exc, "filename", None) else ""
         print(f"dqnlab: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

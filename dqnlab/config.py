@@ -149,7 +149,7 @@ def conv_output_hw(height: int, width: int, conv: list[tuple[int, int, int]]) ->
 
 
 class EnvConfig(_Section):
-    id: str = "CartPole-v1"
+    id: str = Field("CartPole-v1", min_length=1, max_length=200)
     """Gymnasium environment id: any with a Discrete action space and a flat Box observation."""
     num_envs: int = Field(8, ge=1, le=MAX_ENVS)
     """Number of vectorised training environments stepped together."""
@@ -476,7 +476,7 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
 
-    preset: str | None = None
+    preset: str | None = Field(None, max_length=200)
     """Name of the preset this config started from (informational)."""
     algo: Literal["dqn", "ppo", "tabular", "baseline"] = "dqn"
     """Training algorithm: DQN, PPO, tabular Q-learning, or a fixed controller (no learning)."""

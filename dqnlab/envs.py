@@ -30,9 +30,9 @@ def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
             warnings.simplefilter("ignore")
             return gym.spec(env_id)
     except (gym.error.Error, ModuleNotFoundError, ValueError):
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=1, cutoff=0.5)
+        close = difflib.get_close_matches(env_id[:100], list(gym.registry), n=1, cutoff=0.5)  # cost: length²
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"unknown Gymnasium environment '{env_id}'{hint}") from None
+        raise ConfigError(f"unknown Gymnasium environment {preview(env_id, 80)}{hint}") from None
 
 
 def make_vec_env(cfg: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
