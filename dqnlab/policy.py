@@ -155,7 +155,10 @@ def policy_from_dict(data: Any, source: str) -> Policy:
         net = build_policy_net(algo, network, obs_shape[0], n_actions, extra)
         net.load_state_dict(state_dict)
     except (KeyError, TypeError, ValueError, RuntimeError, OverflowError, ValidationError) as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        if isinstance(exc, ValidationError):  # its first line only says how many errors there are
+            reason = exc.errors()[0]["msg"].removeprefix("Value error, ")[:200]
+        else:
+            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise DqnlabError(f"{source} is a damaged dqnlab policy file ({reason})", exit_code=1) from None
     return Policy(net, env_id, obs_shape, n_actions, network, algo=algo, extra=extra)
 
