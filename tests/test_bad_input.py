@@ -571,7 +571,7 @@ def test_hostile_cli_input_is_one_short_line(hostile_cwd, name, args, code, abse
     before = _tree(cwd)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run([sys.executable, "-m", "dqnlab", *args], cwd=cwd, capture_output=True, timeout=300,
-                          env=env)
+                          env=env, check=False)
     err = proc.stderr.decode("utf-8", errors="replace")
     assert proc.returncode == code, err[-2000:]
     assert "Traceback" not in err
