@@ -803,5 +803,12 @@ def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[s
     return _deep_merge(data, nested)
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a value seen twice in full: the loader refuses aliases, even in dqnlab's own files."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def config_to_yaml(config: RunConfig) -> str:
-    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+    return yaml.dump(config.to_dict(), Dumper=_NoAliasDumper, sort_keys=False)
