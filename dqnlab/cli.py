@@ -7,15 +7,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from dqnlab.errors import DqnlabError, Interrupted
+from dqnlab.config import MAX_EVAL_EPISODES, MAX_STEPS
+from dqnlab.errors import DqnlabError, Interrupted, preview
+from dqnlab.seeds import MAX_SEEDS
+
+MAX_WORKERS = 1024
+"""Parallel runs at most: each is a process (or Ray task) of a few hundred MB."""
+MAX_TRIALS = 10**6
+"""Trials a sweep's study may hold."""
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line (and exit 2), not a usage dump."""
 
     def error(self, message: str):  # type: ignore[override]
+        # argparse's messages echo the arguments ("unrecognized arguments: ..."): cut them short
+        if len(message) > 200:
+            message = message[:197] + "..."
         raise DqnlabError(f"{message} (see '{self.prog} --help')", exit_code=2)
 
 
@@ -26,23 +36,35 @@ def path_text(text: str) -> str:
     return text
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)  # more than 4300 digits is a ValueError too
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {preview(text, 40)}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = _whole_number(text)
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {preview(value, 40)}")
     return value
 
 
+def _at_most(high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in [1, high] (counts whose cost grows with them)."""
+    def parse(text: str) -> int:
+        value = _positive_int(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"expected a number <= {high:g}, got {preview(value, 40)}")
+        return value
+
+    return parse
+
+
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    value = _whole_number(text)
     if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"seed must be in [0, 2**32), got {value}")
+        raise argparse.ArgumentTypeError(f"seed must be in [0, 2**32), got {preview(value, 40)}")
     return value
 
 
@@ -51,9 +73,10 @@ def _finite_number(text: str, positive: bool = False) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"expected a number, got {preview(text, 40)}") from None
     if not (0.0 < value if positive else 0.0 <= value) or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number {'>' if positive else '>='} 0, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a finite number {'>' if positive else '>='} 0, "
+                                         f"got {preview(text, 40)}")
     return value
 
 
@@ -96,10 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_seed, help="random seed (default 0)")
     t.add_argument("--seeds", metavar="RANGE", help="train one run per seed, e.g. 0-19 or 0,3,5, in parallel; "
                    "writes RUN_DIR/seed-K and an aggregate seeds_summary.json")
-    t.add_argument("--workers", type=_positive_int, metavar="N", help="parallel runs with --seeds (default: cores)")
+    t.add_argument("--workers", type=_at_most(MAX_WORKERS), metavar="N",
+                   help="parallel runs with --seeds (default: cores)")
     _add_backend_options(t, "with --seeds: ")
     t.add_argument("--run-dir", metavar="DIR", type=path_text, help="where to write the run (default: a new folder under runs/)")
-    t.add_argument("--total-steps", type=_positive_int, metavar="N", help="budget of environment steps")
+    t.add_argument("--total-steps", type=_at_most(MAX_STEPS), metavar="N", help="budget of environment steps")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set dqn.lr=1e-3 (repeatable)")
     t.add_argument("--resume", metavar="RUN_DIR", type=path_text, help="continue the run in RUN_DIR from its checkpoint")
@@ -110,10 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="evaluate a delivered policy greedily")
     e.add_argument("path", type=path_text, metavar="RUN_DIR_OR_POLICY_FILE")
-    e.add_argument("--episodes", type=_positive_int, default=100, help="episodes to run (default 100)")
+    e.add_argument("--episodes", type=_at_most(MAX_EVAL_EPISODES), default=100, help="episodes to run (default 100)")
     e.add_argument("--seed", type=_seed, default=0, help="seed of the evaluation episodes (default 0)")
     e.add_argument("--env", help="evaluate on this environment id instead of the training one")
-    e.add_argument("--max-steps", type=_positive_int, metavar="N", help="replace the time limit (long-horizon test)")
+    e.add_argument("--max-steps", type=_at_most(MAX_STEPS), metavar="N",
+                   help="replace the time limit (long-horizon test)")
     e.add_argument("--obs-noise", type=_noise_sigmas, metavar="SIGMA[,SIGMA...]",
                    help="Gaussian noise on observations: one sigma, or one per dimension (comma-separated)")
     e.add_argument("--action-noise", type=_probability, metavar="P",
@@ -130,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seeds", default="0-9", metavar="RANGE", help="seeds for every entry (default 0-9)")
     c.add_argument("--out", type=path_text, metavar="DIR", help="output folder (default runs/compare-ENTRIES-sSEEDS); "
                    "running the same command again skips finished runs")
-    c.add_argument("--workers", type=_positive_int, metavar="N", help="parallel runs (default: cores)")
+    c.add_argument("--workers", type=_at_most(MAX_WORKERS), metavar="N", help="parallel runs (default: cores)")
     _add_backend_options(c)
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field in every entry (repeatable)")
@@ -138,16 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("sweep", help="Optuna hyperparameter search, each trial scored on several seeds")
     w.add_argument("space", type=path_text, metavar="SEARCH_SPACE.yaml", help="base config, fixed overrides and sampled parameters")
-    w.add_argument("--trials", type=_positive_int, required=True, metavar="N",
+    w.add_argument("--trials", type=_at_most(MAX_TRIALS), required=True, metavar="N",
                    help="trials the study should hold; the same command again continues the study")
-    w.add_argument("--seeds", type=_positive_int, default=3, metavar="K",
+    w.add_argument("--seeds", type=_at_most(MAX_SEEDS), default=3, metavar="K",
                    help="seeds 0..K-1 per trial; score: IQM of steps to the threshold (default 3)")
     w.add_argument("--out", type=path_text, metavar="DIR", help="output folder (default runs/sweep-SPACE): trial-N/seed-K runs, "
                    "study.db, trials.csv, best.yaml")
     w.add_argument("--storage", metavar="URL", help="Optuna storage URL shared by several machines, e.g. "
                    "postgresql://user:pass@host/db (default: sqlite:///DIR/study.db)")
     w.add_argument("--study-name", metavar="NAME", help="study name in the storage (default dqnlab-sweep)")
-    w.add_argument("--workers", type=_positive_int, metavar="N",
+    w.add_argument("--workers", type=_at_most(MAX_WORKERS), metavar="N",
                    help="parallel runs: a trial's seeds train N at a time (default: cores)")
     _add_backend_options(w)
     w.add_argument("--quiet", action="store_true", help="no line per finished trial")
@@ -270,7 +295,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     out = {**res.as_dict(), "env_id": env_id, "seed": args.seed, "path": args.path,
            "max_steps": cap, "perturbations": perturbations}
     if args.json:
-        print(json.dumps(out))
+        from dqnlab.fileio import json_safe
+
+        print(json.dumps(json_safe(out), allow_nan=False))  # valid JSON: a NaN is printed as null
         return 0
     print(f"{out['env_id']}: mean {out['mean']:.1f} ± {out['std']:.1f} over {out['episodes']} episodes "
           f"(min {out['min']:g}, max {out['max']:g})")
@@ -389,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a full disk, a vanished directory, ...: the previous files stay intact
         if debug:
             raise
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        where = f" ({str(exc.filename)[:200]})" if getattr(exc, "filename", None) else ""
         print(f"dqnlab: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

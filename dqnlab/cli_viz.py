@@ -21,30 +21,51 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from dqnlab.errors import DqnlabError
+from dqnlab.errors import DqnlabError, preview
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _positive_float(text: str) -> float:
-    from dqnlab.cli import _finite_number
+# Bounds of `dqnlab play`'s options: beyond them a GIF or MP4 cannot show the episode (frames
+# longer than GIF's 655 s, or a video slower than one frame in a few hours), or rendering would
+# run for days. An episode is at most dqnlab.viz.video.MAX_STEPS steps, so a larger --every
+# keeps the same frames.
+MIN_FPS, MAX_FPS = 0.01, 10_000.0
+MAX_EVERY = 10_000
+MAX_PLAY_EPISODES = 1000
+MAX_WIDTH = 4096
 
-    return _finite_number(text, positive=True)
 
-
-def _width(text: str) -> int:
+def _fps(text: str) -> float:
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got '{text}'") from None
-    if value < 16:
-        raise argparse.ArgumentTypeError(f"width must be at least 16 pixels, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a number, got {preview(text, 40)}") from None
+    if not MIN_FPS <= value <= MAX_FPS:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected steps per second in [{MIN_FPS:g}, {MAX_FPS:g}], got {text[:40]}")
     return value
+
+
+def _int_in(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number of {what}, got {preview(text, 40)}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what} in [{low}, {high}], got {preview(value, 40)}")
+        return value
+
+    return parse
+
+
+_width = _int_in(16, MAX_WIDTH, "pixels")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     """Add plot, play, report and tensorboard to `sub`; return HANDLERS."""
-    from dqnlab.cli import _positive_int, _seed, path_text
+    from dqnlab.cli import _seed, path_text
 
     p = sub.add_parser("plot", help="draw learning curves of one run, or of several (e.g. seeds) with a band")
     p.add_argument("run_dirs", nargs="+", type=path_text, metavar="RUN_DIR")
@@ -56,15 +77,16 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
 
     v = sub.add_parser("play", help="watch the delivered policy: write a GIF or MP4, or show a window")
     v.add_argument("path", type=path_text, metavar="RUN_DIR", help="a run directory (or a policy file, with --gif, --mp4 or --human)")
-    v.add_argument("--episodes", type=_positive_int, default=1, help="episodes to play (default 1)")
+    v.add_argument("--episodes", type=_int_in(1, MAX_PLAY_EPISODES, "episodes"), default=1,
+                   help="episodes to play (default 1)")
     v.add_argument("--seed", type=_seed, default=0, help="episode i is reset with seed + i (default 0)")
     out = v.add_mutually_exclusive_group()
     out.add_argument("--gif", type=path_text, metavar="PATH", help="write a GIF (default: RUN_DIR/episode.gif)")
     out.add_argument("--mp4", type=path_text, metavar="PATH", help='write an MP4 (needs pip install "dqnlab[video]")')
     out.add_argument("--human", action="store_true", help="show the episodes in a window (needs a display)")
-    v.add_argument("--fps", type=_positive_float, metavar="N",
+    v.add_argument("--fps", type=_fps, metavar="N",
                    help="playback speed in env steps per second (default: the environment's, 50 for CartPole)")
-    v.add_argument("--every", type=_positive_int, metavar="K",
+    v.add_argument("--every", type=_int_in(1, MAX_EVERY, "steps"), metavar="K",
                    help="keep every K-th frame (default 2 for GIF, 1 for MP4)")
     v.add_argument("--width", type=_width, metavar="PX",
                    help="frame width in pixels (default 300 for GIF, 600 for MP4)")
@@ -127,8 +149,11 @@ def cmd_play(args: argparse.Namespace) -> int:
     mp4 = args.mp4 is not None
     every = args.every or (video.MP4_EVERY if mp4 else video.GIF_EVERY)
     width = args.width or (video.MP4_WIDTH if mp4 else video.GIF_WIDTH)
-    if not mp4:
-        video.gif_frame_ms(fps, every)  # refuse a too-fast GIF before rendering, not after
+    # refuse a frame rate the file cannot hold before rendering, not after
+    if mp4:
+        video.frame_seconds(fps, every)
+    else:
+        video.gif_frame_ms(fps, every)
     episodes = video.record_episodes(policy, args.episodes, args.seed, every=every, width=width, even=mp4)
     for ep in episodes:
         print(f"episode {ep.seed - args.seed + 1} (seed {ep.seed}): return {ep.total_return:g} in {ep.length} steps")

@@ -8,6 +8,7 @@ a resolved config. Validation errors become one line naming the key and what is 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -15,11 +16,48 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dqnlab.errors import ConfigError
+from dqnlab.errors import ConfigError, preview
+
+# Upper bounds of size- and count-like fields. Generous for real use, they exist so that a typo
+# or a sweep drawing 1e299 fails at once with one line instead of after an hour, or by running
+# out of memory; the memory a run will need is estimated separately before it starts.
+MAX_STEPS = 10**10
+"""Environment steps, episodes and every period counted in them (about a year of CartPole at
+300k steps per second)."""
+MAX_EVAL_EPISODES = 10**6
+"""Episodes of one evaluation."""
+MAX_ENVS = 4096
+"""Environments stepped together (training and evaluation)."""
+MAX_BUFFER = 10**9
+"""Replay capacity in transitions."""
+MAX_BATCH = 10**6
+"""Samples in one gradient step (DQN batch, PPO minibatch)."""
+MAX_UNITS = 65536
+"""Units of one hidden layer, and channels of one convolution."""
+MAX_LAYERS = 64
+"""Hidden layers, and convolutions."""
+MAX_KERNEL = 600
+"""Kernel size and stride of a convolution: the widest frame (env.pixels.width)."""
+MAX_TABLE_CELLS = 10**8
+"""Cells of a Q-table (the product of tabular.bins)."""
+MAX_THREADS = 256
+"""torch intra-op threads."""
+MAX_GRADIENT_STEPS = 10**5
+"""Gradient steps per update, and PPO epochs per rollout."""
+MAX_ROLLOUT_STEPS = 10**6
+"""PPO steps per environment in one rollout."""
+
+VECTOR_KWARGS = ("vector_kwargs", "autoreset_mode", "vectorization_mode", "wrappers", "num_envs",
+                 "max_episode_steps")
+"""Arguments of Gymnasium's make_vec that dqnlab sets itself. In env.kwargs they would reach
+make_vec too: `vector_kwargs: {autoreset_mode: SameStep}` would change how episodes restart,
+which dqnlab's loops assume (NEXT_STEP), and the run would train silently wrong."""
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=False)
+    # allow_inf_nan: a threshold of .inf or a bound of .nan is never meant, and would end up in
+    # summary.json, where JSON has no way to write it.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=False, allow_inf_nan=False)
 
 
 class RandomizeConfig(_Section):
@@ -111,11 +149,11 @@ def conv_output_hw(height: int, width: int, conv: list[tuple[int, int, int]]) ->
 
 
 class EnvConfig(_Section):
-    id: str = "CartPole-v1"
+    id: str = Field("CartPole-v1", min_length=1, max_length=200)
     """Gymnasium environment id: any with a Discrete action space and a flat Box observation."""
-    num_envs: int = Field(8, ge=1, le=4096)
+    num_envs: int = Field(8, ge=1, le=MAX_ENVS)
     """Number of vectorised training environments stepped together."""
-    max_episode_steps: int | None = Field(None, ge=1)
+    max_episode_steps: int | None = Field(None, ge=1, le=MAX_STEPS)
     """Override the registered time limit (None keeps it). Reaching it truncates, and truncated
     transitions are bootstrapped."""
     kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -139,7 +177,14 @@ class EnvConfig(_Section):
     def _valid_obs_noise(self) -> "EnvConfig":
         values = self.obs_noise if isinstance(self.obs_noise, list) else [self.obs_noise]
         if not values or any(not 0.0 <= v < float("inf") for v in values):
-            raise ValueError(f"env.obs_noise must be one or more finite values >= 0, got {self.obs_noise}")
+            raise ValueError(f"env.obs_noise must be one or more finite values >= 0, got {preview(self.obs_noise)}")
+        for key in self.kwargs:
+            if key == "max_episode_steps":
+                raise ValueError("env.kwargs.max_episode_steps: set env.max_episode_steps instead")
+            if key in VECTOR_KWARGS:
+                raise ValueError(f"env.kwargs.{key} is an argument of Gymnasium's make_vec, which dqnlab sets "
+                                 "itself (NEXT_STEP autoreset, env.num_envs copies); remove it")
+        _check_finite(self.kwargs, "env.kwargs")
         return self
 
     def perturbed(self) -> bool:
@@ -167,11 +212,37 @@ class NetworkConfig(_Section):
 
     @model_validator(mode="after")
     def _positive_sizes(self) -> "NetworkConfig":
-        if any(h < 1 for h in self.hidden):
-            raise ValueError("network.hidden: every layer size must be >= 1")
+        check_hidden(self.hidden, "network.hidden")
+        if len(self.conv) > MAX_LAYERS:
+            raise ValueError(f"network.conv: at most {MAX_LAYERS} convolutions, got {len(self.conv)}")
         if any(min(layer) < 1 for layer in self.conv):
             raise ValueError("network.conv: channels, kernel and stride must all be >= 1")
+        if any(ch > MAX_UNITS or kernel > MAX_KERNEL or stride > MAX_KERNEL for ch, kernel, stride in self.conv):
+            raise ValueError(f"network.conv: channels must be at most {MAX_UNITS}, kernel and stride at most "
+                             f"{MAX_KERNEL}")
         return self
+
+
+def check_hidden(hidden: list[int], key: str) -> None:
+    """ValueError unless `hidden` is at most MAX_LAYERS sizes in [1, MAX_UNITS]."""
+    if len(hidden) > MAX_LAYERS:
+        raise ValueError(f"{key}: at most {MAX_LAYERS} hidden layers, got {len(hidden)}")
+    if any(not 1 <= h <= MAX_UNITS for h in hidden):
+        raise ValueError(f"{key}: every layer size must be between 1 and {MAX_UNITS}")
+
+
+def _check_finite(value: Any, key: str, depth: int = 0) -> None:
+    """ValueError if a float anywhere in `value` (nested dicts and lists) is inf or nan."""
+    if depth > 20:
+        raise ValueError(f"{key} is nested too deeply")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{key} must hold finite numbers only, got {value}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{key}.{k}", depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _check_finite(v, key, depth + 1)
 
 
 class DQNConfig(_Section):
@@ -184,20 +255,20 @@ class DQNConfig(_Section):
     training, for tasks where the last few centimetres matter)."""
     optimizer: Literal["adam", "adamw", "rmsprop"] = "adam"
     """Optimizer for the Q-network."""
-    batch_size: int = Field(128, ge=1)
+    batch_size: int = Field(128, ge=1, le=MAX_BATCH)
     """Transitions per gradient step."""
-    buffer_size: int = Field(50_000, ge=1)
+    buffer_size: int = Field(50_000, ge=1, le=MAX_BUFFER)
     """Replay capacity in transitions (preallocated)."""
-    learning_starts: int = Field(1_000, ge=0)
+    learning_starts: int = Field(1_000, ge=0, le=MAX_STEPS)
     """Environment steps collected before the first gradient step."""
-    train_freq: int = Field(8, ge=1)
+    train_freq: int = Field(8, ge=1, le=MAX_STEPS)
     """Environment steps (transitions, over all vectorised envs) between updates."""
-    gradient_steps: int = Field(2, ge=1)
+    gradient_steps: int = Field(2, ge=1, le=MAX_GRADIENT_STEPS)
     """Gradient steps per update."""
     target_update: Literal["hard", "soft"] = "hard"
     """Hard copy of the online network every `target_update_every` units, or soft (Polyak)
     averaging with `tau` after every gradient step."""
-    target_update_every: int = Field(50, ge=1)
+    target_update_every: int = Field(50, ge=1, le=MAX_STEPS)
     """For hard updates: the period, in `target_update_unit`."""
     target_update_unit: Literal["steps", "episodes"] = "steps"
     """For hard updates: count gradient steps or finished training episodes."""
@@ -223,7 +294,7 @@ class DQNConfig(_Section):
     """Prioritised replay: priority exponent (0: uniform sampling, 1: fully proportional)."""
     per_beta_start: float = Field(0.4, ge=0.0, le=1.0)
     """Prioritised replay: importance-sampling exponent at step 0, annealed linearly to 1."""
-    per_beta_steps: int = Field(50_000, ge=1)
+    per_beta_steps: int = Field(50_000, ge=1, le=MAX_STEPS)
     """Prioritised replay: environment steps over which beta goes from `per_beta_start` to 1."""
     per_eps: float = Field(1e-6, gt=0.0)
     """Prioritised replay: added to |TD error| so that no transition gets probability zero."""
@@ -246,7 +317,7 @@ class ExploreConfig(_Section):
     """Epsilon at step 0."""
     end: float = Field(0.05, ge=0.0, le=1.0)
     """Final epsilon (the floor of every decaying schedule)."""
-    decay_steps: int = Field(5_000, ge=1)
+    decay_steps: int = Field(5_000, ge=1, le=MAX_STEPS)
     """Linear: steps to go from start to end. Exponential: the time constant in steps."""
     decrement: float = Field(0.001, ge=0.0, le=1.0)
     """Decrement schedule: subtracted per environment step (action sampled)."""
@@ -261,12 +332,12 @@ EVAL_ENV_KEYS = ("max_episode_steps", "kwargs", "obs_noise", "action_noise", "fo
 
 
 class EvalConfig(_Section):
-    every_steps: int = Field(1_000, ge=1)
+    every_steps: int = Field(1_000, ge=1, le=MAX_STEPS)
     """Evaluate the greedy policy every this many environment steps during training."""
-    episodes: int = Field(100, ge=1)
+    episodes: int = Field(100, ge=1, le=MAX_EVAL_EPISODES)
     """Episodes per evaluation during training, run in parallel on vectorised envs (100 in
     parallel cost about as much as 20: the longest episode sets the time)."""
-    final_episodes: int = Field(100, ge=1)
+    final_episodes: int = Field(100, ge=1, le=MAX_EVAL_EPISODES)
     """Episodes, on seeds never used in training, for the final evaluation of the delivered policy."""
     early_stop: bool = True
     """Stop training once an evaluation mean reaches `threshold`."""
@@ -290,16 +361,16 @@ class EvalConfig(_Section):
     confirm: bool = True
     """Before stopping early, evaluate the candidate again on as many other episodes; stop only
     if that mean also reaches the stop threshold (one lucky evaluation is not a solve)."""
-    max_envs: int = Field(100, ge=1)
+    max_envs: int = Field(100, ge=1, le=MAX_ENVS)
     """At most this many evaluation environments run at once."""
-    every_episodes: int | None = Field(None, ge=1)
+    every_episodes: int | None = Field(None, ge=1, le=MAX_STEPS)
     """Evaluate after every this many finished training episodes instead of every `every_steps`
     environment steps (a tutorial's validation episode per epoch is 1, with `episodes` 1)."""
     fresh_starts: bool = False
     """Draw new start states at every evaluation during training (a tutorial's validation
     episode). Off, every evaluation replays the same starts, so two evaluations differ only by
     the policy: the better comparison with many episodes."""
-    patience: int | None = Field(None, ge=1)
+    patience: int | None = Field(None, ge=1, le=MAX_STEPS)
     """Stop once this many evaluations in a row have not beaten the best (None: never)."""
     stop_train_return: float | None = None
     """Stop as soon as one training episode's return reaches this (a tutorial's criterion;
@@ -315,14 +386,14 @@ class EvalConfig(_Section):
 
 
 class PPOConfig(_Section):
-    n_steps: int = Field(32, ge=1)
+    n_steps: int = Field(32, ge=1, le=MAX_ROLLOUT_STEPS)
     """Steps per environment in each rollout (rollout size = n_steps * env.num_envs)."""
     rollout_until_done: bool = False
     """End each rollout when an episode finishes (needs env.num_envs 1): one update per
     episode, as in the tutorial. `n_steps` is then the most a rollout can hold."""
-    epochs: int = Field(20, ge=1)
+    epochs: int = Field(20, ge=1, le=MAX_GRADIENT_STEPS)
     """Passes over each rollout."""
-    minibatch_size: int = Field(256, ge=1)
+    minibatch_size: int = Field(256, ge=1, le=MAX_BATCH)
     """Samples per gradient step (the last minibatch of an epoch may be smaller)."""
     lr: float = Field(1e-3, gt=0.0, le=1.0)
     """Adam learning rate of the actor (and of the critic unless `critic_lr` is set)."""
@@ -347,6 +418,12 @@ class PPOConfig(_Section):
     """Standardise advantages within each minibatch."""
     critic_hidden: list[int] | None = None
     """Hidden layers of the critic (None: the same as `network.hidden`)."""
+
+    @model_validator(mode="after")
+    def _critic_sizes(self) -> "PPOConfig":
+        if self.critic_hidden is not None:
+            check_hidden(self.critic_hidden, "ppo.critic_hidden")
+        return self
 
 
 class TabularConfig(_Section):
@@ -375,6 +452,11 @@ class TabularConfig(_Section):
             raise ValueError("tabular.dims, bins, low and high must be non-empty lists of the same length")
         if any(b < 1 for b in self.bins) or any(d < 0 for d in self.dims) or len(set(self.dims)) != n:
             raise ValueError("tabular: bins must be >= 1 and dims distinct indices >= 0")
+        if n > MAX_LAYERS or max(self.dims) >= MAX_UNITS:
+            raise ValueError(f"tabular: at most {MAX_LAYERS} dims, each an index below {MAX_UNITS}")
+        if math.prod(min(b, MAX_TABLE_CELLS + 1) for b in self.bins) > MAX_TABLE_CELLS:
+            raise ValueError(f"tabular.bins: the table would have more than {MAX_TABLE_CELLS:.0e} cells "
+                             "(the product of the bins)")
         if any(lo >= hi for lo, hi in zip(self.low, self.high)):
             raise ValueError("tabular: every low must be below its high")
         return self
@@ -392,24 +474,24 @@ class BaselineConfig(_Section):
 class RunConfig(BaseModel):
     """A complete, resolved training run."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
 
-    preset: str | None = None
+    preset: str | None = Field(None, max_length=200)
     """Name of the preset this config started from (informational)."""
     algo: Literal["dqn", "ppo", "tabular", "baseline"] = "dqn"
     """Training algorithm: DQN, PPO, tabular Q-learning, or a fixed controller (no learning)."""
     seed: int = Field(0, ge=0, lt=2**32)
     """Seed for environments, network initialisation, exploration and replay sampling."""
-    total_steps: int = Field(50_000, ge=1)
+    total_steps: int = Field(50_000, ge=1, le=MAX_STEPS)
     """Budget of environment steps (transitions over all vectorised envs)."""
-    total_episodes: int | None = Field(None, ge=1)
+    total_episodes: int | None = Field(None, ge=1, le=MAX_STEPS)
     """Also stop after this many finished training episodes (None: no episode budget)."""
-    checkpoint_every: int = Field(10_000, ge=1)
+    checkpoint_every: int = Field(10_000, ge=1, le=MAX_STEPS)
     """Write checkpoint.pt every this many environment steps (and always at the end)."""
     artifacts: bool = True
     """When training ends, write curves.png, episode.gif and report.html into the run directory
     (a few seconds, not counted in train_seconds)."""
-    torch_threads: int = Field(1, ge=1)
+    torch_threads: int = Field(1, ge=1, le=MAX_THREADS)
     """torch intra-op threads: 1 is fastest for small networks, and reproducible."""
     env: EnvConfig = Field(default_factory=EnvConfig)
     """Environment."""
@@ -539,7 +621,8 @@ def _known_keys(path: tuple[str, ...]) -> list[str]:
 
 
 def _format_error(err: dict[str, Any]) -> str:
-    loc = tuple(str(p) for p in err["loc"])
+    # A key comes from the user too (a YAML key can be a megabyte long): each part is cut short.
+    loc = tuple(str(p) if len(str(p)) <= 60 else str(p)[:57] + "..." for p in err["loc"])
     key = ".".join(loc) or "config"
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -553,7 +636,7 @@ def _format_error(err: dict[str, Any]) -> str:
     if kind == "value_error":
         msg = msg.removeprefix("Value error, ")
         return f"invalid config: {msg}"
-    return f"invalid config value for '{key}': {msg} (got {value!r})"
+    return f"invalid config value for '{key}': {msg[:200]} (got {preview(value)})"
 
 
 def validate_config(data: dict[str, Any]) -> RunConfig:
@@ -569,15 +652,17 @@ def validate_config(data: dict[str, Any]) -> RunConfig:
 def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     """Parse one ``section.key=value`` override; the value is read as YAML (numbers, lists, null)."""
     if "=" not in text:
-        raise ConfigError(f"--set expects key=value, got '{text}'")
+        raise ConfigError(f"--set expects key=value, got {preview(text)}")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set expects key=value with a dotted key, got '{text}'")
+        raise ConfigError(f"--set expects key=value with a dotted key, got {preview(text)}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+        value = load_yaml_text(raw, f"--set {preview(key, 60)}") if raw.strip() else ""
+    except ConfigError as exc:
+        if not isinstance(exc.__cause__, _RefusedYaml):
+            raise
+        value = raw  # not YAML (an unbalanced bracket, a colon): the text as typed
     # YAML 1.1 reads '1e-3' as a string; numbers in scientific notation are what users type.
     if isinstance(value, str):
         try:
@@ -587,8 +672,46 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     return tuple(key.split(".")), value
 
 
+class _RefusedYaml(Exception):
+    """Marks a ConfigError for text that is not YAML at all (as opposed to YAML we refuse)."""
+
+
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads 5e4 or 1e-3 (no dot) as strings; users mean numbers, as with --set."""
+    """PyYAML's safe loader, made safe for files from anywhere and strict about mistakes.
+
+    YAML 1.1 reads 5e4 or 1e-3 (no dot) as strings; users mean numbers, as with --set.
+
+    Aliases (``*name``) are refused: a 700-byte file of nested aliases expands to gigabytes
+    ("billion laughs"), and no dqnlab config needs one. Duplicate keys are refused: PyYAML keeps
+    the last silently, so the first, which the user may be looking at, would not apply."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _AliasRefused(event.anchor, event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise _DuplicateKey(key, key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+class _AliasRefused(Exception):
+    def __init__(self, anchor: str, mark: Any):
+        super().__init__(anchor)
+        self.anchor, self.mark = anchor, mark
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, mark: Any):
+        super().__init__(key)
+        self.key, self.mark = key, mark
 
 
 _Loader.add_implicit_resolver(
@@ -598,22 +721,50 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _where(mark: Any) -> str:
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
+def load_yaml_text(text: str, source: str) -> Any:
+    """Parse YAML `text` with _Loader; a ConfigError naming `source` and the line for any problem
+    (its __cause__ is a _RefusedYaml when the text is not YAML at all)."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+    except _AliasRefused as exc:
+        raise ConfigError(f"{source}{_where(exc.mark)}: YAML aliases (*{exc.anchor[:40]}) are not "
+                          "allowed in dqnlab configs; write the value out") from None
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{source}{_where(exc.mark)}: duplicate key {preview(exc.key, 60)}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"YAML syntax error in {source}{_where(mark)}: {str(problem)[:200]}") from _RefusedYaml()
+    except (ValueError, TypeError, RecursionError, OverflowError) as exc:
+        # int('1' * 5000) (Python's limit on digits), an unhashable key, lists nested thousands deep
+        raise ConfigError(f"{source}: cannot read this YAML ({str(exc).split(';')[0][:100] or type(exc).__name__})") from None
+
+
+MAX_YAML_BYTES = 10**7
+"""Largest config file read: a config is a few kB, and parsing YAML costs many times the text."""
+
+
 def load_yaml_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file into a dict, with the line number of any syntax error."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with open(p, "rb") as f:  # a bounded read: the path may be /dev/zero or a pipe
+            raw = f.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {p}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {p}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(f"config file {p} is larger than {MAX_YAML_BYTES // 10**6} MB; a config is a few kB")
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"YAML syntax error in {p}{where}: {problem}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read config file {p}: not UTF-8 text (byte {exc.start})") from None
+    data = load_yaml_text(text, str(p))
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -652,5 +803,12 @@ def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[s
     return _deep_merge(data, nested)
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a value seen twice in full: the loader refuses aliases, even in dqnlab's own files."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def config_to_yaml(config: RunConfig) -> str:
-    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+    return yaml.dump(config.to_dict(), Dumper=_NoAliasDumper, sort_keys=False)

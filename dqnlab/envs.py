@@ -19,7 +19,7 @@ import torch
 from gymnasium import spaces
 
 from dqnlab.config import EnvConfig
-from dqnlab.errors import ConfigError
+from dqnlab.errors import ConfigError, preview
 from dqnlab.pixels import PixelVectorEnv
 
 
@@ -30,9 +30,9 @@ def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
             warnings.simplefilter("ignore")
             return gym.spec(env_id)
     except (gym.error.Error, ModuleNotFoundError, ValueError):
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=1, cutoff=0.5)
+        close = difflib.get_close_matches(env_id[:100], list(gym.registry), n=1, cutoff=0.5)  # cost: length²
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"unknown Gymnasium environment '{env_id}'{hint}") from None
+        raise ConfigError(f"unknown Gymnasium environment {preview(env_id, 80)}{hint}") from None
 
 
 def make_vec_env(cfg: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
@@ -65,15 +65,34 @@ def make_vec_env(cfg: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
     except TypeError as exc:
         if not cfg.kwargs:
             raise
-        raise ConfigError(f"environment '{cfg.id}' does not accept env.kwargs {cfg.kwargs}: {exc}") from None
+        raise ConfigError(f"environment '{cfg.id}' does not accept env.kwargs {preview(cfg.kwargs)}: "
+                          f"{str(exc)[:200]}") from None
     except ValueError as exc:  # raised by dqnlab's environments and wrappers for bad arguments
-        raise ConfigError(f"environment '{cfg.id}': {exc}") from None
+        raise ConfigError(f"environment '{cfg.id}': {str(exc)[:300]}") from None
+    except gym.error.Error as exc:  # Gymnasium refusing the arguments (make_vec's own checks)
+        raise ConfigError(f"environment '{cfg.id}': {str(exc)[:300]}") from None
+    _check_autoreset(envs, cfg.id)
     if mode == "vector_entry_point" and isinstance(envs.action_space, spaces.MultiDiscrete):
         envs.action_space = _ShapeCheckedActions(envs.action_space.nvec, seed=None)
     if cfg.pixels.enabled:
         envs = _pixel_env(envs, cfg)
     check_spaces(envs, cfg.id)
     return envs
+
+
+def _check_autoreset(envs: gym.vector.VectorEnv, env_id: str) -> None:
+    """ConfigError unless `envs` autoresets on the NEXT_STEP, as every loop here assumes.
+
+    Gymnasium 1.x vector envs declare their mode in metadata; other modes exist (SAME_STEP,
+    DISABLED) and a third-party env may default to one, or take it as an argument. Under them
+    dqnlab would store the wrong transitions and train silently wrong. An env that declares no
+    mode is taken as NEXT_STEP, as Gymnasium's own wrappers do."""
+    mode = envs.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
+    if mode not in (gym.vector.AutoresetMode.NEXT_STEP, gym.vector.AutoresetMode.NEXT_STEP.value):
+        envs.close()
+        shown = getattr(mode, "value", mode)
+        raise ConfigError(f"environment '{env_id}' autoresets in mode {preview(shown, 40)}; dqnlab needs "
+                          f"{gym.vector.AutoresetMode.NEXT_STEP.value} (check env.kwargs)")
 
 
 def _pixel_env(envs: gym.vector.VectorEnv, cfg: EnvConfig) -> gym.vector.VectorEnv:

@@ -31,7 +31,7 @@ from torch import nn
 
 from dqnlab.config import RunConfig
 from dqnlab.envs import capture_env_state, check_spaces, env_spec, make_vec_env, restore_env_state
-from dqnlab.errors import ConfigError, DqnlabError, Interrupted
+from dqnlab.errors import ConfigError, DqnlabError, Interrupted, preview
 from dqnlab.evaluation import EvalResult, EvaluationStopped, Evaluator, solves
 from dqnlab.fileio import atomic_torch_save, atomic_write_json
 from dqnlab.policy import POLICY_FILE, Policy
@@ -463,9 +463,16 @@ class TrainLoop:
     def load_checkpoint(self, state: dict) -> None:
         if state.get("format_version") != CHECKPOINT_VERSION or state.get("algo") != self.algo:
             raise DqnlabError(
-                f"checkpoint in {self.run_dir} has format version {state.get('format_version')!r} for algo "
-                f"{state.get('algo')!r}; this dqnlab resumes version {CHECKPOINT_VERSION} for {self.algo!r}",
-                exit_code=1)
+                f"checkpoint in {self.run_dir} has format version {preview(state.get('format_version'), 40)} for "
+                f"algo {preview(state.get('algo'), 40)}; this dqnlab resumes version {CHECKPOINT_VERSION} for "
+                f"{self.algo!r}", exit_code=1)
+        # Fields that size something are checked before anything is restored: metrics_bytes
+        # rewinds metrics.csv (past its end, ftruncate would extend it with zeros).
+        metrics_bytes = state.get("metrics_bytes")
+        if not isinstance(metrics_bytes, int) or isinstance(metrics_bytes, bool) or \
+                not 0 <= metrics_bytes <= self.metrics.size():
+            raise DqnlabError(f"checkpoint in {self.run_dir} is damaged (metrics_bytes {preview(metrics_bytes, 40)} "
+                              f"is not a size within {METRICS_FILE}, {self.metrics.size()} bytes)", exit_code=1)
         try:
             self.load_algo_state(state["algo_state"])
             c = state["counters"]
@@ -479,11 +486,20 @@ class TrainLoop:
             self.last_eval_step = c["last_eval_step"]
             self.stop_reason = c["stop_reason"]
             self.seconds_before = float(c["seconds"])
-            self.recent.extend(c["recent"])
+            recent = list(c["recent"])[-self.recent.maxlen:]
+            if not all(isinstance(r, (int, float)) for r in recent):
+                raise ValueError("recent returns are not numbers")
+            self.recent.extend(recent)
             self.last_loss = state["last_loss"]
-            self.best_state = state["best_state"]
+            best = state["best_state"]
+            if best is not None:
+                _check_same_shapes(best, self.policy_net().state_dict(), "best network")
+            self.best_state = best
             if state["env"] is not None:
                 restore_env_state(self.envs, state["env"])
+                per_env = {"obs": self.obs, "prev_done": self.prev_done, "ep_return": self.ep_return,
+                           "ep_length": self.ep_length}
+                _check_same_shapes({k: state[k] for k in per_env}, per_env, "environment state")
                 self.obs = state["obs"].numpy().copy()
                 self.prev_done = state["prev_done"].numpy().copy()
                 self.ep_return = state["ep_return"].numpy().copy()
@@ -494,10 +510,10 @@ class TrainLoop:
                 self.ep_return[:] = 0.0
                 self.ep_length[:] = 0
                 self.on_env_restart()
-            self.metrics.truncate(int(state["metrics_bytes"]))
-        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
-            raise DqnlabError(f"checkpoint in {self.run_dir} does not fit this run's config ({exc})",
-                              exit_code=1) from None
+            self.metrics.truncate(metrics_bytes)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, OverflowError) as exc:
+            raise DqnlabError(f"checkpoint in {self.run_dir} does not fit this run's config "
+                              f"({str(exc)[:200] or type(exc).__name__})", exit_code=1) from None
         self.t_start = time.perf_counter()
 
     def on_env_restart(self) -> None:
@@ -549,3 +565,13 @@ class TrainLoop:
         self.metrics.close()
         self.evaluator.close()
         self.envs.close()
+
+
+def _check_same_shapes(loaded: Any, current: dict[str, Any], what: str) -> None:
+    """ValueError unless `loaded` (from a checkpoint) maps the names of `current` to tensors of
+    the same shapes: a damaged checkpoint must fail on resume, not hours later inside a step."""
+    if not isinstance(loaded, dict) or set(loaded) != set(current):
+        raise ValueError(f"the {what} does not match this run")
+    for name, value in current.items():
+        if not isinstance(loaded[name], torch.Tensor) or tuple(loaded[name].shape) != tuple(np.shape(value)):
+            raise ValueError(f"the {what} does not match this run ({name})")

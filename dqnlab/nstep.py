@@ -81,6 +81,15 @@ class NStepCollector:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        # Shapes are fixed by (n, num_envs); counts index the rings, so damaged ones are refused.
+        ring = (self.n, self.num_envs)
+        for name, shape in (("actions", ring), ("rewards", ring), ("pos", ring[1:]), ("count", ring[1:])):
+            if tuple(state[name].shape) != shape:
+                raise ValueError(f"n-step {name} of shape {tuple(state[name].shape)}, expected {shape}")
+        if state["obs"] is not None and tuple(state["obs"].shape[:2]) != ring:
+            raise ValueError(f"n-step observations of shape {tuple(state['obs'].shape)} do not fit {ring}")
+        if (state["pos"] < 0).any() or (state["count"] < 0).any() or (state["count"] > self.n).any():
+            raise ValueError("n-step counters out of range")
         self.obs = None if state["obs"] is None else state["obs"].numpy().copy()
         self.actions = state["actions"].numpy().copy()
         self.rewards = state["rewards"].numpy().copy()

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from dqnlab.config import NetworkConfig, PixelConfig
-from dqnlab.errors import DqnlabError
+from dqnlab.config import MAX_UNITS, NetworkConfig, PixelConfig
+from dqnlab.errors import DqnlabError, preview
 from dqnlab.fileio import atomic_torch_save, safe_torch_load
 from dqnlab.networks import build_q_network
 
@@ -131,26 +131,72 @@ def policy_from_dict(data: Any, source: str) -> Policy:
         raise DqnlabError(f"{source} is not a dqnlab policy file", exit_code=1)
     if data.get("format_version") != POLICY_VERSION:
         raise DqnlabError(
-            f"{source} has policy format version {data.get('format_version')!r}; this dqnlab reads {POLICY_VERSION}",
-            exit_code=1,
+            f"{source} has policy format version {preview(data.get('format_version'), 40)}; this dqnlab reads "
+            f"{POLICY_VERSION}", exit_code=1,
         )
     try:
-        network = NetworkConfig.model_validate(data["network"])
-        obs_shape = tuple(int(d) for d in data["obs_shape"])
-        n_actions = int(data["n_actions"])
-        env_id = str(data["env_id"])
-        algo = str(data.get("algo", "dqn"))
+        network = NetworkConfig.model_validate(data["network"])  # bounds hidden sizes and layers
+        env_id = data["env_id"]
+        algo = data.get("algo", "dqn")
         extra = data.get("extra", {})
+        if not isinstance(env_id, str) or len(env_id) > 200 or algo not in ("dqn", "ppo", "tabular", "baseline"):
+            raise ValueError("env_id or algo is not a name dqnlab writes")
         if not isinstance(extra, dict):
             raise ValueError("extra is not a mapping")
-        if len(obs_shape) != (3 if "pixels" in extra else 1) or min(obs_shape) < 1 or n_actions < 1:
-            raise ValueError("bad shapes")
+        obs_shape, n_actions = _checked_shapes(data["obs_shape"], data["n_actions"], extra)
+        state_dict = data["state_dict"]
+        if not isinstance(state_dict, dict):
+            raise ValueError("state_dict is not a mapping")
+        # Built without memory first: sizes written in the file (a hidden layer of 65536 units,
+        # a table of 1e8 cells) must match the tensors it really holds before they cost anything.
+        with torch.device("meta"):
+            expected = build_policy_net(algo, network, obs_shape[0], n_actions, extra).state_dict()
+        _check_tensors(state_dict, expected)
         net = build_policy_net(algo, network, obs_shape[0], n_actions, extra)
-        net.load_state_dict(data["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError, ValidationError) as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        net.load_state_dict(state_dict)
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError, ValidationError) as exc:
+        if isinstance(exc, ValidationError):  # its first line only says how many errors there are
+            reason = exc.errors()[0]["msg"].removeprefix("Value error, ")[:200]
+        else:
+            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise DqnlabError(f"{source} is a damaged dqnlab policy file ({reason})", exit_code=1) from None
     return Policy(net, env_id, obs_shape, n_actions, network, algo=algo, extra=extra)
+
+
+MAX_OBS_DIM = 10**6
+"""Largest observation vector a policy file may declare (CartPole's has 4)."""
+
+
+def _checked_shapes(obs_shape: Any, n_actions: Any, extra: dict[str, Any]) -> tuple[tuple[int, ...], int]:
+    """(obs_shape, n_actions) from a policy file, or ValueError unless they are whole numbers in
+    range: a flat observation of at most MAX_OBS_DIM values, or exactly the frame stack of its
+    env.pixels section; at most MAX_UNITS actions."""
+    if not isinstance(obs_shape, (list, tuple)) or len(obs_shape) not in (1, 3):
+        raise ValueError("obs_shape is not a list of 1 or 3 sizes")
+    if not all(isinstance(d, int) and not isinstance(d, bool) for d in (*obs_shape, n_actions)):
+        raise ValueError("obs_shape and n_actions must be whole numbers")
+    shape = tuple(obs_shape)
+    if "pixels" in extra:
+        if shape != PixelConfig.model_validate(extra["pixels"]).obs_shape():
+            raise ValueError(f"obs_shape {preview(shape, 60)} is not the frame stack of its env.pixels")
+    elif len(shape) != 1 or not 1 <= shape[0] <= MAX_OBS_DIM:
+        raise ValueError(f"obs_shape {preview(shape, 60)} is not a vector of 1 to {MAX_OBS_DIM} values")
+    if not 1 <= n_actions <= MAX_UNITS:
+        raise ValueError(f"n_actions {preview(n_actions, 40)} is outside [1, {MAX_UNITS}]")
+    return shape, n_actions
+
+
+def _check_tensors(state_dict: dict[Any, Any], expected: dict[str, torch.Tensor]) -> None:
+    """ValueError unless `state_dict` holds exactly the tensors of `expected` (names and shapes)."""
+    if set(state_dict) != set(expected):
+        unknown = sorted(map(str, set(state_dict) ^ set(expected)))
+        raise ValueError(f"its tensors do not match its network (tensor {preview(unknown[0], 60)})")
+    for name, want in expected.items():
+        got = state_dict[name]
+        if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(want.shape):
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            raise ValueError(f"tensor {preview(name, 60)} has shape {preview(shape, 60)}, its network needs "
+                             f"{tuple(want.shape)}")
 
 
 def resolve_policy_path(path: str | Path) -> Path:

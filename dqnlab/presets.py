@@ -11,7 +11,7 @@ import difflib
 from typing import Any
 
 from dqnlab.config import _deep_merge
-from dqnlab.errors import ConfigError
+from dqnlab.errors import ConfigError, preview
 
 # S3c's DQN, shared by its two presets.
 _S3C: dict[str, Any] = {
@@ -247,9 +247,9 @@ def preset_description(name: str) -> str:
 def preset_dict(name: str) -> dict[str, Any]:
     """The overrides of preset ``name`` (a deep copy), or a ConfigError naming the closest one."""
     if name not in PRESETS:
-        close = difflib.get_close_matches(name, PRESETS, n=1)
+        close = difflib.get_close_matches(name[:100], PRESETS, n=1)  # its cost grows with the name's length
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise ConfigError(
-            f"unknown preset '{name}'{hint} (available: {', '.join(PRESETS)}; see 'dqnlab presets')"
+            f"unknown preset {preview(name, 60)}{hint} (available: {', '.join(PRESETS)}; see 'dqnlab presets')"
         )
     return copy.deepcopy(PRESETS[name][1])

@@ -115,7 +115,10 @@ class ReplayBuffer:
     def load_state_dict(self, state: dict) -> None:
         if int(state["capacity"]) != self.capacity:
             raise ValueError(f"replay capacity {state['capacity']} != {self.capacity}")
-        n = int(state["size"])
+        n, pos = int(state["size"]), int(state["pos"])
+        # A damaged or crafted checkpoint must not leave a write position outside the ring.
+        if not 0 <= n <= self.capacity or not 0 <= pos < self.capacity or (n < self.capacity and pos != n):
+            raise ValueError(f"replay size {n} and position {pos} do not fit a ring of {self.capacity}")
         for name in _FIELDS:
             getattr(self, name)[:n] = state[name]
-        self.pos, self.size = int(state["pos"]), n
+        self.pos, self.size = pos, n

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dqnlab.config import RunConfig
-from dqnlab.errors import ConfigError, DqnlabError
+from dqnlab.errors import ConfigError, DqnlabError, preview
 from dqnlab.fanout import RunJob, check_backend, default_workers, run_jobs  # noqa: F401 (run_jobs: re-exported)
 from dqnlab.fileio import atomic_write_json
 from dqnlab.rundir import check_path_text, open_output_folder
@@ -27,7 +27,7 @@ def parse_seeds(text: str) -> list[int]:
         part = part.strip()
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not m:
-            raise ConfigError(f"--seeds expects ranges like 0-19 or lists like 0,3,5; got '{text}'")
+            raise ConfigError(f"--seeds expects ranges like 0-19 or lists like 0,3,5; got {preview(text, 60)}")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
             raise ConfigError(f"--seeds range '{part}' runs backwards; write {hi}-{lo}")

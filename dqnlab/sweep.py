@@ -47,6 +47,7 @@ import json
 import math
 import os
 import socket
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from dqnlab.config import RunConfig, build_config, config_to_yaml, load_yaml_file, validate_config
-from dqnlab.errors import ConfigError, DqnlabError
+from dqnlab.errors import ConfigError, DqnlabError, preview
 from dqnlab.fanout import RunJob, RunsInterrupted, backend_session, check_backend, default_workers, run_jobs
 from dqnlab.fileio import atomic_write_text
 from dqnlab.rundir import open_output_folder, run_state
@@ -127,24 +128,42 @@ class SearchSpace:
                 "params": {p.key: p.as_dict() for p in self.params}, "enqueue": list(self.enqueue)}
 
 
+MAX_MAGNITUDE = 1e18
+"""Largest |low|, |high| or step of a range: far beyond any config value (total_steps is at most
+1e10), and small enough that high - low never overflows and ints fit Optuna's storage (int64)."""
+MAX_GRID_POINTS = 1e12
+"""Most values a stepped range may hold: Optuna counts them in decimal arithmetic of 28 digits."""
+
+
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{what} must be a finite number, got {value!r}")
+    """A range bound: a finite number of magnitude 0 or in [float_info.min, MAX_MAGNITUDE]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{what} must be a finite number, got {preview(value)}")
+    if isinstance(value, int) and abs(value) > MAX_MAGNITUDE:  # before float(): a 400-digit int overflows it
+        raise ConfigError(f"{what} must be at most {MAX_MAGNITUDE:.0e} in magnitude, got {preview(value)}")
+    if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
+        raise ConfigError(f"{what} must be a finite number of magnitude at most {MAX_MAGNITUDE:.0e}, "
+                          f"got {preview(value)}")
+    if value != 0 and abs(value) < sys.float_info.min:
+        # subnormal: log scale and Optuna's arithmetic lose all precision down there
+        raise ConfigError(f"{what} is too close to 0 ({value!r}); use 0 or at least {sys.float_info.min:.1e}")
     return value
 
 
 def parse_param(key: str, spec: Any) -> ParamSpec:
     """One `params` entry -> ParamSpec, or a one-line ConfigError naming the key."""
-    where = f"search space: params.{key}"
+    where = f"search space: params.{preview(key, 60)[1:-1]}"
     if not isinstance(spec, dict):
-        raise ConfigError(f"{where} must be a mapping like {{type: float, low: 1e-4, high: 1e-2}}, got {spec!r}")
+        raise ConfigError(f"{where} must be a mapping like {{type: float, low: 1e-4, high: 1e-2}}, "
+                          f"got {preview(spec)}")
     kind = spec.get("type")
     if kind not in PARAM_TYPES:
-        raise ConfigError(f"{where}: type must be one of {', '.join(PARAM_TYPES)}, got {kind!r}")
+        raise ConfigError(f"{where}: type must be one of {', '.join(PARAM_TYPES)}, got {preview(kind)}")
     allowed = {"type", "choices"} if kind == "categorical" else {"type", "low", "high", "log", "step"}
-    extra = sorted(set(spec) - allowed)
+    extra = sorted(map(str, set(spec) - allowed))
     if extra:
-        raise ConfigError(f"{where}: unknown field '{extra[0]}' for type {kind} (allowed: {', '.join(sorted(allowed))})")
+        raise ConfigError(f"{where}: unknown field {preview(extra[0], 40)} for type {kind} "
+                          f"(allowed: {', '.join(sorted(allowed))})")
     if kind == "categorical":
         choices = spec.get("choices")
         if not isinstance(choices, list) or not choices:
@@ -155,7 +174,7 @@ def parse_param(key: str, spec: Any) -> ParamSpec:
     low, high = _number(spec["low"], f"{where}.low"), _number(spec["high"], f"{where}.high")
     log, step = spec.get("log", False), spec.get("step")
     if not isinstance(log, bool):
-        raise ConfigError(f"{where}.log must be true or false, got {log!r}")
+        raise ConfigError(f"{where}.log must be true or false, got {preview(log)}")
     if kind == "int" and (low != int(low) or high != int(high)):
         raise ConfigError(f"{where}: int bounds must be whole numbers, got {low} and {high}")
     if low > high:
@@ -166,7 +185,26 @@ def parse_param(key: str, spec: Any) -> ParamSpec:
         step = _number(step, f"{where}.step")
         if step <= 0 or log:
             raise ConfigError(f"{where}: step must be > 0 and cannot be combined with log")
+        if kind == "int" and step != int(step):
+            raise ConfigError(f"{where}: an int step must be a whole number, got {step}")
+        if (high - low) / step > MAX_GRID_POINTS:
+            raise ConfigError(f"{where}: step {step:g} cuts [{low:g}, {high:g}] into more than "
+                              f"{MAX_GRID_POINTS:.0e} values; use a larger step or log: true")
     return ParamSpec(key, kind, low=low, high=high, log=log, step=step)
+
+
+def range_ends(spec: ParamSpec) -> list[Any]:
+    """The values a parameter can take at its extremes: every choice of a categorical, the
+    lowest and the highest value of a range (the highest on its step grid)."""
+    if spec.type == "categorical":
+        return list(spec.choices)
+    assert spec.low is not None and spec.high is not None
+    high = spec.high
+    if spec.step:
+        high = spec.low + math.floor((spec.high - spec.low) / spec.step) * spec.step
+    if spec.type == "int":
+        return [int(spec.low), int(high)]
+    return [float(spec.low), float(high)]
 
 
 def load_search_space(path: str | Path) -> SearchSpace:
@@ -204,9 +242,20 @@ def load_search_space(path: str | Path) -> SearchSpace:
     space = SearchSpace(preset, config, {str(k): v for k, v in fixed.items()},
                         tuple(parse_param(str(k), v) for k, v in params.items()),
                         tuple({str(k): v for k, v in e.items()} for e in enqueue))
-    trial_config(space, {s.key: s.choices[0] if s.type == "categorical" else s.low for s in space.params})
+    base = base_config(space)
+    lows = {s.key: range_ends(s)[0] for s in space.params}
+    validate_config(with_values(base, {**space.fixed, **lows}))
+    # Each parameter at its other end (every choice), the others low: a range whose top is
+    # invalid (1e299 evaluation episodes) is refused now, not found by a trial hours later.
+    for s in space.params:
+        for value in range_ends(s)[1:]:
+            try:
+                validate_config(with_values(base, {**space.fixed, **lows, s.key: value}))
+            except ConfigError as exc:
+                raise ConfigError(f"search space {p}: params.{preview(s.key, 60)[1:-1]} at {preview(value, 40)} "
+                                  f"makes an invalid config: {exc}") from None
     for e in space.enqueue:
-        trial_config(space, e)
+        validate_config(with_values(base, {**space.fixed, **e}))
     return space
 
 

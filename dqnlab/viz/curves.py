@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 WINDOW = 100  # episodes in the moving mean: the "mean of the last 100 episodes" of Gym's leaderboards
 EMA_WEIGHT = 0.9
 GRID_POINTS = 200
+MAX_POINTS = 20_000
+"""Points drawn per series at most: more are thinned evenly (after smoothing over all of them), so
+a run of millions of episodes draws in seconds and looks the same at figure resolution."""
 DPI = 100
 _BAND_LABELS = {"ci95": "95% bootstrap CI of the mean", "minmax": "min–max across runs"}
 
@@ -59,6 +62,15 @@ def _png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
+
+
+def _thin(*series: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The same evenly spaced rows of each array (first and last kept), at most MAX_POINTS."""
+    n = len(series[0])
+    if n <= MAX_POINTS:
+        return series
+    idx = np.unique(np.linspace(0, n - 1, MAX_POINTS).round().astype(np.int64))
+    return tuple(a[idx] for a in series)
 
 
 def _threshold(ax: Axes, threshold: float | None) -> None:
@@ -88,12 +100,11 @@ def run_figure(m: RunMetrics) -> Figure:
 
     ax_ret.set_title("Training episodes", fontsize=10)
     if len(m.train_step):
-        ax_ret.scatter(m.train_step, m.train_return, s=4, color="C0", alpha=0.25, linewidths=0,
-                       label="episode return")
-        ax_ret.plot(m.train_step, moving_mean(m.train_return, WINDOW), color="C0", linewidth=2,
-                    label=f"mean of last {WINDOW} episodes")
-        ax_ret.plot(m.train_step, ema(m.train_return, EMA_WEIGHT), color="C1", linewidth=1,
-                    label=f"EMA (weight {EMA_WEIGHT:g})")
+        steps, returns, mean, smooth = _thin(m.train_step, m.train_return, moving_mean(m.train_return, WINDOW),
+                                             ema(m.train_return, EMA_WEIGHT))
+        ax_ret.scatter(steps, returns, s=4, color="C0", alpha=0.25, linewidths=0, label="episode return")
+        ax_ret.plot(steps, mean, color="C0", linewidth=2, label=f"mean of last {WINDOW} episodes")
+        ax_ret.plot(steps, smooth, color="C1", linewidth=1, label=f"EMA (weight {EMA_WEIGHT:g})")
     else:
         _empty(ax_ret, "no finished training episode yet")
     _threshold(ax_ret, m.threshold)
@@ -101,9 +112,10 @@ def run_figure(m: RunMetrics) -> Figure:
 
     ax_eval.set_title("Greedy evaluation", fontsize=10)
     if len(m.eval_step):
-        ax_eval.fill_between(m.eval_step, m.eval_mean - m.eval_std, m.eval_mean + m.eval_std, color="C2",
+        e_step, e_mean, e_std = _thin(m.eval_step, m.eval_mean, m.eval_std)
+        ax_eval.fill_between(e_step, e_mean - e_std, e_mean + e_std, color="C2",
                              alpha=0.2, linewidth=0, label="± 1 std over its episodes")
-        ax_eval.plot(m.eval_step, m.eval_mean, color="C2", marker="o", markersize=3, label="evaluation mean")
+        ax_eval.plot(e_step, e_mean, color="C2", marker="o", markersize=3, label="evaluation mean")
         s = m.summary or {}
         if s.get("eval_mean") is not None and s.get("best_eval_step") is not None:
             ax_eval.errorbar([s["best_eval_step"]], [s["eval_mean"]], yerr=[[s.get("eval_std") or 0.0]] * 2,
@@ -115,7 +127,7 @@ def run_figure(m: RunMetrics) -> Figure:
     ax_eval.set_ylabel("return")
     if np.isfinite(m.eval_success).any():  # a task that reports success: its rate on a second axis
         ax_success = ax_eval.twinx()
-        ax_success.plot(m.eval_step, m.eval_success, color="C5", linestyle="--", linewidth=1.2,
+        ax_success.plot(*_thin(m.eval_step, m.eval_success), color="C5", linestyle="--", linewidth=1.2,
                         label="task success rate")
         goal = (m.summary or {}).get("success_threshold")
         if goal is not None:
@@ -127,9 +139,10 @@ def run_figure(m: RunMetrics) -> Figure:
     ax_loss.set_title("TD loss (at each episode end)", fontsize=10)
     finite = np.isfinite(m.train_loss)
     if finite.any():
-        steps, loss = m.train_step[finite], m.train_loss[finite]
+        steps, loss, mean = _thin(m.train_step[finite], m.train_loss[finite],
+                                  moving_mean(m.train_loss[finite], WINDOW))
         ax_loss.plot(steps, loss, color="C4", alpha=0.3, linewidth=0.8, label="loss")
-        ax_loss.plot(steps, moving_mean(loss, WINDOW), color="C4", linewidth=1.8, label=f"{WINDOW}-episode mean")
+        ax_loss.plot(steps, mean, color="C4", linewidth=1.8, label=f"{WINDOW}-episode mean")
         if (loss > 0).all():
             ax_loss.set_yscale("log")
     else:
@@ -139,8 +152,9 @@ def run_figure(m: RunMetrics) -> Figure:
 
     ax_eps.set_title("Exploration", fontsize=10)
     if len(m.train_step):
-        ax_eps.plot(m.train_step, m.train_epsilon, color="C5", linewidth=1.5, label="epsilon")
-        ax_eps.set_ylim(-0.02, max(1.0, float(np.nanmax(m.train_epsilon))) + 0.02)
+        ax_eps.plot(*_thin(m.train_step, m.train_epsilon), color="C5", linewidth=1.5, label="epsilon")
+        finite_eps = m.train_epsilon[np.isfinite(m.train_epsilon)]
+        ax_eps.set_ylim(-0.02, max(1.0, float(finite_eps.max()) if len(finite_eps) else 1.0) + 0.02)
     else:
         _empty(ax_eps, "no finished training episode yet")
     ax_eps.set_ylabel("epsilon")

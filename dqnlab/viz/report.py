@@ -17,6 +17,7 @@ from typing import Any
 
 from dqnlab.errors import DqnlabError
 from dqnlab.rundir import CONFIG_FILE, MARKER_FILE, SUMMARY_FILE, is_run_dir
+from dqnlab.viz.metrics import read_summary
 from dqnlab.viz.output import REPORT_FILE, write_output
 
 _CSS = """
@@ -143,9 +144,15 @@ def report_html(title: str, summary: dict[str, Any] | None, config_text: str | N
     return "\n".join(parts)
 
 
-def _read(path: Path) -> bytes | None:
+MAX_CONFIG_SHOWN = 100_000
+"""Bytes of config.yaml shown in the page (a real one is about 3 kB)."""
+
+
+def _read(path: Path, limit: int | None = None) -> bytes | None:
+    """The bytes of `path` (at most `limit` + 1 of them), or None if it does not exist."""
     try:
-        return path.read_bytes()
+        with open(path, "rb") as f:
+            return f.read(-1 if limit is None else limit + 1)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -160,16 +167,15 @@ def write_report(run_dir: str | Path, curves_png: Path | None = None, animation_
     run = Path(run_dir)
     if out is None and not is_run_dir(run):  # the default output replaces RUN_DIR/report.html: ours only
         raise DqnlabError(f"{run} is not a dqnlab run directory (no {MARKER_FILE} marker)")
-    summary_bytes = _read(run / SUMMARY_FILE)
-    try:
-        summary = json.loads(summary_bytes) if summary_bytes is not None else None
-    except ValueError:
-        summary = None  # damaged: the page says there is no summary rather than failing
-    config = _read(run / CONFIG_FILE)
+    summary = read_summary(run)  # damaged: the page says there is no summary rather than failing
+    config = _read(run / CONFIG_FILE, MAX_CONFIG_SHOWN)
+    config_text = None if config is None else config.decode("utf-8", errors="replace")
+    if config is not None and len(config) > MAX_CONFIG_SHOWN:
+        config_text = config_text[:MAX_CONFIG_SHOWN] + f"\n... ({CONFIG_FILE} is longer; the rest is not shown)"
     page = report_html(
         title=run.resolve().name,
-        summary=summary if isinstance(summary, dict) else None,
-        config_text=None if config is None else config.decode("utf-8", errors="replace"),
+        summary=summary,
+        config_text=config_text,
         curves_png=None if curves_png is None else _read(curves_png),
         animation_gif=None if animation_gif is None else _read(animation_gif),
         animation_caption=animation_caption,

@@ -15,6 +15,7 @@ each kept frame lasts ``every / fps`` seconds, where ``fps`` is in environment s
 from __future__ import annotations
 
 import io
+import math
 import os
 import sys
 import tempfile
@@ -33,6 +34,8 @@ MP4_EVERY, MP4_WIDTH = 1, 600  # video codecs make full frame rate and size chea
 MIN_GIF_FRAME_MS = 20  # browsers play shorter GIF frames at 100 ms, i.e. far too slowly
 END_HOLD_MS = 1000  # the last frame of each episode stays up a second, so the end can be seen
 MAX_STEPS = 10_000  # a safety cap for environments without a time limit
+MAX_FRAME_SECONDS = 655.35  # GIF stores a frame's duration in centiseconds, in 16 bits
+MAX_FRAME_BYTES = 2 * 10**9  # all kept frames are held in memory until the file is written
 _PYGAME_HINT = 'rendering needs pygame: pip install "pygame>=2.1"'
 
 
@@ -132,6 +135,7 @@ def record_episodes(policy: Policy, episodes: int = 1, seed: int = 0, every: int
     if episodes < 1 or every < 1 or width < 16:
         raise DqnlabError("episodes and every must be at least 1, and width at least 16 pixels")
     env = policy.wrap_env(_make_env(policy.env_id, "rgb_array"))  # a pixel policy draws its own frames
+    held = 0  # bytes of the frames kept so far
     try:
         out = []
         for i in range(episodes):
@@ -149,6 +153,10 @@ def record_episodes(policy: Policy, episodes: int = 1, seed: int = 0, every: int
                 done = terminated or truncated
                 if step % every == 0 or done or step == MAX_STEPS:  # = kept_frame_indices
                     frames.append(annotate(env.render(), _label(i, episodes, step, total), size))
+                    held += frames[-1].nbytes
+                    if held > MAX_FRAME_BYTES:
+                        raise DqnlabError(f"the frames would take more than {MAX_FRAME_BYTES / 1e9:.0f} GB of memory; "
+                                          "use fewer --episodes, a larger --every or a smaller --width", exit_code=1)
             out.append(Episode(seed + i, total, step, frames))
         return out
     except Exception as exc:
@@ -171,11 +179,23 @@ def default_fps(env_id: str) -> float:
 def gif_frame_ms(fps: float, every: int) -> int:
     """Milliseconds per GIF frame for real-time playback at `fps` steps per second with one frame
     every `every` steps; a DqnlabError if browsers would not honour it (see MIN_GIF_FRAME_MS)."""
-    ms = round(1000 * every / fps)
-    if ms < MIN_GIF_FRAME_MS:
-        raise DqnlabError(f"GIF frames of {ms} ms play slowly in browsers (at least {MIN_GIF_FRAME_MS} ms); "
-                          "use a larger --every or a lower --fps")
-    return ms
+    seconds = frame_seconds(fps, every)
+    if seconds * 1000 < MIN_GIF_FRAME_MS:
+        raise DqnlabError(f"GIF frames of {seconds * 1000:.0f} ms play slowly in browsers (at least "
+                          f"{MIN_GIF_FRAME_MS} ms); use a larger --every or a lower --fps")
+    return round(seconds * 1000)
+
+
+def frame_seconds(fps: float, every: int) -> float:
+    """How long each kept frame shows (`every` steps at `fps` steps per second); a DqnlabError
+    beyond MAX_FRAME_SECONDS, which a GIF cannot store and ffmpeg refuses as a frame rate."""
+    if not (fps > 0 and math.isfinite(fps)) or every < 1:
+        raise DqnlabError(f"--fps must be a finite number > 0 and --every at least 1, got {fps:g} and {every}")
+    seconds = every / fps
+    if seconds > MAX_FRAME_SECONDS:
+        raise DqnlabError(f"frames of {seconds:.3g} s are longer than a GIF or video can show (at most "
+                          f"{MAX_FRAME_SECONDS:.0f} s); use a smaller --every or a higher --fps")
+    return seconds
 
 
 def gif_bytes(episodes: Sequence[Episode], frame_ms: int) -> bytes:
