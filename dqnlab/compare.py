@@ -90,7 +90,7 @@ def compare(configs: list[tuple[str, RunConfig]], seeds: list[int], out: str | P
     compare.md and curves.png; return the comparison."""
     from dqnlab.fanout import check_backend
 
-    check_backend(backend, ray_address)  # before the output folder is created
+    check_backend(backend, ray_address, workers)  # before the output folder is created
     lock = open_output_folder(out, "compare")  # ours (marked) or new, and one comparison at a time
     try:
         return _compare(configs, seeds, Path(out), workers, on_result, backend, ray_address)

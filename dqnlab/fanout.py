@@ -53,7 +53,14 @@ from pathlib import Path
 from typing import Any
 
 from dqnlab.errors import ConfigError, DqnlabError, Interrupted
-from dqnlab.stopping import STOP_SIGNALS, catch_stop_signals, request_stop, signals_received, stop_signal
+from dqnlab.resources import usable_cores
+from dqnlab.stopping import (
+    STOP_SIGNALS,
+    catch_stop_signals,
+    request_stop,
+    signals_received,
+    stop_signal,
+)
 
 BACKENDS = ("local", "ray")
 RAY_INSTALL_HINT = "the ray backend needs Ray: pip install 'dqnlab[ray]'"
@@ -96,7 +103,7 @@ def as_job(job: RunJob | Sequence[Any]) -> RunJob:
 
 def default_workers() -> int:
     """The cores this process may use (its CPU affinity), at least 1."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return usable_cores()
 
 
 def failed_summary(job: RunJob, error: str) -> dict[str, Any]:
@@ -127,12 +134,22 @@ def train_job(job: RunJob) -> tuple[Hashable, dict[str, Any]]:
     return job.key, failed_summary(job, error)
 
 
-def check_backend(backend: str, ray_address: str | None = None) -> None:
-    """Validate the backend choice before anything is written (Ray installed, address only with ray)."""
+WORKERS_PER_CORE = 4
+"""Parallel runs on this machine at most per usable core: each is a process of a few hundred MB
+training on one thread, so more only share the cores and the memory more thinly."""
+
+
+def check_backend(backend: str, ray_address: str | None = None, workers: int | None = None) -> None:
+    """Validate the backend choice before anything is written (Ray installed, address only with
+    ray, no more local workers than WORKERS_PER_CORE per usable core)."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend '{backend}' (choose from: {', '.join(BACKENDS)})")
     if ray_address is not None and backend != "ray":
         raise ConfigError("--ray-address needs --backend ray")
+    cores = default_workers()
+    if workers is not None and ray_address is None and workers > WORKERS_PER_CORE * cores:
+        raise ConfigError(f"--workers {workers} is more than {WORKERS_PER_CORE} per core on this machine "
+                          f"({cores} usable); use at most {WORKERS_PER_CORE * cores}")
     if backend == "ray":
         _import_ray()
 
@@ -142,7 +159,7 @@ def run_jobs(jobs: Sequence[RunJob | Sequence[Any]], workers: int | None, record
     """Train every job on `backend`, at most `workers` at a time (local, or a local Ray instance),
     calling record(key, summary) in this process as each finishes. A stop signal (see the module
     docstring) raises RunsInterrupted once every run under way has stopped and reported."""
-    check_backend(backend, ray_address)
+    check_backend(backend, ray_address, workers)
     todo = [as_job(j) for j in jobs]
     with catch_stop_signals():
         if todo and stop_signal() is None:
@@ -379,7 +396,7 @@ def _import_ray():
 def backend_session(backend: str, workers: int | None = None, ray_address: str | None = None) -> Iterator[None]:
     """Keep the backend up across several run_jobs calls (a sweep's trials): with Ray, connect
     (or start the local instance) once instead of once per call. Nothing to do for `local`."""
-    check_backend(backend, ray_address)
+    check_backend(backend, ray_address, workers)
     if backend != "ray":
         yield
         return

@@ -44,7 +44,7 @@ def run_seeds(cfg: RunConfig, seeds: list[int], root: str | Path, workers: int |
               on_result=None, *, backend: str = "local", ray_address: str | None = None) -> dict[str, Any]:
     """Train `cfg` once per seed into root/seed-<k> (in parallel, on `backend`: see dqnlab.fanout),
     then write and return the aggregate summary (root/seeds_summary.json)."""
-    check_backend(backend, ray_address)  # before the output folder is created
+    check_backend(backend, ray_address, workers)  # before the output folder is created
     root = check_path_text(root)
     if root.exists() and any(root.iterdir()):
         raise DqnlabError(f"output directory {root} already exists; choose a new --run-dir")

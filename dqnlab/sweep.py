@@ -397,7 +397,7 @@ def sweep(space: SearchSpace, trials: int, n_seeds: int, out: str | Path, *, sto
           on_event: Callable[[str], None] | None = None) -> SweepResult:
     """Run (or continue) the study until it holds `trials` trials; write trials.csv and best.yaml."""
     optuna = _import_optuna()
-    check_backend(backend, ray_address)
+    check_backend(backend, ray_address, workers)
     if trials < 1 or n_seeds < 1:
         raise ConfigError("--trials and --seeds must be at least 1")
     root = Path(out)

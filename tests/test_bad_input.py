@@ -492,6 +492,23 @@ def _setup_files(cwd: Path, run: Path) -> dict[str, str]:
     torch.save(policy, crafted / "policy.pt")
     steps = copy_run(run, cwd / "badsteps")
     edit_metrics(steps, "train", "env_step", "-5", every=False)
+    # data-loss cases: a user's project folder (with a config.yaml of its own), links, runs
+    # holding a user's file or a link, a run being written by another process, an edited run
+    proj = cwd / "proj"
+    (proj / "src").mkdir(parents=True)
+    for name, text in (("config.yaml", "my: settings\n"), ("metrics.csv", "my,own\n1,2\n"), ("curves.png", "mine"),
+                       ("episode.gif", "mine"), ("compare.json", "{}"), ("trials.csv", "mine"),
+                       ("src/main.py", "print(1)\n")):
+        _write(proj / name, text)
+    (cwd / "linkproj").symlink_to(proj)
+    copy_run(run, cwd / "noted")
+    _write(cwd / "noted" / "notes.txt", "my notes")
+    copy_run(run, cwd / "linked")
+    (cwd / "linked" / "shortcut").symlink_to(proj)
+    copy_run(run, cwd / "locked")
+    edited = copy_run(run, cwd / "edited")
+    _write(edited / "config.yaml", (edited / "config.yaml").read_text().replace("gamma: 0.99", "gamma: 0.9", 1))
+    _write(cwd / "sw_ok.yaml", SWEEP_BASE + "dqn.lr: {type: float, low: 0.001, high: 0.01}\n")
     return {"{run}": str(run)}
 
 
@@ -549,13 +566,41 @@ HOSTILE = [
     ("resume metrics_bytes 1e18", ["train", "--resume", "crafted", "--quiet"], 1, []),
     ("evaluate 1 TB declared network", ["evaluate", "crafted"], 1, []),
     ("plot negative env step", ["plot", "badsteps", "--out", "p.png"], 1, ["p.png"]),
+    # data loss: nothing of the user's is deleted or replaced
+    ("overwrite a project folder holding a config.yaml", ["train", "--run-dir", "proj", "--overwrite"], 2, []),
+    ("overwrite through a symlink", ["train", "--run-dir", "linkproj", "--overwrite"], 2, []),
+    ("resume a project folder", ["train", "--resume", "proj"], 2, []),
+    ("report into a project folder", ["report", "proj"], 2, ["proj/report.html"]),
+    ("plot over a user's curves.png", ["plot", "{run}", "--out", "proj/curves.png"], 2, []),
+    ("play over a user's GIF", ["play", "{run}", "--gif", "proj/episode.gif"], 2, []),
+    ("empty --run-dir", ["train", "--run-dir", ""], 2, []),
+    ("empty --out", ["compare", "lqr", "--out", ""], 2, []),
+    ("compare into a user's folder", ["compare", "lqr", "--seeds", "0", "--out", "proj"], 2, []),
+    ("sweep into a user's folder", ["sweep", "sw_ok.yaml", "--trials", "1", "--out", "proj"], 2, ["proj/study.db"]),
+    ("overwrite a run holding a user's file", ["train", "--run-dir", "noted", "--overwrite"], 2, []),
+    ("overwrite a run holding a symlink", ["train", "--run-dir", "linked", "--overwrite"], 2, []),
+    ("replay too large for memory", ["train", "--set", "dqn.buffer_size=1000000000", "--run-dir", "r"], 2, ["r"]),
+    ("more torch threads than cores", ["train", "--set", f"torch_threads={os.cpu_count() + 1}", "--run-dir", "r"],
+     2, ["r"]),
+    # one writer per run
+    ("overwrite a run another process writes", ["train", "--run-dir", "locked", "--overwrite"], 1, []),
+    ("resume a run another process writes", ["train", "--resume", "locked"], 1, []),
+    # resume is exact or refused
+    ("resume an edited config.yaml", ["train", "--resume", "edited", "--quiet"], 1, []),
+    ("compare on more workers than 4 per core", ["compare", "lqr", "--seeds", "0-1", "--out", "o", "--workers",
+                                                 str(4 * len(os.sched_getaffinity(0)) + 1)], 2, ["o"]),
 ]
 
 
 @pytest.fixture(scope="module")
 def hostile_cwd(tmp_path_factory, finished_run):
+    from dqnlab.rundir import FolderLock
+
     cwd = tmp_path_factory.mktemp("hostile")
-    return cwd, _setup_files(cwd, finished_run)
+    placeholders = _setup_files(cwd, finished_run)
+    lock = FolderLock(cwd / "locked").acquire()  # another writer, for the whole battery
+    yield cwd, placeholders
+    lock.release()
 
 
 def _tree(path: Path) -> dict[str, str]:
@@ -571,8 +616,16 @@ def test_hostile_cli_input_is_one_short_line(hostile_cwd, name, args, code, abse
     args = [placeholders.get(a, a) for a in args]
     before = _tree(cwd)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-m", "dqnlab", *args], cwd=cwd, capture_output=True, timeout=300,
-                          env=env, check=False)
+    proc = subprocess.Popen([sys.executable, "-m", "dqnlab", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+    _, stderr = proc.communicate(timeout=300)
+    proc.stderr = stderr
+    try:  # no process of the command's own session outlives it
+        os.killpg(proc.pid, 0)
+        orphans = True
+    except ProcessLookupError:
+        orphans = False
+    assert not orphans, "a process of the command is still running"
     err = proc.stderr.decode("utf-8", errors="replace")
     assert proc.returncode == code, err[-2000:]
     assert "Traceback" not in err
