@@ -65,7 +65,7 @@ def worker_sb3(seed: int) -> dict:
 
     import dqnlab
     from dqnlab.config import EnvConfig
-    from dqnlab.evaluation import Evaluator
+    from dqnlab.runtime.evaluation import Evaluator
 
     t_import = time.perf_counter() - t0
     torch.set_num_threads(1)
@@ -90,7 +90,7 @@ def worker_stability(seed: int, run_dir: str, overrides: list[str], after: int) 
     import torch
 
     import dqnlab
-    from dqnlab.rundir import read_metrics
+    from dqnlab.runtime.rundir import read_metrics
 
     torch.set_num_threads(1)
     cfg = dqnlab.build_config(seed=seed, overrides=[*overrides, "eval.early_stop=false"],
@@ -122,7 +122,7 @@ def spawn(kind: str, *args) -> dict:
 # -- aggregation and report ---------------------------------------------------------------------
 
 def aggregate(rows: list[dict]) -> dict:
-    from dqnlab.stats import summarize
+    from dqnlab.experiments.stats import summarize
 
     out = {}
     for system in sorted({r["system"] for r in rows}):
@@ -236,7 +236,7 @@ def main() -> None:
         print(json.dumps(fn(*json.loads(a.args))))
         return
 
-    from dqnlab.seeds import parse_seeds
+    from dqnlab.experiments.multiseed import parse_seeds
 
     seeds = parse_seeds(a.seeds)
     out = Path(a.out)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 
 def timed_run(cfg, seeds: list[int], root: Path, workers: int, backend: str) -> dict:
-    from dqnlab.seeds import run_seeds
+    from dqnlab.experiments.multiseed import run_seeds
 
     t0 = time.perf_counter()
     summary = run_seeds(cfg, seeds, root, workers, backend=backend)
@@ -51,8 +51,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from dqnlab.config import build_config
-    from dqnlab.fanout import default_workers
-    from dqnlab.seeds import parse_seeds
+    from dqnlab.experiments.fanout import default_workers
+    from dqnlab.experiments.multiseed import parse_seeds
 
     seeds = parse_seeds(args.seeds)
     cfg = build_config("default", overrides=["artifacts=false", *args.overrides])

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 import dqnlab
-from dqnlab.compare import compare, resolve_entries
-from dqnlab.seeds import parse_seeds
+from dqnlab.experiments.compare import compare, resolve_entries
+from dqnlab.experiments.multiseed import parse_seeds
 
 # name -> keyword arguments of dqnlab.evaluate
 PERTURBATIONS: dict[str, dict] = {

@@ -24,8 +24,8 @@ import gymnasium as gym
 import numpy as np
 
 from dqnlab.config import EnvConfig, PixelConfig
-from dqnlab.envs import make_vec_env
-from dqnlab.pixels.view import BOTTOM, TOP, TUTORIAL_VIEW_W, render_view, tutorial_left
+from dqnlab.envs.make import make_vec_env
+from dqnlab.envs.pixels.view import BOTTOM, TOP, TUTORIAL_VIEW_W, render_view, tutorial_left
 
 VIEWS = {
     "tutorial 3x40x90": PixelConfig(mode="tutorial", height=40, width=90, color=True, frames=2, input="difference"),

@@ -11,10 +11,11 @@ import torch
 from pydantic import ValidationError
 
 from dqnlab.config import EnvConfig
-from dqnlab.envs import check_spaces, make_vec_env
-from dqnlab.errors import DqnlabError
-from dqnlab.evaluation import EvalResult, Evaluator
-from dqnlab.policy import Policy, load_policy
+from dqnlab.envs.make import check_spaces, make_vec_env
+from dqnlab.core.errors import DqnlabError
+from dqnlab.runtime.evaluation import EvalResult, Evaluator
+from dqnlab.algos.registry import load_policy
+from dqnlab.runtime.policy import Policy
 
 
 def evaluate(
@@ -34,10 +35,10 @@ def evaluate(
     episodes on the environment it was trained on (or `env_id`), starting from `seed`.
     `max_steps` replaces the environment's time limit (for long-horizon tests).
 
-    Perturbations, as the `env` section of a config (dqnlab.config.EnvConfig): `obs_noise`
+    Perturbations, as the `env` section of a config (dqnlab.config.schema.EnvConfig): `obs_noise`
     (Gaussian sigma, one or one per dimension), `action_noise` (probability of a uniformly
     random action), `force_noise` (relative sigma of each push), `randomize` (physics ranges
-    {name: (lo, hi)} drawn per episode, or True for dqnlab.cartpole_vec.DEFAULT_RANDOMIZE);
+    {name: (lo, hi)} drawn per episode, or True for dqnlab.envs.cartpole_vec.DEFAULT_RANDOMIZE);
     `env_kwargs` go to the environment's constructor. The result reports survival and, on
     CartPole-style environments, the cart's drift."""
     if not isinstance(policy, Policy):
@@ -45,7 +46,7 @@ def evaluate(
     if episodes < 1:
         raise DqnlabError("episodes must be at least 1")
     if randomize is True:
-        from dqnlab.cartpole_vec import DEFAULT_RANDOMIZE
+        from dqnlab.envs.cartpole_vec import DEFAULT_RANDOMIZE
 
         randomize = DEFAULT_RANDOMIZE
     try:

@@ -1,6 +1,6 @@
 """Training entry point: resolve the config, check it against the environment and the machine,
 build the run beside its final place (or lock the run to resume), run the algorithm's loop
-(``dqnlab.loop.TrainLoop`` subclasses), write plots and report."""
+(``dqnlab.runtime.loop.TrainLoop`` subclasses), write plots and report."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from typing import Any
 import torch
 
 from dqnlab.config import RunConfig, config_to_yaml, validate_config
-from dqnlab.envs import check_spaces, make_vec_env, reward_threshold
-from dqnlab.errors import DqnlabError
-from dqnlab.fileio import atomic_write_text, safe_torch_load
-from dqnlab.loop import CHECKPOINT_FORMAT, TrainingInterrupted, TrainLoop, TrainResult  # noqa: F401 (re-exported)
-from dqnlab.resources import check_fits_machine
-from dqnlab.rundir import (CHECKPOINT_FILE, CONFIG_FILE, MARKER_FILE, METRICS_FILE, FolderLock, NewRunDir,
+from dqnlab.envs.make import check_spaces, make_vec_env, reward_threshold
+from dqnlab.core.errors import DqnlabError
+from dqnlab.core.fileio import atomic_write_text, safe_torch_load
+from dqnlab.algos.registry import loop_class
+from dqnlab.runtime.loop import CHECKPOINT_FORMAT, RunContext, TrainingInterrupted, TrainLoop, TrainResult  # noqa: F401 (re-exported)
+from dqnlab.runtime.resources import check_fits_machine
+from dqnlab.runtime.rundir import (CHECKPOINT_FILE, CONFIG_FILE, MARKER_FILE, METRICS_FILE, FolderLock, NewRunDir,
                            check_path_text, default_run_dir, is_run_dir, write_marker)
 
 
@@ -137,7 +138,7 @@ def _prepare(cfg: RunConfig) -> tuple[Any, tuple[int, ...], int, float | None]:
 
 def _new_loop(cfg: RunConfig, run_dir: Path, envs, obs_shape, n_actions, threshold, t_start, progress) -> TrainLoop:
     try:
-        return loop_class(cfg.algo)(cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress)
+        return loop_class(cfg.algo)(RunContext(cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress))
     except MemoryError:
         raise DqnlabError("not enough memory for this config (replay buffer, networks or table); reduce it",
                           exit_code=1) from None
@@ -197,22 +198,3 @@ def _run_and_finish(loop: TrainLoop, cfg: RunConfig) -> TrainResult:
         except DqnlabError as exc:  # the run itself is complete and saved: only warn
             print(f"dqnlab: warning: could not write plots and report: {exc}", file=sys.stderr)
     return result
-
-
-def loop_class(algo: str) -> type[TrainLoop]:
-    """The training loop of `algo` (imported on demand: each pulls in only what it needs)."""
-    if algo == "dqn":
-        from dqnlab.dqn_loop import DQNLoop
-
-        return DQNLoop
-    if algo == "ppo":
-        from dqnlab.ppo import PPOLoop
-
-        return PPOLoop
-    if algo == "tabular":
-        from dqnlab.tabular import TabularLoop
-
-        return TabularLoop
-    from dqnlab.baselines import BaselineLoop
-
-    return BaselineLoop

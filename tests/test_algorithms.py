@@ -8,14 +8,14 @@ import pytest
 import torch
 
 import dqnlab
-from dqnlab.baselines import AngleRule, LinearFeedback, RandomController
+from dqnlab.algos.baselines import AngleRule, LinearFeedback, RandomController
 from dqnlab.config import TabularConfig
-from dqnlab.errors import ConfigError
-from dqnlab.policy import load_policy
-from dqnlab.ppo import gae, ppo_losses
-from dqnlab.presets import PRESETS
-from dqnlab.schedules import log_episode
-from dqnlab.tabular import QTable, discretise, q_update
+from dqnlab.core.errors import ConfigError
+from dqnlab.algos.registry import load_policy
+from dqnlab.algos.ppo import gae, ppo_losses
+from dqnlab.config.presets import PRESETS
+from dqnlab.algos.schedules import log_episode
+from dqnlab.algos.tabular import QTable, discretise, q_update
 
 # -- PPO math -------------------------------------------------------------------------------------
 
@@ -179,13 +179,13 @@ def test_patience_stops_when_evaluations_stop_improving(tmp_path, tiny):
 def test_deliver_longest_episode_keeps_that_network(tmp_path, tiny):
     cfg = tiny(total_steps=3000, **{"eval.deliver": "longest_episode", "env.num_envs": 1})
     res = dqnlab.train(cfg, tmp_path / "r", progress=False)
-    rows = [r for r in dqnlab.rundir.read_metrics(tmp_path / "r" / "metrics.csv") if r["kind"] == "train"]
+    rows = [r for r in dqnlab.runtime.rundir.read_metrics(tmp_path / "r" / "metrics.csv") if r["kind"] == "train"]
     assert res.summary["longest_train_episode"] == max(int(r["length"]) for r in rows)
     assert res.summary["best_eval_mean"] is None and res.summary["delivered"] == "longest_episode"
 
 
 def test_every_preset_is_a_valid_config_and_listed():
-    from dqnlab.cli import main
+    from dqnlab.cli.main import main
 
     for name in PRESETS:
         cfg = dqnlab.build_config(name)
@@ -201,5 +201,5 @@ def test_fresh_starts_change_the_evaluation_episodes(tmp_path, tiny, fresh):
     # A deterministic policy: the same starts give the same evaluation means, fresh ones differ.
     cfg = tiny(total_steps=3000, **{"algo": "baseline", "baseline.controller": "angle", "eval.fresh_starts": fresh})
     dqnlab.train(cfg, tmp_path / "r", progress=False)
-    means = {r["eval_mean"] for r in dqnlab.rundir.read_metrics(tmp_path / "r" / "metrics.csv") if r["kind"] == "eval"}
+    means = {r["eval_mean"] for r in dqnlab.runtime.rundir.read_metrics(tmp_path / "r" / "metrics.csv") if r["kind"] == "eval"}
     assert (len(means) > 1) == fresh

@@ -24,10 +24,11 @@ import pytest
 import torch
 
 import dqnlab
-from dqnlab.config import MAX_UNITS, build_config, load_yaml_file, parse_override, validate_config
-from dqnlab.errors import ConfigError, DqnlabError, preview
-from dqnlab.fileio import atomic_write_json, safe_torch_load
-from dqnlab.sweep import load_search_space
+from dqnlab.config import MAX_UNITS, build_config, load_yaml_file, validate_config
+from dqnlab.config.overrides import parse_override
+from dqnlab.core.errors import ConfigError, DqnlabError, preview
+from dqnlab.core.fileio import atomic_write_json, safe_torch_load
+from dqnlab.experiments.sweep import load_search_space
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -173,7 +174,7 @@ def test_env_kwargs_that_reach_make_vec_are_refused(kwargs):
 def test_vector_env_that_autoresets_in_another_mode_is_refused():
     from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
-    from dqnlab.envs import make_vec_env
+    from dqnlab.envs.make import make_vec_env
 
     class SameStepCartPole(CartPoleVectorEnv):
         metadata = {**CartPoleVectorEnv.metadata, "autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
@@ -594,7 +595,7 @@ HOSTILE = [
 
 @pytest.fixture(scope="module")
 def hostile_cwd(tmp_path_factory, finished_run):
-    from dqnlab.rundir import FolderLock
+    from dqnlab.runtime.rundir import FolderLock
 
     cwd = tmp_path_factory.mktemp("hostile")
     placeholders = _setup_files(cwd, finished_run)

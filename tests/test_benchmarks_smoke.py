@@ -34,7 +34,7 @@ def test_tune_default_smoke():
 
 @pytest.mark.parametrize("name", ["sweep_default.yaml", "sweep_target.yaml"])
 def test_benchmark_search_spaces_make_valid_configs(name):
-    from dqnlab.sweep import load_search_space, trial_config
+    from dqnlab.experiments.sweep import load_search_space, trial_config
 
     space = load_search_space(ROOT / "benchmarks" / name)
     assert space.params and space.enqueue

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from dqnlab.cli import main
+from dqnlab.cli.main import main
 
 TINY = ["--total-steps", "1500", "--quiet", "--set", "eval.every_steps=500", "--set", "eval.episodes=3",
         "--set", "eval.final_episodes=3", "--set", "dqn.learning_starts=300", "--set", "artifacts=false"]

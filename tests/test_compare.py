@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from dqnlab.cli import main
-from dqnlab.compare import entry_stats, format_table, resolve_entries
+from dqnlab.cli.main import main
+from dqnlab.experiments.compare import entry_stats, format_table, resolve_entries
 from dqnlab.config import build_config
-from dqnlab.errors import ConfigError
+from dqnlab.core.errors import ConfigError
 
 TINY = ["--set", "total_steps=1500", "--set", "eval.every_steps=500", "--set", "eval.episodes=3",
         "--set", "eval.final_episodes=5", "--set", "artifacts=false"]

@@ -4,15 +4,9 @@ import math
 
 import pytest
 
-from dqnlab.config import (
-    RunConfig,
-    build_config,
-    config_to_yaml,
-    load_yaml_file,
-    parse_override,
-    validate_config,
-)
-from dqnlab.errors import ConfigError, DqnlabError
+from dqnlab.config import RunConfig, build_config, config_to_yaml, load_yaml_file, validate_config
+from dqnlab.config.overrides import parse_override
+from dqnlab.core.errors import ConfigError, DqnlabError
 
 
 def config_error(**kwargs) -> str:

@@ -6,10 +6,10 @@ import pytest
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from numpy.testing import assert_allclose, assert_array_equal
 
-from dqnlab import control
+from dqnlab.envs import lqr as control
 from dqnlab.config import EnvConfig
-from dqnlab.evaluation import Evaluator
-from dqnlab.physics import CartPoleParams
+from dqnlab.runtime.evaluation import Evaluator
+from dqnlab.envs.physics import CartPoleParams
 
 
 def test_dare_scalar_by_hand():

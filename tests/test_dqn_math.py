@@ -8,9 +8,9 @@ from torch import nn
 from torch.testing import assert_close
 
 from dqnlab.config import DQNConfig, NetworkConfig
-from dqnlab.dqn import DQNLearner, next_state_value, td_target
-from dqnlab.networks import build_q_network
-from dqnlab.replay import Batch
+from dqnlab.algos.dqn import DQNLearner, next_state_value, td_target
+from dqnlab.nn.networks import build_q_network
+from dqnlab.algos.replay import Batch
 
 
 def exact(a, b):
@@ -339,7 +339,7 @@ def test_learner_state_dict_round_trip_continues_identically():
 
 def test_batchnorm_with_batch_size_one_is_refused_or_works():
     from dqnlab.config import build_config
-    from dqnlab.errors import ConfigError
+    from dqnlab.core.errors import ConfigError
 
     try:
         cfg = build_config(overrides=["network.batch_norm=true", "network.hidden=[8]", "dqn.batch_size=1"])

@@ -6,12 +6,13 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from dqnlab import fast_mlp
+from dqnlab.nn import fast_mlp
 from dqnlab.config import DQNConfig, NetworkConfig
-from dqnlab.dqn import DQNLearner
-from dqnlab.networks import DuelingHead, build_q_network, seeded_q_network
-from dqnlab.policy import Policy, policy_from_dict
-from dqnlab.replay import Batch
+from dqnlab.algos.dqn import DQNLearner
+from dqnlab.nn.networks import DuelingHead, build_q_network, seeded_q_network
+from dqnlab.algos.registry import build_policy_net
+from dqnlab.runtime.policy import Policy, policy_from_dict
+from dqnlab.algos.replay import Batch
 
 
 def hand_net():
@@ -78,7 +79,7 @@ def test_architecture_is_fixed_by_the_config_and_state_dicts_round_trip():
 def test_dueling_policy_round_trip():
     cfg = NetworkConfig(hidden=[8], dueling=True)
     policy = Policy(seeded_q_network(cfg, 4, 2, seed=3), "CartPole-v1", (4,), 2, cfg)
-    again = policy_from_dict(policy.to_dict(), "test")
+    again = policy_from_dict(policy.to_dict(), "test", build_policy_net)
     obs = torch.randn(10, 4).numpy()
     assert (again(obs) == policy(obs)).all()
     assert again.q_values(obs).tolist() == policy.q_values(obs).tolist()

@@ -10,11 +10,12 @@ import torch
 from numpy.testing import assert_array_equal
 
 from dqnlab.config import EnvConfig, NetworkConfig
-from dqnlab.envs import capture_env_state, make_vec_env, restore_env_state, reward_threshold
-from dqnlab.errors import ConfigError, DqnlabError
-from dqnlab.evaluation import Evaluator
-from dqnlab.networks import build_q_network
-from dqnlab.policy import POLICY_FILE, Policy, load_policy
+from dqnlab.envs.make import capture_env_state, make_vec_env, restore_env_state, reward_threshold
+from dqnlab.core.errors import ConfigError, DqnlabError
+from dqnlab.runtime.evaluation import Evaluator
+from dqnlab.nn.networks import build_q_network
+from dqnlab.algos.registry import load_policy
+from dqnlab.runtime.policy import POLICY_FILE, Policy
 
 # ---------------------------------------------------------------------------------------------
 # make_vec_env

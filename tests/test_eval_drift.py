@@ -9,13 +9,13 @@ import torch
 from numpy.testing import assert_array_equal
 
 import dqnlab
-from dqnlab import control
-from dqnlab.cli import main
+from dqnlab.envs import lqr as control
+from dqnlab.cli.main import main
 from dqnlab.config import EnvConfig, NetworkConfig
-from dqnlab.envs import make_vec_env
-from dqnlab.evaluation import EvalResult, Evaluator
-from dqnlab.networks import build_q_network
-from dqnlab.policy import Policy
+from dqnlab.envs.make import make_vec_env
+from dqnlab.runtime.evaluation import EvalResult, Evaluator
+from dqnlab.nn.networks import build_q_network
+from dqnlab.runtime.policy import Policy
 
 
 def lqr_policy() -> Policy:

@@ -1,4 +1,4 @@
-"""dqnlab.fanout: the local pool and Ray give the same runs; dead workers are contained; Ray is optional."""
+"""dqnlab.experiments.fanout: the local pool and Ray give the same runs; dead workers are contained; Ray is optional."""
 
 import json
 import os
@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from dqnlab.cli import main
+from dqnlab.cli.main import main
 from dqnlab.config import build_config
-from dqnlab.errors import DqnlabError
-from dqnlab.fanout import RunJob, run_jobs
+from dqnlab.core.errors import DqnlabError
+from dqnlab.experiments.fanout import RunJob, run_jobs
 
 from conftest import metrics_without_wall
 

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from dqnlab import fast_mlp
+from dqnlab.nn import fast_mlp
 from dqnlab.config import DQNConfig, NetworkConfig
-from dqnlab.dqn import DQNLearner
-from dqnlab.networks import build_q_network
-from dqnlab.replay import Batch
+from dqnlab.algos.dqn import DQNLearner
+from dqnlab.nn.networks import build_q_network
+from dqnlab.algos.replay import Batch
 
 
 def batch(n=32, obs_dim=4, n_actions=3, seed=0):

@@ -7,15 +7,15 @@ import pickle
 import pytest
 import torch
 
-from dqnlab.errors import DqnlabError
-from dqnlab.fileio import (
+from dqnlab.core.errors import DqnlabError
+from dqnlab.core.fileio import (
     atomic_torch_save,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     safe_torch_load,
 )
-from dqnlab.policy import load_policy
+from dqnlab.runtime.policy import load_policy
 
 
 def listing(directory):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import dqnlab
-from dqnlab.rundir import read_metrics
+from dqnlab.runtime.rundir import read_metrics
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures" / "0.1.0"

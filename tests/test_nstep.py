@@ -12,7 +12,7 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
-from dqnlab.nstep import NStepCollector, n_step_return
+from dqnlab.algos.nstep import NStepCollector, n_step_return
 
 N, GAMMA = 3, 0.5
 
@@ -123,7 +123,7 @@ def test_n1_is_the_plain_transition():
 
 def test_output_goes_into_the_replay_buffer():
     # The collector's output is what the training loop passes to ReplayBuffer.add.
-    from dqnlab.replay import ReplayBuffer
+    from dqnlab.algos.replay import ReplayBuffer
 
     c = NStepCollector(N, GAMMA, 2)
     step1(c)

@@ -1,4 +1,4 @@
-"""dqnlab.optim against torch.optim, step by step and bit for bit."""
+"""dqnlab.nn.optim against torch.optim, step by step and bit for bit."""
 
 import copy
 import io
@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from dqnlab.optim import _FUSED as FUSED  # torch.optim must use the same kernel to match exactly
-from dqnlab.optim import Adam, RMSprop, clip_grad_norm_, clip_grad_value_, make_optimizer
+from dqnlab.nn.optim import _FUSED as FUSED  # torch.optim must use the same kernel to match exactly
+from dqnlab.nn.optim import Adam, RMSprop, clip_grad_norm_, clip_grad_value_, make_optimizer
 
 STEPS = 20
 
@@ -209,7 +209,7 @@ def test_clip_grad_value_matches_torch():
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 def test_foreach_fallback_matches_torch_exactly(monkeypatch, weight_decay):
     # Where torch lacks the fused kernels, the foreach path must equal torch's default Adam/AdamW.
-    monkeypatch.setattr("dqnlab.optim._FUSED", False)
+    monkeypatch.setattr("dqnlab.nn.optim._FUSED", False)
     reference = torch.optim.AdamW if weight_decay else torch.optim.Adam
     run_pair(lambda p: Adam(p, 0.01, weight_decay=weight_decay),
              lambda p: reference(p, lr=0.01, weight_decay=weight_decay, foreach=True))

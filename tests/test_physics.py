@@ -1,11 +1,11 @@
-"""dqnlab.physics against Gymnasium's CartPoleEnv.step, and its linearisation against hand math."""
+"""dqnlab.envs.physics against Gymnasium's CartPoleEnv.step, and its linearisation against hand math."""
 
 import numpy as np
 import pytest
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from numpy.testing import assert_allclose, assert_array_equal
 
-from dqnlab.physics import CartPoleParams, accelerations, action_force, linearized_dynamics, step_state
+from dqnlab.envs.physics import CartPoleParams, accelerations, action_force, linearized_dynamics, step_state
 
 
 def _gym_step(env: CartPoleEnv, state: np.ndarray, action: int) -> np.ndarray:

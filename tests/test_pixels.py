@@ -10,13 +10,13 @@ import torch
 
 import dqnlab
 from dqnlab.config import EnvConfig, NetworkConfig, PixelConfig, conv_output_hw
-from dqnlab.envs import capture_env_state, make_vec_env, restore_env_state
-from dqnlab.errors import ConfigError, DqnlabError
-from dqnlab.networks import PixelQNetwork
-from dqnlab.pixels import PixelObservation, PixelVectorEnv, raster
-from dqnlab.pixels.frames import FrameStack
-from dqnlab.pixels.view import BOTTOM, TOP, TUTORIAL_VIEW_W, render_view, tutorial_left
-from dqnlab.policy import Policy, load_policy
+from dqnlab.envs.make import capture_env_state, make_vec_env, restore_env_state
+from dqnlab.core.errors import ConfigError, DqnlabError
+from dqnlab.nn.networks import PixelQNetwork
+from dqnlab.envs.pixels import PixelObservation, PixelVectorEnv, raster
+from dqnlab.envs.pixels.frames import FrameStack
+from dqnlab.envs.pixels.view import BOTTOM, TOP, TUTORIAL_VIEW_W, render_view, tutorial_left
+from dqnlab.runtime.policy import Policy, load_policy
 
 TRACK = PixelConfig(mode="track")
 TUTORIAL = PixelConfig(mode="tutorial", height=40, width=90, color=True, frames=2, input="difference")
@@ -213,7 +213,7 @@ def test_difference_input_is_last_frame_minus_previous():
 
 
 def test_network_inputs_by_hand():
-    from dqnlab.networks import DIFFERENCE_GAIN
+    from dqnlab.nn.networks import DIFFERENCE_GAIN
 
     x = torch.tensor([[[[255.0, 0.0]], [[51.0, 0.0]]]], dtype=torch.float32)  # (1, 2 frames, 1, 2)
     nc = NetworkConfig(conv=[(1, 1, 1)], hidden=[])

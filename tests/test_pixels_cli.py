@@ -53,7 +53,7 @@ def test_bench_pixels_runs(tmp_path):
 def test_pixel_run_resumes_exactly(tmp_path):
     """The frame history is part of the checkpoint: stopping and resuming changes nothing."""
     import dqnlab
-    from dqnlab.fileio import safe_torch_load
+    from dqnlab.core.fileio import safe_torch_load
 
     cfg = dqnlab.build_config(preset="pixels", seed=2, total_steps=600, checkpoint_every=300, artifacts=False,
                               **{"dqn.learning_starts": 200, "dqn.buffer_size": 1000, "eval.every_steps": 300,

@@ -9,9 +9,9 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
 from dqnlab.config import build_config
-from dqnlab.errors import ConfigError
-from dqnlab.prioritized import PrioritizedReplayBuffer, SumTree, beta_at, importance_weights
-from dqnlab.replay import ReplayBuffer
+from dqnlab.core.errors import ConfigError
+from dqnlab.algos.prioritized import PrioritizedReplayBuffer, SumTree, beta_at, importance_weights
+from dqnlab.algos.replay import ReplayBuffer
 
 
 def transitions(values, obs_dim=2):

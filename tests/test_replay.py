@@ -7,7 +7,7 @@ import pytest
 import torch
 from numpy.testing import assert_array_equal
 
-from dqnlab.replay import ReplayBuffer
+from dqnlab.algos.replay import ReplayBuffer
 
 
 def transitions(values, obs_dim=2):

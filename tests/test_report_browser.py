@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dqnlab.rundir import write_marker
+from dqnlab.runtime.rundir import write_marker
 
 from dqnlab.viz.curves import plot_curves
 from dqnlab.viz.report import write_report

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 import dqnlab
 from conftest import metrics_without_wall
 from dqnlab.config import validate_config
-from dqnlab.errors import ConfigError, DqnlabError
-from dqnlab.fileio import safe_torch_load
+from dqnlab.core.errors import ConfigError, DqnlabError
+from dqnlab.core.fileio import safe_torch_load
 
 # A run of a few seconds with frequent checkpoints, for interrupting.
 RUN_CONFIG = {
@@ -103,7 +103,7 @@ def test_sigint_sigterm_checkpoint_and_mark_interrupted(tmp_path, reference, sig
 
 
 def test_divergence_stops_cleanly_and_keeps_good_files(tmp_path, monkeypatch):
-    from dqnlab import dqn
+    from dqnlab.algos import dqn
 
     original = dqn.DQNLearner.update
     calls = {"n": 0}
@@ -186,8 +186,8 @@ def test_random_bytes_as_policy_fail_cleanly(tmp_path, blob):
 @pytest.fixture(scope="module")
 def valid_policy_bytes(tmp_path_factory):
     from dqnlab.config import NetworkConfig
-    from dqnlab.networks import build_q_network
-    from dqnlab.policy import Policy
+    from dqnlab.nn.networks import build_q_network
+    from dqnlab.runtime.policy import Policy
 
     path = tmp_path_factory.mktemp("p") / "policy.pt"
     Policy(build_q_network(NetworkConfig(hidden=[8]), 4, 2), "CartPole-v1", (4,), 2, NetworkConfig(hidden=[8])).save(path)
@@ -239,7 +239,7 @@ def test_random_bytes_as_checkpoint_fail_cleanly_on_resume(tmp_path, finished_ru
 
 
 def test_policy_for_another_environment_is_refused(finished_run, capsys):
-    from dqnlab.cli import main
+    from dqnlab.cli.main import main
 
     assert main(["evaluate", str(finished_run), "--env", "Acrobot-v1", "--episodes", "2"]) == 2
     err = capsys.readouterr().err

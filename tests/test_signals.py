@@ -18,9 +18,9 @@ import torch
 
 import dqnlab
 from conftest import metrics_without_wall
-from dqnlab.evaluation import Evaluator
-from dqnlab.fileio import safe_torch_load
-from dqnlab.stopping import request_stop
+from dqnlab.runtime.evaluation import Evaluator
+from dqnlab.core.fileio import safe_torch_load
+from dqnlab.core.stopping import request_stop
 from dqnlab.train import TrainingInterrupted
 
 # Baseline runs of a few seconds: long enough to be under way when the signal comes, short enough

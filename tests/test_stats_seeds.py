@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from dqnlab.errors import ConfigError
-from dqnlab.seeds import aggregate, parse_seeds
-from dqnlab.stats import bootstrap_ci, iqm, summarize
+from dqnlab.core.errors import ConfigError
+from dqnlab.experiments.multiseed import aggregate, parse_seeds
+from dqnlab.experiments.stats import bootstrap_ci, iqm, summarize
 
 
 def test_iqm_by_hand():
@@ -61,7 +61,7 @@ def test_aggregate_counts_failures_and_solves():
 
 
 def test_train_seeds_cli(tmp_path, capsys):
-    from dqnlab.cli import main
+    from dqnlab.cli.main import main
 
     root = tmp_path / "many"
     code = main(["train", "--seeds", "0-1", "--workers", "2", "--run-dir", str(root), "--quiet",
@@ -82,7 +82,7 @@ def test_train_seeds_cli(tmp_path, capsys):
 
 
 def test_eval_lower_bound_by_hand():
-    from dqnlab.evaluation import EvalResult
+    from dqnlab.runtime.evaluation import EvalResult
 
     r = EvalResult(np.array([480.0, 490.0, 500.0, 470.0]), np.ones(4, dtype=np.int64))
     # mean 485, population std sqrt(125) = 11.18, standard error 11.18 / 2

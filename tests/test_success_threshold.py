@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 import dqnlab
-from dqnlab.baselines import BaselineLoop, feedback_gain
-from dqnlab.compare import solve_point
-from dqnlab.control import target_lqr_actions
-from dqnlab.envs import make_vec_env
-from dqnlab.errors import ConfigError
-from dqnlab.evaluation import EvalResult, solves
-from dqnlab.rundir import METRIC_COLUMNS, MetricsLog
+from dqnlab.algos.baselines import BaselineLoop, feedback_gain
+from dqnlab.experiments.compare import solve_point
+from dqnlab.envs.lqr import target_lqr_actions
+from dqnlab.envs.make import make_vec_env
+from dqnlab.core.errors import ConfigError
+from dqnlab.runtime.evaluation import EvalResult, solves
+from dqnlab.runtime.rundir import METRIC_COLUMNS, MetricsLog
 from dqnlab.viz.curves import run_figure
 from dqnlab.viz.metrics import read_run_metrics
 

@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-import dqnlab.sweep as sweep_mod
-from dqnlab.cli import main
+import dqnlab.experiments.sweep as sweep_mod
+from dqnlab.cli.main import main
 from dqnlab.config import build_config
-from dqnlab.sweep import load_search_space, seed_cost, sweep, trial_score
+from dqnlab.experiments.sweep import load_search_space, seed_cost, sweep, trial_score
 
 optuna = pytest.importorskip("optuna")
 

@@ -11,9 +11,9 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import dqnlab  # noqa: F401  (registers the environment)
 from dqnlab.config import EnvConfig
-from dqnlab.envs import make_vec_env, reward_threshold
-from dqnlab.physics import step_state
-from dqnlab.target_env import ENV_ID, REWARD_THRESHOLD, CartPoleTargetEnv, target_reward, tolerance
+from dqnlab.envs.make import make_vec_env, reward_threshold
+from dqnlab.envs.physics import step_state
+from dqnlab.envs.target import ENV_ID, REWARD_THRESHOLD, CartPoleTargetEnv, target_reward, tolerance
 
 
 def test_registered_and_passes_gymnasiums_checker():
@@ -104,7 +104,7 @@ def test_success_and_mean_offset_over_the_last_100_steps():
 
 
 def test_time_limit_is_500_steps():
-    from dqnlab.control import target_lqr_actions
+    from dqnlab.envs.lqr import target_lqr_actions
 
     env = gym.make(ENV_ID)
     obs, _ = env.reset(seed=3)
@@ -156,7 +156,7 @@ def test_vector_mean_offset_matches_the_single_definition():
     obs, _ = envs.reset(seed=0)
     base = envs.unwrapped
     offsets = []
-    from dqnlab.control import target_lqr_actions
+    from dqnlab.envs.lqr import target_lqr_actions
 
     for _ in range(150):
         obs, _, terminated, truncated, info = envs.step(target_lqr_actions(obs))

@@ -9,7 +9,7 @@ import torch
 
 import dqnlab
 from conftest import metrics_without_wall
-from dqnlab.fileio import safe_torch_load
+from dqnlab.core.fileio import safe_torch_load
 
 
 def policy_weights(run_dir):

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 import dqnlab
-from dqnlab.cli import main
-from dqnlab.errors import DqnlabError
-from dqnlab.rundir import LOCK_FILE, MARKER_FILE, FolderLock, is_run_dir
+from dqnlab.cli.main import main
+from dqnlab.core.errors import DqnlabError
+from dqnlab.runtime.rundir import LOCK_FILE, MARKER_FILE, FolderLock, is_run_dir
 
 TINY = ["--total-steps", "600", "--quiet", "--set", "eval.every_steps=300", "--set", "eval.episodes=2",
         "--set", "eval.final_episodes=2", "--set", "dqn.learning_starts=100", "--set", "artifacts=false",
@@ -194,7 +194,7 @@ def test_more_torch_threads_than_cores_is_refused_before_anything_is_written(tmp
 
 
 def test_a_failure_while_starting_keeps_the_old_run_and_leaves_nothing_half_made(old_run, tmp_path, monkeypatch):
-    from dqnlab.loop import TrainLoop
+    from dqnlab.runtime.loop import TrainLoop
 
     def disk_full(self):
         raise OSError(28, "No space left on device")

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 import dqnlab
-from dqnlab.errors import DqnlabError
+from dqnlab.core.errors import DqnlabError
 from dqnlab.viz import write_run_artifacts
 from dqnlab.viz.metrics import parse_metrics_rows, read_run_metrics
-from dqnlab.rundir import write_marker
+from dqnlab.runtime.rundir import write_marker
 from dqnlab.viz.output import check_output_path, is_derived_file, write_output
 from dqnlab.viz.report import report_html
 from dqnlab.viz.series import (band_across_runs, common_grid, ema, interp_to_grid, last_per_step, moving_mean,
@@ -178,7 +178,7 @@ def test_output_rule_replaces_only_derived_files(tmp_path):
 
 
 def test_importing_dqnlab_and_the_viz_modules_stays_light():
-    code = ("import sys, dqnlab, dqnlab.viz, dqnlab.cli_viz, dqnlab.viz.curves, dqnlab.viz.video, "
+    code = ("import sys, dqnlab, dqnlab.viz, dqnlab.cli.viz, dqnlab.viz.curves, dqnlab.viz.video, "
             "dqnlab.viz.report, dqnlab.viz.tensorboard; "
             "heavy = [m for m in ('matplotlib', 'PIL', 'pygame', 'imageio_ffmpeg', 'tensorboard') "
             "if m in sys.modules]; "
@@ -230,9 +230,9 @@ def _gif_frames(path: Path) -> tuple[int, tuple[int, int]]:
 
 
 def _viz_cli(argv: list[str]) -> int:
-    """The viz commands as dqnlab's CLI parses them (whether or not dqnlab.cli wires them yet)."""
-    from dqnlab.cli import _Parser
-    from dqnlab.cli_viz import add_commands
+    """The viz commands as dqnlab's CLI parses them (whether or not dqnlab.cli.main wires them yet)."""
+    from dqnlab.cli.argtypes import Parser as _Parser
+    from dqnlab.cli.viz import add_commands
 
     parser = _Parser(prog="dqnlab")
     handlers = add_commands(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
@@ -355,10 +355,10 @@ def test_bad_inputs_are_one_line_errors(runs, tmp_path):
 
 
 def test_main_cli_prints_viz_errors_on_one_line(tmp_path, capsys):
-    from dqnlab.cli import build_parser, main
+    from dqnlab.cli.main import build_parser, main
 
     if "plot" not in build_parser().format_help():
-        pytest.skip("dqnlab.cli does not register the viz commands yet (see dqnlab.cli_viz.add_commands)")
+        pytest.skip("dqnlab.cli.main does not register the viz commands yet (see dqnlab.cli.viz.add_commands)")
     assert main(["plot", str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err.strip() == f"dqnlab: error: run directory not found: {tmp_path / 'missing'}"
 

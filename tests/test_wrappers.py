@@ -8,12 +8,12 @@ from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv as GymCartPoleVectorEnv
 from numpy.testing import assert_allclose, assert_array_equal
 
-from dqnlab.cartpole_vec import CartPoleVectorEnv
+from dqnlab.envs.cartpole_vec import CartPoleVectorEnv
 from dqnlab.config import EnvConfig, build_config
-from dqnlab.envs import capture_env_state, make_vec_env, restore_env_state
-from dqnlab.errors import ConfigError
-from dqnlab.physics import CartPoleParams, action_force, step_state
-from dqnlab.wrappers import ActionNoise, ForceNoise, ObservationNoise, PhysicsRandomization
+from dqnlab.envs.make import capture_env_state, make_vec_env, restore_env_state
+from dqnlab.core.errors import ConfigError
+from dqnlab.envs.physics import CartPoleParams, action_force, step_state
+from dqnlab.envs.wrappers import ActionNoise, ForceNoise, ObservationNoise, PhysicsRandomization
 
 RANGES = {"length": (0.25, 1.0), "masspole": (0.05, 0.5), "masscart": (0.5, 2.0), "force_mag": (5.0, 15.0)}
 

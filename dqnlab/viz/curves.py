@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dqnlab.errors import DqnlabError
+from dqnlab.core.errors import DqnlabError
 from dqnlab.viz.metrics import RunMetrics, read_run_metrics
 from dqnlab.viz.output import write_output
 from dqnlab.viz.series import Band, band_across_runs, common_grid, ema, interp_to_grid, moving_mean

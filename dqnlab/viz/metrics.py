@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from dqnlab.errors import DqnlabError, preview
-from dqnlab.rundir import CONFIG_FILE, METRIC_COLUMNS, METRICS_FILE, SUMMARY_FILE
+from dqnlab.core.errors import DqnlabError, preview
+from dqnlab.runtime.rundir import CONFIG_FILE, METRIC_COLUMNS, METRICS_FILE, SUMMARY_FILE
 
 # eval_success came later: runs written before it still load (their success rates read as NaN).
 REQUIRED_COLUMNS = tuple(c for c in METRIC_COLUMNS if c != "eval_success")
@@ -231,7 +231,7 @@ def _env_and_threshold(run: Path, summary: dict | None) -> tuple[str | None, flo
     if summary is not None and isinstance(summary.get("env_id"), str):
         return summary["env_id"], _limited(summary.get("threshold"))
     from dqnlab.config import load_yaml_file
-    from dqnlab.envs import reward_threshold
+    from dqnlab.envs.make import reward_threshold
 
     try:
         cfg = load_yaml_file(run / CONFIG_FILE)

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dqnlab.errors import DqnlabError
-from dqnlab.policy import Policy
+from dqnlab.core.errors import DqnlabError
+from dqnlab.runtime.policy import Policy
 
 GIF_EVERY, GIF_WIDTH = 2, 300  # a 500-step CartPole episode: 251 frames, well under 1 MB
 MP4_EVERY, MP4_WIDTH = 1, 600  # video codecs make full frame rate and size cheap
@@ -98,7 +98,7 @@ def annotate(frame: np.ndarray, text: str, size: tuple[int, int]) -> np.ndarray:
 def _make_env(env_id: str, render_mode: str):
     import gymnasium as gym
 
-    from dqnlab.envs import env_spec
+    from dqnlab.envs.make import env_spec
 
     env_spec(env_id)  # an unknown id becomes a ConfigError naming the closest one
     # On a headless machine SDL's probing prints ALSA and XDG_RUNTIME_DIR "errors" (audio, then

@@ -58,7 +58,7 @@ def weights_digest(state_dict) -> str:
 def golden_record(run_dir: Path) -> dict:
     """What a golden run must reproduce, read back from its run directory."""
     import dqnlab
-    from dqnlab.rundir import read_metrics
+    from dqnlab.runtime.rundir import read_metrics
 
     rows = [{k: v for k, v in r.items() if k != "wall_seconds"} for r in read_metrics(run_dir / "metrics.csv")]
     summary = json.loads((run_dir / "summary.json").read_text())
