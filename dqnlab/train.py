@@ -14,11 +14,12 @@ import torch
 from dqnlab.config import RunConfig, config_to_yaml, validate_config
 from dqnlab.envs.make import check_spaces, make_vec_env, reward_threshold
 from dqnlab.core.errors import DqnlabError
-from dqnlab.core.fileio import atomic_write_text, safe_torch_load
+from dqnlab.core.fileio import atomic_write_text
 from dqnlab.algos.registry import loop_class
-from dqnlab.runtime.loop import CHECKPOINT_FORMAT, RunContext, TrainingInterrupted, TrainLoop, TrainResult  # noqa: F401 (re-exported)
+from dqnlab.runtime.checkpoint import read_run_checkpoint
+from dqnlab.runtime.loop import RunContext, TrainingInterrupted, TrainLoop, TrainResult  # noqa: F401 (re-exported)
 from dqnlab.runtime.resources import check_fits_machine
-from dqnlab.runtime.rundir import (CHECKPOINT_FILE, CONFIG_FILE, MARKER_FILE, METRICS_FILE, FolderLock, NewRunDir,
+from dqnlab.runtime.rundir import (CONFIG_FILE, MARKER_FILE, METRICS_FILE, FolderLock, NewRunDir,
                            check_path_text, default_run_dir, is_run_dir, write_marker)
 
 
@@ -93,7 +94,7 @@ def _resume(run_path: Path, total_steps: int | None, progress: bool, t_start: fl
             cfg = validate_config({**cfg.to_dict(), "total_steps": total_steps})
         envs, obs_shape, n_actions, threshold = _prepare(cfg)
         try:
-            checkpoint = _load_checkpoint(run_path, cfg)
+            checkpoint = read_run_checkpoint(run_path, cfg)
             if not (run_path / MARKER_FILE).exists():
                 write_marker(run_path, "run")  # a run begun by dqnlab 0.1.0 is marked as ours from now on
             if checkpoint is None:
@@ -147,42 +148,6 @@ def _new_loop(cfg: RunConfig, run_dir: Path, envs, obs_shape, n_actions, thresho
             raise
         raise DqnlabError("not enough memory for this config (replay buffer, networks or table); reduce it",
                           exit_code=1) from None
-
-
-def _load_checkpoint(run_path: Path, cfg: RunConfig) -> dict | None:
-    """The run's checkpoint, refused unless it is a dqnlab checkpoint of this very config (apart
-    from the budget, which --total-steps may raise): a checkpoint from another run, or a
-    config.yaml edited since, would resume into something that is not the run it claims to be."""
-    ckpt_path = run_path / CHECKPOINT_FILE
-    if not ckpt_path.exists():
-        return None
-    checkpoint = safe_torch_load(ckpt_path, "checkpoint")
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise DqnlabError(f"{ckpt_path} is not a dqnlab checkpoint", exit_code=1)
-    try:
-        saved = validate_config(checkpoint.get("config"))
-    except DqnlabError as exc:
-        raise DqnlabError(f"{ckpt_path} holds an invalid config ({exc})", exit_code=1) from None
-    diff = first_difference({**saved.to_dict(), "total_steps": None}, {**cfg.to_dict(), "total_steps": None})
-    if diff is not None:
-        raise DqnlabError(f"cannot resume {run_path}: its {CONFIG_FILE} differs from the config its checkpoint was "
-                          f"trained with ({diff}), so the resume would not be exact; put {CONFIG_FILE} back, or "
-                          "train a new run with the changed config", exit_code=1)
-    return checkpoint
-
-
-def first_difference(a: Any, b: Any, key: str = "") -> str | None:
-    """The first place where two plain config dicts differ, as "key: A (checkpoint) vs B (now)"."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b), key=str):
-            diff = first_difference(a.get(k), b.get(k), f"{key}.{k}" if key else str(k))
-            if diff is not None:
-                return diff
-        return None
-    if a == b:
-        return None
-    show = lambda v: repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."  # noqa: E731
-    return f"{key or 'config'}: {show(a)} in the checkpoint, {show(b)} in {CONFIG_FILE}"
 
 
 def _run_and_finish(loop: TrainLoop, cfg: RunConfig) -> TrainResult:

@@ -75,10 +75,34 @@ def test_train_seeds_cli(tmp_path, capsys):
     assert summary["per_seed"][0]["eval_mean"] != summary["per_seed"][1]["eval_mean"] or \
         (root / "seed-0" / "metrics.csv").read_text() != (root / "seed-1" / "metrics.csv").read_text()
     assert "solved" in capsys.readouterr().out
-    # the same output folder again is refused, its results untouched
+    # the same output folder with another config is refused, its results untouched
     before = (root / "seeds_summary.json").read_bytes()
     assert main(["train", "--seeds", "0-1", "--run-dir", str(root), "--quiet"]) == 2
+    assert "different config" in capsys.readouterr().err
     assert (root / "seeds_summary.json").read_bytes() == before
+
+
+def test_train_seeds_again_continues_cut_off_runs_and_keeps_finished_ones(tmp_path):
+    """`train --seeds` into the same folder continues it, as compare and sweep do (#15)."""
+    from dqnlab.cli.main import main
+
+    root = tmp_path / "many"
+    cmd = ["train", "--seeds", "0-1", "--workers", "1", "--run-dir", str(root), "--quiet", "--total-steps", "800",
+           "--set", "eval.episodes=2", "--set", "eval.final_episodes=2", "--set", "eval.every_steps=400",
+           "--set", "dqn.learning_starts=200", "--set", "artifacts=false", "--set", "checkpoint_every=400"]
+    assert main(cmd) == 0
+    finished = (root / "seed-0" / "summary.json").stat().st_mtime_ns
+    (root / "seed-1" / "summary.json").unlink()  # seed 1 cut off after its last checkpoint
+    whole = (root / "seed-1" / "metrics.csv").read_text()
+    assert main(cmd) == 0
+    assert (root / "seed-0" / "summary.json").stat().st_mtime_ns == finished  # not retrained
+    assert json.loads((root / "seed-1" / "summary.json").read_text())["status"] == "finished"
+    rows = [line.split(",")[:-1] for line in (root / "seed-1" / "metrics.csv").read_text().splitlines()]
+    assert rows == [line.split(",")[:-1] for line in whole.splitlines()]  # resumed exactly
+    # more seeds: only the new one trains
+    assert main([*cmd[:2], "0-2", *cmd[3:]]) == 0
+    assert json.loads((root / "seeds_summary.json").read_text())["seeds"] == [0, 1, 2]
+    assert (root / "seed-0" / "summary.json").stat().st_mtime_ns == finished
 
 
 def test_eval_lower_bound_by_hand():

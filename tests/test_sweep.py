@@ -58,7 +58,9 @@ def test_sweep_runs_writes_best_yaml_and_resumes_after_a_kill(tmp_path, monkeypa
     first = (out / "trial-0" / "seed-0" / "summary.json").stat().st_mtime_ns
 
     # A sweep killed in trial 2: seed 0 finished, seed 1's run left unfinished (no summary).
-    real_run_jobs, calls = sweep_mod.run_jobs, []
+    import dqnlab.experiments.runs as runs_mod
+
+    real_run_jobs, calls = runs_mod.run_jobs, []
 
     def dying_run_jobs(jobs, *args, **kwargs):
         calls.append(jobs)
@@ -67,7 +69,7 @@ def test_sweep_runs_writes_best_yaml_and_resumes_after_a_kill(tmp_path, monkeypa
             (out / "trial-2" / "seed-1" / "summary.json").unlink()
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep_mod, "run_jobs", dying_run_jobs)
+    monkeypatch.setattr(runs_mod, "run_jobs", dying_run_jobs)
     with pytest.raises(KeyboardInterrupt):
         sweep(load_search_space(space_file), 3, 2, out, workers=1)
     monkeypatch.undo()

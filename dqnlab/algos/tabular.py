@@ -88,7 +88,7 @@ class TabularLoop(TrainLoop):
 
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)
-        cfg, obs_shape, n_actions = ctx.cfg, ctx.obs_shape, ctx.n_actions
+        cfg, n_actions = ctx.cfg, ctx.n_actions
         self.qtable = QTable(cfg.tabular, n_actions)
         self.table = self.qtable.table.numpy()  # shares memory with the module's buffer
         self.explore_rng = np.random.default_rng(self.seeds.explore)

@@ -16,9 +16,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from pydantic import BaseModel
 
-from dqnlab.config.schema import RunConfig, model_for_path
+from dqnlab.config.schema import model_for_path
 from dqnlab.config.yaml_io import RefusedYaml, load_yaml_text
 from dqnlab.core.errors import ConfigError, preview
 

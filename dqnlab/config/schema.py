@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import difflib
 import math
-import re
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dqnlab.config.algorithms import ALGORITHM_SECTIONS, ALGORITHMS

@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from dqnlab.config import RunConfig, build_config, validate_config
+from dqnlab.config import RunConfig, build_config
 from dqnlab.core.errors import ConfigError
 from dqnlab.core.fileio import atomic_write_json, atomic_write_text
 from dqnlab.config.presets import PRESETS
-from dqnlab.runtime.rundir import open_output_folder, run_state
+from dqnlab.experiments.runs import PlannedRun, seeded, train_runs
+from dqnlab.runtime.rundir import open_output_folder
 from dqnlab.experiments.stats import summarize
 from dqnlab.core.stopping import catch_stop_signals
 
@@ -101,26 +102,10 @@ def compare(configs: list[tuple[str, RunConfig]], seeds: list[int], out: str | P
 def _compare(configs: list[tuple[str, RunConfig]], seeds: list[int], root: Path, workers: int | None,
              on_result: Callable[[str, dict[str, Any]], None] | None, backend: str,
              ray_address: str | None) -> dict[str, Any]:
-    from dqnlab.experiments.fanout import RunJob, run_jobs
-
-    rows: dict[tuple[str, int], dict[str, Any]] = {}
-    jobs = []
-    for label, cfg in configs:
-        for seed in seeds:
-            seeded = validate_config({**cfg.to_dict(), "seed": seed})
-            run_dir = root / label / f"seed-{seed}"
-            state, summary = run_state(run_dir, seeded)
-            if state == "done":
-                rows[(label, seed)] = summary
-            else:  # new, or cut off (a killed comparison): continue it from its checkpoint
-                jobs.append(RunJob((label, seed), seeded.to_dict(), str(run_dir), resume=state == "resume"))
-
-    def record(key, summary):
-        rows[key] = summary
-        if on_result:
-            on_result(key[0], summary)
-
-    run_jobs(jobs, workers, record, backend=backend, ray_address=ray_address)
+    runs = [PlannedRun((label, seed), seeded(cfg, seed), root / label / f"seed-{seed}")
+             for label, cfg in configs for seed in seeds]
+    report = None if on_result is None else (lambda key, summary: on_result(key[0], summary))
+    rows = train_runs(runs, workers, report, backend=backend, ray_address=ray_address)
     result = {"seeds": list(seeds), "entries": []}
     for label, cfg in configs:
         per_seed = []

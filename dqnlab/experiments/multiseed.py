@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from dqnlab.config import RunConfig
-from dqnlab.core.errors import ConfigError, DqnlabError, preview
-from dqnlab.experiments.fanout import RunJob, check_backend, default_workers, run_jobs  # noqa: F401 (run_jobs: re-exported)
+from dqnlab.core.errors import ConfigError, preview
+from dqnlab.experiments.fanout import check_backend
+from dqnlab.experiments.runs import PlannedRun, seeded, train_runs
 from dqnlab.core.fileio import atomic_write_json
 from dqnlab.runtime.rundir import check_path_text, open_output_folder
 from dqnlab.experiments.stats import summarize
@@ -46,8 +47,8 @@ def run_seeds(cfg: RunConfig, seeds: list[int], root: str | Path, workers: int |
     then write and return the aggregate summary (root/seeds_summary.json)."""
     check_backend(backend, ray_address, workers)  # before the output folder is created
     root = check_path_text(root)
-    if root.exists() and any(root.iterdir()):
-        raise DqnlabError(f"output directory {root} already exists; choose a new --run-dir")
+    # A folder of an earlier `--seeds` run is continued: its finished runs are kept, cut-off ones
+    # resumed, a run of another config refused (dqnlab.experiments.runs).
     lock = open_output_folder(root, "seeds", "--run-dir")
     try:
         return _run_seeds(cfg, seeds, root, workers, on_result, backend, ray_address)
@@ -57,15 +58,9 @@ def run_seeds(cfg: RunConfig, seeds: list[int], root: str | Path, workers: int |
 
 def _run_seeds(cfg: RunConfig, seeds: list[int], root: Path, workers: int | None, on_result, backend: str,
                ray_address: str | None) -> dict[str, Any]:
-    jobs = [RunJob(s, {**cfg.to_dict(), "seed": s}, str(root / f"seed-{s}")) for s in seeds]
-    by_seed: dict[int, dict[str, Any]] = {}
-
-    def record(seed: int, summary: dict[str, Any]) -> None:
-        by_seed[seed] = summary
-        if on_result:
-            on_result(summary)
-
-    run_jobs(jobs, workers, record, backend=backend, ray_address=ray_address)
+    runs = [PlannedRun(s, seeded(cfg, s), root / f"seed-{s}") for s in seeds]
+    report = None if on_result is None else (lambda _seed, summary: on_result(summary))
+    by_seed = train_runs(runs, workers, report, backend=backend, ray_address=ray_address)
     summary = aggregate([by_seed[s] for s in seeds], cfg)
     atomic_write_json(root / SEEDS_SUMMARY_FILE, summary)
     return summary

@@ -56,9 +56,10 @@ from typing import Any
 
 from dqnlab.config import RunConfig, build_config, config_to_yaml, load_yaml_file, validate_config
 from dqnlab.core.errors import ConfigError, DqnlabError, preview
-from dqnlab.experiments.fanout import RunJob, RunsInterrupted, backend_session, check_backend, default_workers, run_jobs
+from dqnlab.experiments.fanout import RunsInterrupted, backend_session, check_backend, default_workers
 from dqnlab.core.fileio import atomic_write_text
-from dqnlab.runtime.rundir import open_output_folder, run_state
+from dqnlab.experiments.runs import PlannedRun, seeded, train_runs
+from dqnlab.runtime.rundir import open_output_folder
 from dqnlab.experiments.stats import iqm
 from dqnlab.core.stopping import catch_stop_signals, stop_signal
 
@@ -478,16 +479,8 @@ def _run_trial(optuna, study, trial, space: SearchSpace, seeds: list[int], root:
     failures: list[str] = []
     for start in range(0, len(seeds), chunk):
         part = seeds[start:start + chunk]
-        jobs, summaries = [], {}
-        for seed in part:
-            seeded = validate_config({**cfg.to_dict(), "seed": seed})
-            run_dir = trial_dir / f"seed-{seed}"
-            state, summary = run_state(run_dir, seeded)
-            if state == "done":
-                summaries[seed] = summary
-            else:
-                jobs.append(RunJob(seed, seeded.to_dict(), str(run_dir), resume=state == "resume"))
-        run_jobs(jobs, len(jobs), summaries.__setitem__, backend=backend, ray_address=ray_address)
+        runs = [PlannedRun(seed, seeded(cfg, seed), trial_dir / f"seed-{seed}") for seed in part]
+        summaries = train_runs(runs, len(runs), None, backend=backend, ray_address=ray_address)
         for seed in part:
             s = summaries[seed]
             costs[seed], solved_at[seed] = run_cost(trial_dir / f"seed-{seed}", s, cfg.total_steps)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import math
-import platform
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -31,18 +30,17 @@ import torch
 from torch import nn
 
 from dqnlab.config import NetworkConfig, RunConfig
-from dqnlab.envs.make import capture_env_state, check_spaces, env_spec, make_vec_env, restore_env_state
-from dqnlab.core.errors import ConfigError, DqnlabError, Interrupted, preview
-from dqnlab.runtime.evaluation import EvalResult, EvaluationStopped, Evaluator, solves
+from dqnlab.envs.make import capture_env_state, check_spaces, make_vec_env, restore_env_state
+from dqnlab.core.errors import ConfigError, DqnlabError, Interrupted
+from dqnlab.runtime.evaluation import EvalResult, EvaluationStopped, Evaluator
 from dqnlab.core.fileio import atomic_torch_save, atomic_write_json
+from dqnlab.runtime.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, check_header, check_same_shapes
 from dqnlab.runtime.policy import POLICY_FILE, Policy
 from dqnlab.runtime.progress import Progress
+from dqnlab.runtime.rng import RngStreams
+from dqnlab.runtime.summary import run_summary
 from dqnlab.runtime.rundir import CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE, MetricsLog
 from dqnlab.core.stopping import catch_stop_signals, stop_requested, stop_signal
-
-CHECKPOINT_FORMAT = "dqnlab.checkpoint"
-CHECKPOINT_VERSION = 2
-
 
 class TrainingInterrupted(Interrupted):
     """SIGINT/SIGTERM arrived; a checkpoint was written and the summary marks the run interrupted."""
@@ -51,25 +49,6 @@ class TrainingInterrupted(Interrupted):
         super().__init__(signum, f"checkpoint written, resume with: dqnlab train --resume {run_dir}")
         self.summary = summary
         """The summary.json written (status "interrupted")."""
-
-
-@dataclass(frozen=True)
-class Seeds:
-    """Independent streams derived from one user seed (numpy SeedSequence), so that no two
-    consumers share a stream and different seeds differ everywhere."""
-
-    env: int
-    explore: int  # action sampling (epsilon-greedy, PPO's stochastic policy)
-    replay: int  # minibatch sampling
-    network: int  # initialisation
-    eval_during: int
-    eval_final: int
-    eval_confirm: int
-
-    @classmethod
-    def derive(cls, seed: int) -> "Seeds":
-        words = np.random.SeedSequence(seed).generate_state(7, dtype=np.uint32)
-        return cls(*(int(w) for w in words))
 
 
 @dataclass
@@ -81,27 +60,6 @@ class TrainResult:
     @property
     def solved(self) -> bool:
         return bool(self.summary["solved"])
-
-
-def versions() -> dict[str, str]:
-    import gymnasium
-
-    from dqnlab.core.version import __version__
-
-    return {
-        "dqnlab": __version__,
-        "torch": torch.__version__,
-        "gymnasium": gymnasium.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def episode_cap(env_cfg) -> int | None:
-    """The step cap of an episode: the configured one, else the registered time limit."""
-    if env_cfg.max_episode_steps is not None:
-        return env_cfg.max_episode_steps
-    return env_spec(env_cfg.id).max_episode_steps
 
 
 @dataclass(frozen=True)
@@ -135,7 +93,7 @@ class TrainLoop:
         self.t_start = ctx.t_start
         progress = ctx.progress
         run_dir, envs = ctx.run_dir, ctx.envs
-        self.seeds = Seeds.derive(cfg.seed)
+        self.seeds = RngStreams.derive(cfg.seed)
         self.evaluator = Evaluator(cfg.eval_env(), cfg.eval.max_envs)
         self.metrics = MetricsLog(run_dir / METRICS_FILE)
         self.show_progress = progress
@@ -492,18 +450,7 @@ class TrainLoop:
         atomic_torch_save(self.run_dir / CHECKPOINT_FILE, state)
 
     def load_checkpoint(self, state: dict) -> None:
-        if state.get("format_version") != CHECKPOINT_VERSION or state.get("algo") != self.algo:
-            raise DqnlabError(
-                f"checkpoint in {self.run_dir} has format version {preview(state.get('format_version'), 40)} for "
-                f"algo {preview(state.get('algo'), 40)}; this dqnlab resumes version {CHECKPOINT_VERSION} for "
-                f"{self.algo!r}", exit_code=1)
-        # Fields that size something are checked before anything is restored: metrics_bytes
-        # rewinds metrics.csv (past its end, ftruncate would extend it with zeros).
-        metrics_bytes = state.get("metrics_bytes")
-        if not isinstance(metrics_bytes, int) or isinstance(metrics_bytes, bool) or \
-                not 0 <= metrics_bytes <= self.metrics.size():
-            raise DqnlabError(f"checkpoint in {self.run_dir} is damaged (metrics_bytes {preview(metrics_bytes, 40)} "
-                              f"is not a size within {METRICS_FILE}, {self.metrics.size()} bytes)", exit_code=1)
+        metrics_bytes = check_header(state, self.algo, self.run_dir, self.metrics.size())
         try:
             self.load_algo_state(state["algo_state"])
             c = state["counters"]
@@ -524,13 +471,13 @@ class TrainLoop:
             self.last_loss = state["last_loss"]
             best = state["best_state"]
             if best is not None:
-                _check_same_shapes(best, self.policy_net().state_dict(), "best network")
+                check_same_shapes(best, self.policy_net().state_dict(), "best network")
             self.best_state = best
             if state["env"] is not None:
                 restore_env_state(self.envs, state["env"])
                 per_env = {"obs": self.obs, "prev_done": self.prev_done, "ep_return": self.ep_return,
                            "ep_length": self.ep_length}
-                _check_same_shapes({k: state[k] for k in per_env}, per_env, "environment state")
+                check_same_shapes({k: state[k] for k in per_env}, per_env, "environment state")
                 self.obs = state["obs"].numpy().copy()
                 self.prev_done = state["prev_done"].numpy().copy()
                 self.ep_return = state["ep_return"].numpy().copy()
@@ -551,44 +498,16 @@ class TrainLoop:
         """The environments were reset on resume: drop any partial per-episode state."""
 
     # -- summary -----------------------------------------------------------------------------------
-    def _write_summary(self, status: str, stop_reason: str | None, final, train_seconds: float | None = None,
-                       final_eval_seconds: float | None = None) -> dict[str, Any]:
-        fd = final.as_dict() if final is not None else {}
-        solved = bool(final is not None and solves(final, self.threshold, self.cfg.eval.success_threshold))
-        summary = {
-            "status": status,
-            "solved": solved,
-            "stop_reason": stop_reason,
-            "algo": self.algo,
-            "env_id": self.cfg.env.id,
-            "max_episode_steps": episode_cap(self.cfg.env),
-            "preset": self.cfg.preset,
-            "seed": self.cfg.seed,
-            "threshold": self.threshold,
-            "success_threshold": self.cfg.eval.success_threshold,
-            "env_steps": self.env_steps,
-            "episodes": self.episodes,
-            **self.algo_summary(),
-            "train_seconds": train_seconds if train_seconds is not None
-            else self.seconds_before + time.perf_counter() - self.t_start,
-            "steps_to_threshold": self.solved_at,
-            "best_eval_mean": None if self.best_mean == -math.inf or self.cfg.eval.deliver != "best_eval"
-            else self.best_mean,
-            "best_eval_success": self.best_success if self.cfg.eval.deliver == "best_eval" else None,
-            "best_eval_step": self.best_step,
-            "longest_train_episode": self.longest if self.episodes else None,
-            "delivered": self.cfg.eval.deliver,
-            "eval_mean": fd.get("mean"),
-            "eval_std": fd.get("std"),
-            "eval_min": fd.get("min"),
-            "eval_max": fd.get("max"),
-            "eval_episodes": fd.get("episodes"),
-            "eval_mean_length": fd.get("mean_length"),
-            **{k: fd[k] for k in ("success_rate", "mean_abs_offset_last_100") if k in fd},
-            "final_eval_seconds": final_eval_seconds,
-            "run_dir": str(self.run_dir),
-            "versions": versions(),
-        }
+    def _write_summary(self, status: str, stop_reason: str | None, final: EvalResult | None,
+                       train_seconds: float | None = None, final_eval_seconds: float | None = None) -> dict[str, Any]:
+        seconds = train_seconds if train_seconds is not None else self.seconds_before + time.perf_counter() - self.t_start
+        summary = run_summary(
+            self.cfg, status=status, stop_reason=stop_reason, final=final, threshold=self.threshold, algo=self.algo,
+            counters={"env_steps": self.env_steps, "episodes": self.episodes, "solved_at": self.solved_at,
+                      "best_mean": self.best_mean, "best_success": self.best_success, "best_step": self.best_step,
+                      "longest": self.longest},
+            algo_summary=self.algo_summary(), train_seconds=seconds, final_eval_seconds=final_eval_seconds,
+            run_dir=self.run_dir)
         atomic_write_json(self.run_dir / SUMMARY_FILE, summary)
         return summary
 
@@ -596,13 +515,3 @@ class TrainLoop:
         self.metrics.close()
         self.evaluator.close()
         self.envs.close()
-
-
-def _check_same_shapes(loaded: Any, current: dict[str, Any], what: str) -> None:
-    """ValueError unless `loaded` (from a checkpoint) maps the names of `current` to tensors of
-    the same shapes: a damaged checkpoint must fail on resume, not hours later inside a step."""
-    if not isinstance(loaded, dict) or set(loaded) != set(current):
-        raise ValueError(f"the {what} does not match this run")
-    for name, value in current.items():
-        if not isinstance(loaded[name], torch.Tensor) or tuple(loaded[name].shape) != tuple(np.shape(value)):
-            raise ValueError(f"the {what} does not match this run ({name})")

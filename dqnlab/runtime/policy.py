@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from dqnlab.config.algorithms import ALGORITHMS
 from dqnlab.config import MAX_UNITS, NetworkConfig, PixelConfig
 from dqnlab.core.errors import DqnlabError, preview
-from dqnlab.core.fileio import atomic_torch_save, safe_torch_load
+from dqnlab.core.fileio import atomic_torch_save
 
 POLICY_FORMAT = "dqnlab.policy"  # the file format's name, not a module path: never changes
 POLICY_VERSION = 1

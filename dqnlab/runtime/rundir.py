@@ -417,30 +417,6 @@ def _remove_stale_staging(parent: Path, name: str) -> None:
             _remove_own_run(staging)
 
 
-def run_state(run_dir: Path, cfg) -> tuple[str, dict | None]:
-    """What `run_dir` holds for a run of config `cfg` (a RunConfig): ("new", None) if nothing,
-    ("resume", None) for an unfinished run of `cfg`, ("done", summary) for a finished one.
-    Anything else (another config, a folder that is not a run) is refused: results are never
-    overwritten. Used by compare and sweep to skip or continue runs when a command is re-run."""
-    import json
-
-    from dqnlab.config import load_yaml_file, validate_config
-
-    if not run_dir.exists() or not any(run_dir.iterdir()):
-        return "new", None
-    if not is_run_dir(run_dir):
-        raise DqnlabError(f"{run_dir} exists and is not a dqnlab run; move it or choose another output folder")
-    if validate_config(load_yaml_file(run_dir / CONFIG_FILE)) != cfg:
-        raise DqnlabError(f"{run_dir} holds a run of a different config; choose another output folder")
-    try:
-        summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        summary = None
-    if isinstance(summary, dict) and summary.get("status") == "finished":
-        return "done", summary
-    return "resume", None
-
-
 class MetricsLog:
     """Append-only CSV. Each row is written with a single os.write on an O_APPEND descriptor, so
     a crash never leaves half a row; ``truncate`` rewinds to a checkpointed size on resume."""
