@@ -254,3 +254,36 @@ def test_options_that_apply_are_accepted():
     assert cfg.dqn.tau == 0.1 and cfg.explore.decrement == 0.01
     # a full dump (as in config.yaml) holds every option at its default and loads back
     assert build_config(overrides=[]).model_validate(cfg.to_dict()) == cfg
+
+
+# -- one rule for dotted overrides (#15) ----------------------------------------------------------
+
+
+def test_set_with_a_mapping_replaces_the_presets_mapping():
+    # before: --set deep-merged a mapping, so robust kept randomising and target kept margin 0.25
+    robust = build_config("robust", overrides=["env.randomize={}"])
+    assert robust.env.randomize.ranges() == {}
+    assert build_config("robust").env.randomize.ranges()  # the preset itself randomises
+    target = build_config("target", overrides=["env.kwargs={}"])
+    assert target.env.kwargs == {}
+    assert build_config("target", overrides=["env.kwargs={move_prob: 0.01}"]).env.kwargs == {"move_prob": 0.01}
+
+
+def test_a_yaml_file_sets_fields_one_by_one_and_an_empty_mapping_resets_a_section(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("preset: robust\nenv:\n  randomize: {length: [0.4, 0.6]}\n  kwargs: {}\n")
+    cfg = build_config(config_file=f)
+    preset = build_config("robust").env.randomize
+    assert cfg.env.randomize.length == (0.4, 0.6)  # this field changed
+    assert cfg.env.randomize.masspole == preset.masspole  # the preset's other ranges stay
+    f.write_text("preset: robust\nenv:\n  randomize: {}\n")
+    assert build_config(config_file=f).env.randomize.ranges() == {}
+
+
+def test_sweeps_fixed_values_follow_the_same_rule(tmp_path):
+    from dqnlab.experiments.sweep import load_search_space, trial_config
+
+    space = tmp_path / "s.yaml"
+    space.write_text("preset: robust\nfixed: {env.randomize: {}}\nparams:\n  ppo.lr: {type: float, low: 0.001, high: 0.01}\n")
+    cfg = trial_config(load_search_space(space), {"ppo.lr": 0.002})
+    assert cfg.env.randomize.ranges() == {} and cfg.ppo.lr == 0.002

@@ -10,7 +10,8 @@ import torch
 from numpy.testing import assert_array_equal
 
 from dqnlab.config import EnvConfig, NetworkConfig
-from dqnlab.envs.make import capture_env_state, make_vec_env, restore_env_state, reward_threshold
+from dqnlab.envs.make import make_vec_env, reward_threshold
+from dqnlab.envs.state import capture_env_state, restore_env_state
 from dqnlab.core.errors import ConfigError, DqnlabError
 from dqnlab.runtime.evaluation import Evaluator
 from dqnlab.nn.networks import build_q_network

@@ -9,6 +9,7 @@ import torch
 from numpy.testing import assert_array_equal
 
 import dqnlab
+from dqnlab.algos.baselines import controller
 from dqnlab.envs import lqr as control
 from dqnlab.cli.main import main
 from dqnlab.config import EnvConfig, NetworkConfig
@@ -16,6 +17,18 @@ from dqnlab.envs.make import make_vec_env
 from dqnlab.runtime.evaluation import EvalResult, Evaluator
 from dqnlab.nn.networks import build_q_network
 from dqnlab.runtime.policy import Policy
+
+
+def acts(name: str, obs_dim: int = 4):
+    """The baseline controller `name` as an act function: (N, obs_dim) -> (N,) actions, () for one."""
+    net = controller(name, obs_dim)
+
+    def act(obs):
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        actions = net(x.reshape(-1, obs_dim)).argmax(dim=1).numpy()
+        return actions[0] if x.ndim == 1 else actions
+
+    return act
 
 
 def lqr_policy() -> Policy:
@@ -35,7 +48,7 @@ def always_right(obs):
 
 def test_the_linear_network_is_the_lqr_controller():
     obs = np.random.default_rng(0).uniform(-0.2, 0.2, size=(500, 4)).astype(np.float32)
-    assert_array_equal(lqr_policy()(obs), control.lqr_actions(obs))
+    assert_array_equal(lqr_policy()(obs), acts("lqr")(obs))
 
 
 def test_old_style_results_still_work():
@@ -46,7 +59,7 @@ def test_old_style_results_still_work():
 def test_survival_and_drift_of_a_balancing_controller():
     ev = Evaluator(EnvConfig(max_episode_steps=2000), max_envs=10, track_drift=True)
     try:
-        res = ev.run(control.lqr_actions, 20, seed=0)
+        res = ev.run(acts("lqr"), 20, seed=0)
     finally:
         ev.close()
     assert_array_equal(res.lengths, 2000)
@@ -153,9 +166,9 @@ def test_cli_bad_perturbations_are_one_line(tmp_path, capsys, args, expected):
 
 def test_target_task_outcomes_are_reported():
     ev = Evaluator(EnvConfig(id="dqnlab/CartPoleTarget-v0"), max_envs=10)
-    good = ev.run(control.target_lqr_actions, 20, seed=0)
-    blind = ev.run(control.lqr_actions, 20, seed=0)  # balances at x = 0, ignores the target
+    good = ev.run(acts("target_lqr", 5), 20, seed=0)
+    blind = ev.run(acts("lqr"), 20, seed=0)  # balances at x = 0, ignores the target
     ev.close()
     assert good.success_rate >= 0.9 and good.as_dict()["mean_abs_offset_last_100"] < 0.1
     assert blind.success_rate < 0.5 and blind.as_dict()["mean_abs_offset_last_100"] > 0.3
-    assert "success_rate" not in Evaluator(EnvConfig()).run(control.lqr_actions, 2, seed=0).as_dict()
+    assert "success_rate" not in Evaluator(EnvConfig()).run(acts("lqr"), 2, seed=0).as_dict()

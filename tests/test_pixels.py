@@ -10,7 +10,8 @@ import torch
 
 import dqnlab
 from dqnlab.config import EnvConfig, NetworkConfig, PixelConfig, conv_output_hw
-from dqnlab.envs.make import capture_env_state, make_vec_env, restore_env_state
+from dqnlab.envs.make import make_vec_env
+from dqnlab.envs.state import capture_env_state, restore_env_state
 from dqnlab.core.errors import ConfigError, DqnlabError
 from dqnlab.nn.networks import PixelQNetwork
 from dqnlab.envs.pixels import PixelObservation, PixelVectorEnv, raster

@@ -6,7 +6,6 @@ import os
 
 import pytest
 
-import dqnlab.experiments.sweep as sweep_mod
 from dqnlab.cli.main import main
 from dqnlab.config import build_config
 from dqnlab.experiments.sweep import load_search_space, seed_cost, sweep, trial_score
@@ -140,3 +139,17 @@ def test_enqueue_of_an_unknown_parameter_is_one_line(tmp_path, capsys):
     space_file.write_text(SPACE + "enqueue:\n  - {dqn.gamma: 0.9}\n")
     assert main(["sweep", str(space_file), "--trials", "1", "--out", str(tmp_path / "o")]) == 2
     assert "enqueue names 'dqn.gamma'" in capsys.readouterr().err
+
+
+def test_sweep_seeds_take_a_range_like_train_and_compare(tmp_path, capsys):
+    """--seeds is a count K (seeds 0..K-1) or, as in train and compare, a range (#15)."""
+    space = tmp_path / "space.yaml"
+    space.write_text("preset: lqr\nfixed: {total_steps: 300, artifacts: false, eval: {episodes: 2, final_episodes: 2}}\n"
+                     "params:\n  eval.every_steps: {type: int, low: 100, high: 200}\n")
+    out = tmp_path / "sw"
+    assert main(["sweep", str(space), "--trials", "1", "--seeds", "3-4", "--workers", "1", "--out", str(out),
+                 "--quiet"]) == 0
+    assert sorted(p.name for p in (out / "trial-0").iterdir()) == ["seed-3", "seed-4"]
+    capsys.readouterr()
+    assert main(["sweep", str(space), "--trials", "1", "--seeds", "4-3", "--out", str(out)]) == 2
+    assert "backwards" in capsys.readouterr().err

@@ -10,10 +10,11 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from dqnlab.envs.cartpole_vec import CartPoleVectorEnv
 from dqnlab.config import EnvConfig, build_config
-from dqnlab.envs.make import capture_env_state, make_vec_env, restore_env_state
+from dqnlab.envs.make import make_vec_env
+from dqnlab.envs.state import capture_env_state, restore_env_state
 from dqnlab.core.errors import ConfigError
 from dqnlab.envs.physics import CartPoleParams, action_force, step_state
-from dqnlab.envs.wrappers import ActionNoise, ForceNoise, ObservationNoise, PhysicsRandomization
+from dqnlab.envs.wrappers import ActionNoise, ObservationNoise
 
 RANGES = {"length": (0.25, 1.0), "masspole": (0.05, 0.5), "masscart": (0.5, 2.0), "force_mag": (5.0, 15.0)}
 
@@ -251,32 +252,3 @@ def test_action_noise_wrapper_flips_half_the_replaced_actions():
     got = [env.action(1) for _ in range(2000)]
     assert 0.45 < np.mean(got) < 0.55
     assert ActionNoise(CartPoleEnv(), prob=0.0).action(1) == 1
-
-
-def test_force_noise_wrapper_restores_the_episode_force():
-    env = ForceNoise(CartPoleEnv(), sigma=0.3)
-    env.reset(seed=0)
-    before = np.array(env.unwrapped.state)
-    env.step(1)
-    assert env.unwrapped.force_mag == 10.0
-    force = _inferred_forces(before[:, None], np.array(env.unwrapped.state)[:, None], CartPoleParams())[0]
-    assert force > 0 and abs(force - 10.0) > 1e-6
-
-
-def test_physics_randomization_wrapper_keeps_derived_quantities_consistent():
-    env = PhysicsRandomization(CartPoleEnv(), RANGES)
-    seen = []
-    for seed in range(20):
-        env.reset(seed=seed)
-        base = env.unwrapped
-        for name, (lo, hi) in RANGES.items():
-            assert lo <= getattr(base, name) <= hi
-        assert base.total_mass == pytest.approx(base.masspole + base.masscart)
-        assert base.polemass_length == pytest.approx(base.masspole * base.length)
-        seen.append(base.length)
-    assert len(set(seen)) == 20
-
-
-def test_physics_wrappers_refuse_non_cartpole_envs():
-    with pytest.raises(ValueError, match="no CartPole physics"):
-        PhysicsRandomization(gym.make("Acrobot-v1"), {"length": (0.3, 0.6)})

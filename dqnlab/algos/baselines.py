@@ -65,15 +65,24 @@ def controller_net(extra: dict[str, Any], obs_dim: int, n_actions: int) -> nn.Mo
     return LinearFeedback(np.zeros(4))  # the gain comes with the state dict
 
 
-def feedback_gain(controller: str) -> np.ndarray:
+def feedback_gain(name: str) -> np.ndarray:
     """The gain of a LinearFeedback controller: LQR's K on (x, x_dot, theta, theta_dot), or for
     `target_lqr` on (x, x_dot, theta, theta_dot, x - target) with x's weight moved to the offset."""
     from dqnlab.envs.lqr import lqr_gain
 
     k = np.asarray(lqr_gain(), dtype=np.float64).reshape(-1)  # CartPole's default physics
-    if controller == "target_lqr":
+    if name == "target_lqr":
         return np.concatenate(([0.0], k[1:], k[:1]))
     return k
+
+
+def controller(name: str, obs_dim: int = 4, n_actions: int = 2, seed: int = 0) -> nn.Module:
+    """The controller `name` ("random", "angle", "lqr", "target_lqr") ready to act: scores
+    (N, n_actions) from observations (N, obs_dim), the greedy action being its choice."""
+    net = controller_net({"baseline": {"controller": name}, "seed": seed}, obs_dim, n_actions)
+    if isinstance(net, LinearFeedback):
+        net.gain.copy_(torch.as_tensor(feedback_gain(name), dtype=torch.float32))
+    return net
 
 
 class BaselineLoop(TrainLoop):
@@ -95,11 +104,7 @@ class BaselineLoop(TrainLoop):
 
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)
-        cfg, obs_shape, n_actions = ctx.cfg, ctx.obs_shape, ctx.n_actions
-        self.controller = controller_net(self.policy_extra(), obs_shape[0], n_actions)
-        if isinstance(self.controller, LinearFeedback):
-            gain = feedback_gain(cfg.baseline.controller)
-            self.controller.gain.copy_(torch.as_tensor(gain, dtype=torch.float32))
+        self.controller = controller(ctx.cfg.baseline.controller, ctx.obs_shape[0], ctx.n_actions, self.seeds.explore)
 
     def greedy_act(self, obs: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

@@ -20,6 +20,18 @@ MAX_TRIALS = 10**6
 """Trials a sweep's study may hold."""
 
 
+def sweep_seeds(text: str) -> int | list[int]:
+    """sweep's --seeds: a count K (seeds 0..K-1, as before) or a seed range as train and compare take."""
+    from dqnlab.experiments.multiseed import parse_seeds
+
+    if text.strip().isdigit():
+        return argtypes.at_most(MAX_SEEDS)(text)
+    try:
+        return parse_seeds(text)
+    except DqnlabError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_backend_options(cmd: argparse.ArgumentParser, prefix: str = "") -> None:
     """--backend and --ray-address: where the independent runs train (see dqnlab.experiments.fanout)."""
     cmd.add_argument("--backend", choices=("local", "ray"), default="local",
@@ -89,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("space", type=argtypes.path_text, metavar="SEARCH_SPACE.yaml", help="base config, fixed overrides and sampled parameters")
     w.add_argument("--trials", type=argtypes.at_most(MAX_TRIALS), required=True, metavar="N",
                    help="trials the study should hold; the same command again continues the study")
-    w.add_argument("--seeds", type=argtypes.at_most(MAX_SEEDS), default=3, metavar="K",
-                   help="seeds 0..K-1 per trial; score: IQM of steps to the threshold (default 3)")
+    w.add_argument("--seeds", type=sweep_seeds, default=3, metavar="K|RANGE",
+                   help="the seeds of every trial: a count K (seeds 0..K-1) or a range like 0-4 or 10,12,14, as "
+                        "train and compare take; score: IQM of steps to the threshold (default 3)")
     w.add_argument("--out", type=argtypes.path_text, metavar="DIR", help="output folder (default runs/sweep-SPACE): trial-N/seed-K runs, "
                    "study.db, trials.csv, best.yaml")
     w.add_argument("--storage", metavar="URL", help="Optuna storage URL shared by several machines, e.g. "

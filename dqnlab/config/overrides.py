@@ -84,6 +84,12 @@ def apply(data: dict[str, Any], pairs: list[Assignment]) -> dict[str, Any]:
     return data
 
 
+def apply_dotted(data: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """`data` with each "section.key": value of `values` applied in order (sweeps' fixed and
+    sampled values, build_config's keyword fields)."""
+    return apply(data, [(tuple(key.split(".")), value) for key, value in values.items()])
+
+
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """`update`'s nested mapping applied over `base` by the rule above (for composing presets)."""
     return apply(base, assignments(update))

@@ -193,7 +193,7 @@ class EnvConfig(_Section):
 
 class NetworkConfig(_Section):
     hidden: list[int] = Field(default_factory=lambda: [128, 128])
-    """Sizes of the hidden layers of the Q-network MLP (may be empty for a linear Q-function)."""
+    """Sizes of the hidden layers of the MLP (may be empty: a linear function of the observation)."""
     activation: Literal["relu", "tanh", "leaky_relu"] = "relu"
     """Nonlinearity after each hidden layer."""
     batch_norm: bool = False
@@ -495,7 +495,7 @@ class RunConfig(BaseModel):
     env: EnvConfig = Field(default_factory=EnvConfig)
     """Environment."""
     network: NetworkConfig = Field(default_factory=NetworkConfig)
-    """Q-network architecture."""
+    """The networks: DQN's Q-network, PPO's actor and (unless ppo.critic_hidden) critic."""
     dqn: DQNConfig = Field(default_factory=DQNConfig)
     """DQN learning settings."""
     explore: ExploreConfig = Field(default_factory=ExploreConfig)

@@ -1,16 +1,6 @@
-"""Hand-designed CartPole controllers on the state vector: baselines that need no learning.
-
-All are pure functions batched over observations, (N, obs_dim) -> (N,) int64 actions, so any of
-them is an ``ActFn`` for dqnlab.runtime.evaluation.Evaluator (a single (obs_dim,) observation gives a
-() array).
-
-- ``angle_rule``: the tutorial's rule, push towards the side the pole leans to. It ignores the
-  cart, whose drift ends most episodes within a few dozen steps.
-- ``lqr_actions``: a linear-quadratic regulator on the cart-pole linearised about upright rest,
-  discretised with Gymnasium's Euler step (dqnlab.envs.physics). Its continuous force u = -K s is
-  turned into the push of the same sign (bang-bang), the only thing CartPole's actions can do.
-- ``target_lqr_actions``: the same regulator driving the cart to a target: the state error is
-  (x - target, x_dot, theta, theta_dot), which dqnlab/CartPoleTarget-v0 observes directly.
+"""The linear-quadratic regulator of the cart-pole: the linearised model's Euler step, the discrete
+Riccati equation and the optimal gain K (force u = -K s). The controllers that use it, as
+policies, are in dqnlab.algos.baselines (LQR, and LQR tracking a target).
 """
 
 from __future__ import annotations
@@ -59,39 +49,3 @@ def lqr_gain(params: CartPoleParams = DEFAULT_PARAMS, q: tuple[float, ...] = DEF
     qm, rm = np.diag(np.asarray(q, dtype=np.float64)), np.array([[float(r)]])
     p = solve_dare(a, b, qm, rm)
     return np.linalg.solve(rm + b.T @ p @ b, b.T @ p @ a)[0]
-
-
-_DEFAULT_GAIN: np.ndarray | None = None
-
-
-def _default_gain() -> np.ndarray:
-    global _DEFAULT_GAIN  # computed once: the default gain never changes
-    if _DEFAULT_GAIN is None:
-        _DEFAULT_GAIN = lqr_gain()
-    return _DEFAULT_GAIN
-
-
-def _push(u: np.ndarray) -> np.ndarray:
-    """Force -> action: push right (1) for u > 0, else left (0)."""
-    return (u > 0).astype(np.int64)
-
-
-def angle_rule(obs: np.ndarray) -> np.ndarray:
-    """Push right if the pole leans right (theta > 0), else left: (N, >=4) -> (N,)."""
-    return _push(np.asarray(obs)[..., 2])
-
-
-def lqr_actions(obs: np.ndarray, gain: np.ndarray | None = None) -> np.ndarray:
-    """Bang-bang LQR on (x, x_dot, theta, theta_dot): action 1 where -K s > 0. (N, >=4) -> (N,)."""
-    k = _default_gain() if gain is None else gain
-    s = np.asarray(obs, dtype=np.float64)[..., :4]
-    return _push(-(s @ k))
-
-
-def target_lqr_actions(obs: np.ndarray, gain: np.ndarray | None = None) -> np.ndarray:
-    """LQR regulating the cart to its target, on dqnlab/CartPoleTarget-v0's observation
-    (x, x_dot, theta, theta_dot, x - target): the position error replaces x. (N, 5) -> (N,)."""
-    k = _default_gain() if gain is None else gain
-    o = np.asarray(obs, dtype=np.float64)
-    error = np.concatenate((o[..., 4:5], o[..., 1:4]), axis=-1)
-    return _push(-(error @ k))

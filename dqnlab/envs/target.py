@@ -36,7 +36,7 @@ or all of them if fewer); the values on an episode's last step are its result.
 
 ``reward_threshold`` (registered, for the default margin): 450, the score of a policy that reaches and holds the target
 in about 95% of episodes. Measured on 200 random-target episodes, the LQR tracking controller
-(dqnlab.envs.lqr.target_lqr_actions, default weights) scores 469 with 100% success; weaker LQR
+(the `target_lqr` baseline, dqnlab.algos.baselines, default weights) scores 469 with 100% success; weaker LQR
 weightings score 449 with 94% success, 435 with 73%, 423 with 49%. Balancing alone, ignoring the
 target, scores about 300.
 """

@@ -1,52 +1,33 @@
-"""Perturbation wrappers for single Gymnasium environments: noise on what the agent sees and does,
-and on CartPole's physics.
+"""Perturbation wrappers for single Gymnasium environments other than CartPole: noise on what the
+agent sees and does.
 
 Each wrapper draws from its own generator, ``noise_rng``, seeded from ``reset(seed=...)``, so
 wrapping changes none of the environment's own random draws (its start states stay those of the
 same seed without the wrapper). In a SyncVectorEnv every sub-environment is reset with its own
 seed, so their noise differs.
 
-For CartPole and dqnlab/CartPoleTarget-v0, dqnlab's vectorised environments apply the same
-perturbations inside one NumPy step (dqnlab.envs.cartpole_vec); dqnlab.envs.make.make_vec_env chooses.
+For CartPole and dqnlab/CartPoleTarget-v0, dqnlab's vectorised environments apply these and the
+physics perturbations (force noise, randomised physics) inside one NumPy step (dqnlab.envs.cartpole_vec); dqnlab.envs.make.make_vec_env chooses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from dqnlab.envs.cartpole_vec import check_ranges, check_sigma, perturb_generator
-from dqnlab.envs.physics import CartPoleParams
+from dqnlab.envs.cartpole_vec import check_sigma, perturb_generator
 
 # Each wrapper type gets its own stream, so stacking two wrappers does not correlate their noise.
-_STREAMS = {"obs": 1, "action": 2, "force": 3, "physics": 4}
+_STREAMS = {"obs": 1, "action": 2}
 
 
 def _reseed(wrapper: gym.Wrapper, seed: int | None, stream: str) -> None:
     if seed is not None:
         wrapper.noise_rng = perturb_generator(seed, _STREAMS[stream])
-
-
-def _cartpole_like(env: gym.Env) -> gym.Env:
-    """env.unwrapped if it exposes CartPole's physical constants, else a ValueError."""
-    base = env.unwrapped
-    missing = [n for n in ("gravity", "masscart", "masspole", "length", "force_mag", "tau") if not hasattr(base, n)]
-    if missing:
-        raise ValueError(f"{type(base).__name__} has no CartPole physics (missing {', '.join(missing)})")
-    return base
-
-
-def _sync_derived(base: gym.Env) -> None:
-    """Gymnasium's CartPoleEnv stores total_mass and polemass_length; keep them consistent with the
-    masses and length just set (the bug of ray-project/ray#14090 is forgetting this)."""
-    params = CartPoleParams(masscart=base.masscart, masspole=base.masspole, length=base.length)
-    for name in ("total_mass", "polemass_length"):
-        if name in vars(base):
-            setattr(base, name, getattr(params, name))
 
 
 class ObservationNoise(gym.ObservationWrapper):
@@ -92,50 +73,3 @@ class ActionNoise(gym.ActionWrapper):
             space = self.env.action_space
             return int(space.start + self.noise_rng.integers(space.n))
         return action
-
-
-class ForceNoise(gym.Wrapper):
-    """CartPole only: each step pushes with force_mag * max(0, 1 + sigma * N(0, 1)), a relative
-    Gaussian error on the magnitude that never reverses the push. The episode's force_mag (which
-    PhysicsRandomization may have drawn) is restored after every step."""
-
-    def __init__(self, env: gym.Env, sigma: float):
-        super().__init__(env)
-        _cartpole_like(env)
-        if not sigma >= 0:
-            raise ValueError(f"force noise must be >= 0, got {sigma}")
-        self.sigma = float(sigma)
-        self.noise_rng = np.random.default_rng()
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        _reseed(self, seed, "force")
-        return super().reset(seed=seed, options=options)
-
-    def step(self, action):
-        base = self.env.unwrapped
-        nominal = base.force_mag
-        base.force_mag = nominal * max(0.0, 1.0 + self.sigma * float(self.noise_rng.standard_normal()))
-        try:
-            return super().step(action)
-        finally:
-            base.force_mag = nominal
-
-
-class PhysicsRandomization(gym.Wrapper):
-    """CartPole only: at every reset, each constant named in `ranges` ({'length' | 'masspole' |
-    'masscart' | 'force_mag': (lo, hi)}) is drawn uniformly from [lo, hi]; the others keep their
-    values. total_mass and polemass_length are recomputed."""
-
-    def __init__(self, env: gym.Env, ranges: Mapping[str, Sequence[float]]):
-        super().__init__(env)
-        _cartpole_like(env)
-        self.ranges = check_ranges(ranges)
-        self.noise_rng = np.random.default_rng()
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        _reseed(self, seed, "physics")
-        base = self.env.unwrapped
-        for name, (lo, hi) in self.ranges.items():
-            setattr(base, name, float(self.noise_rng.uniform(lo, hi)))
-        _sync_derived(base)
-        return super().reset(seed=seed, options=options)

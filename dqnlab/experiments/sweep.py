@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dqnlab.config.overrides import apply_dotted
 from dqnlab.config import RunConfig, build_config, config_to_yaml, load_yaml_file, validate_config
 from dqnlab.core.errors import ConfigError, DqnlabError, preview
 from dqnlab.experiments.fanout import RunsInterrupted, backend_session, check_backend, default_workers
@@ -245,18 +246,18 @@ def load_search_space(path: str | Path) -> SearchSpace:
                         tuple({str(k): v for k, v in e.items()} for e in enqueue))
     base = base_config(space)
     lows = {s.key: range_ends(s)[0] for s in space.params}
-    validate_config(with_values(base, {**space.fixed, **lows}))
+    validate_config(apply_dotted(base, {**space.fixed, **lows}))
     # Each parameter at its other end (every choice), the others low: a range whose top is
     # invalid (1e299 evaluation episodes) is refused now, not found by a trial hours later.
     for s in space.params:
         for value in range_ends(s)[1:]:
             try:
-                validate_config(with_values(base, {**space.fixed, **lows, s.key: value}))
+                validate_config(apply_dotted(base, {**space.fixed, **lows, s.key: value}))
             except ConfigError as exc:
                 raise ConfigError(f"search space {p}: params.{preview(s.key, 60)[1:-1]} at {preview(value, 40)} "
                                   f"makes an invalid config: {exc}") from None
     for e in space.enqueue:
-        validate_config(with_values(base, {**space.fixed, **e}))
+        validate_config(apply_dotted(base, {**space.fixed, **e}))
     return space
 
 
@@ -265,23 +266,9 @@ def base_config(space: SearchSpace) -> dict[str, Any]:
     return build_config(space.preset, space.config_file).to_dict()
 
 
-def with_values(data: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the config dict `data` with each dotted key set (null included, unlike --set)."""
-    out = json.loads(json.dumps(data))
-    for key, value in values.items():
-        node = out
-        *parents, last = key.split(".")
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[last] = value
-    return out
-
-
 def trial_config(space: SearchSpace, params: dict[str, Any]) -> RunConfig:
     """The config of one trial: base, then fixed overrides, then the sampled values."""
-    return validate_config(with_values(base_config(space), {**space.fixed, **params}))
+    return validate_config(apply_dotted(base_config(space), {**space.fixed, **params}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,14 +379,15 @@ class SweepResult:
 
 
 @catch_stop_signals()  # between trials too, a signal only sets the flag checked below
-def sweep(space: SearchSpace, trials: int, n_seeds: int, out: str | Path, *, storage: str | None = None,
+def sweep(space: SearchSpace, trials: int, n_seeds: int | list[int], out: str | Path, *, storage: str | None = None,
           study_name: str | None = None, workers: int | None = None, backend: str = "local",
           ray_address: str | None = None, sampler_seed: int = 0,
           on_event: Callable[[str], None] | None = None) -> SweepResult:
     """Run (or continue) the study until it holds `trials` trials; write trials.csv and best.yaml."""
     optuna = _import_optuna()
     check_backend(backend, ray_address, workers)
-    if trials < 1 or n_seeds < 1:
+    seeds = list(range(n_seeds)) if isinstance(n_seeds, int) else sorted(set(n_seeds))
+    if trials < 1 or not seeds:
         raise ConfigError("--trials and --seeds must be at least 1")
     root = Path(out)
     # Sweeps that share one study through --storage (several machines) share the folder too,
@@ -407,13 +395,13 @@ def sweep(space: SearchSpace, trials: int, n_seeds: int, out: str | Path, *, sto
     # folder's own study.db it has one writer.
     lock = open_output_folder(root, "sweep", shared=storage is not None)
     try:
-        return _sweep(optuna, space, trials, n_seeds, root, storage, study_name, workers, backend, ray_address,
+        return _sweep(optuna, space, trials, seeds, root, storage, study_name, workers, backend, ray_address,
                       sampler_seed, on_event)
     finally:
         lock.release()
 
 
-def _sweep(optuna, space: SearchSpace, trials: int, n_seeds: int, root: Path, storage: str | None,
+def _sweep(optuna, space: SearchSpace, trials: int, seeds: list[int], root: Path, storage: str | None,
            study_name: str | None, workers: int | None, backend: str, ray_address: str | None, sampler_seed: int,
            on_event: Callable[[str], None] | None) -> SweepResult:
     storage = storage or f"sqlite:///{(root / STUDY_DB).resolve()}"
@@ -428,19 +416,20 @@ def _sweep(optuna, space: SearchSpace, trials: int, n_seeds: int, root: Path, st
         first_line = (str(exc).strip().splitlines() or [""])[0]
         raise DqnlabError(f"cannot open the Optuna storage '{storage}': {type(exc).__name__}: {first_line}",
                           exit_code=1) from None
+    # A study records its seeds: 0..K-1 as the count K (as dqnlab 0.1.0 did), others as the list.
+    recorded_seeds: int | list[int] = len(seeds) if seeds == list(range(len(seeds))) else seeds
     recorded = study.user_attrs.get("search_space")
     if recorded is None:
         study.set_user_attr("search_space", space.as_dict())
-        study.set_user_attr("seeds", n_seeds)
+        study.set_user_attr("seeds", recorded_seeds)
         for params in space.enqueue:  # in Optuna's terms: list-valued choices travel as JSON text
             study.enqueue_trial({k: json.dumps(v) if _encoded(space, k) else v for k, v in params.items()})
-    elif recorded != json.loads(json.dumps(space.as_dict())) or study.user_attrs.get("seeds") != n_seeds:
+    elif recorded != json.loads(json.dumps(space.as_dict())) or study.user_attrs.get("seeds") != recorded_seeds:
         raise DqnlabError(f"study '{name}' in {storage} was started with another search space or --seeds; "
                           "use another --out, --storage or --study-name")
     # Seeded by the study's size: reproducible, and a resumed sweep does not redraw earlier trials.
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials))
-    seeds = list(range(n_seeds))
-    chunk = workers or (n_seeds if backend == "ray" and ray_address else default_workers())
+    chunk = workers or (len(seeds) if backend == "ray" and ray_address else default_workers())
 
     with backend_session(backend, workers, ray_address):
         while True:

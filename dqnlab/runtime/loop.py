@@ -30,7 +30,8 @@ import torch
 from torch import nn
 
 from dqnlab.config import NetworkConfig, RunConfig
-from dqnlab.envs.make import capture_env_state, check_spaces, make_vec_env, restore_env_state
+from dqnlab.envs.make import check_spaces, make_vec_env
+from dqnlab.envs.state import capture_env_state, restore_env_state
 from dqnlab.core.errors import ConfigError, DqnlabError, Interrupted
 from dqnlab.runtime.evaluation import EvalResult, EvaluationStopped, Evaluator
 from dqnlab.core.fileio import atomic_torch_save, atomic_write_json

@@ -47,7 +47,7 @@ DPI = 100
 _BAND_LABELS = {"ci95": "95% bootstrap CI of the mean", "minmax": "min–max across runs"}
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -58,7 +58,7 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _png_bytes(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
@@ -94,7 +94,7 @@ def _title(m: RunMetrics) -> str:
 
 def run_figure(m: RunMetrics) -> Figure:
     """The four-panel figure of one run (see the module docstring)."""
-    fig = _new_figure(11, 7.5)
+    fig = new_figure(11, 7.5)
     (ax_ret, ax_eval), (ax_loss, ax_eps) = fig.subplots(2, 2, sharex=True)
     fig.suptitle(_title(m), fontsize=11)
 
@@ -173,7 +173,7 @@ def _empty(ax: Axes, text: str) -> None:
 
 def runs_figure(runs: Sequence[RunMetrics], band: Band = "ci95") -> Figure:
     """The two-panel figure comparing several runs (see the module docstring)."""
-    fig = _new_figure(12, 4.8)
+    fig = new_figure(12, 4.8)
     ax_ret, ax_eval = fig.subplots(1, 2, sharex=True)
     envs = sorted({m.env_id for m in runs if m.env_id})
     finished = [m.summary for m in runs if m.summary and m.summary.get("eval_mean") is not None]
@@ -217,4 +217,4 @@ def plot_curves(run_dirs: Sequence[str | Path], out: str | Path, band: Band = "c
         raise DqnlabError("no run directory given")
     runs = [read_run_metrics(d) for d in run_dirs]
     fig = run_figure(runs[0]) if len(runs) == 1 else runs_figure(runs, band)
-    return write_output(out, _png_bytes(fig))
+    return write_output(out, png_bytes(fig))

@@ -1,0 +1,128 @@
+"""Capturing and restoring the state of vector environments, so that a resumed run continues its
+episodes in progress bit for bit.
+
+Gymnasium offers no public way to read or set two pieces of that state: a TimeLimit wrapper's
+step count (`_elapsed_steps`) and which sub-environments a SyncVectorEnv resets on its next step
+(`_autoreset_envs`). They are read and written here and nowhere else; tests/test_training.py's
+exact-resume tests fail if a Gymnasium release renames them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from dqnlab.envs.pixels import PixelVectorEnv
+
+
+def _to_saveable(value: Any) -> Any:
+    """numpy arrays -> tensors (loadable with torch.load(weights_only=True))."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _from_saveable(value: Any) -> Any:
+    return value.numpy().copy() if isinstance(value, torch.Tensor) else value
+
+
+def _tree_to_saveable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _tree_to_saveable(v) for k, v in value.items()}
+    return _to_saveable(value)
+
+
+def _tree_from_saveable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _tree_from_saveable(v) for k, v in value.items()}
+    return _from_saveable(value)
+
+
+def _wrapper_chain(env: gym.Env) -> list[gym.Wrapper]:
+    chain = []
+    while isinstance(env, gym.Wrapper):
+        chain.append(env)
+        env = env.env
+    return chain
+
+
+def capture_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
+    """Everything that determines the future of `envs`, or None where we cannot capture it.
+
+    Supported: Gymnasium's NumPy CartPoleVectorEnv, and SyncVectorEnv over environments whose
+    dynamics live in ``unwrapped.state`` (all of classic control). Anything else resumes with
+    freshly reset environments (documented in the README).
+    """
+    if isinstance(envs, PixelVectorEnv):  # the frame history, then the environment it draws
+        inner = capture_env_state(envs.env)
+        return None if inner is None else {**inner, "pixels": envs.state_dict()}
+    base = envs.unwrapped
+    if hasattr(base, "prev_done") and hasattr(base, "state") and hasattr(base, "steps"):
+        saved = {
+            "kind": "numpy_vector",
+            "state": _to_saveable(np.asarray(base.state)),
+            "steps": _to_saveable(np.asarray(base.steps)),
+            "prev_done": _to_saveable(np.asarray(base.prev_done)),
+            "rng": base.np_random.bit_generator.state,
+        }
+        if hasattr(base, "extra_state"):  # dqnlab's CartPole: noise generator, physics, targets
+            saved["extra"] = _tree_to_saveable(base.extra_state())
+        return saved
+    if isinstance(base, gym.vector.SyncVectorEnv):
+        subs = []
+        for env in base.envs:
+            inner = env.unwrapped
+            if not hasattr(inner, "state") or inner.state is None:
+                return None
+            chain = _wrapper_chain(env)
+            elapsed = next((w._elapsed_steps for w in chain if isinstance(w, gym.wrappers.TimeLimit)), None)
+            subs.append(
+                {
+                    "state": _to_saveable(np.array(inner.state)),  # keeps its dtype: float32 or 64
+                    "rng": inner.np_random.bit_generator.state,
+                    "elapsed": elapsed,
+                    # dqnlab.envs.wrappers' noise generators, outermost first
+                    "noise_rngs": [w.noise_rng.bit_generator.state for w in chain if hasattr(w, "noise_rng")],
+                }
+            )
+        return {
+            "kind": "sync",
+            "envs": subs,
+            "autoreset": _to_saveable(np.asarray(base._autoreset_envs)),
+        }
+    return None
+
+
+def restore_env_state(envs: gym.vector.VectorEnv, saved: dict[str, Any]) -> None:
+    """Put `envs` (already reset once) back into a state captured by capture_env_state."""
+    if isinstance(envs, PixelVectorEnv):
+        envs.load_state_dict(saved["pixels"])
+        restore_env_state(envs.env, {k: v for k, v in saved.items() if k != "pixels"})
+        return
+    base = envs.unwrapped
+    if saved["kind"] == "numpy_vector":
+        base.state = _from_saveable(saved["state"])
+        base.steps = _from_saveable(saved["steps"])
+        base.prev_done = _from_saveable(saved["prev_done"])
+        base.np_random.bit_generator.state = saved["rng"]
+        if "extra" in saved:
+            base.set_extra_state(_tree_from_saveable(saved["extra"]))
+        return
+    for env, sub in zip(base.envs, saved["envs"], strict=True):
+        inner = env.unwrapped
+        state = _from_saveable(sub["state"])
+        inner.state = tuple(state) if isinstance(inner.state, tuple) else state
+        inner.np_random.bit_generator.state = sub["rng"]
+        chain = _wrapper_chain(env)
+        for w in chain:
+            if isinstance(w, gym.wrappers.TimeLimit) and sub["elapsed"] is not None:
+                w._elapsed_steps = sub["elapsed"]
+        noisy = [w for w in chain if hasattr(w, "noise_rng")]
+        for w, rng_state in zip(noisy, sub.get("noise_rngs", []), strict=False):
+            w.noise_rng.bit_generator.state = rng_state
+    base._autoreset_envs = _from_saveable(saved["autoreset"])
