@@ -2,28 +2,15 @@
 10,000 steps, the angle rule's short episodes, and target tracking."""
 
 import numpy as np
-import torch
 import pytest
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from numpy.testing import assert_allclose, assert_array_equal
 
-from dqnlab.algos.baselines import controller
+from controllers import acts
 from dqnlab.envs import lqr as control
 from dqnlab.config import EnvConfig
 from dqnlab.runtime.evaluation import Evaluator
 from dqnlab.envs.physics import CartPoleParams
-
-
-def acts(name: str, obs_dim: int = 4):
-    """The baseline controller `name` as an act function: (N, obs_dim) -> (N,) actions, () for one."""
-    net = controller(name, obs_dim)
-
-    def act(obs):
-        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
-        actions = net(x.reshape(-1, obs_dim)).argmax(dim=1).numpy()
-        return actions[0] if x.ndim == 1 else actions
-
-    return act
 
 
 def test_dare_scalar_by_hand():

@@ -9,7 +9,7 @@ import torch
 from numpy.testing import assert_array_equal
 
 import dqnlab
-from dqnlab.algos.baselines import controller
+from controllers import acts
 from dqnlab.envs import lqr as control
 from dqnlab.cli.main import main
 from dqnlab.config import EnvConfig, NetworkConfig
@@ -17,18 +17,6 @@ from dqnlab.envs.make import make_vec_env
 from dqnlab.runtime.evaluation import EvalResult, Evaluator
 from dqnlab.nn.networks import build_q_network
 from dqnlab.runtime.policy import Policy
-
-
-def acts(name: str, obs_dim: int = 4):
-    """The baseline controller `name` as an act function: (N, obs_dim) -> (N,) actions, () for one."""
-    net = controller(name, obs_dim)
-
-    def act(obs):
-        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
-        actions = net(x.reshape(-1, obs_dim)).argmax(dim=1).numpy()
-        return actions[0] if x.ndim == 1 else actions
-
-    return act
 
 
 def lqr_policy() -> Policy:

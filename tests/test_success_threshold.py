@@ -9,9 +9,10 @@ import pytest
 import dqnlab
 from dqnlab.algos.baselines import BaselineLoop, feedback_gain
 from dqnlab.experiments.compare import solve_point
-from dqnlab.envs.lqr import target_lqr_actions
+from controllers import acts
 from dqnlab.envs.make import make_vec_env
 from dqnlab.core.errors import ConfigError
+from dqnlab.runtime.loop import RunContext
 from dqnlab.runtime.evaluation import EvalResult, solves
 from dqnlab.runtime.rundir import METRIC_COLUMNS, MetricsLog
 from dqnlab.viz.curves import run_figure
@@ -51,7 +52,7 @@ def test_target_lqr_gain_matches_the_control_module():
     rng = np.random.default_rng(0)
     obs = np.concatenate([rng.normal(0, 0.05, (64, 4)), rng.uniform(-1.5, 1.5, (64, 1))], axis=1)
     u = -(obs @ feedback_gain("target_lqr"))
-    np.testing.assert_array_equal((u > 0).astype(np.int64), target_lqr_actions(obs))
+    np.testing.assert_array_equal((u > 0).astype(np.int64), acts("target_lqr", 5)(obs))
 
 
 def test_target_lqr_baseline_stops_on_success_and_solves(tmp_path, tiny):
@@ -92,7 +93,7 @@ def test_best_evaluation_goes_by_success_rate_first(tmp_path, tiny):
     cfg = tiny(**{"algo": "baseline", "baseline.controller": "random", "env.id": TARGET,
                   "eval.success_threshold": 0.9})
     envs = make_vec_env(cfg.env, cfg.env.num_envs)
-    run = BaselineLoop(cfg, tmp_path, envs, (5,), 2, 450.0, 0.0, False)
+    run = BaselineLoop(RunContext(cfg, tmp_path, envs, (5,), 2, 450.0, 0.0, False))
     try:
         run.best_mean, run.best_success = 400.0, 0.5
         assert run._beats_best(result([True] * 6 + [False] * 4, returns=[100.0] * 10))  # 60% beats 50%

@@ -104,12 +104,12 @@ def test_success_and_mean_offset_over_the_last_100_steps():
 
 
 def test_time_limit_is_500_steps():
-    from dqnlab.envs.lqr import target_lqr_actions
+    from controllers import acts
 
     env = gym.make(ENV_ID)
     obs, _ = env.reset(seed=3)
     for t in range(1, 501):
-        obs, _, terminated, truncated, info = env.step(int(target_lqr_actions(obs)))
+        obs, _, terminated, truncated, info = env.step(int(acts("target_lqr", 5)(obs)))
         assert not terminated
         if truncated:
             break
@@ -156,10 +156,10 @@ def test_vector_mean_offset_matches_the_single_definition():
     obs, _ = envs.reset(seed=0)
     base = envs.unwrapped
     offsets = []
-    from dqnlab.envs.lqr import target_lqr_actions
+    from controllers import acts
 
     for _ in range(150):
-        obs, _, terminated, truncated, info = envs.step(target_lqr_actions(obs))
+        obs, _, terminated, truncated, info = envs.step(acts("target_lqr", 5)(obs))
         offsets.append(np.abs(base.state[0] - base.targets))
     assert truncated.all() and not terminated.any()
     assert_allclose(info["mean_abs_offset_last_100"], np.mean(offsets[-100:], axis=0))
