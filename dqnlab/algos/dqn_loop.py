@@ -13,7 +13,7 @@ from dqnlab.runtime.loop import RunContext, TrainLoop
 from dqnlab.config import PixelConfig
 from dqnlab.nn.networks import PixelQNetwork, build_q_network, q_network_parameters, seeded_q_network
 from dqnlab.algos.nstep import NStepCollector
-from dqnlab.algos.prioritized import PrioritizedReplayBuffer, beta_at
+from dqnlab.algos.replay import PrioritizedReplayBuffer, beta_at
 from dqnlab.algos.replay import ReplayBuffer
 from dqnlab.algos.schedules import epsilon_at, lr_at
 
