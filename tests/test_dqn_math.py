@@ -134,7 +134,7 @@ def test_importance_weighted_loss_hand_numbers(fast, loss_name, expected):
     # nn.Linear alone takes autograd; wrapped in nn.Sequential it takes the fast path.
     online = nn.Sequential(linear_net(ONLINE_W)) if fast else linear_net(ONLINE_W)
     learner = DQNLearner(online, DQNConfig(double=False, loss=loss_name, max_grad_norm=None))
-    assert (learner._fast is not None) == fast
+    assert learner.fast_path == fast
     target = learner.target[0] if fast else learner.target
     with torch.no_grad():
         target.weight.copy_(torch.tensor(TARGET_W))

@@ -12,7 +12,7 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
-from dqnlab.algos.nstep import NStepCollector, n_step_return
+from dqnlab.algos.dqn import NStepCollector, n_step_return
 
 N, GAMMA = 3, 0.5
 
