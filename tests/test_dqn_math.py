@@ -9,10 +9,10 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from dqnlab.config import DQNConfig, NetworkConfig
 from dqnlab.algos.dqn import DQNLearner, DQNLoop, epsilon_greedy, next_state_value, td_loss, td_loss_grad, td_target
-from dqnlab.nn.networks import build_q_network
 from dqnlab.algos.replay import Batch
+from dqnlab.config import DQNConfig, NetworkConfig
+from dqnlab.nn.networks import build_q_network
 
 
 def exact(a, b):

@@ -60,7 +60,8 @@ def test_both_paths_compute_the_loss_with_td_loss(loss, with_weights, monkeypatc
     from dqnlab.algos import dqn
 
     calls = []
-    monkeypatch.setattr(dqn, "td_loss", lambda td, kind, w=None: calls.append(("loss", kind, w)) or td_loss(td, kind, w))
+    monkeypatch.setattr(dqn, "td_loss",
+                        lambda td, kind, w=None: calls.append(("loss", kind, w)) or td_loss(td, kind, w))
     monkeypatch.setattr(dqn, "td_loss_grad",
                         lambda td, kind, w=None: calls.append(("grad", kind, w)) or td_loss_grad(td, kind, w))
     fast, ref = fast_and_reference(build_q_network(NetworkConfig(hidden=[8]), 4, 3), loss=loss)

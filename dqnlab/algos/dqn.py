@@ -43,8 +43,7 @@ from dqnlab.algos.replay import Batch, PrioritizedReplayBuffer, ReplayBuffer, be
 from dqnlab.algos.schedules import epsilon_at, lr_at
 from dqnlab.config import DQNConfig, PixelConfig
 from dqnlab.nn import fast_mlp
-from dqnlab.nn.networks import (PixelQNetwork, build_q_network, has_batch_norm, q_network_parameters,
-                                seeded_q_network)
+from dqnlab.nn.networks import PixelQNetwork, build_q_network, has_batch_norm, q_network_parameters, seeded_q_network
 from dqnlab.nn.optim import clip_grad_norm_, clip_grad_value_, make_optimizer
 from dqnlab.runtime.loop import RunContext, TrainLoop
 
@@ -262,7 +261,7 @@ class DQNLearner:
         self.target.eval()
         self.grad_steps = 0
         self._last_td: torch.Tensor | None = None  # signed TD errors of the last update, (B,)
-        self._params = list(self.online.parameters())
+        self._params: list[torch.Tensor] = list(self.online.parameters())
         pairs = list(zip(list(self.target.parameters()) + list(self.target.buffers()),
                          list(self.online.parameters()) + list(self.online.buffers())))
         self._lerp_pairs = ([t for t, o in pairs if t.is_floating_point()],
@@ -277,7 +276,9 @@ class DQNLearner:
         self._mlp = online_mlp
         if online_mlp is not None:
             layers, kind = online_mlp
-            target_layers, _ = fast_mlp.mlp_layers(self.target)
+            target_mlp = fast_mlp.mlp_layers(self.target)  # the same architecture: a plain MLP too
+            assert target_mlp is not None
+            target_layers = target_mlp[0]
             self._online_fn = functools.partial(fast_mlp.forward, layers, kind)
             self._target_fn = functools.partial(fast_mlp.forward, target_layers, kind)
             self._backward = self._fast_backward
@@ -435,6 +436,7 @@ class DQNLoop(TrainLoop):
         # Frames are uint8 in 0..255 and stay so in replay and in the n-step windows (the network
         # scales them): 4x less memory.
         obs_dtype = torch.uint8 if pixels.enabled else torch.float32
+        self.buffer: ReplayBuffer
         if cfg.dqn.prioritized:
             self.buffer = PrioritizedReplayBuffer(cfg.dqn.buffer_size, obs_shape, cfg.dqn.per_alpha, cfg.dqn.per_eps,
                                                   obs_dtype)
@@ -508,21 +510,22 @@ class DQNLoop(TrainLoop):
             self.buffer.add(*out)
 
     def _learn(self, n_valid: int) -> None:
-        """`gradient_steps` updates for every `train_freq` transitions collected, once replay holds
-        `learning_starts` steps' worth and a batch."""
+        """`gradient_steps` updates for every `train_freq` transitions collected, once
+        `learning_starts` environment steps are done and replay holds a batch."""
         dqn = self.cfg.dqn
         if self.env_steps < dqn.learning_starts or len(self.buffer) < dqn.batch_size:
             return
         self.since_update += n_valid
         while self.since_update >= dqn.train_freq:
             self.since_update -= dqn.train_freq
-            if dqn.prioritized:  # importance-sampling exponent, annealed over env steps
+            if isinstance(self.buffer, PrioritizedReplayBuffer):  # importance-sampling exponent, over env steps
                 self.buffer.beta = beta_at(self.env_steps, dqn.per_beta_start, dqn.per_beta_steps)
             self.learner.optimizer.lr = lr_at(dqn.lr, dqn.lr_schedule, self.env_steps, self.cfg.total_steps)
             for _ in range(dqn.gradient_steps):
                 batch = self.buffer.sample(dqn.batch_size, self.replay_gen, dqn.replay_sampling == "sequential")
                 self.last_loss = self.learner.update(batch)  # the target sync per gradient step included
-                if batch.indices is not None:  # prioritised replay: new TD errors are the new priorities
+                if isinstance(self.buffer, PrioritizedReplayBuffer):  # new TD errors are the new priorities
+                    assert batch.indices is not None and self.learner.last_td_abs is not None
                     self.buffer.update_priorities(batch.indices, self.learner.last_td_abs)
 
     def on_episode_end(self, env_index: int) -> None:
