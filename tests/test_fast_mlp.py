@@ -144,9 +144,16 @@ def test_fast_path_keeps_acting_on_the_live_parameters():
     # reads, never replace them, so its forwards follow the modules.
     torch.manual_seed(5)
     learner = DQNLearner(build_q_network(NetworkConfig(hidden=[8]), 4, 3), DQNConfig(lr=0.05, target_update_every=2))
+    tensors = list(learner.online.parameters()) + list(learner.target.parameters())
+    storage = [t.data_ptr() for t in tensors]
     x = torch.randn(5, 4)
-    for i in range(4):
+    for i in range(4):  # hard copies at gradient steps 2 and 4
         learner.update(batch(seed=i))
         with torch.no_grad():
             torch.testing.assert_close(learner._online_fn(x), learner.online(x), rtol=0, atol=0)
             torch.testing.assert_close(learner._target_fn(x), learner.target(x), rtol=0, atol=0)
+    learner.load_state_dict(copy.deepcopy(learner.state_dict()))  # as on resume
+    now = list(learner.online.parameters()) + list(learner.target.parameters())
+    assert all(a is b for a, b in zip(now, tensors, strict=True))
+    assert [t.data_ptr() for t in now] == storage
+    assert all(a is b for a, b in zip(learner.optimizer.params, learner.online.parameters(), strict=True))
