@@ -15,7 +15,7 @@ from dqnlab.core.fileio import (
     atomic_write_text,
     safe_torch_load,
 )
-from dqnlab.runtime.policy import load_policy
+from dqnlab.algos.registry import load_policy
 
 
 def listing(directory):

@@ -16,7 +16,8 @@ from dqnlab.nn.networks import PixelQNetwork
 from dqnlab.envs.pixels import PixelObservation, PixelVectorEnv, raster
 from dqnlab.envs.pixels.frames import FrameStack
 from dqnlab.envs.pixels.view import BOTTOM, TOP, TUTORIAL_VIEW_W, render_view, tutorial_left
-from dqnlab.runtime.policy import Policy, load_policy
+from dqnlab.algos.registry import load_policy
+from dqnlab.runtime.policy import Policy
 
 TRACK = PixelConfig(mode="track")
 TUTORIAL = PixelConfig(mode="tutorial", height=40, width=90, color=True, frames=2, input="difference")
