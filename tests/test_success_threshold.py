@@ -13,6 +13,7 @@ from dqnlab.envs.lqr import target_lqr_actions
 from dqnlab.envs.make import make_vec_env
 from dqnlab.core.errors import ConfigError
 from dqnlab.runtime.evaluation import EvalResult, solves
+from dqnlab.runtime.loop import RunContext
 from dqnlab.runtime.rundir import METRIC_COLUMNS, MetricsLog
 from dqnlab.viz.curves import run_figure
 from dqnlab.viz.metrics import read_run_metrics
@@ -92,7 +93,7 @@ def test_best_evaluation_goes_by_success_rate_first(tmp_path, tiny):
     cfg = tiny(**{"algo": "baseline", "baseline.controller": "random", "env.id": TARGET,
                   "eval.success_threshold": 0.9})
     envs = make_vec_env(cfg.env, cfg.env.num_envs)
-    run = BaselineLoop(cfg, tmp_path, envs, (5,), 2, 450.0, 0.0, False)
+    run = BaselineLoop(RunContext(cfg, tmp_path, envs, (5,), 2, 450.0, 0.0, False))
     try:
         run.best_mean, run.best_success = 400.0, 0.5
         assert run._beats_best(result([True] * 6 + [False] * 4, returns=[100.0] * 10))  # 60% beats 50%
