@@ -90,7 +90,7 @@ def test_learner_trains_a_dueling_network_through_autograd(batch_norm):
     net = seeded_q_network(NetworkConfig(hidden=[16], dueling=True, batch_norm=batch_norm), 4, 2, seed=0)
     assert fast_mlp.mlp_layers(net) is None  # not a plain MLP: the learner falls back to autograd
     learner = DQNLearner(net, DQNConfig(lr=1e-2))
-    assert learner._fast is None
+    assert not learner.fast_path
     g = torch.Generator().manual_seed(0)
     b = Batch(torch.randn(32, 4, generator=g), torch.randint(0, 2, (32,), generator=g), torch.randn(32, generator=g),
               torch.randn(32, 4, generator=g), torch.zeros(32), torch.full((32,), 0.9),

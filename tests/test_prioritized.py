@@ -10,8 +10,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from dqnlab.config import build_config
 from dqnlab.core.errors import ConfigError
-from dqnlab.algos.prioritized import PrioritizedReplayBuffer, SumTree, beta_at, importance_weights
-from dqnlab.algos.replay import ReplayBuffer
+from dqnlab.algos.replay import PrioritizedReplayBuffer, ReplayBuffer, SumTree, beta_at, importance_weights
 
 
 def transitions(values, obs_dim=2):

@@ -121,7 +121,7 @@ def test_learning_rate_schedules_by_hand():
 
 def test_dqn_linear_learning_rate_reaches_the_optimizer(tmp_path, tiny):
     import dqnlab
-    from dqnlab.algos.dqn_loop import DQNLoop
+    from dqnlab.algos.dqn import DQNLoop
     from dqnlab.envs.make import make_vec_env
     from dqnlab.runtime.loop import RunContext
 

@@ -24,7 +24,7 @@ class AlgorithmEntry:
 
 
 ALGORITHMS: dict[str, AlgorithmEntry] = {
-    "dqn": AlgorithmEntry("dqnlab.algos.dqn_loop:DQNLoop", ("network", "dqn", "explore"),
+    "dqn": AlgorithmEntry("dqnlab.algos.dqn:DQNLoop", ("network", "dqn", "explore"),
                           "Deep Q-Network: replay, n-step Double DQN targets, target network"),
     "ppo": AlgorithmEntry("dqnlab.algos.ppo:PPOLoop", ("network", "ppo"),
                           "PPO: clipped surrogate, GAE, separate actor and critic"),

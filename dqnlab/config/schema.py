@@ -296,6 +296,9 @@ class DQNConfig(_Section):
     """Prioritised replay: environment steps over which beta goes from `per_beta_start` to 1."""
     per_eps: float = Field(1e-6, gt=0.0)
     """Prioritised replay: added to |TD error| so that no transition gets probability zero."""
+    fast_path: bool = True
+    """Use the hand-written forward/backward (dqnlab.nn.fast_mlp) for plain MLPs; false: always
+    autograd (the reference). Same loss and gradients up to float rounding."""
 
     @model_validator(mode="after")
     def _prioritized_needs_random_sampling(self) -> "DQNConfig":

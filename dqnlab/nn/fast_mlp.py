@@ -1,13 +1,24 @@
-"""A hand-written forward and backward pass for plain MLP Q-networks.
+"""A hand-written forward and backward pass for plain MLPs (the DQN learner's fast path).
 
 Why: on a CPU, a CartPole-sized network spends most of a gradient step in framework overhead
 (module calls, autograd graph building and the backward engine), not in arithmetic. For the
-common case, Linear layers with relu/tanh/leaky_relu and no BatchNorm, the TD loss gradient is a
-dozen matrix products we can write down directly, about 3x faster. The DQN learner uses this
-path when it applies and autograd otherwise; tests check both give the same loss and gradients.
+common case, Linear layers with relu/tanh/leaky_relu and no BatchNorm, the backward pass is a
+dozen matrix products we can write down directly, about 3x faster.
+
+This module knows networks, not losses: ``forward`` (no gradient), ``forward_keeping_activations``
+and ``backward``, which takes dLoss/d(output) and writes each layer's gradients. The loss and its
+gradient come from the caller (``dqnlab.algos.dqn.td_loss`` and ``td_loss_grad``, the one
+definition that the autograd reference also uses). The DQN learner picks this path once, when it
+is built (``dqn.fast_path``); tests check both paths give the same loss and gradients.
+
+The functions take the network's ``nn.Linear`` modules and read ``.weight`` and ``.bias`` at every
+call, so they always see the current parameters; the gradients they write are set on those very
+Parameter objects, which are the ones the optimizer holds.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -65,48 +76,41 @@ def forward(layers: list[nn.Linear], kind: str, x: torch.Tensor) -> torch.Tensor
     return h
 
 
-@torch.no_grad()
-def td_loss_backward(layers: list[nn.Linear], kind: str, obs: torch.Tensor, actions: torch.Tensor,
-                     targets: torch.Tensor, loss: str,
-                     weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss of Q(obs, actions) against `targets` (mean over the batch, Huber with delta 1 or MSE,
-    each sample's loss times its entry of `weights` when given: prioritised replay's importance
-    weights); writes the gradients into each layer's .weight.grad and .bias.grad.
+class Activations(NamedTuple):
+    """What ``backward`` needs of a forward pass."""
 
-    Returns (loss, TD errors Q(obs, actions) - targets of shape (B,)).
-    """
-    hs = [obs]  # activations, hs[i] is the input of layer i
-    zs = []
+    inputs: list[torch.Tensor]  # inputs[i] is the input of layer i: the batch, then each hidden output
+    pre: list[torch.Tensor]  # pre[i] = the pre-activation of hidden layer i, (B, out_i)
+
+
+@torch.no_grad()
+def forward_keeping_activations(layers: list[nn.Linear], kind: str,
+                                x: torch.Tensor) -> tuple[torch.Tensor, Activations]:
+    """The network's output, (B, out), and the activations ``backward`` reuses."""
+    inputs = [x]
+    pre = []
     last = len(layers) - 1
-    h = obs
+    h = x
     for i, layer in enumerate(layers):
         z = torch.addmm(layer.bias, h, layer.weight.t())  # (B, out)
         if i < last:
-            zs.append(z)
+            pre.append(z)
             h = _act(z, kind)
-            hs.append(h)
+            inputs.append(h)
         else:
             h = z
-    q_all = h  # (B, A)
-    q = q_all.gather(1, actions.unsqueeze(1)).squeeze(1)  # (B,)
-    diff = q - targets
-    n = diff.shape[0]
-    if loss == "huber":
-        abs_diff = diff.abs()
-        per_sample = torch.where(abs_diff < 1.0, 0.5 * diff * diff, abs_diff - 0.5)
-        g_q = diff.clamp(-1.0, 1.0) / n
-    else:
-        per_sample = diff * diff
-        g_q = diff * (2.0 / n)
-    if weights is not None:
-        per_sample = per_sample * weights
-        g_q = g_q * weights
-    value = per_sample.mean()
-    g = torch.zeros_like(q_all).scatter_(1, actions.unsqueeze(1), g_q.unsqueeze(1))  # (B, A)
-    for i in range(last, -1, -1):
+    return h, Activations(inputs, pre)
+
+
+@torch.no_grad()
+def backward(layers: list[nn.Linear], kind: str, acts: Activations, grad_out: torch.Tensor) -> None:
+    """Backpropagate dLoss/d(output), (B, out), through the layers of the forward pass that gave
+    `acts`; set each layer's .weight.grad and .bias.grad (replacing what was there)."""
+    g = grad_out
+    hs, zs = acts.inputs, acts.pre
+    for i in range(len(layers) - 1, -1, -1):
         layer = layers[i]
         layer.weight.grad = g.t().mm(hs[i])  # (out, in)
         layer.bias.grad = g.sum(0)
         if i > 0:
             g = _act_grad(g.mm(layer.weight), zs[i - 1], hs[i], kind)
-    return value, diff
