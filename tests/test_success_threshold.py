@@ -14,7 +14,6 @@ from dqnlab.envs.make import make_vec_env
 from dqnlab.core.errors import ConfigError
 from dqnlab.runtime.loop import RunContext
 from dqnlab.runtime.evaluation import EvalResult, solves
-from dqnlab.runtime.loop import RunContext
 from dqnlab.runtime.rundir import METRIC_COLUMNS, MetricsLog
 from dqnlab.viz.curves import run_figure
 from dqnlab.viz.metrics import read_run_metrics
