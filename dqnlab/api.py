@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from dqnlab.config import EnvConfig
-from dqnlab.envs.make import check_spaces, make_vec_env
-from dqnlab.core.errors import DqnlabError
-from dqnlab.runtime.evaluation import EvalResult, Evaluator
 from dqnlab.algos.registry import load_policy
+from dqnlab.config import EnvConfig
+from dqnlab.core.errors import DqnlabError
+from dqnlab.envs.make import check_spaces, make_vec_env
+from dqnlab.runtime.evaluation import EvalResult, Evaluator
 from dqnlab.runtime.policy import Policy
 
 
@@ -51,17 +51,22 @@ def evaluate(
         randomize = DEFAULT_RANDOMIZE
     try:
         env_cfg = EnvConfig(
-            id=env_id or policy.env_id, max_episode_steps=max_steps, kwargs=dict(env_kwargs or {}),
+            id=env_id or policy.env_id,
+            max_episode_steps=max_steps,
+            kwargs=dict(env_kwargs or {}),
             obs_noise=[float(v) for v in obs_noise] if np.ndim(obs_noise) else float(obs_noise),
-            action_noise=action_noise, force_noise=force_noise, randomize=dict(randomize or {}),
+            action_noise=action_noise,
+            force_noise=force_noise,
+            randomize=dict(randomize or {}),
             # A pixel policy brings its own view: the evaluation envs draw the frames it was trained on.
             **({"pixels": policy.pixels} if policy.pixels is not None else {}),
         )
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise DqnlabError(f"invalid evaluation setting{' ' + where if where else ''}: "
-                          f"{err['msg'].removeprefix('Value error, ')}") from None
+        raise DqnlabError(
+            f"invalid evaluation setting{' ' + where if where else ''}: {err['msg'].removeprefix('Value error, ')}"
+        ) from None
     probe = make_vec_env(env_cfg, 1)
     obs_shape, n_actions = check_spaces(probe, env_cfg.id)
     probe.close()

@@ -11,16 +11,25 @@ from typing import Any
 
 import torch
 
+from dqnlab.algos.registry import loop_class
 from dqnlab.config import RunConfig, config_to_yaml, validate_config
-from dqnlab.envs.make import check_spaces, make_vec_env, reward_threshold
 from dqnlab.core.errors import DqnlabError
 from dqnlab.core.fileio import atomic_write_text
-from dqnlab.algos.registry import loop_class
+from dqnlab.envs.make import check_spaces, make_vec_env, reward_threshold
 from dqnlab.runtime.checkpoint import read_run_checkpoint
 from dqnlab.runtime.loop import RunContext, TrainingInterrupted, TrainLoop, TrainResult  # noqa: F401 (re-exported)
 from dqnlab.runtime.resources import check_fits_machine
-from dqnlab.runtime.rundir import (CONFIG_FILE, MARKER_FILE, METRICS_FILE, FolderLock, NewRunDir,
-                           check_path_text, default_run_dir, is_run_dir, write_marker)
+from dqnlab.runtime.rundir import (
+    CONFIG_FILE,
+    MARKER_FILE,
+    METRICS_FILE,
+    FolderLock,
+    NewRunDir,
+    check_path_text,
+    default_run_dir,
+    is_run_dir,
+    write_marker,
+)
 
 
 def train(
@@ -54,8 +63,9 @@ def train(
         cfg = build_config() if config is None else validate_config(config)
     if total_steps is not None:
         cfg = validate_config({**cfg.to_dict(), "total_steps": total_steps})
-    run_path = check_path_text(run_dir) if run_dir is not None else default_run_dir(cfg.preset, cfg.env.id,
-                                                                                       str(cfg.seed))
+    run_path = (
+        check_path_text(run_dir) if run_dir is not None else default_run_dir(cfg.preset, cfg.env.id, str(cfg.seed))
+    )
     new = NewRunDir.plan(run_path, overwrite)  # refusals first: nothing is written yet
     loop = None
     try:
@@ -141,13 +151,15 @@ def _new_loop(cfg: RunConfig, run_dir: Path, envs, obs_shape, n_actions, thresho
     try:
         return loop_class(cfg.algo)(RunContext(cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress))
     except MemoryError:
-        raise DqnlabError("not enough memory for this config (replay buffer, networks or table); reduce it",
-                          exit_code=1) from None
+        raise DqnlabError(
+            "not enough memory for this config (replay buffer, networks or table); reduce it", exit_code=1
+        ) from None
     except RuntimeError as exc:  # torch's "can't allocate memory" and the like
         if "alloc" not in str(exc).lower():
             raise
-        raise DqnlabError("not enough memory for this config (replay buffer, networks or table); reduce it",
-                          exit_code=1) from None
+        raise DqnlabError(
+            "not enough memory for this config (replay buffer, networks or table); reduce it", exit_code=1
+        ) from None
 
 
 def _run_and_finish(loop: TrainLoop, cfg: RunConfig) -> TrainResult:

@@ -9,14 +9,32 @@ import pytest
 
 from dqnlab.cli.main import main
 
-TINY = ["--total-steps", "1500", "--quiet", "--set", "eval.every_steps=500", "--set", "eval.episodes=3",
-        "--set", "eval.final_episodes=3", "--set", "dqn.learning_starts=300", "--set", "artifacts=false"]
+TINY = [
+    "--total-steps",
+    "1500",
+    "--quiet",
+    "--set",
+    "eval.every_steps=500",
+    "--set",
+    "eval.episodes=3",
+    "--set",
+    "eval.final_episodes=3",
+    "--set",
+    "dqn.learning_starts=300",
+    "--set",
+    "artifacts=false",
+]
 
 
 def run_cli(*args):
     """The real console script in a subprocess: exit code, stdout, stderr."""
-    proc = subprocess.run([sys.executable, "-m", "dqnlab", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "dqnlab", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     return proc.returncode, proc.stdout, proc.stderr
 
 

@@ -5,12 +5,22 @@ import json
 import pytest
 
 from dqnlab.cli.main import main
-from dqnlab.experiments.compare import entry_stats, format_table, resolve_entries
 from dqnlab.config import build_config
 from dqnlab.core.errors import ConfigError
+from dqnlab.experiments.compare import entry_stats, format_table, resolve_entries
 
-TINY = ["--set", "total_steps=1500", "--set", "eval.every_steps=500", "--set", "eval.episodes=3",
-        "--set", "eval.final_episodes=5", "--set", "artifacts=false"]
+TINY = [
+    "--set",
+    "total_steps=1500",
+    "--set",
+    "eval.every_steps=500",
+    "--set",
+    "eval.episodes=3",
+    "--set",
+    "eval.final_episodes=5",
+    "--set",
+    "artifacts=false",
+]
 
 
 def _yaml_entry(tmp_path):
@@ -48,8 +58,21 @@ def test_compare_refuses_a_folder_with_other_runs(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", "random", "--seeds", "0", "--out", str(out), "--workers", "1", *TINY]) == 0
     capsys.readouterr()
-    code = main(["compare", "random", "--seeds", "0", "--out", str(out), "--workers", "1", *TINY,
-                 "--set", "eval.final_episodes=6"])
+    code = main(
+        [
+            "compare",
+            "random",
+            "--seeds",
+            "0",
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            *TINY,
+            "--set",
+            "eval.final_episodes=6",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and "different config" in err[0]
 
@@ -66,11 +89,29 @@ def test_bad_entries_are_one_line(tmp_path, capsys):
 def test_entry_stats_and_table_by_hand():
     cfg = build_config("random")
     rows = [
-        {"seed": s, "status": "finished", "solved": s < 2, "eval_mean": m, "train_seconds": 1.0, "threshold": 475.0,
-         "steps_to_solve": st, "seconds_to_solve": None if st is None else st / 1000}
+        {
+            "seed": s,
+            "status": "finished",
+            "solved": s < 2,
+            "eval_mean": m,
+            "train_seconds": 1.0,
+            "threshold": 475.0,
+            "steps_to_solve": st,
+            "seconds_to_solve": None if st is None else st / 1000,
+        }
         for s, m, st in ((0, 500.0, 1000), (1, 480.0, 3000), (2, 100.0, None))
-    ] + [{"seed": 3, "status": "failed", "solved": False, "eval_mean": None, "threshold": None,
-          "steps_to_solve": None, "seconds_to_solve": None, "train_seconds": None}]
+    ] + [
+        {
+            "seed": 3,
+            "status": "failed",
+            "solved": False,
+            "eval_mean": None,
+            "threshold": None,
+            "steps_to_solve": None,
+            "seconds_to_solve": None,
+            "train_seconds": None,
+        }
+    ]
     e = entry_stats("random", cfg, rows)
     assert (e["solved"], e["failed"], e["runs"], e["reached_threshold"]) == (2, 1, 4, 2)
     assert e["eval_mean"]["median"] == 480.0
@@ -96,8 +137,19 @@ def test_compare_of_a_success_task_solves_by_success_and_plots_it(tmp_path, caps
     from PIL import Image
 
     out = tmp_path / "cmp"
-    args = ["compare", "target-lqr", "--seeds", "0", "--out", str(out), *TINY,
-            "--set", "eval.episodes=20", "--set", "eval.final_episodes=20"]
+    args = [
+        "compare",
+        "target-lqr",
+        "--seeds",
+        "0",
+        "--out",
+        str(out),
+        *TINY,
+        "--set",
+        "eval.episodes=20",
+        "--set",
+        "eval.final_episodes=20",
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "| target-lqr | baseline | dqnlab/CartPoleTarget-v0 | 1/1 |" in printed

@@ -3,21 +3,21 @@
 
 import numpy as np
 import pytest
+from controllers import acts
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from numpy.testing import assert_allclose, assert_array_equal
 
-from controllers import acts
-from dqnlab.envs import lqr as control
 from dqnlab.config import EnvConfig
-from dqnlab.runtime.evaluation import Evaluator
+from dqnlab.envs import lqr as control
 from dqnlab.envs.physics import CartPoleParams
+from dqnlab.runtime.evaluation import Evaluator
 
 
 def test_dare_scalar_by_hand():
     # a = b = q = r = 1: P = P - P^2 / (1 + P) + 1, so P^2 - P - 1 = 0: the golden ratio.
     one = np.ones((1, 1))
     p = control.solve_dare(one, one, one, one)
-    assert p[0, 0] == pytest.approx((1 + 5 ** 0.5) / 2, rel=1e-9)
+    assert p[0, 0] == pytest.approx((1 + 5**0.5) / 2, rel=1e-9)
 
 
 def test_dare_matches_scipy_when_installed():

@@ -12,7 +12,7 @@ from torch.testing import assert_close
 from dqnlab.algos.dqn import DQNLearner, DQNLoop, epsilon_greedy, next_state_value, td_loss, td_loss_grad, td_target
 from dqnlab.algos.replay import Batch
 from dqnlab.config import DQNConfig, NetworkConfig
-from dqnlab.nn.networks import build_q_network
+from dqnlab.nn.networks import build_mlp
 
 
 def exact(a, b):
@@ -95,11 +95,14 @@ def test_next_state_value_double_equals_max_when_networks_agree():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("weights, huber, mse", [
-    # TD errors [-2, -0.5, 0, 0.5, 3]: Huber 1.5, 0.125, 0, 0.125, 2.5; squared 4, 0.25, 0, 0.25, 9
-    (None, 4.25 / 5, 13.5 / 5),
-    ([1.0, 0.5, 1.0, 0.0, 2.0], (1.5 + 0.0625 + 5.0) / 5, (4 + 0.125 + 18) / 5),
-])
+@pytest.mark.parametrize(
+    "weights, huber, mse",
+    [
+        # TD errors [-2, -0.5, 0, 0.5, 3]: Huber 1.5, 0.125, 0, 0.125, 2.5; squared 4, 0.25, 0, 0.25, 9
+        (None, 4.25 / 5, 13.5 / 5),
+        ([1.0, 0.5, 1.0, 0.0, 2.0], (1.5 + 0.0625 + 5.0) / 5, (4 + 0.125 + 18) / 5),
+    ],
+)
 def test_td_loss_hand_numbers(weights, huber, mse):
     td = torch.tensor([-2.0, -0.5, 0.0, 0.5, 3.0])
     w = None if weights is None else torch.tensor(weights)
@@ -130,7 +133,6 @@ def test_td_loss_refuses_an_unknown_kind():
         td_loss_grad(torch.zeros(2), "l1")
 
 
-
 def hand_batch():
     # obs rows pick Q columns of the online net; actions select one of them.
     return Batch(
@@ -143,15 +145,18 @@ def hand_batch():
     )
 
 
-@pytest.mark.parametrize("double, loss_name, expected", [
-    # Q_online(obs) = [[0, 1], [1, 0]]; chosen q = [Q(s1,1), Q(s2,0)] = [1, 1]
-    # double: next values [1, -1]; y = [1 + 0.5 * 1, 0.5 (terminated)] = [1.5, 0.5]; errors [-0.5, 0.5]
-    (True, "mse", 0.25),  # mean(0.25, 0.25)
-    (True, "huber", 0.125),  # |e| < 1: 0.5 e^2 = 0.125 each
-    # max: next values [3, 2]; y = [1 + 0.5 * 3, 0.5] = [2.5, 0.5]; errors [-1.5, 0.5]
-    (False, "mse", 1.25),  # mean(2.25, 0.25)
-    (False, "huber", 0.5625),  # mean(1.5 - 0.5, 0.125) = mean(1.0, 0.125)
-])
+@pytest.mark.parametrize(
+    "double, loss_name, expected",
+    [
+        # Q_online(obs) = [[0, 1], [1, 0]]; chosen q = [Q(s1,1), Q(s2,0)] = [1, 1]
+        # double: next values [1, -1]; y = [1 + 0.5 * 1, 0.5 (terminated)] = [1.5, 0.5]; errors [-0.5, 0.5]
+        (True, "mse", 0.25),  # mean(0.25, 0.25)
+        (True, "huber", 0.125),  # |e| < 1: 0.5 e^2 = 0.125 each
+        # max: next values [3, 2]; y = [1 + 0.5 * 3, 0.5] = [2.5, 0.5]; errors [-1.5, 0.5]
+        (False, "mse", 1.25),  # mean(2.25, 0.25)
+        (False, "huber", 0.5625),  # mean(1.5 - 0.5, 0.125) = mean(1.0, 0.125)
+    ],
+)
 def test_loss_hand_numbers(double, loss_name, expected):
     online = linear_net(ONLINE_W)
     learner = DQNLearner(online, DQNConfig(double=double, loss=loss_name))
@@ -163,11 +168,14 @@ def test_loss_hand_numbers(double, loss_name, expected):
 
 
 @pytest.mark.parametrize("fast", [False, True])
-@pytest.mark.parametrize("loss_name, expected", [
-    # max targets: errors Q - y = [-1.5, 0.5] (see above); importance weights [0.5, 1.0]
-    ("mse", 0.6875),  # mean(0.5 * 2.25, 1.0 * 0.25)
-    ("huber", 0.3125),  # mean(0.5 * (1.5 - 0.5), 1.0 * 0.125)
-])
+@pytest.mark.parametrize(
+    "loss_name, expected",
+    [
+        # max targets: errors Q - y = [-1.5, 0.5] (see above); importance weights [0.5, 1.0]
+        ("mse", 0.6875),  # mean(0.5 * 2.25, 1.0 * 0.25)
+        ("huber", 0.3125),  # mean(0.5 * (1.5 - 0.5), 1.0 * 0.125)
+    ],
+)
 def test_importance_weighted_loss_hand_numbers(fast, loss_name, expected):
     # nn.Linear alone takes autograd; wrapped in nn.Sequential it takes the fast path.
     online = nn.Sequential(linear_net(ONLINE_W)) if fast else linear_net(ONLINE_W)
@@ -195,7 +203,7 @@ def test_importance_weighted_loss_hand_numbers(fast, loss_name, expected):
 
 def small_net(batch_norm=False, seed=0):
     torch.manual_seed(seed)
-    return build_q_network(NetworkConfig(hidden=[8], batch_norm=batch_norm), 4, 2)
+    return build_mlp(NetworkConfig(hidden=[8], batch_norm=batch_norm), 4, 2)
 
 
 def random_batch(n=16, seed=0):
@@ -430,8 +438,9 @@ def dqn_loop(tmp_path, tiny):
     loops = []
 
     def build(**fields):
-        cfg = tiny(**{"dqn.learning_starts": 64, "dqn.batch_size": 16, "dqn.train_freq": 4,
-                             "env.num_envs": 4, **fields})
+        cfg = tiny(
+            **{"dqn.learning_starts": 64, "dqn.batch_size": 16, "dqn.train_freq": 4, "env.num_envs": 4, **fields}
+        )
         loop = DQNLoop(RunContext(cfg, tmp_path, make_vec_env(cfg.env, cfg.env.num_envs), (4,), 2, 475.0, 0.0, False))
         loops.append(loop)
         return loop
@@ -464,8 +473,7 @@ def run_until(loop, episodes, grad_steps):
 
 
 def test_loop_hard_sync_every_k_gradient_steps(dqn_loop):
-    loop = dqn_loop(**{"dqn.target_update": "hard", "dqn.target_update_unit": "steps",
-                       "dqn.target_update_every": 5})
+    loop = dqn_loop(**{"dqn.target_update": "hard", "dqn.target_update_unit": "steps", "dqn.target_update_every": 5})
     log = record_syncs(loop)
     run_until(loop, episodes=8, grad_steps=40)
     assert loop.episodes >= 8  # episodes ended, and copied nothing
@@ -473,16 +481,14 @@ def test_loop_hard_sync_every_k_gradient_steps(dqn_loop):
 
 
 def test_loop_hard_sync_every_k_episodes(dqn_loop):
-    loop = dqn_loop(**{"dqn.target_update": "hard", "dqn.target_update_unit": "episodes",
-                       "dqn.target_update_every": 3})
+    loop = dqn_loop(**{"dqn.target_update": "hard", "dqn.target_update_unit": "episodes", "dqn.target_update_every": 3})
     log = record_syncs(loop)
     run_until(loop, episodes=10, grad_steps=20)
     assert [(kind, episodes) for kind, _, episodes in log] == [("hard", e) for e in range(3, loop.episodes + 1, 3)]
 
 
 def test_loop_episode_end_copies_the_online_network(dqn_loop):
-    loop = dqn_loop(**{"dqn.target_update": "hard", "dqn.target_update_unit": "episodes",
-                       "dqn.target_update_every": 3})
+    loop = dqn_loop(**{"dqn.target_update": "hard", "dqn.target_update_unit": "episodes", "dqn.target_update_every": 3})
     with torch.no_grad():
         next(loop.learner.online.parameters()).add_(1.0)
     loop.episodes = 4  # the loop counts the episode, then calls on_episode_end

@@ -6,23 +6,23 @@ import json
 import numpy as np
 import pytest
 import torch
+from controllers import acts
 from numpy.testing import assert_array_equal
 
 import dqnlab
-from controllers import acts
-from dqnlab.envs import lqr as control
 from dqnlab.cli.main import main
 from dqnlab.config import EnvConfig, NetworkConfig
+from dqnlab.envs import lqr as control
 from dqnlab.envs.make import make_vec_env
+from dqnlab.nn.networks import build_mlp
 from dqnlab.runtime.evaluation import EvalResult, Evaluator
-from dqnlab.nn.networks import build_q_network
 from dqnlab.runtime.policy import Policy
 
 
 def lqr_policy() -> Policy:
     """A linear Q-network whose greedy action is the LQR push: Q1 - Q0 = -K s."""
     cfg = NetworkConfig(hidden=[])
-    net = build_q_network(cfg, 4, 2)
+    net = build_mlp(cfg, 4, 2)
     with torch.no_grad():
         net[-1].weight.zero_()
         net[-1].bias.zero_()
@@ -95,8 +95,9 @@ def test_api_evaluate_under_perturbations():
     policy = lqr_policy()
     plain = dqnlab.evaluate(policy, episodes=10, seed=0, max_steps=1000)
     assert plain.survival == 1.0 and plain.max_abs_x is not None
-    noisy = dqnlab.evaluate(policy, episodes=10, seed=0, max_steps=1000, obs_noise=0.05, action_noise=0.1,
-                            force_noise=0.1, randomize=True)
+    noisy = dqnlab.evaluate(
+        policy, episodes=10, seed=0, max_steps=1000, obs_noise=0.05, action_noise=0.1, force_noise=0.1, randomize=True
+    )
     assert noisy.lengths.max() <= 1000
     assert not np.array_equal(plain.max_abs_x, noisy.max_abs_x)
     with pytest.raises(dqnlab.DqnlabError, match="action_noise"):
@@ -125,9 +126,25 @@ def test_cli_reports_survival_and_drift(tmp_path, capsys):
 def test_cli_evaluates_under_noise_and_randomized_physics(tmp_path, capsys):
     path = tmp_path / "policy.pt"
     lqr_policy().save(path)
-    code, out, err = _run(capsys, "evaluate", str(path), "--episodes", "4", "--max-steps", "300", "--seed", "5",
-                          "--obs-noise", "0.05", "--action-noise", "0.1", "--force-noise", "0.1",
-                          "--randomize-physics", "--json")
+    code, out, err = _run(
+        capsys,
+        "evaluate",
+        str(path),
+        "--episodes",
+        "4",
+        "--max-steps",
+        "300",
+        "--seed",
+        "5",
+        "--obs-noise",
+        "0.05",
+        "--action-noise",
+        "0.1",
+        "--force-noise",
+        "0.1",
+        "--randomize-physics",
+        "--json",
+    )
     assert code == 0, err
     result = json.loads(out)
     assert result["seed"] == 5
@@ -137,12 +154,15 @@ def test_cli_evaluates_under_noise_and_randomized_physics(tmp_path, capsys):
     assert code == 0 and "under obs noise [0.1, 0.0, 0.0, 0.0]" in out
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--obs-noise", "0.1,0.1"], "2 values but observations have 4"),
-    (["--obs-noise", "abc"], "expected a number"),
-    (["--action-noise", "1.5"], "probability"),
-    (["--force-noise", "-1"], ">= 0"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--obs-noise", "0.1,0.1"], "2 values but observations have 4"),
+        (["--obs-noise", "abc"], "expected a number"),
+        (["--action-noise", "1.5"], "probability"),
+        (["--force-noise", "-1"], ">= 0"),
+    ],
+)
 def test_cli_bad_perturbations_are_one_line(tmp_path, capsys, args, expected):
     path = tmp_path / "policy.pt"
     lqr_policy().save(path)

@@ -11,14 +11,19 @@ from dqnlab.algos.dqn import DQNLearner, td_loss, td_loss_grad
 from dqnlab.algos.replay import Batch
 from dqnlab.config import DQNConfig, NetworkConfig
 from dqnlab.nn import fast_mlp
-from dqnlab.nn.networks import build_q_network
+from dqnlab.nn.networks import build_mlp
 
 
 def batch(n=32, obs_dim=4, n_actions=3, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return Batch(torch.randn(n, obs_dim, generator=g) * 2, torch.randint(0, n_actions, (n,), generator=g),
-                 torch.randn(n, generator=g), torch.randn(n, obs_dim, generator=g),
-                 (torch.rand(n, generator=g) < 0.2).float(), torch.full((n,), 0.99))
+    return Batch(
+        torch.randn(n, obs_dim, generator=g) * 2,
+        torch.randint(0, n_actions, (n,), generator=g),
+        torch.randn(n, generator=g),
+        torch.randn(n, obs_dim, generator=g),
+        (torch.rand(n, generator=g) < 0.2).float(),
+        torch.full((n,), 0.99),
+    )
 
 
 def weighted(b, seed=2):
@@ -40,7 +45,7 @@ def fast_and_reference(net, **cfg):
 @pytest.mark.parametrize("with_weights", [False, True])
 def test_fast_path_and_reference_give_the_same_loss_and_gradients(activation, loss, hidden, with_weights):
     torch.manual_seed(1)
-    net = build_q_network(NetworkConfig(hidden=hidden, activation=activation), 4, 3)
+    net = build_mlp(NetworkConfig(hidden=hidden, activation=activation), 4, 3)
     fast, ref = fast_and_reference(net, loss=loss)
     b = weighted(batch()) if with_weights else batch()
     ref_value, ref_td = ref.gradients(b)
@@ -60,11 +65,13 @@ def test_both_paths_compute_the_loss_with_td_loss(loss, with_weights, monkeypatc
     from dqnlab.algos import dqn
 
     calls = []
-    monkeypatch.setattr(dqn, "td_loss",
-                        lambda td, kind, w=None: calls.append(("loss", kind, w)) or td_loss(td, kind, w))
-    monkeypatch.setattr(dqn, "td_loss_grad",
-                        lambda td, kind, w=None: calls.append(("grad", kind, w)) or td_loss_grad(td, kind, w))
-    fast, ref = fast_and_reference(build_q_network(NetworkConfig(hidden=[8]), 4, 3), loss=loss)
+    monkeypatch.setattr(
+        dqn, "td_loss", lambda td, kind, w=None: calls.append(("loss", kind, w)) or td_loss(td, kind, w)
+    )
+    monkeypatch.setattr(
+        dqn, "td_loss_grad", lambda td, kind, w=None: calls.append(("grad", kind, w)) or td_loss_grad(td, kind, w)
+    )
+    fast, ref = fast_and_reference(build_mlp(NetworkConfig(hidden=[8]), 4, 3), loss=loss)
     b = weighted(batch()) if with_weights else batch()
     ref.gradients(b)
     assert calls == [("loss", loss, b.weights)]
@@ -78,7 +85,7 @@ def test_a_few_updates_match_the_reference_closely(loss):
     # The paths differ only in float rounding (d / B versus d * (1 / B), ...): after a few
     # optimizer steps the networks agree to rounding, not bit for bit.
     torch.manual_seed(3)
-    net = build_q_network(NetworkConfig(hidden=[32, 16]), 4, 3)
+    net = build_mlp(NetworkConfig(hidden=[32, 16]), 4, 3)
     fast, ref = fast_and_reference(net, loss=loss, lr=1e-3, target_update_every=2)
     for i in range(6):
         b = weighted(batch(seed=i), seed=10 + i) if i % 2 else batch(seed=i)
@@ -107,7 +114,7 @@ def test_fast_path_false_trains_on_autograd(tmp_path, tiny, monkeypatch):
 
 
 def test_forward_matches_module():
-    net = build_q_network(NetworkConfig(hidden=[16, 16], activation="tanh"), 4, 2)
+    net = build_mlp(NetworkConfig(hidden=[16, 16], activation="tanh"), 4, 2)
     layers, kind = fast_mlp.mlp_layers(net)
     x = torch.randn(10, 4)
     with torch.no_grad():
@@ -121,7 +128,7 @@ def test_forward_matches_module():
 def test_backward_of_any_output_gradient_matches_autograd(activation):
     # fast_mlp knows no loss: any dLoss/d(output) is backpropagated like autograd does.
     torch.manual_seed(4)
-    net = build_q_network(NetworkConfig(hidden=[8, 8], activation=activation), 4, 3)
+    net = build_mlp(NetworkConfig(hidden=[8, 8], activation=activation), 4, 3)
     x, grad_out = torch.randn(16, 4), torch.randn(16, 3)
     net(x).backward(grad_out)
     expected = [p.grad.clone() for p in net.parameters()]
@@ -134,7 +141,7 @@ def test_backward_of_any_output_gradient_matches_autograd(activation):
 
 
 def test_batch_norm_networks_use_autograd():
-    net = build_q_network(NetworkConfig(hidden=[16], batch_norm=True), 4, 2)
+    net = build_mlp(NetworkConfig(hidden=[16], batch_norm=True), 4, 2)
     assert not DQNLearner(net, DQNConfig()).fast_path
     assert fast_mlp.mlp_layers(torch.nn.Linear(4, 2)) is None
 
@@ -143,7 +150,7 @@ def test_fast_path_keeps_acting_on_the_live_parameters():
     # The in-place invariant: optimizer steps and hard copies change the tensors the fast path
     # reads, never replace them, so its forwards follow the modules.
     torch.manual_seed(5)
-    learner = DQNLearner(build_q_network(NetworkConfig(hidden=[8]), 4, 3), DQNConfig(lr=0.05, target_update_every=2))
+    learner = DQNLearner(build_mlp(NetworkConfig(hidden=[8]), 4, 3), DQNConfig(lr=0.05, target_update_every=2))
     tensors = list(learner.online.parameters()) + list(learner.target.parameters())
     storage = [t.data_ptr() for t in tensors]
     x = torch.randn(5, 4)

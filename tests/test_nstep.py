@@ -22,8 +22,15 @@ def o(*ids):
 
 
 def push(c, env_ids, obs, actions, rewards, next_obs, terminated, truncated):
-    return c.push(np.array(env_ids), o(*obs), np.array(actions), np.array(rewards, dtype=np.float32),
-                  o(*next_obs), np.array(terminated), np.array(truncated))
+    return c.push(
+        np.array(env_ids),
+        o(*obs),
+        np.array(actions),
+        np.array(rewards, dtype=np.float32),
+        o(*next_obs),
+        np.array(terminated),
+        np.array(truncated),
+    )
 
 
 def step1(c):
@@ -115,7 +122,8 @@ def test_subset_of_envs_and_truncation_flush():
 def test_n1_is_the_plain_transition():
     c = NStepCollector(1, 0.9, 1)
     obs, actions, returns, next_obs, terminated, discounts = unpack(
-        push(c, [0], [7], [1], [2.0], [8], [False], [False]))
+        push(c, [0], [7], [1], [2.0], [8], [False], [False])
+    )
     assert (obs, actions, next_obs) == ([7], [1], [8])
     assert_allclose(returns, [2.0])
     assert_allclose(discounts, np.float32([0.9]), rtol=0, atol=0)
@@ -148,7 +156,7 @@ def test_state_dict_round_trip_continues_identically():
     b.load_state_dict(state)
     for step in (step3, step4, step5):
         out_a, out_b = step(a), step(b)
-        for x, y in zip(out_a, out_b):
+        for x, y in zip(out_a, out_b, strict=True):
             assert_array_equal(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
     # And the restored collector gives the hand-computed numbers (not just the same as `a`).
     c = NStepCollector(N, GAMMA, 2)
@@ -182,7 +190,8 @@ def test_pixel_frames_stay_uint8_and_exact():
     assert c.obs.dtype == np.uint8
     assert c.push([0], frames(0), [1], [1.0], frames(128), [False], [False]) is None
     obs, actions, returns, next_obs, terminated, discounts = c.push(
-        [0], frames(128), [0], [2.0], frames(255), [False], [True])  # truncated: the window flushes
+        [0], frames(128), [0], [2.0], frames(255), [False], [True]
+    )  # truncated: the window flushes
     assert obs.dtype == np.uint8 and next_obs.dtype == np.uint8
     assert obs[:, 0, 0].tolist() == [0, 128] and next_obs[:, 0, 0].tolist() == [255, 255]
     assert actions.tolist() == [1, 0] and terminated.tolist() == [False, False]
@@ -196,8 +205,15 @@ def test_pixel_frames_stay_uint8_and_exact():
 
 def test_float32_frames_of_a_release_0_1_0_checkpoint_load_as_uint8():
     old = NStepCollector(N, GAMMA, 2, (2, 3))  # 0.1.0 kept every observation as float32
-    old.push([0, 1], frames(7, 255).astype(np.float32), [0, 1], [1.0, 2.0], frames(8, 0).astype(np.float32),
-             [False, False], [False, False])
+    old.push(
+        [0, 1],
+        frames(7, 255).astype(np.float32),
+        [0, 1],
+        [1.0, 2.0],
+        frames(8, 0).astype(np.float32),
+        [False, False],
+        [False, False],
+    )
     state = old.state_dict()
     assert state["obs"].dtype == torch.float32
     new = NStepCollector(N, GAMMA, 2, (2, 3), np.uint8)

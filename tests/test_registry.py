@@ -17,12 +17,35 @@ def test_every_algorithm_in_the_table_is_found():
 
 
 def test_a_new_algorithm_is_one_module_and_one_table_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(ALGORITHMS, "toy", AlgorithmEntry("toy_algorithm:ToyLoop", ("network",),
-                                                          "random search on a linear policy"))
+    monkeypatch.setitem(
+        ALGORITHMS, "toy", AlgorithmEntry("toy_algorithm:ToyLoop", ("network",), "random search on a linear policy")
+    )
     run = tmp_path / "toy"
-    assert main(["train", "--set", "algo=toy", "--run-dir", str(run), "--total-steps", "3000", "--quiet",
-                 "--set", "eval.episodes=5", "--set", "eval.final_episodes=5", "--set", "artifacts=false",
-                 "--preset", "random", "--set", "baseline={}"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--set",
+                "algo=toy",
+                "--run-dir",
+                str(run),
+                "--total-steps",
+                "3000",
+                "--quiet",
+                "--set",
+                "eval.episodes=5",
+                "--set",
+                "eval.final_episodes=5",
+                "--set",
+                "artifacts=false",
+                "--preset",
+                "random",
+                "--set",
+                "baseline={}",
+            ]
+        )
+        == 0
+    )
     assert "algo toy" in capsys.readouterr().out
     policy = dqnlab.load_policy(run)  # the registry rebuilds the toy's network from the policy file
     assert policy.algo == "toy" and dqnlab.evaluate(policy, episodes=5).mean > 0

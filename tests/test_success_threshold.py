@@ -5,15 +5,15 @@ import csv
 
 import numpy as np
 import pytest
+from controllers import acts
 
 import dqnlab
 from dqnlab.algos.baselines import BaselineLoop, feedback_gain
-from dqnlab.experiments.compare import solve_point
-from controllers import acts
-from dqnlab.envs.make import make_vec_env
 from dqnlab.core.errors import ConfigError
-from dqnlab.runtime.loop import RunContext
+from dqnlab.envs.make import make_vec_env
+from dqnlab.experiments.compare import solve_point
 from dqnlab.runtime.evaluation import EvalResult, solves
+from dqnlab.runtime.loop import RunContext
 from dqnlab.runtime.rundir import METRIC_COLUMNS, MetricsLog
 from dqnlab.viz.curves import run_figure
 from dqnlab.viz.metrics import read_run_metrics
@@ -56,9 +56,18 @@ def test_target_lqr_gain_matches_the_control_module():
 
 
 def test_target_lqr_baseline_stops_on_success_and_solves(tmp_path, tiny):
-    cfg = tiny(total_steps=50_000, **{"algo": "baseline", "baseline.controller": "target_lqr", "env.id": TARGET,
-                                      "eval.success_threshold": 0.95, "eval.early_stop": True,
-                                      "eval.episodes": 20, "eval.final_episodes": 20})
+    cfg = tiny(
+        total_steps=50_000,
+        **{
+            "algo": "baseline",
+            "baseline.controller": "target_lqr",
+            "env.id": TARGET,
+            "eval.success_threshold": 0.95,
+            "eval.early_stop": True,
+            "eval.episodes": 20,
+            "eval.final_episodes": 20,
+        },
+    )
     s = dqnlab.train(cfg, tmp_path / "r", progress=False).summary
     assert s["stop_reason"] == "threshold" and s["solved"]
     assert s["success_threshold"] == 0.95 and s["success_rate"] >= 0.95 and s["best_eval_success"] >= 0.95
@@ -74,9 +83,18 @@ def test_target_lqr_baseline_stops_on_success_and_solves(tmp_path, tiny):
 
 def test_a_controller_that_ignores_the_target_is_not_solved(tmp_path, tiny):
     # The plain LQR balances at x = 0 (a high return) but reaches a random target only by chance.
-    cfg = tiny(total_steps=2000, **{"algo": "baseline", "baseline.controller": "lqr", "env.id": TARGET,
-                                    "eval.success_threshold": 0.95, "eval.early_stop": True,
-                                    "eval.episodes": 20, "eval.final_episodes": 20})
+    cfg = tiny(
+        total_steps=2000,
+        **{
+            "algo": "baseline",
+            "baseline.controller": "lqr",
+            "env.id": TARGET,
+            "eval.success_threshold": 0.95,
+            "eval.early_stop": True,
+            "eval.episodes": 20,
+            "eval.final_episodes": 20,
+        },
+    )
     s = dqnlab.train(cfg, tmp_path / "r", progress=False).summary
     assert s["stop_reason"] == "total_steps" and not s["solved"]
     assert s["eval_mean"] > 250 and s["success_rate"] < 0.5
@@ -90,8 +108,7 @@ def test_runs_without_success_keep_four_panels(tmp_path, tiny):
 
 
 def test_best_evaluation_goes_by_success_rate_first(tmp_path, tiny):
-    cfg = tiny(**{"algo": "baseline", "baseline.controller": "random", "env.id": TARGET,
-                  "eval.success_threshold": 0.9})
+    cfg = tiny(**{"algo": "baseline", "baseline.controller": "random", "env.id": TARGET, "eval.success_threshold": 0.9})
     envs = make_vec_env(cfg.env, cfg.env.num_envs)
     run = BaselineLoop(RunContext(cfg, tmp_path, envs, (5,), 2, 450.0, 0.0, False))
     try:
@@ -109,12 +126,15 @@ def test_success_threshold_needs_a_task_that_reports_success(tmp_path, tiny):
         dqnlab.train(cfg, tmp_path / "r", progress=False)
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"eval.success_threshold": 0.9, "eval.threshold": 400}, "eval.threshold"),
-    ({"eval.success_threshold": 0.9, "eval.stop_threshold": 400}, "eval.stop_threshold"),
-    ({"eval.success_threshold": 1.5}, "success_threshold"),
-    ({"eval.success_threshold": 0}, "success_threshold"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"eval.success_threshold": 0.9, "eval.threshold": 400}, "eval.threshold"),
+        ({"eval.success_threshold": 0.9, "eval.stop_threshold": 400}, "eval.stop_threshold"),
+        ({"eval.success_threshold": 1.5}, "success_threshold"),
+        ({"eval.success_threshold": 0}, "success_threshold"),
+    ],
+)
 def test_success_threshold_config_errors(fields, message):
     with pytest.raises(ConfigError, match=message):
         dqnlab.build_config(**fields)
@@ -171,14 +191,17 @@ def test_eval_env_merges_into_the_env_section():
     assert dqnlab.build_config().eval_env() == dqnlab.build_config().env
 
 
-@pytest.mark.parametrize("value, message", [
-    ({"id": "Acrobot-v1"}, "cannot change env.id"),
-    ({"pixels": {"mode": "track"}}, "cannot change env.pixels"),
-    ({"obs_noise": -1}, "in eval.env: env.obs_noise must be"),
-    ({"randomize": {"lenght": [0.4, 0.6]}}, "did you mean 'env.randomize.length'"),
-    ({"max_episode_steps": 0}, "env.max_episode_steps"),
-    (5, "eval.env"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"id": "Acrobot-v1"}, "cannot change env.id"),
+        ({"pixels": {"mode": "track"}}, "cannot change env.pixels"),
+        ({"obs_noise": -1}, "in eval.env: env.obs_noise must be"),
+        ({"randomize": {"lenght": [0.4, 0.6]}}, "did you mean 'env.randomize.length'"),
+        ({"max_episode_steps": 0}, "env.max_episode_steps"),
+        (5, "eval.env"),
+    ],
+)
 def test_eval_env_errors_are_one_line(value, message):
     with pytest.raises(ConfigError, match=message) as info:
         dqnlab.build_config(**{"eval.env": value})
@@ -193,12 +216,20 @@ def test_report_rows_show_task_success_only_for_tasks_that_report_it():
     assert "task success" not in dict(summary_rows({"threshold": 475.0}))
 
 
-@pytest.mark.parametrize("fields", [
-    {"eval.success_threshold": 0.9},  # CartPole reports no success
-    {"algo": "baseline", "baseline.controller": "target_lqr"},  # no target in CartPole's observation
-    {"algo": "tabular", "tabular.dims": [0, 7], "tabular.bins": [2, 2], "tabular.low": [-1, -1],
-     "tabular.high": [1, 1]},  # beyond the observation
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"eval.success_threshold": 0.9},  # CartPole reports no success
+        {"algo": "baseline", "baseline.controller": "target_lqr"},  # no target in CartPole's observation
+        {
+            "algo": "tabular",
+            "tabular.dims": [0, 7],
+            "tabular.bins": [2, 2],
+            "tabular.low": [-1, -1],
+            "tabular.high": [1, 1],
+        },  # beyond the observation
+    ],
+)
 def test_a_config_that_does_not_fit_the_env_touches_no_run_directory(tmp_path, tiny, fields):
     old = tmp_path / "old"
     dqnlab.train(tiny(**{"algo": "baseline", "baseline.controller": "lqr"}), old, progress=False)

@@ -31,7 +31,7 @@ def test_registered_and_passes_gymnasiums_checker():
 def test_tolerance_and_reward_by_hand():
     assert tolerance(0.0, 0.5) == 1.0
     assert tolerance(0.5, 0.5) == pytest.approx(0.1)
-    assert tolerance(0.25, 0.5) == pytest.approx(0.1 ** 0.25)
+    assert tolerance(0.25, 0.5) == pytest.approx(0.1**0.25)
     # Upright, still, on target: the full 1.
     assert target_reward(np.array(0.0), np.array(0.0), np.array(0.0)) == pytest.approx(1.0)
     # theta = pi/2 (cos 0): upright 0.5; offset 0.5: centered (1 + 0.1) / 2; theta_dot 5: still 0.55.
@@ -108,7 +108,7 @@ def test_time_limit_is_500_steps():
 
     env = gym.make(ENV_ID)
     obs, _ = env.reset(seed=3)
-    for t in range(1, 501):
+    for t in range(1, 501):  # noqa: B007 (its last value is checked below)
         obs, _, terminated, truncated, info = env.step(int(acts("target_lqr", 5)(obs)))
         assert not terminated
         if truncated:

@@ -19,13 +19,20 @@ import pytest
 
 import dqnlab
 from dqnlab.core.errors import DqnlabError
+from dqnlab.runtime.rundir import write_marker
 from dqnlab.viz import write_run_artifacts
 from dqnlab.viz.metrics import parse_metrics_rows, read_run_metrics
-from dqnlab.runtime.rundir import write_marker
 from dqnlab.viz.output import check_output_path, is_derived_file, write_output
 from dqnlab.viz.report import report_html
-from dqnlab.viz.series import (band_across_runs, common_grid, ema, interp_to_grid, last_per_step, moving_mean,
-                               steps_per_second)
+from dqnlab.viz.series import (
+    band_across_runs,
+    common_grid,
+    ema,
+    interp_to_grid,
+    last_per_step,
+    moving_mean,
+    steps_per_second,
+)
 from dqnlab.viz.video import gif_frame_ms, kept_frame_indices, scaled_size
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -33,6 +40,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # ---------------------------------------------------------------------------------------------
 # pure helpers
+
 
 def test_moving_mean_is_trailing_and_shorter_at_the_start():
     x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
@@ -123,14 +131,36 @@ def test_gif_frame_time_is_real_time_and_not_too_short():
 
 def test_parse_metrics_rows_skips_confirm_and_reads_blanks_as_nan():
     def row(**kw):
-        base = dict.fromkeys(("kind", "env_step", "episode", "return", "length", "epsilon", "loss", "eval_mean",
-                              "eval_std", "wall_seconds"), "")
+        base = dict.fromkeys(
+            (
+                "kind",
+                "env_step",
+                "episode",
+                "return",
+                "length",
+                "epsilon",
+                "loss",
+                "eval_mean",
+                "eval_std",
+                "wall_seconds",
+            ),
+            "",
+        )
         return {**base, **kw}
 
-    rows = [row(kind="train", env_step="10", episode="1", **{"return": "10.0"}, length="10", epsilon="0.9",
-                wall_seconds="0.1"),
-            row(kind="eval", env_step="20", eval_mean="50.5", eval_std="2.0", epsilon="0.8", wall_seconds="0.2"),
-            row(kind="confirm", env_step="20", eval_mean="40.0", eval_std="1.0", wall_seconds="0.2")]
+    rows = [
+        row(
+            kind="train",
+            env_step="10",
+            episode="1",
+            **{"return": "10.0"},
+            length="10",
+            epsilon="0.9",
+            wall_seconds="0.1",
+        ),
+        row(kind="eval", env_step="20", eval_mean="50.5", eval_std="2.0", epsilon="0.8", wall_seconds="0.2"),
+        row(kind="confirm", env_step="20", eval_mean="40.0", eval_std="1.0", wall_seconds="0.2"),
+    ]
     a = parse_metrics_rows(rows, "m.csv")
     assert a["train_step"].tolist() == [10] and a["train_return"].tolist() == [10.0]
     assert np.isnan(a["train_loss"][0])
@@ -142,8 +172,14 @@ def test_parse_metrics_rows_skips_confirm_and_reads_blanks_as_nan():
 
 
 def test_report_html_escapes_and_embeds_and_fetches_nothing():
-    page = report_html("run <1>", {"solved": True, "env_id": "CartPole-v1", "eval_mean": 500.0},
-                       "note: <script>alert(1)</script>\n", PNG_MAGIC + b"x", b"GIF89a", "caption & more")
+    page = report_html(
+        "run <1>",
+        {"solved": True, "env_id": "CartPole-v1", "eval_mean": 500.0},
+        "note: <script>alert(1)</script>\n",
+        PNG_MAGIC + b"x",
+        b"GIF89a",
+        "caption & more",
+    )
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert 'src="data:image/png;base64,' in page and 'src="data:image/gif;base64,' in page
     assert "caption &amp; more" in page and "run &lt;1&gt;" in page
@@ -178,21 +214,32 @@ def test_output_rule_replaces_only_derived_files(tmp_path):
 
 
 def test_importing_dqnlab_and_the_viz_modules_stays_light():
-    code = ("import sys, dqnlab, dqnlab.viz, dqnlab.cli.viz, dqnlab.viz.curves, dqnlab.viz.video, "
-            "dqnlab.viz.report, dqnlab.viz.tensorboard; "
-            "heavy = [m for m in ('matplotlib', 'PIL', 'pygame', 'imageio_ffmpeg', 'tensorboard') "
-            "if m in sys.modules]; "
-            "print(heavy); assert not heavy")
+    code = (
+        "import sys, dqnlab, dqnlab.viz, dqnlab.cli.viz, dqnlab.viz.curves, dqnlab.viz.video, "
+        "dqnlab.viz.report, dqnlab.viz.tensorboard; "
+        "heavy = [m for m in ('matplotlib', 'PIL', 'pygame', 'imageio_ffmpeg', 'tensorboard') "
+        "if m in sys.modules]; "
+        "print(heavy); assert not heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
 
 
 # ---------------------------------------------------------------------------------------------
 # on real (tiny) runs
 
+
 def _train(run_dir: Path, seed: int) -> Path:
-    cfg = dqnlab.build_config(seed=seed, total_steps=1500, **{"eval.every_steps": 500, "eval.episodes": 3,
-                                                               "eval.final_episodes": 3, "dqn.learning_starts": 300,
-                                                               "artifacts": False})
+    cfg = dqnlab.build_config(
+        seed=seed,
+        total_steps=1500,
+        **{
+            "eval.every_steps": 500,
+            "eval.episodes": 3,
+            "eval.final_episodes": 3,
+            "dqn.learning_starts": 300,
+            "artifacts": False,
+        },
+    )
     dqnlab.train(cfg, run_dir, progress=False)
     return run_dir
 
@@ -261,8 +308,12 @@ def test_write_run_artifacts_writes_valid_small_files(run):
 
 def test_play_writes_a_gif_with_one_frame_per_kept_step(run, tmp_path, capsys):
     out = tmp_path / "two.gif"
-    assert _viz_cli(["play", str(run), "--episodes", "2", "--seed", "5", "--every", "3", "--width", "150",
-                     "--gif", str(out)]) == 0
+    assert (
+        _viz_cli(
+            ["play", str(run), "--episodes", "2", "--seed", "5", "--every", "3", "--width", "150", "--gif", str(out)]
+        )
+        == 0
+    )
     policy = dqnlab.load_policy(run)
     lengths = [_episode_length(policy, 5), _episode_length(policy, 6)]
     frames, size = _gif_frames(out)
@@ -324,8 +375,12 @@ def test_plot_one_and_several_runs(runs, tmp_path):
 
 def test_bad_inputs_are_one_line_errors(runs, tmp_path):
     missing = str(tmp_path / "missing")
-    for argv in (["plot", missing], ["play", missing], ["report", missing], ["plot", missing, str(runs[0]),
-                                                                            "--out", str(tmp_path / "x.png")]):
+    for argv in (
+        ["plot", missing],
+        ["play", missing],
+        ["report", missing],
+        ["plot", missing, str(runs[0]), "--out", str(tmp_path / "x.png")],
+    ):
         with pytest.raises(DqnlabError, match="not found") as err:
             _viz_cli(argv)
         assert "\n" not in str(err.value)

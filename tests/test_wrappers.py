@@ -8,12 +8,12 @@ from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv as GymCartPoleVectorEnv
 from numpy.testing import assert_allclose, assert_array_equal
 
-from dqnlab.envs.cartpole_vec import CartPoleVectorEnv
 from dqnlab.config import EnvConfig, build_config
-from dqnlab.envs.make import make_vec_env
-from dqnlab.envs.state import capture_env_state, restore_env_state
 from dqnlab.core.errors import ConfigError
+from dqnlab.envs.cartpole_vec import CartPoleVectorEnv
+from dqnlab.envs.make import make_vec_env
 from dqnlab.envs.physics import CartPoleParams, action_force, step_state
+from dqnlab.envs.state import capture_env_state, restore_env_state
 from dqnlab.envs.wrappers import ActionNoise, ObservationNoise
 
 RANGES = {"length": (0.25, 1.0), "masspole": (0.05, 0.5), "masscart": (0.5, 2.0), "force_mag": (5.0, 15.0)}
@@ -39,8 +39,8 @@ def test_unperturbed_equals_gymnasium_step_by_step_with_autoresets():
     ref = _rollout(GymCartPoleVectorEnv(num_envs=6, max_episode_steps=40), actions, seed=5)
     assert_array_equal(ours[0], ref[0])
     truncations = 0
-    for a, b in zip(ours[1:], ref[1:]):
-        for x, y in zip(a[:4], b[:4]):
+    for a, b in zip(ours[1:], ref[1:], strict=True):
+        for x, y in zip(a[:4], b[:4], strict=True):
             assert_array_equal(x, y)
         truncations += b[3].sum()
     assert truncations > 0
@@ -157,8 +157,8 @@ def test_capture_and_restore_continue_identically(env_id):
     fresh.reset(seed=99)
     restore_env_state(fresh, saved)
     second = [fresh.step(a)[:4] for a in actions[100:]]
-    for a, b in zip(first, second):
-        for x, y in zip(a, b):
+    for a, b in zip(first, second, strict=True):
+        for x, y in zip(a, b, strict=True):
             assert_array_equal(x, y)
 
 
@@ -198,14 +198,17 @@ def test_unknown_env_kwargs_are_a_config_error():
         make_vec_env(EnvConfig(id="dqnlab/CartPoleTarget-v0", kwargs={"colour": "red"}), 2)
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("env.randomize.length=[0.7,0.3]", "0 < lo <= hi"),
-    ("env.randomize.masspole=[0,1]", "0 < lo <= hi"),
-    ("env.randomize.mass=[1,2]", "did you mean"),
-    ("env.obs_noise=-0.1", "env.obs_noise"),
-    ("env.action_noise=1.5", "env.action_noise"),
-    ("env.force_noise=-1", "env.force_noise"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("env.randomize.length=[0.7,0.3]", "0 < lo <= hi"),
+        ("env.randomize.masspole=[0,1]", "0 < lo <= hi"),
+        ("env.randomize.mass=[1,2]", "did you mean"),
+        ("env.obs_noise=-0.1", "env.obs_noise"),
+        ("env.action_noise=1.5", "env.action_noise"),
+        ("env.force_noise=-1", "env.force_noise"),
+    ],
+)
 def test_bad_perturbation_config_is_one_line(override, expected):
     with pytest.raises(ConfigError) as info:
         build_config(overrides=[override])

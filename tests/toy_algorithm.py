@@ -23,7 +23,7 @@ class ToyLoop(TrainLoop):
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)
         self.net = self.build_policy_net(ctx.cfg.network, ctx.obs_shape, ctx.n_actions, {})
-        self.rng = np.random.default_rng(self.seeds.explore)
+        self.search_rng = np.random.default_rng(self.streams.explore)
         self.best_weights = torch.zeros_like(self.net.weight)
         self.best_return = -np.inf
         self.trial = self.best_weights.clone()
@@ -45,15 +45,19 @@ class ToyLoop(TrainLoop):
         if ret > self.best_return:  # keep the weights that played it, try a new perturbation
             self.best_return, self.best_weights = ret, self.trial.clone()
             self.net.weight.data.copy_(self.best_weights)
-        noise = torch.as_tensor(self.rng.normal(size=tuple(self.trial.shape)), dtype=torch.float32)
+        noise = torch.as_tensor(self.search_rng.normal(size=tuple(self.trial.shape)), dtype=torch.float32)
         self.trial = self.best_weights + 0.5 * noise
 
     def algo_state(self) -> dict[str, Any]:
-        return {"best": self.best_weights, "trial": self.trial, "best_return": float(self.best_return),
-                "rng": self.rng.bit_generator.state}
+        return {
+            "best": self.best_weights,
+            "trial": self.trial,
+            "best_return": float(self.best_return),
+            "rng": self.search_rng.bit_generator.state,
+        }
 
     def load_algo_state(self, state: dict[str, Any]) -> None:
         self.best_weights, self.trial = state["best"], state["trial"]
         self.best_return = state["best_return"]
-        self.rng.bit_generator.state = state["rng"]
+        self.search_rng.bit_generator.state = state["rng"]
         self.net.weight.data.copy_(self.best_weights)

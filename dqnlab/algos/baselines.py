@@ -59,8 +59,9 @@ def controller_net(extra: dict[str, Any], obs_dim: int, n_actions: int) -> nn.Mo
         return AngleRule()
     if cfg.controller == "target_lqr":
         if obs_dim < 5:
-            raise ValueError("the target_lqr controller needs the target offset as 5th observation "
-                             "(dqnlab/CartPoleTarget-v0)")
+            raise ValueError(
+                "the target_lqr controller needs the target offset as 5th observation (dqnlab/CartPoleTarget-v0)"
+            )
         return LinearFeedback(np.zeros(5))
     return LinearFeedback(np.zeros(4))  # the gain comes with the state dict
 
@@ -104,7 +105,7 @@ class BaselineLoop(TrainLoop):
 
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)
-        self.controller = controller(ctx.cfg.baseline.controller, ctx.obs_shape[0], ctx.n_actions, self.seeds.explore)
+        self.controller = controller(ctx.cfg.baseline.controller, ctx.obs_shape[0], ctx.n_actions, self.streams.explore)
 
     def greedy_act(self, obs: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -114,7 +115,7 @@ class BaselineLoop(TrainLoop):
         return self.controller
 
     def policy_extra(self) -> dict[str, Any]:
-        return {"baseline": self.cfg.baseline.model_dump(mode="json"), "seed": self.seeds.explore}
+        return {"baseline": self.cfg.baseline.model_dump(mode="json"), "seed": self.streams.explore}
 
     def advance(self) -> None:
         _, next_obs, _, _, _ = self.env_step(self.greedy_act(self.obs))

@@ -43,7 +43,7 @@ from dqnlab.algos.replay import Batch, PrioritizedReplayBuffer, ReplayBuffer, be
 from dqnlab.algos.schedules import epsilon_at, lr_at
 from dqnlab.config import DQNConfig, PixelConfig
 from dqnlab.nn import fast_mlp
-from dqnlab.nn.networks import PixelQNetwork, build_q_network, has_batch_norm, q_network_parameters, seeded_q_network
+from dqnlab.nn.networks import PixelQNetwork, build_mlp, has_batch_norm, q_network_parameters, seeded_q_network
 from dqnlab.nn.optim import clip_grad_norm_, clip_grad_value_, make_optimizer
 from dqnlab.runtime.loop import RunContext, TrainLoop
 
@@ -52,8 +52,9 @@ from dqnlab.runtime.loop import RunContext, TrainLoop
 # ---------------------------------------------------------------------------------------------
 
 
-def td_target(rewards: torch.Tensor, next_q: torch.Tensor, terminated: torch.Tensor,
-              gamma: float | torch.Tensor) -> torch.Tensor:
+def td_target(
+    rewards: torch.Tensor, next_q: torch.Tensor, terminated: torch.Tensor, gamma: float | torch.Tensor
+) -> torch.Tensor:
     """r + gamma * (1 - terminated) * next_q, with `gamma` the bootstrap discount (gamma^k for
     a k-step transition, so per transition).
 
@@ -64,8 +65,10 @@ def td_target(rewards: torch.Tensor, next_q: torch.Tensor, terminated: torch.Ten
 
 
 def next_state_value(
-    online: Callable[[torch.Tensor], torch.Tensor], target: Callable[[torch.Tensor], torch.Tensor],
-    next_obs: torch.Tensor, double: bool,
+    online: Callable[[torch.Tensor], torch.Tensor],
+    target: Callable[[torch.Tensor], torch.Tensor],
+    next_obs: torch.Tensor,
+    double: bool,
 ) -> torch.Tensor:
     """max_a Q_target(s', a), or with Double DQN Q_target(s', argmax_a Q_online(s', a)). (B,)"""
     next_q_target = target(next_obs)  # (B, A)
@@ -132,20 +135,35 @@ class NStepCollector:
     Observations are held in `obs_dtype`, the replay buffer's: pixel frames stay uint8.
     """
 
-    def __init__(self, n: int, gamma: float, num_envs: int, obs_shape: tuple[int, ...] | None = None,
-                 obs_dtype: np.dtype | type = np.float32):
+    def __init__(
+        self,
+        n: int,
+        gamma: float,
+        num_envs: int,
+        obs_shape: tuple[int, ...] | None = None,
+        obs_dtype: np.dtype | type = np.float32,
+    ):
         self.n, self.gamma, self.num_envs = n, gamma, num_envs
         self.obs_dtype = np.dtype(obs_dtype)
         self.powers = gamma ** np.arange(n, dtype=np.float64)  # (n,)
-        self.obs: np.ndarray | None = None if obs_shape is None else \
-            np.zeros((n, num_envs, *obs_shape), self.obs_dtype)  # (n, N, *obs_shape)
+        self.obs: np.ndarray | None = (
+            None if obs_shape is None else np.zeros((n, num_envs, *obs_shape), self.obs_dtype)
+        )  # (n, N, *obs_shape)
         self.actions = np.zeros((n, num_envs), dtype=np.int64)
         self.rewards = np.zeros((n, num_envs), dtype=np.float64)
         self.pos = np.zeros(num_envs, dtype=np.int64)  # pushes so far, per env (ring slot = pos % n)
         self.count = np.zeros(num_envs, dtype=np.int64)  # entries pending in each window
 
-    def push(self, env_ids: np.ndarray, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
-             next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray):
+    def push(
+        self,
+        env_ids: np.ndarray,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+    ):
         """Add one transition for each env in `env_ids` (row k of each array belongs to env_ids[k]);
         return the n-step transitions now complete as arrays (obs, actions, returns, next_obs,
         terminated, discounts), or None."""
@@ -167,8 +185,16 @@ class NStepCollector:
             window = (self.pos[envs][None, :] - self.n + np.arange(self.n)[:, None]) % self.n  # (n, k)
             returns = (self.powers[:, None] * self.rewards[window, envs[None, :]]).sum(axis=0)
             first = window[0]
-            parts.append((self.obs[first, envs], self.actions[first, envs], returns, next_obs[full],
-                          np.zeros(len(envs), dtype=bool), np.full(len(envs), self.gamma**self.n)))
+            parts.append(
+                (
+                    self.obs[first, envs],
+                    self.actions[first, envs],
+                    returns,
+                    next_obs[full],
+                    np.zeros(len(envs), dtype=bool),
+                    np.full(len(envs), self.gamma**self.n),
+                )
+            )
             self.count[envs] -= 1
         for k in np.flatnonzero(done):  # episode ends: flush the whole window, shorter horizons
             e = env_ids[k]
@@ -177,15 +203,28 @@ class NStepCollector:
             rews = self.rewards[slots_e, e]
             for j in range(c):
                 horizon = c - j  # entry j bootstraps after the episode's last step
-                parts.append((self.obs[slots_e[j], e][None], self.actions[slots_e[j], e][None],
-                              np.array([n_step_return(rews[j:], self.gamma)]), next_obs[k][None],
-                              np.array([bool(terminated[k])]), np.array([self.gamma**horizon])))
+                parts.append(
+                    (
+                        self.obs[slots_e[j], e][None],
+                        self.actions[slots_e[j], e][None],
+                        np.array([n_step_return(rews[j:], self.gamma)]),
+                        next_obs[k][None],
+                        np.array([bool(terminated[k])]),
+                        np.array([self.gamma**horizon]),
+                    )
+                )
             self.count[e] = 0
         if not parts:
             return None
-        cols = list(zip(*parts))
-        return (np.concatenate(cols[0]), np.concatenate(cols[1]), np.concatenate(cols[2]).astype(np.float32),
-                np.concatenate(cols[3]), np.concatenate(cols[4]), np.concatenate(cols[5]).astype(np.float32))
+        cols = list(zip(*parts, strict=True))
+        return (
+            np.concatenate(cols[0]),
+            np.concatenate(cols[1]),
+            np.concatenate(cols[2]).astype(np.float32),
+            np.concatenate(cols[3]),
+            np.concatenate(cols[4]),
+            np.concatenate(cols[5]).astype(np.float32),
+        )
 
     def state_dict(self) -> dict:
         return {
@@ -262,10 +301,17 @@ class DQNLearner:
         self.grad_steps = 0
         self._last_td: torch.Tensor | None = None  # signed TD errors of the last update, (B,)
         self._params: list[torch.Tensor] = list(self.online.parameters())
-        pairs = list(zip(list(self.target.parameters()) + list(self.target.buffers()),
-                         list(self.online.parameters()) + list(self.online.buffers())))
-        self._lerp_pairs = ([t for t, o in pairs if t.is_floating_point()],
-                            [o for t, o in pairs if t.is_floating_point()])
+        pairs = list(
+            zip(
+                list(self.target.parameters()) + list(self.target.buffers()),
+                list(self.online.parameters()) + list(self.online.buffers()),
+                strict=True,
+            )
+        )
+        self._lerp_pairs = (
+            [t for t, o in pairs if t.is_floating_point()],
+            [o for t, o in pairs if t.is_floating_point()],
+        )
         self._copy_pairs = [(t, o) for t, o in pairs if not t.is_floating_point()]
         # The seam, chosen once: plain MLPs take the hand-written forward/backward unless
         # dqn.fast_path is off; everything else (BatchNorm, dueling, pixels) autograd.
@@ -428,18 +474,19 @@ class DQNLoop(TrainLoop):
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)
         cfg, obs_shape, n_actions = ctx.cfg, ctx.obs_shape, ctx.n_actions
-        self.explore_rng = np.random.default_rng(self.seeds.explore)
-        self.replay_gen = torch.Generator().manual_seed(self.seeds.replay)
+        self.explore_rng = np.random.default_rng(self.streams.explore)
+        self.replay_gen = torch.Generator().manual_seed(self.streams.replay)
         pixels = cfg.env.pixels
-        online = seeded_q_network(cfg.network, obs_shape[0], n_actions, self.seeds.network, pixels)
+        online = seeded_q_network(cfg.network, obs_shape[0], n_actions, self.streams.network, pixels)
         self.learner = DQNLearner(online, cfg.dqn)
         # Frames are uint8 in 0..255 and stay so in replay and in the n-step windows (the network
         # scales them): 4x less memory.
         obs_dtype = torch.uint8 if pixels.enabled else torch.float32
         self.buffer: ReplayBuffer
         if cfg.dqn.prioritized:
-            self.buffer = PrioritizedReplayBuffer(cfg.dqn.buffer_size, obs_shape, cfg.dqn.per_alpha, cfg.dqn.per_eps,
-                                                  obs_dtype)
+            self.buffer = PrioritizedReplayBuffer(
+                cfg.dqn.buffer_size, obs_shape, cfg.dqn.per_alpha, cfg.dqn.per_eps, obs_dtype
+            )
         else:
             self.buffer = ReplayBuffer(cfg.dqn.buffer_size, obs_shape, obs_dtype)
         self.gammas = np.full(cfg.env.num_envs, cfg.dqn.gamma, dtype=np.float32)
@@ -451,7 +498,7 @@ class DQNLoop(TrainLoop):
         # A pixel policy keeps its env.pixels section in extra["pixels"]: its frames' shape comes from there.
         if "pixels" in extra:
             return PixelQNetwork(network, PixelConfig.model_validate(extra["pixels"]), n_actions)
-        return build_q_network(network, obs_shape[0], n_actions)
+        return build_mlp(network, obs_shape[0], n_actions)
 
     @classmethod
     def memory_estimate(cls, cfg, obs_shape, n_actions) -> dict[str, float]:
@@ -474,8 +521,7 @@ class DQNLoop(TrainLoop):
         if d.n_step <= 1:
             return None
         # The replay buffer's observation dtype (a zero-copy view gives its NumPy name).
-        return NStepCollector(d.n_step, d.gamma, self.cfg.env.num_envs, self.obs_shape,
-                              self.buffer.obs.numpy().dtype)
+        return NStepCollector(d.n_step, d.gamma, self.cfg.env.num_envs, self.obs_shape, self.buffer.obs.numpy().dtype)
 
     def exploration(self) -> float:
         return epsilon_at(self.cfg.explore, self.env_steps, self.episodes)
@@ -501,11 +547,19 @@ class DQNLoop(TrainLoop):
         """Store the valid transitions of one step, as n-step transitions when n > 1."""
         n_valid = int(valid.sum())
         if self.nstep is None:
-            self.buffer.add(obs[valid], actions[valid], reward[valid], next_obs[valid], terminated[valid],
-                            self.gammas[:n_valid])
+            self.buffer.add(
+                obs[valid], actions[valid], reward[valid], next_obs[valid], terminated[valid], self.gammas[:n_valid]
+            )
             return
-        out = self.nstep.push(np.flatnonzero(valid), obs[valid], actions[valid], reward[valid],
-                              next_obs[valid], terminated[valid], truncated[valid])
+        out = self.nstep.push(
+            np.flatnonzero(valid),
+            obs[valid],
+            actions[valid],
+            reward[valid],
+            next_obs[valid],
+            terminated[valid],
+            truncated[valid],
+        )
         if out is not None:
             self.buffer.add(*out)
 

@@ -13,15 +13,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from dqnlab.config import NetworkConfig, PPOConfig
-from dqnlab.runtime.loop import RunContext, TrainLoop
-from dqnlab.nn.networks import build_q_network, mlp_parameters
-from dqnlab.nn.optim import Adam, clip_grad_norm_
 from dqnlab.algos.schedules import lr_at
+from dqnlab.config import NetworkConfig, PPOConfig
+from dqnlab.nn.networks import build_mlp, mlp_parameters
+from dqnlab.nn.optim import Adam, clip_grad_norm_
+from dqnlab.runtime.loop import RunContext, TrainLoop
 
 
-def gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, terminated: np.ndarray,
-        done: np.ndarray, valid: np.ndarray, gamma: float, lam: float) -> np.ndarray:
+def gae(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    next_values: np.ndarray,
+    terminated: np.ndarray,
+    done: np.ndarray,
+    valid: np.ndarray,
+    gamma: float,
+    lam: float,
+) -> np.ndarray:
     """Generalised advantage estimates of a (T, N) rollout, computed backwards in time.
 
     delta_t = r_t + gamma * (1 - terminated_t) * V(s_{t+1}) - V(s_t)
@@ -45,8 +53,15 @@ def gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, termin
     return adv
 
 
-def ppo_losses(logits: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
-               values: torch.Tensor, returns: torch.Tensor, clip: float) -> tuple[torch.Tensor, ...]:
+def ppo_losses(
+    logits: torch.Tensor,
+    actions: torch.Tensor,
+    old_logp: torch.Tensor,
+    adv: torch.Tensor,
+    values: torch.Tensor,
+    returns: torch.Tensor,
+    clip: float,
+) -> tuple[torch.Tensor, ...]:
     """(policy loss, value loss, entropy) of a minibatch.
 
     policy loss = -mean(min(ratio * A, clip(ratio, 1 - clip, 1 + clip) * A)),
@@ -60,17 +75,19 @@ def ppo_losses(logits: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tens
     return -surrogate.mean(), ((values - returns) ** 2).mean(), entropy
 
 
-def build_actor_critic(network: NetworkConfig, ppo: PPOConfig, obs_dim: int, n_actions: int,
-                       seed: int) -> tuple[nn.Sequential, nn.Sequential]:
+def build_actor_critic(
+    network: NetworkConfig, ppo: PPOConfig, obs_dim: int, n_actions: int, seed: int
+) -> tuple[nn.Sequential, nn.Sequential]:
     """Actor (obs -> logits) and critic (obs -> value) MLPs with orthogonal initialisation
     (gain sqrt 2 on hidden layers, 0.01 on the actor's head so the first policy is near uniform,
     1 on the critic's head), drawn from `seed`."""
-    critic_cfg = network.model_copy(update={"hidden": ppo.critic_hidden if ppo.critic_hidden is not None
-                                            else network.hidden})
+    critic_cfg = network.model_copy(
+        update={"hidden": ppo.critic_hidden if ppo.critic_hidden is not None else network.hidden}
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        actor = build_q_network(network, obs_dim, n_actions)
-        critic = build_q_network(critic_cfg, obs_dim, 1)
+        actor = build_mlp(network, obs_dim, n_actions)
+        critic = build_mlp(critic_cfg, obs_dim, 1)
         for net, head_gain in ((actor, 0.01), (critic, 1.0)):
             linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
             for i, layer in enumerate(linears):
@@ -84,7 +101,7 @@ class PPOLoop(TrainLoop):
 
     @classmethod
     def build_policy_net(cls, network, obs_shape, n_actions, extra) -> nn.Module:
-        return build_q_network(network, obs_shape[0], n_actions)  # the actor: logits from the same MLP builder
+        return build_mlp(network, obs_shape[0], n_actions)  # the actor: logits from the same MLP builder
 
     @classmethod
     def memory_estimate(cls, cfg, obs_shape, n_actions) -> dict[str, float]:
@@ -92,19 +109,21 @@ class PPOLoop(TrainLoop):
         critic = p.critic_hidden if p.critic_hidden is not None else cfg.network.hidden
         params = mlp_parameters([obs_dim, *cfg.network.hidden, n_actions]) + mlp_parameters([obs_dim, *critic, 1])
         samples = float(p.n_steps) * cfg.env.num_envs
-        return {"rollout": samples * (2 * 4 * obs_dim + 8 + 4 * 5 + 1) * 3,  # the arrays, their tensors, a copy
-                "actor, critic and optimizers": 6.0 * 4 * params}
+        return {
+            "rollout": samples * (2 * 4 * obs_dim + 8 + 4 * 5 + 1) * 3,  # the arrays, their tensors, a copy
+            "actor, critic and optimizers": 6.0 * 4 * params,
+        }
 
     def __init__(self, ctx: RunContext):
         super().__init__(ctx)
         cfg, obs_shape, n_actions = ctx.cfg, ctx.obs_shape, ctx.n_actions
         p = cfg.ppo
-        self.actor, self.critic = build_actor_critic(cfg.network, p, obs_shape[0], n_actions, self.seeds.network)
+        self.actor, self.critic = build_actor_critic(cfg.network, p, obs_shape[0], n_actions, self.streams.network)
         self.actor_opt = Adam(self.actor.parameters(), p.lr, eps=1e-5)
         self.critic_opt = Adam(self.critic.parameters(), p.critic_lr or p.lr, eps=1e-5)
         self._params = list(self.actor.parameters()) + list(self.critic.parameters())
-        self.act_rng = np.random.default_rng(self.seeds.explore)
-        self.shuffle_gen = torch.Generator().manual_seed(self.seeds.replay)
+        self.act_rng = np.random.default_rng(self.streams.explore)
+        self.shuffle_gen = torch.Generator().manual_seed(self.streams.replay)
         self.updates = 0
         self.grad_steps = 0
         n, T = cfg.env.num_envs, p.n_steps
@@ -139,7 +158,7 @@ class PPOLoop(TrainLoop):
     def advance(self) -> None:
         p = self.cfg.ppo
         T = 0
-        while T < p.n_steps:
+        while p.n_steps > T:
             obs = self.obs
             with torch.inference_mode():
                 logits = self.actor(torch.from_numpy(obs))
@@ -171,8 +190,16 @@ class PPOLoop(TrainLoop):
             values = self.critic(obs).squeeze(1).numpy().reshape(T, -1)
             next_values = self.critic(torch.from_numpy(self.r_next_obs[:T].reshape(-1, *self.obs_shape)))
             next_values = next_values.squeeze(1).numpy().reshape(T, -1)
-        adv = gae(self.r_rewards[:T], values, next_values, self.r_terminated[:T], self.r_done[:T],
-                  self.r_valid[:T], p.gamma, p.gae_lambda)
+        adv = gae(
+            self.r_rewards[:T],
+            values,
+            next_values,
+            self.r_terminated[:T],
+            self.r_done[:T],
+            self.r_valid[:T],
+            p.gamma,
+            p.gae_lambda,
+        )
         keep = torch.from_numpy(np.flatnonzero(self.r_valid[:T].reshape(-1)))
         if len(keep) == 0:
             return
@@ -185,12 +212,19 @@ class PPOLoop(TrainLoop):
         for _ in range(p.epochs):
             order = torch.randperm(n, generator=self.shuffle_gen)
             for start in range(0, n, p.minibatch_size):
-                idx = order[start:start + p.minibatch_size]
+                idx = order[start : start + p.minibatch_size]
                 a = adv_t[idx]
                 if p.normalize_advantages and len(idx) > 1:
                     a = (a - a.mean()) / (a.std() + 1e-8)
-                pol, val, ent = ppo_losses(self.actor(obs[idx]), actions[idx], old_logp[idx], a,
-                                           self.critic(obs[idx]).squeeze(1), returns[idx], p.clip_range)
+                pol, val, ent = ppo_losses(
+                    self.actor(obs[idx]),
+                    actions[idx],
+                    old_logp[idx],
+                    a,
+                    self.critic(obs[idx]).squeeze(1),
+                    returns[idx],
+                    p.clip_range,
+                )
                 loss = pol + p.vf_coef * val - p.ent_coef * ent
                 self.actor_opt.zero_grad()
                 self.critic_opt.zero_grad()

@@ -31,8 +31,9 @@ def loop_class(algo: str) -> type[TrainLoop]:
     return loop
 
 
-def build_policy_net(algo: str, network: NetworkConfig, obs_shape: tuple[int, ...], n_actions: int,
-                     extra: dict[str, Any]) -> torch.nn.Module:
+def build_policy_net(
+    algo: str, network: NetworkConfig, obs_shape: tuple[int, ...], n_actions: int, extra: dict[str, Any]
+) -> torch.nn.Module:
     """The (untrained) module of a policy of `algo`: the algorithm builds it from config alone, so
     that a policy file holds only tensors and plain data."""
     return loop_class(algo).build_policy_net(network, obs_shape, n_actions, extra)

@@ -111,8 +111,14 @@ class ReplayBuffer:
 
     def sample(self, batch_size: int, generator: torch.Generator, sequential: bool = False) -> Batch:
         idx = self.sample_indices(batch_size, generator, sequential)
-        return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx],
-                     self.discounts[idx])
+        return Batch(
+            self.obs[idx],
+            self.actions[idx],
+            self.rewards[idx],
+            self.next_obs[idx],
+            self.terminated[idx],
+            self.discounts[idx],
+        )
 
     # -- checkpointing -------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -230,8 +236,14 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     least about as often as the currently most surprising one until its own TD error is known.
     """
 
-    def __init__(self, capacity: int, obs_shape: tuple[int, ...], alpha: float, eps: float,
-                 obs_dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        capacity: int,
+        obs_shape: tuple[int, ...],
+        alpha: float,
+        eps: float,
+        obs_dtype: torch.dtype = torch.float32,
+    ):
         super().__init__(capacity, obs_shape, obs_dtype)
         self.alpha = float(alpha)
         self.eps = float(eps)
@@ -264,8 +276,16 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         idx = self.sample_indices(batch_size, generator, sequential)
         probs = self.tree.get(idx.numpy()) / self.tree.total
         weights = torch.from_numpy(importance_weights(probs, self.size, self.beta).astype(np.float32))
-        return Batch(self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.terminated[idx],
-                     self.discounts[idx], weights, idx)
+        return Batch(
+            self.obs[idx],
+            self.actions[idx],
+            self.rewards[idx],
+            self.next_obs[idx],
+            self.terminated[idx],
+            self.discounts[idx],
+            weights,
+            idx,
+        )
 
     def update_priorities(self, indices: torch.Tensor, td_abs: torch.Tensor) -> None:
         """Set the priorities of sampled slots from their new absolute TD errors. (B,), (B,)"""

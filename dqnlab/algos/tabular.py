@@ -8,13 +8,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from dqnlab.algos.schedules import epsilon_at, log_episode
 from dqnlab.config import TabularConfig
 from dqnlab.runtime.loop import RunContext, TrainLoop
-from dqnlab.algos.schedules import epsilon_at, log_episode
 
 
-def discretise(obs: np.ndarray, dims: np.ndarray, bins: np.ndarray, low: np.ndarray,
-               high: np.ndarray) -> np.ndarray:
+def discretise(obs: np.ndarray, dims: np.ndarray, bins: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """Flat cell index of each observation, (N, obs_dim) -> (N,).
 
     Dimension d is cut into bins[d] equal bins over [low[d], high[d]]; values outside fall into
@@ -26,8 +25,16 @@ def discretise(obs: np.ndarray, dims: np.ndarray, bins: np.ndarray, low: np.ndar
     return np.ravel_multi_index(tuple(idx.T), tuple(bins))
 
 
-def q_update(table: np.ndarray, s: np.ndarray, a: np.ndarray, r: np.ndarray, s_next: np.ndarray,
-             terminated: np.ndarray, gamma: float, lr: float) -> None:
+def q_update(
+    table: np.ndarray,
+    s: np.ndarray,
+    a: np.ndarray,
+    r: np.ndarray,
+    s_next: np.ndarray,
+    terminated: np.ndarray,
+    gamma: float,
+    lr: float,
+) -> None:
     """Q[s, a] += lr * (r + gamma * (1 - terminated) * max_a' Q[s', a'] - Q[s, a]), in place.
 
     The targets of a batch are computed before any of its updates (as if applied at once);
@@ -51,7 +58,7 @@ class QTable(nn.Module):
         self._high = np.array(cfg.high, dtype=np.float64)
 
     @classmethod
-    def from_extra(cls, extra: dict[str, Any], obs_dim: int, n_actions: int) -> "QTable":
+    def from_extra(cls, extra: dict[str, Any], obs_dim: int, n_actions: int) -> QTable:
         cfg = TabularConfig.model_validate(extra["tabular"])
         if max(cfg.dims) >= obs_dim:
             raise ValueError(f"tabular dims {cfg.dims} do not fit observations of size {obs_dim}")
@@ -73,8 +80,9 @@ class TabularLoop(TrainLoop):
         if max(cfg.tabular.dims) >= obs_shape[0]:
             from dqnlab.core.errors import ConfigError
 
-            raise ConfigError(f"tabular.dims {cfg.tabular.dims} do not fit {cfg.env.id}'s "
-                              f"{obs_shape[0]}-dimensional observations")
+            raise ConfigError(
+                f"tabular.dims {cfg.tabular.dims} do not fit {cfg.env.id}'s {obs_shape[0]}-dimensional observations"
+            )
 
     @classmethod
     def build_policy_net(cls, network, obs_shape, n_actions, extra) -> nn.Module:
@@ -91,7 +99,7 @@ class TabularLoop(TrainLoop):
         cfg, n_actions = ctx.cfg, ctx.n_actions
         self.qtable = QTable(cfg.tabular, n_actions)
         self.table = self.qtable.table.numpy()  # shares memory with the module's buffer
-        self.explore_rng = np.random.default_rng(self.seeds.explore)
+        self.explore_rng = np.random.default_rng(self.streams.explore)
         self.updates = 0
 
     def exploration(self) -> float:
@@ -121,15 +129,25 @@ class TabularLoop(TrainLoop):
         actions = np.where(explore, self.explore_rng.integers(0, self.n_actions, size=n), greedy)
         valid, next_obs, reward, terminated, _ = self.env_step(actions)
         if valid.any():
-            q_update(self.table, s[valid], actions[valid], reward[valid].astype(np.float64),
-                     self.qtable.cells(next_obs[valid]), terminated[valid].astype(np.float64),
-                     self.cfg.tabular.gamma, lr)
+            q_update(
+                self.table,
+                s[valid],
+                actions[valid],
+                reward[valid].astype(np.float64),
+                self.qtable.cells(next_obs[valid]),
+                terminated[valid].astype(np.float64),
+                self.cfg.tabular.gamma,
+                lr,
+            )
             self.updates += int(valid.sum())
         self.obs = next_obs
 
     def algo_state(self) -> dict[str, Any]:
-        return {"table": self.qtable.table.clone(), "rng": self.explore_rng.bit_generator.state,
-                "updates": self.updates}
+        return {
+            "table": self.qtable.table.clone(),
+            "rng": self.explore_rng.bit_generator.state,
+            "updates": self.updates,
+        }
 
     def load_algo_state(self, state: dict[str, Any]) -> None:
         self.qtable.table.copy_(state["table"])
@@ -137,5 +155,8 @@ class TabularLoop(TrainLoop):
         self.updates = int(state["updates"])
 
     def algo_summary(self) -> dict[str, Any]:
-        return {"updates": self.updates, "cells_visited": int((self.table != 0).any(axis=1).sum()),
-                "cells": int(self.table.shape[0])}
+        return {
+            "updates": self.updates,
+            "cells_visited": int((self.table != 0).any(axis=1).sum()),
+            "cells": int(self.table.shape[0]),
+        }

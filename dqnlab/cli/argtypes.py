@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from dqnlab.core.errors import DqnlabError, preview
 
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line (and exit 2), not a usage dump."""
 
@@ -44,6 +45,7 @@ def positive_int(text: str) -> int:
 
 def at_most(high: int) -> Callable[[str], int]:
     """An argparse type: a whole number in [1, high] (counts whose cost grows with them)."""
+
     def parse(text: str) -> int:
         value = positive_int(text)
         if value > high:
@@ -66,9 +68,10 @@ def finite_number(text: str, positive: bool = False) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {preview(text, 40)}") from None
-    if not (0.0 < value if positive else 0.0 <= value) or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number {'>' if positive else '>='} 0, "
-                                         f"got {preview(text, 40)}")
+    if not (value > 0.0 if positive else value >= 0.0) or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a finite number {'>' if positive else '>='} 0, got {preview(text, 40)}"
+        )
     return value
 
 
@@ -110,6 +113,7 @@ def fps(text: str) -> float:
 
 def int_in(low: int, high: int, what: str) -> Callable[[str], int]:
     """An argparse type: a whole number in [low, high]."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -123,5 +127,3 @@ def int_in(low: int, high: int, what: str) -> Callable[[str], int]:
 
 
 width = int_in(16, MAX_WIDTH, "pixels")
-
-

@@ -9,8 +9,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from dqnlab.config import MAX_EVAL_EPISODES, MAX_STEPS
 from dqnlab.cli import argtypes
+from dqnlab.config import MAX_EVAL_EPISODES, MAX_STEPS
 from dqnlab.core.errors import DqnlabError, Interrupted
 from dqnlab.experiments.multiseed import MAX_SEEDS
 
@@ -34,83 +34,176 @@ def sweep_seeds(text: str) -> int | list[int]:
 
 def _add_backend_options(cmd: argparse.ArgumentParser, prefix: str = "") -> None:
     """--backend and --ray-address: where the independent runs train (see dqnlab.experiments.fanout)."""
-    cmd.add_argument("--backend", choices=("local", "ray"), default="local",
-                     help=prefix + "'local': a process pool on this machine (default); 'ray': one Ray task per run "
-                     "(needs dqnlab[ray])")
-    cmd.add_argument("--ray-address", metavar="ADDR",
-                     help="with --backend ray: an existing cluster ('auto', HOST:6379 or ray://HOST:10001); "
-                     "without it a local Ray instance with --workers CPUs is started. On several machines the "
-                     "output folder must be on a filesystem shared by all nodes at the same path")
+    cmd.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help=prefix + "'local': a process pool on this machine (default); 'ray': one Ray task per run "
+        "(needs dqnlab[ray])",
+    )
+    cmd.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --backend ray: an existing cluster ('auto', HOST:6379 or ray://HOST:10001); "
+        "without it a local Ray instance with --workers CPUs is started. On several machines the "
+        "output folder must be on a filesystem shared by all nodes at the same path",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argtypes.Parser(prog="dqnlab", description="Train, evaluate and compare DQN agents on CartPole-style tasks.")
+    parser = argtypes.Parser(
+        prog="dqnlab", description="Train, evaluate and compare DQN agents on CartPole-style tasks."
+    )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=argtypes.Parser)
 
     t = sub.add_parser("train", help="train an agent and write a run directory")
     t.add_argument("--preset", help="start from this preset (see 'dqnlab presets'; default: 'default')")
-    t.add_argument("--config", metavar="FILE.yaml", type=argtypes.path_text, help="YAML config (applied over the preset)")
+    t.add_argument(
+        "--config", metavar="FILE.yaml", type=argtypes.path_text, help="YAML config (applied over the preset)"
+    )
     t.add_argument("--env", help="Gymnasium environment id (sets env.id)")
     t.add_argument("--seed", type=argtypes.seed, help="random seed (default 0)")
-    t.add_argument("--seeds", metavar="RANGE", help="train one run per seed, e.g. 0-19 or 0,3,5, in parallel; "
-                   "writes RUN_DIR/seed-K and an aggregate seeds_summary.json")
-    t.add_argument("--workers", type=argtypes.at_most(MAX_WORKERS), metavar="N",
-                   help="parallel runs with --seeds (default: cores)")
+    t.add_argument(
+        "--seeds",
+        metavar="RANGE",
+        help="train one run per seed, e.g. 0-19 or 0,3,5, in parallel; "
+        "writes RUN_DIR/seed-K and an aggregate seeds_summary.json",
+    )
+    t.add_argument(
+        "--workers", type=argtypes.at_most(MAX_WORKERS), metavar="N", help="parallel runs with --seeds (default: cores)"
+    )
     _add_backend_options(t, "with --seeds: ")
-    t.add_argument("--run-dir", metavar="DIR", type=argtypes.path_text, help="where to write the run (default: a new folder under runs/)")
+    t.add_argument(
+        "--run-dir",
+        metavar="DIR",
+        type=argtypes.path_text,
+        help="where to write the run (default: a new folder under runs/)",
+    )
     t.add_argument("--total-steps", type=argtypes.at_most(MAX_STEPS), metavar="N", help="budget of environment steps")
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. --set dqn.lr=1e-3 (repeatable)")
-    t.add_argument("--resume", metavar="RUN_DIR", type=argtypes.path_text, help="continue the run in RUN_DIR from its checkpoint")
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set dqn.lr=1e-3 (repeatable)",
+    )
+    t.add_argument(
+        "--resume", metavar="RUN_DIR", type=argtypes.path_text, help="continue the run in RUN_DIR from its checkpoint"
+    )
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     t.add_argument("--quiet", action="store_true", help="no progress output")
-    t.add_argument("--tensorboard", action="store_true",
-                   help="also write TensorBoard event files into RUN_DIR/tensorboard (needs dqnlab[tensorboard])")
+    t.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also write TensorBoard event files into RUN_DIR/tensorboard (needs dqnlab[tensorboard])",
+    )
 
     e = sub.add_parser("evaluate", help="evaluate a delivered policy greedily")
     e.add_argument("path", type=argtypes.path_text, metavar="RUN_DIR_OR_POLICY_FILE")
-    e.add_argument("--episodes", type=argtypes.at_most(MAX_EVAL_EPISODES), default=100, help="episodes to run (default 100)")
+    e.add_argument(
+        "--episodes", type=argtypes.at_most(MAX_EVAL_EPISODES), default=100, help="episodes to run (default 100)"
+    )
     e.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the evaluation episodes (default 0)")
     e.add_argument("--env", help="evaluate on this environment id instead of the training one")
-    e.add_argument("--max-steps", type=argtypes.at_most(MAX_STEPS), metavar="N",
-                   help="replace the time limit (long-horizon test)")
-    e.add_argument("--obs-noise", type=argtypes.noise_sigmas, metavar="SIGMA[,SIGMA...]",
-                   help="Gaussian noise on observations: one sigma, or one per dimension (comma-separated)")
-    e.add_argument("--action-noise", type=argtypes.probability, metavar="P",
-                   help="replace each action by a uniformly random one with probability P")
-    e.add_argument("--force-noise", type=argtypes.non_negative, metavar="SIGMA",
-                   help="CartPole-style envs: relative Gaussian error on each push's force")
-    e.add_argument("--randomize-physics", action="store_true",
-                   help="CartPole-style envs: draw half pole length in [0.25, 0.75] m, pole mass in [0.05, 0.2] kg, "
-                        "cart mass in [0.5, 1.5] kg and push in [8, 12] N per episode")
+    e.add_argument(
+        "--max-steps", type=argtypes.at_most(MAX_STEPS), metavar="N", help="replace the time limit (long-horizon test)"
+    )
+    e.add_argument(
+        "--obs-noise",
+        type=argtypes.noise_sigmas,
+        metavar="SIGMA[,SIGMA...]",
+        help="Gaussian noise on observations: one sigma, or one per dimension (comma-separated)",
+    )
+    e.add_argument(
+        "--action-noise",
+        type=argtypes.probability,
+        metavar="P",
+        help="replace each action by a uniformly random one with probability P",
+    )
+    e.add_argument(
+        "--force-noise",
+        type=argtypes.non_negative,
+        metavar="SIGMA",
+        help="CartPole-style envs: relative Gaussian error on each push's force",
+    )
+    e.add_argument(
+        "--randomize-physics",
+        action="store_true",
+        help="CartPole-style envs: draw half pole length in [0.25, 0.75] m, pole mass in [0.05, 0.2] kg, "
+        "cart mass in [0.5, 1.5] kg and push in [8, 12] N per episode",
+    )
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     c = sub.add_parser("compare", help="train presets or configs on the same seeds; write a table and curves")
-    c.add_argument("entries", nargs="+", type=argtypes.path_text, metavar="PRESET_OR_CONFIG", help="preset names or YAML config files")
+    c.add_argument(
+        "entries",
+        nargs="+",
+        type=argtypes.path_text,
+        metavar="PRESET_OR_CONFIG",
+        help="preset names or YAML config files",
+    )
     c.add_argument("--seeds", default="0-9", metavar="RANGE", help="seeds for every entry (default 0-9)")
-    c.add_argument("--out", type=argtypes.path_text, metavar="DIR", help="output folder (default runs/compare-ENTRIES-sSEEDS); "
-                   "running the same command again skips finished runs")
+    c.add_argument(
+        "--out",
+        type=argtypes.path_text,
+        metavar="DIR",
+        help="output folder (default runs/compare-ENTRIES-sSEEDS); running the same command again skips finished runs",
+    )
     c.add_argument("--workers", type=argtypes.at_most(MAX_WORKERS), metavar="N", help="parallel runs (default: cores)")
     _add_backend_options(c)
-    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field in every entry (repeatable)")
+    c.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field in every entry (repeatable)",
+    )
     c.add_argument("--quiet", action="store_true", help="no line per finished run")
 
     w = sub.add_parser("sweep", help="Optuna hyperparameter search, each trial scored on several seeds")
-    w.add_argument("space", type=argtypes.path_text, metavar="SEARCH_SPACE.yaml", help="base config, fixed overrides and sampled parameters")
-    w.add_argument("--trials", type=argtypes.at_most(MAX_TRIALS), required=True, metavar="N",
-                   help="trials the study should hold; the same command again continues the study")
-    w.add_argument("--seeds", type=sweep_seeds, default=3, metavar="K|RANGE",
-                   help="the seeds of every trial: a count K (seeds 0..K-1) or a range like 0-4 or 10,12,14, as "
-                        "train and compare take; score: IQM of steps to the threshold (default 3)")
-    w.add_argument("--out", type=argtypes.path_text, metavar="DIR", help="output folder (default runs/sweep-SPACE): trial-N/seed-K runs, "
-                   "study.db, trials.csv, best.yaml")
-    w.add_argument("--storage", metavar="URL", help="Optuna storage URL shared by several machines, e.g. "
-                   "postgresql://user:pass@host/db (default: sqlite:///DIR/study.db)")
+    w.add_argument(
+        "space",
+        type=argtypes.path_text,
+        metavar="SEARCH_SPACE.yaml",
+        help="base config, fixed overrides and sampled parameters",
+    )
+    w.add_argument(
+        "--trials",
+        type=argtypes.at_most(MAX_TRIALS),
+        required=True,
+        metavar="N",
+        help="trials the study should hold; the same command again continues the study",
+    )
+    w.add_argument(
+        "--seeds",
+        type=sweep_seeds,
+        default=3,
+        metavar="K|RANGE",
+        help="the seeds of every trial: a count K (seeds 0..K-1) or a range like 0-4 or 10,12,14, as "
+        "train and compare take; score: IQM of steps to the threshold (default 3)",
+    )
+    w.add_argument(
+        "--out",
+        type=argtypes.path_text,
+        metavar="DIR",
+        help="output folder (default runs/sweep-SPACE): trial-N/seed-K runs, study.db, trials.csv, best.yaml",
+    )
+    w.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage URL shared by several machines, e.g. "
+        "postgresql://user:pass@host/db (default: sqlite:///DIR/study.db)",
+    )
     w.add_argument("--study-name", metavar="NAME", help="study name in the storage (default dqnlab-sweep)")
-    w.add_argument("--workers", type=argtypes.at_most(MAX_WORKERS), metavar="N",
-                   help="parallel runs: a trial's seeds train N at a time (default: cores)")
+    w.add_argument(
+        "--workers",
+        type=argtypes.at_most(MAX_WORKERS),
+        metavar="N",
+        help="parallel runs: a trial's seeds train N at a time (default: cores)",
+    )
     _add_backend_options(w)
     w.add_argument("--quiet", action="store_true", help="no line per finished trial")
 
@@ -127,15 +220,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from dqnlab.train import train
 
     if args.resume:
-        given = [flag for flag, value in (("--preset", args.preset), ("--config", args.config), ("--env", args.env),
-                                          ("--seed", args.seed), ("--run-dir", args.run_dir),
-                                          ("--set", args.overrides or None), ("--overwrite", args.overwrite or None))
-                 if value is not None]
+        given = [
+            flag
+            for flag, value in (
+                ("--preset", args.preset),
+                ("--config", args.config),
+                ("--env", args.env),
+                ("--seed", args.seed),
+                ("--run-dir", args.run_dir),
+                ("--set", args.overrides or None),
+                ("--overwrite", args.overwrite or None),
+            )
+            if value is not None
+        ]
         if args.seeds is not None:
             given.append("--seeds")
         if given:
-            raise DqnlabError(f"--resume continues a run with its own config; it cannot be combined with {given[0]}"
-                              " (only --total-steps may raise the budget)")
+            raise DqnlabError(
+                f"--resume continues a run with its own config; it cannot be combined with {given[0]}"
+                " (only --total-steps may raise the budget)"
+            )
         result = train(run_dir=args.resume, resume=True, total_steps=args.total_steps, progress=not args.quiet)
     elif args.seeds is not None:
         return _train_seeds(args)
@@ -157,8 +261,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _train_seeds(args: argparse.Namespace) -> int:
     from dqnlab.config import build_config
-    from dqnlab.runtime.rundir import default_run_dir
     from dqnlab.experiments.multiseed import format_seeds_table, parse_seeds, run_seeds
+    from dqnlab.runtime.rundir import default_run_dir
 
     if args.seed is not None:
         raise DqnlabError("use either --seed or --seeds, not both")
@@ -176,8 +280,9 @@ def _train_seeds(args: argparse.Namespace) -> int:
             extra = "" if row.get("status") == "interrupted" else f", eval mean {row.get('eval_mean')}"
             print(f"[dqnlab] seed {row['seed']}: {state}{extra}", file=sys.stderr, flush=True)
 
-    summary = run_seeds(cfg, seeds, root, args.workers, on_result=report, backend=args.backend,
-                        ray_address=args.ray_address)
+    summary = run_seeds(
+        cfg, seeds, root, args.workers, on_result=report, backend=args.backend, ray_address=args.ray_address
+    )
     print(format_seeds_table(summary))
     print(f"written to {root}")
     return 0
@@ -193,64 +298,106 @@ def format_summary(s: dict) -> str:
     solved_at = s.get("steps_to_threshold")
     rows = [
         ("run", s["run_dir"]),
-        ("env", f"{s['env_id']}  (preset {s['preset']}, algo {s.get('algo', 'dqn')}, seed {s['seed']}"
-                + (f", episodes capped at {s['max_episode_steps']} steps" if s.get("max_episode_steps") else "")
-                + ")"),
+        (
+            "env",
+            f"{s['env_id']}  (preset {s['preset']}, algo {s.get('algo', 'dqn')}, seed {s['seed']}"
+            + (f", episodes capped at {s['max_episode_steps']} steps" if s.get("max_episode_steps") else "")
+            + ")",
+        ),
         ("solved", f"{'yes' if s['solved'] else 'no'}  (threshold {threshold})"),
-        ("eval", f"mean {num(s['eval_mean'])} ± {num(s['eval_std'])} over {s['eval_episodes']} episodes "
-                 f"(min {num(s['eval_min'], '{:g}')}, max {num(s['eval_max'], '{:g}')})"
-                 + (f"; task success {s['success_rate']:.0%}" if s.get("success_rate") is not None else "")),
-        ("steps", f"{s['env_steps']} env steps, {s['episodes']} episodes"
-                  + (f", {s['grad_steps']} gradient steps" if s.get("grad_steps") is not None else "")
-                  + (f"; threshold reached at {solved_at}" if solved_at is not None
-                     else f"; stopped by {s.get('stop_reason')}")),
-        ("time", f"{num(s['train_seconds'], '{:.2f}')} s training, "
-                 f"{num(s['final_eval_seconds'], '{:.2f}')} s final evaluation"),
+        (
+            "eval",
+            f"mean {num(s['eval_mean'])} ± {num(s['eval_std'])} over {s['eval_episodes']} episodes "
+            f"(min {num(s['eval_min'], '{:g}')}, max {num(s['eval_max'], '{:g}')})"
+            + (f"; task success {s['success_rate']:.0%}" if s.get("success_rate") is not None else ""),
+        ),
+        (
+            "steps",
+            f"{s['env_steps']} env steps, {s['episodes']} episodes"
+            + (f", {s['grad_steps']} gradient steps" if s.get("grad_steps") is not None else "")
+            + (
+                f"; threshold reached at {solved_at}"
+                if solved_at is not None
+                else f"; stopped by {s.get('stop_reason')}"
+            ),
+        ),
+        (
+            "time",
+            f"{num(s['train_seconds'], '{:.2f}')} s training, "
+            f"{num(s['final_eval_seconds'], '{:.2f}')} s final evaluation",
+        ),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from dqnlab.algos.registry import load_policy
     from dqnlab.api import evaluate
     from dqnlab.envs.make import env_spec
-    from dqnlab.algos.registry import load_policy
 
     policy = load_policy(args.path)
     env_id = args.env or policy.env_id
-    perturbations = {name: value for name, value in (
-        ("obs_noise", args.obs_noise), ("action_noise", args.action_noise),
-        ("force_noise", args.force_noise), ("randomize", True if args.randomize_physics else None))
-        if value}
-    res = evaluate(policy, episodes=args.episodes, seed=args.seed, env_id=args.env, max_steps=args.max_steps,
-                   **perturbations)
+    perturbations = {
+        name: value
+        for name, value in (
+            ("obs_noise", args.obs_noise),
+            ("action_noise", args.action_noise),
+            ("force_noise", args.force_noise),
+            ("randomize", True if args.randomize_physics else None),
+        )
+        if value
+    }
+    res = evaluate(
+        policy, episodes=args.episodes, seed=args.seed, env_id=args.env, max_steps=args.max_steps, **perturbations
+    )
     if args.randomize_physics:
         from dqnlab.envs.cartpole_vec import DEFAULT_RANDOMIZE
 
         perturbations["randomize"] = {k: list(v) for k, v in DEFAULT_RANDOMIZE.items()}
     cap = args.max_steps or env_spec(env_id).max_episode_steps
-    out = {**res.as_dict(), "env_id": env_id, "seed": args.seed, "path": args.path,
-           "max_steps": cap, "perturbations": perturbations}
+    out = {
+        **res.as_dict(),
+        "env_id": env_id,
+        "seed": args.seed,
+        "path": args.path,
+        "max_steps": cap,
+        "perturbations": perturbations,
+    }
     if args.json:
         from dqnlab.core.fileio import json_safe
 
         print(json.dumps(json_safe(out), allow_nan=False))  # valid JSON: a NaN is printed as null
         return 0
-    print(f"{out['env_id']}: mean {out['mean']:.1f} ± {out['std']:.1f} over {out['episodes']} episodes "
-          f"(min {out['min']:g}, max {out['max']:g})")
+    print(
+        f"{out['env_id']}: mean {out['mean']:.1f} ± {out['std']:.1f} over {out['episodes']} episodes "
+        f"(min {out['min']:g}, max {out['max']:g})"
+    )
     if perturbations:
-        print("under " + ", ".join("randomized physics" if k == "randomize" else f"{k.replace('_', ' ')} {v}"
-                                   for k, v in perturbations.items()))
+        print(
+            "under "
+            + ", ".join(
+                "randomized physics" if k == "randomize" else f"{k.replace('_', ' ')} {v}"
+                for k, v in perturbations.items()
+            )
+        )
     cap_text = f"the {cap}-step limit" if cap else "the time limit"
     line = f"survival {out['survival']:.0%} ({round(out['survival'] * out['episodes'])} of {out['episodes']} reached {cap_text})"
     if "max_abs_x_max" in out:
-        line += (f"; cart drift: max |x| {out['max_abs_x_max']:.2f} (per-episode mean {out['max_abs_x_mean']:.2f}), "
-                 f"final |x| {out['final_abs_x_mean']:.2f} on average")
+        line += (
+            f"; cart drift: max |x| {out['max_abs_x_max']:.2f} (per-episode mean {out['max_abs_x_mean']:.2f}), "
+            f"final |x| {out['final_abs_x_mean']:.2f} on average"
+        )
     print(line)
     if "success_rate" in out:
-        print(f"task success {out['success_rate']:.0%}"
-              + (f"; mean |x - target| over the last 100 steps {out['mean_abs_offset_last_100']:.3f}"
-                 if "mean_abs_offset_last_100" in out else ""))
+        print(
+            f"task success {out['success_rate']:.0%}"
+            + (
+                f"; mean |x - target| over the last 100 steps {out['mean_abs_offset_last_100']:.3f}"
+                if "mean_abs_offset_last_100" in out
+                else ""
+            )
+        )
     return 0
 
 
@@ -262,8 +409,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     seeds = parse_seeds(args.seeds)
     configs = resolve_entries(args.entries, args.overrides)
-    out = Path(args.out) if args.out else Path("runs") / (
-        "compare-" + "+".join(label for label, _ in configs)[:120] + "-s" + args.seeds.replace(",", "_"))
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs")
+        / ("compare-" + "+".join(label for label, _ in configs)[:120] + "-s" + args.seeds.replace(",", "_"))
+    )
     if out.exists() and not out.is_dir():
         raise DqnlabError(f"--out {out} exists and is not a directory")
 
@@ -278,8 +429,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 extra = f", eval mean {row.get('eval_mean'):.1f}"
             print(f"[dqnlab] {label} seed {row.get('seed')}: {state}{extra}", file=sys.stderr, flush=True)
 
-    result = compare(configs, seeds, out, args.workers, on_result=report, backend=args.backend,
-                     ray_address=args.ray_address)
+    result = compare(
+        configs, seeds, out, args.workers, on_result=report, backend=args.backend, ray_address=args.ray_address
+    )
     print(format_table(result))
     print(f"written to {out} ({COMPARE_MD}, compare.json, curves.png)")
     return 0
@@ -297,8 +449,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"[dqnlab] {message}", file=sys.stderr, flush=True)
 
-    result = sweep(space, args.trials, args.seeds, out, storage=args.storage, study_name=args.study_name,
-                   workers=args.workers, backend=args.backend, ray_address=args.ray_address, on_event=report)
+    result = sweep(
+        space,
+        args.trials,
+        args.seeds,
+        out,
+        storage=args.storage,
+        study_name=args.study_name,
+        workers=args.workers,
+        backend=args.backend,
+        ray_address=args.ray_address,
+        on_event=report,
+    )
     print(format_trials(result))
     print(f"written to {out} (trials.csv, best.yaml, trial-N/seed-K)")
     return 0
@@ -319,8 +481,14 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
     columns = max(60, shutil.get_terminal_size((100, 24)).columns)
     for name in names:
-        print(textwrap.fill(preset_description(name), columns, initial_indent=f"{name:<{width}}  ",
-                            subsequent_indent=" " * (width + 2)))
+        print(
+            textwrap.fill(
+                preset_description(name),
+                columns,
+                initial_indent=f"{name:<{width}}  ",
+                subsequent_indent=" " * (width + 2),
+            )
+        )
     return 0
 
 
@@ -331,9 +499,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         from dqnlab.cli.viz import HANDLERS as VIZ_HANDLERS
 
-        handler = {"train": _cmd_train, "evaluate": _cmd_evaluate, "presets": _cmd_presets, "compare": _cmd_compare,
-                   "sweep": _cmd_sweep,
-                   **VIZ_HANDLERS}[args.command]
+        handler = {
+            "train": _cmd_train,
+            "evaluate": _cmd_evaluate,
+            "presets": _cmd_presets,
+            "compare": _cmd_compare,
+            "sweep": _cmd_sweep,
+            **VIZ_HANDLERS,
+        }[args.command]
         return handler(args)
     except Interrupted as exc:  # not an error: the line says how to continue
         if debug:

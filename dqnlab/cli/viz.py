@@ -32,27 +32,58 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
 
     p = sub.add_parser("plot", help="draw learning curves of one run, or of several (e.g. seeds) with a band")
     p.add_argument("run_dirs", nargs="+", type=argtypes.path_text, metavar="RUN_DIR")
-    p.add_argument("--out", type=argtypes.path_text, metavar="PATH.png", help="where to write the PNG (default: RUN_DIR/curves.png; for "
-                   "several runs, curves.png in the folder that holds them)")
-    p.add_argument("--band", choices=("ci95", "minmax"), default="ci95",
-                   help="band across several runs: 95%% bootstrap interval of the mean (default) or min-max")
+    p.add_argument(
+        "--out",
+        type=argtypes.path_text,
+        metavar="PATH.png",
+        help="where to write the PNG (default: RUN_DIR/curves.png; for "
+        "several runs, curves.png in the folder that holds them)",
+    )
+    p.add_argument(
+        "--band",
+        choices=("ci95", "minmax"),
+        default="ci95",
+        help="band across several runs: 95%% bootstrap interval of the mean (default) or min-max",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
     v = sub.add_parser("play", help="watch the delivered policy: write a GIF or MP4, or show a window")
-    v.add_argument("path", type=argtypes.path_text, metavar="RUN_DIR", help="a run directory (or a policy file, with --gif, --mp4 or --human)")
-    v.add_argument("--episodes", type=argtypes.int_in(1, argtypes.MAX_PLAY_EPISODES, "episodes"), default=1,
-                   help="episodes to play (default 1)")
+    v.add_argument(
+        "path",
+        type=argtypes.path_text,
+        metavar="RUN_DIR",
+        help="a run directory (or a policy file, with --gif, --mp4 or --human)",
+    )
+    v.add_argument(
+        "--episodes",
+        type=argtypes.int_in(1, argtypes.MAX_PLAY_EPISODES, "episodes"),
+        default=1,
+        help="episodes to play (default 1)",
+    )
     v.add_argument("--seed", type=argtypes.seed, default=0, help="episode i is reset with seed + i (default 0)")
     out = v.add_mutually_exclusive_group()
-    out.add_argument("--gif", type=argtypes.path_text, metavar="PATH", help="write a GIF (default: RUN_DIR/episode.gif)")
-    out.add_argument("--mp4", type=argtypes.path_text, metavar="PATH", help='write an MP4 (needs pip install "dqnlab[video]")')
+    out.add_argument(
+        "--gif", type=argtypes.path_text, metavar="PATH", help="write a GIF (default: RUN_DIR/episode.gif)"
+    )
+    out.add_argument(
+        "--mp4", type=argtypes.path_text, metavar="PATH", help='write an MP4 (needs pip install "dqnlab[video]")'
+    )
     out.add_argument("--human", action="store_true", help="show the episodes in a window (needs a display)")
-    v.add_argument("--fps", type=argtypes.fps, metavar="N",
-                   help="playback speed in env steps per second (default: the environment's, 50 for CartPole)")
-    v.add_argument("--every", type=argtypes.int_in(1, argtypes.MAX_EVERY, "steps"), metavar="K",
-                   help="keep every K-th frame (default 2 for GIF, 1 for MP4)")
-    v.add_argument("--width", type=argtypes.width, metavar="PX",
-                   help="frame width in pixels (default 300 for GIF, 600 for MP4)")
+    v.add_argument(
+        "--fps",
+        type=argtypes.fps,
+        metavar="N",
+        help="playback speed in env steps per second (default: the environment's, 50 for CartPole)",
+    )
+    v.add_argument(
+        "--every",
+        type=argtypes.int_in(1, argtypes.MAX_EVERY, "steps"),
+        metavar="K",
+        help="keep every K-th frame (default 2 for GIF, 1 for MP4)",
+    )
+    v.add_argument(
+        "--width", type=argtypes.width, metavar="PX", help="frame width in pixels (default 300 for GIF, 600 for MP4)"
+    )
     v.add_argument("--overwrite", action="store_true", help="replace an existing --gif or --mp4 file")
 
     r = sub.add_parser("report", help="write curves.png, episode.gif and a self-contained report.html into a run")
@@ -62,7 +93,12 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
 
     t = sub.add_parser("tensorboard", help="export metrics to TensorBoard event files (needs dqnlab[tensorboard])")
     t.add_argument("run_dirs", nargs="+", type=argtypes.path_text, metavar="RUN_DIR")
-    t.add_argument("--logdir", type=argtypes.path_text, metavar="DIR", help="write to DIR/<run name> (default: RUN_DIR/tensorboard)")
+    t.add_argument(
+        "--logdir",
+        type=argtypes.path_text,
+        metavar="DIR",
+        help="write to DIR/<run name> (default: RUN_DIR/tensorboard)",
+    )
     t.add_argument("--overwrite", action="store_true", help="replace event files already in --logdir")
     return HANDLERS
 
@@ -147,5 +183,9 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS: dict[str, Handler] = {"plot": cmd_plot, "play": cmd_play, "report": cmd_report,
-                                "tensorboard": cmd_tensorboard}
+HANDLERS: dict[str, Handler] = {
+    "plot": cmd_plot,
+    "play": cmd_play,
+    "report": cmd_report,
+    "tensorboard": cmd_tensorboard,
+}

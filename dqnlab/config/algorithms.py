@@ -24,14 +24,22 @@ class AlgorithmEntry:
 
 
 ALGORITHMS: dict[str, AlgorithmEntry] = {
-    "dqn": AlgorithmEntry("dqnlab.algos.dqn:DQNLoop", ("network", "dqn", "explore"),
-                          "Deep Q-Network: replay, n-step Double DQN targets, target network"),
-    "ppo": AlgorithmEntry("dqnlab.algos.ppo:PPOLoop", ("network", "ppo"),
-                          "PPO: clipped surrogate, GAE, separate actor and critic"),
-    "tabular": AlgorithmEntry("dqnlab.algos.tabular:TabularLoop", ("explore", "tabular"),
-                              "Q-learning on a table over a discretised state"),
-    "baseline": AlgorithmEntry("dqnlab.algos.baselines:BaselineLoop", ("baseline",),
-                               "a fixed controller (random, angle rule, LQR), no learning"),
+    "dqn": AlgorithmEntry(
+        "dqnlab.algos.dqn:DQNLoop",
+        ("network", "dqn", "explore"),
+        "Deep Q-Network: replay, n-step Double DQN targets, target network",
+    ),
+    "ppo": AlgorithmEntry(
+        "dqnlab.algos.ppo:PPOLoop", ("network", "ppo"), "PPO: clipped surrogate, GAE, separate actor and critic"
+    ),
+    "tabular": AlgorithmEntry(
+        "dqnlab.algos.tabular:TabularLoop", ("explore", "tabular"), "Q-learning on a table over a discretised state"
+    ),
+    "baseline": AlgorithmEntry(
+        "dqnlab.algos.baselines:BaselineLoop",
+        ("baseline",),
+        "a fixed controller (random, angle rule, LQR), no learning",
+    ),
 }
 
 ALGORITHM_SECTIONS = ("network", "dqn", "explore", "ppo", "tabular", "baseline")

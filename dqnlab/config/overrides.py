@@ -13,9 +13,9 @@ empty mapping given for a section resets that section to its defaults.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any
-
 
 from dqnlab.config.schema import model_for_path
 from dqnlab.config.yaml_io import RefusedYaml, load_yaml_text
@@ -41,13 +41,9 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
         value = raw  # not YAML (an unbalanced bracket, a colon): the text as typed
     # YAML 1.1 reads '1e-3' as a string; numbers in scientific notation are what users type.
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             value = float(value)
-        except ValueError:
-            pass
     return tuple(key.split(".")), value
-
-
 
 
 def assignments(data: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[Assignment]:

@@ -17,9 +17,21 @@ from dqnlab.core.errors import ConfigError, preview
 _S3C: dict[str, Any] = {
     "env": {"num_envs": 1},
     "network": {"hidden": [32, 16, 8], "activation": "leaky_relu"},
-    "dqn": {"gamma": 0.9, "lr": 5e-4, "batch_size": 64, "buffer_size": 10_000, "learning_starts": 64,
-            "train_freq": 1, "gradient_steps": 1, "target_update": "soft", "tau": 1e-3, "n_step": 1,
-            "double": False, "loss": "mse", "max_grad_norm": None},
+    "dqn": {
+        "gamma": 0.9,
+        "lr": 5e-4,
+        "batch_size": 64,
+        "buffer_size": 10_000,
+        "learning_starts": 64,
+        "train_freq": 1,
+        "gradient_steps": 1,
+        "target_update": "soft",
+        "tau": 1e-3,
+        "n_step": 1,
+        "double": False,
+        "loss": "mse",
+        "max_grad_norm": None,
+    },
     "explore": {"schedule": "per_episode", "start": 1.0, "end": 0.2, "episode_decay": 0.99},
     "total_steps": 500_000,
     "total_episodes": 2500,
@@ -28,10 +40,22 @@ _S3C: dict[str, Any] = {
 
 # S1 and S4 both come from PyTorch's DQN tutorial of the time and share its learning settings.
 _PYTORCH_TUTORIAL: dict[str, Any] = {
-    "dqn": {"gamma": 0.999, "optimizer": "rmsprop", "lr": 1e-2, "batch_size": 128, "buffer_size": 10_000,
-            "learning_starts": 128, "train_freq": 1, "gradient_steps": 1, "target_update_every": 10,
-            "target_update_unit": "episodes", "n_step": 1, "double": False, "max_grad_norm": None,
-            "clip_grad_value": 1.0},
+    "dqn": {
+        "gamma": 0.999,
+        "optimizer": "rmsprop",
+        "lr": 1e-2,
+        "batch_size": 128,
+        "buffer_size": 10_000,
+        "learning_starts": 128,
+        "train_freq": 1,
+        "gradient_steps": 1,
+        "target_update_every": 10,
+        "target_update_unit": "episodes",
+        "n_step": 1,
+        "double": False,
+        "max_grad_norm": None,
+        "clip_grad_value": 1.0,
+    },
     "explore": {"schedule": "exponential", "start": 0.9, "end": 0.05, "decay_steps": 200},
 }
 
@@ -55,9 +79,19 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         {
             "env": {"num_envs": 1},
             "network": {"hidden": [32, 16], "activation": "tanh"},
-            "dqn": {"gamma": 0.9, "lr": 1e-2, "batch_size": 128, "buffer_size": 2048, "learning_starts": 512,
-                    "train_freq": 5, "gradient_steps": 1, "target_update_every": 200, "n_step": 1,
-                    "double": False, "max_grad_norm": 1.0},
+            "dqn": {
+                "gamma": 0.9,
+                "lr": 1e-2,
+                "batch_size": 128,
+                "buffer_size": 2048,
+                "learning_starts": 512,
+                "train_freq": 5,
+                "gradient_steps": 1,
+                "target_update_every": 200,
+                "n_step": 1,
+                "double": False,
+                "max_grad_norm": 1.0,
+            },
             "explore": {"schedule": "decrement", "start": 0.1, "end": 0.01, "decrement": 0.001},
             "total_steps": 300_000,
             "total_episodes": 600,
@@ -70,10 +104,22 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "copied every 10 episodes (a separate network, unlike the text), 200 training episodes.",
         {
             "env": {"id": "CartPole-v0", "num_envs": 1},
-            "dqn": {"gamma": 0.99, "lr": 1e-3, "batch_size": 64, "buffer_size": 10_000, "learning_starts": 64,
-                    "train_freq": 1, "gradient_steps": 1, "target_update_every": 10,
-                    "target_update_unit": "episodes", "n_step": 1, "double": False, "loss": "mse",
-                    "max_grad_norm": None, "clip_grad_value": 1.0},
+            "dqn": {
+                "gamma": 0.99,
+                "lr": 1e-3,
+                "batch_size": 64,
+                "buffer_size": 10_000,
+                "learning_starts": 64,
+                "train_freq": 1,
+                "gradient_steps": 1,
+                "target_update_every": 10,
+                "target_update_unit": "episodes",
+                "n_step": 1,
+                "double": False,
+                "loss": "mse",
+                "max_grad_norm": None,
+                "clip_grad_value": 1.0,
+            },
             "explore": {"schedule": "exponential", "start": 0.9, "end": 0.05, "decay_steps": 200},
             "total_steps": 40_000,
             "total_episodes": 200,
@@ -87,8 +133,15 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         {
             "algo": "tabular",
             "env": {"num_envs": 1, "max_episode_steps": 100},
-            "tabular": {"dims": [2, 3], "bins": [6, 12], "low": [-0.41887903, -0.87266463],
-                        "high": [0.41887903, 0.87266463], "gamma": 1.0, "lr": 0.01, "lr_schedule": "log_episode"},
+            "tabular": {
+                "dims": [2, 3],
+                "bins": [6, 12],
+                "low": [-0.41887903, -0.87266463],
+                "high": [0.41887903, 0.87266463],
+                "gamma": 1.0,
+                "lr": 0.01,
+                "lr_schedule": "log_episode",
+            },
             "explore": {"schedule": "log_episode", "start": 1.0, "end": 0.1},
             "total_steps": 100_000,
             "total_episodes": 1000,
@@ -113,9 +166,19 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "algo": "ppo",
             "env": {"num_envs": 1},
             "network": {"hidden": [100], "activation": "relu"},
-            "ppo": {"n_steps": 500, "rollout_until_done": True, "epochs": 10, "minibatch_size": 32, "lr": 1e-3,
-                    "critic_lr": 3e-3, "lr_schedule": "constant", "gamma": 0.99, "gae_lambda": 1.0,
-                    "vf_coef": 1.0, "normalize_advantages": False},
+            "ppo": {
+                "n_steps": 500,
+                "rollout_until_done": True,
+                "epochs": 10,
+                "minibatch_size": 32,
+                "lr": 1e-3,
+                "critic_lr": 3e-3,
+                "lr_schedule": "constant",
+                "gamma": 0.99,
+                "gae_lambda": 1.0,
+                "vf_coef": 1.0,
+                "normalize_advantages": False,
+            },
             "total_steps": 100_000,
             "eval": {"every_steps": 2000},
         },
@@ -142,9 +205,19 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "clamped to [-1, 1], epsilon 0.9 to 0.05 (exponential, 200 steps), target copied every 10 "
         "episodes, 50 episodes (the text suggests 300+: --set total_episodes=300).",
         {
-            "env": {"id": "CartPole-v0", "num_envs": 1, "max_episode_steps": 10_000,
-                    "pixels": {"mode": "tutorial", "height": 40, "width": 90, "color": True, "frames": 2,
-                               "input": "difference"}},
+            "env": {
+                "id": "CartPole-v0",
+                "num_envs": 1,
+                "max_episode_steps": 10_000,
+                "pixels": {
+                    "mode": "tutorial",
+                    "height": 40,
+                    "width": 90,
+                    "color": True,
+                    "frames": 2,
+                    "input": "difference",
+                },
+            },
             "network": {"conv": [[16, 5, 2], [32, 5, 2], [32, 5, 2]], "hidden": [], "batch_norm": True},
             **_PYTORCH_TUTORIAL,
             "total_steps": 100_000,
@@ -156,14 +229,23 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "ppo": (
         "PPO for CartPole-v1: tanh 64-64 actor and critic, 8 vector envs x 32 steps, 20 epochs of "
         "minibatch 256, GAE (gamma 0.98, lambda 0.8), clip 0.2, lr 1e-3 decayed linearly.",
-        {"algo": "ppo", "network": {"hidden": [64, 64], "activation": "tanh"}, "total_steps": 100_000,
-         "eval": {"every_steps": 2000}},
+        {
+            "algo": "ppo",
+            "network": {"hidden": [64, 64], "activation": "tanh"},
+            "total_steps": 100_000,
+            "eval": {"every_steps": 2000},
+        },
     ),
     "tabular": (
         "Tabular Q-learning with our discretisation: all four dimensions in 3 x 3 x 8 x 8 bins, "
         "lr 0.1, gamma 0.99, epsilon falling as log10 of the episode to 0.05.",
-        {"algo": "tabular", "env": {"num_envs": 1}, "explore": {"schedule": "log_episode", "start": 1.0, "end": 0.05},
-         "total_steps": 300_000, "eval": {"every_steps": 5000}},
+        {
+            "algo": "tabular",
+            "env": {"num_envs": 1},
+            "explore": {"schedule": "log_episode", "start": 1.0, "end": 0.05},
+            "total_steps": 300_000,
+            "eval": {"every_steps": 5000},
+        },
     ),
     # --- the "later work" of S4: targets and robustness ---------------------------------------
     "target": (
@@ -173,24 +255,46 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "with 4 gradient steps per update, lr 2e-3 decayed linearly, replay 100k, target copied every "
         "200 gradient steps; solved, stopped and delivered by a success rate of 95% over 100 episodes "
         "(stopping needs 95% plus three standard errors, about 99%).",
-        {"env": {"id": "dqnlab/CartPoleTarget-v0", "kwargs": {"margin": 0.25}},
-         "dqn": {"lr": 2e-3, "lr_schedule": "linear", "buffer_size": 100_000, "gradient_steps": 4,
-                 "target_update_every": 200},
-         "total_steps": 500_000,
-         "eval": {"every_steps": 5000, "episodes": 100, "success_threshold": 0.95, "stop_z": 3.0,
-                  "env": {"kwargs": {"margin": 0.5}}}},
+        {
+            "env": {"id": "dqnlab/CartPoleTarget-v0", "kwargs": {"margin": 0.25}},
+            "dqn": {
+                "lr": 2e-3,
+                "lr_schedule": "linear",
+                "buffer_size": 100_000,
+                "gradient_steps": 4,
+                "target_update_every": 200,
+            },
+            "total_steps": 500_000,
+            "eval": {
+                "every_steps": 5000,
+                "episodes": 100,
+                "success_threshold": 0.95,
+                "stop_z": 3.0,
+                "env": {"kwargs": {"margin": 0.5}},
+            },
+        },
     ),
     "target-ppo": (
         "PPO on dqnlab/CartPoleTarget-v0 (the ppo preset's settings, 200k steps), solved, stopped "
         "and delivered by a success rate of 95% over 100 episodes.",
-        {"algo": "ppo", "env": {"id": "dqnlab/CartPoleTarget-v0"}, "network": {"hidden": [64, 64], "activation": "tanh"},
-         "total_steps": 200_000, "eval": {"every_steps": 5000, "episodes": 100, "success_threshold": 0.95}},
+        {
+            "algo": "ppo",
+            "env": {"id": "dqnlab/CartPoleTarget-v0"},
+            "network": {"hidden": [64, 64], "activation": "tanh"},
+            "total_steps": 200_000,
+            "eval": {"every_steps": 5000, "episodes": 100, "success_threshold": 0.95},
+        },
     ),
     "target-lqr": (
         "Baseline for dqnlab/CartPoleTarget-v0: the LQR regulating the cart to the target (the "
         "offset x - target in place of x), pushing in the sign of its force.",
-        {"algo": "baseline", "env": {"id": "dqnlab/CartPoleTarget-v0"}, "baseline": {"controller": "target_lqr"},
-         "total_steps": 5000, "eval": {"success_threshold": 0.95}},
+        {
+            "algo": "baseline",
+            "env": {"id": "dqnlab/CartPoleTarget-v0"},
+            "baseline": {"controller": "target_lqr"},
+            "total_steps": 5000,
+            "eval": {"success_threshold": 0.95},
+        },
     ),
     "robust": (
         "PPO trained under observation noise (sigma 0.05 on every dimension) and randomised physics "
@@ -198,11 +302,23 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "horizon (gamma 0.999, GAE lambda 0.95), so that drifting off the track costs: a controller "
         "that holds under noise and far past 500 steps. Evaluated on the clean environment (no noise, "
         "nominal physics), where a slow drift would show.",
-        {"algo": "ppo", "env": {"obs_noise": 0.05, "max_episode_steps": 10_000,
-                                "randomize": {"length": [0.4, 0.6], "masscart": [0.8, 1.2]}},
-         "network": {"hidden": [64, 64], "activation": "tanh"}, "ppo": {"gamma": 0.999, "gae_lambda": 0.95},
-         "total_steps": 400_000, "eval": {"threshold": 9500, "every_steps": 20_000, "episodes": 10,
-                                          "env": {"obs_noise": 0.0, "randomize": {}}}},
+        {
+            "algo": "ppo",
+            "env": {
+                "obs_noise": 0.05,
+                "max_episode_steps": 10_000,
+                "randomize": {"length": [0.4, 0.6], "masscart": [0.8, 1.2]},
+            },
+            "network": {"hidden": [64, 64], "activation": "tanh"},
+            "ppo": {"gamma": 0.999, "gae_lambda": 0.95},
+            "total_steps": 400_000,
+            "eval": {
+                "threshold": 9500,
+                "every_steps": 20_000,
+                "episodes": 10,
+                "env": {"obs_noise": 0.0, "randomize": {}},
+            },
+        },
     ),
     "pixels": (
         "DQN from pixels on CartPole-v1: grayscale 32x96 frames of the whole track (the cart's position "
@@ -212,8 +328,15 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         {
             "env": {"pixels": {"mode": "track", "height": 32, "width": 96, "frames": 2}},
             "network": {"conv": [[16, 4, 2], [32, 4, 2], [32, 3, 2]], "hidden": [256]},
-            "dqn": {"lr": 1e-3, "batch_size": 64, "buffer_size": 25_000, "learning_starts": 2000, "train_freq": 8,
-                    "gradient_steps": 1, "target_update_every": 100},
+            "dqn": {
+                "lr": 1e-3,
+                "batch_size": 64,
+                "buffer_size": 25_000,
+                "learning_starts": 2000,
+                "train_freq": 8,
+                "gradient_steps": 1,
+                "target_update_every": 100,
+            },
             "explore": {"decay_steps": 10_000},
             "total_steps": 150_000,
             "checkpoint_every": 25_000,

@@ -45,8 +45,7 @@ MAX_GRADIENT_STEPS = 10**5
 MAX_ROLLOUT_STEPS = 10**6
 """PPO steps per environment in one rollout."""
 
-VECTOR_KWARGS = ("vector_kwargs", "autoreset_mode", "vectorization_mode", "wrappers", "num_envs",
-                 "max_episode_steps")
+VECTOR_KWARGS = ("vector_kwargs", "autoreset_mode", "vectorization_mode", "wrappers", "num_envs", "max_episode_steps")
 """Arguments of Gymnasium's make_vec that dqnlab sets itself. In env.kwargs they would reach
 make_vec too: `vector_kwargs: {autoreset_mode: SameStep}` would change how episodes restart,
 which dqnlab's loops assume (NEXT_STEP), and the run would train silently wrong."""
@@ -73,7 +72,7 @@ class RandomizeConfig(_Section):
     """[lo, hi] of the push force in N (nominal 10; None: fixed)."""
 
     @model_validator(mode="after")
-    def _valid_ranges(self) -> "RandomizeConfig":
+    def _valid_ranges(self) -> RandomizeConfig:
         for name, bounds in self.ranges().items():
             lo, hi = bounds
             if not 0 < lo <= hi:
@@ -112,16 +111,23 @@ class PixelConfig(_Section):
     need `frames` 2. Frames are stored as uint8 in every case."""
 
     @model_validator(mode="after")
-    def _consistent(self) -> "PixelConfig":
+    def _consistent(self) -> PixelConfig:
         if self.mode == "off":
-            changed = [name for name, field in type(self).model_fields.items()
-                       if name != "mode" and getattr(self, name) != field.get_default()]
+            changed = [
+                name
+                for name, field in type(self).model_fields.items()
+                if name != "mode" and getattr(self, name) != field.get_default()
+            ]
             if changed:
-                raise ValueError(f"env.pixels.{changed[0]} has no effect unless env.pixels.mode is "
-                                 "'tutorial' or 'track'; remove it or set the mode")
+                raise ValueError(
+                    f"env.pixels.{changed[0]} has no effect unless env.pixels.mode is "
+                    "'tutorial' or 'track'; remove it or set the mode"
+                )
         if self.input != "frames" and self.frames != 2:
-            raise ValueError(f"env.pixels.input '{self.input}' subtracts the previous frame from the last one: "
-                             f"it needs env.pixels.frames 2, got {self.frames}")
+            raise ValueError(
+                f"env.pixels.input '{self.input}' subtracts the previous frame from the last one: "
+                f"it needs env.pixels.frames 2, got {self.frames}"
+            )
         return self
 
     @property
@@ -172,7 +178,7 @@ class EnvConfig(_Section):
     """Learn from rendered frames instead of the state vector (CartPole-v0/v1, algo dqn)."""
 
     @model_validator(mode="after")
-    def _valid_obs_noise(self) -> "EnvConfig":
+    def _valid_obs_noise(self) -> EnvConfig:
         values = self.obs_noise if isinstance(self.obs_noise, list) else [self.obs_noise]
         if not values or any(not 0.0 <= v < float("inf") for v in values):
             raise ValueError(f"env.obs_noise must be one or more finite values >= 0, got {preview(self.obs_noise)}")
@@ -180,8 +186,10 @@ class EnvConfig(_Section):
             if key == "max_episode_steps":
                 raise ValueError("env.kwargs.max_episode_steps: set env.max_episode_steps instead")
             if key in VECTOR_KWARGS:
-                raise ValueError(f"env.kwargs.{key} is an argument of Gymnasium's make_vec, which dqnlab sets "
-                                 "itself (NEXT_STEP autoreset, env.num_envs copies); remove it")
+                raise ValueError(
+                    f"env.kwargs.{key} is an argument of Gymnasium's make_vec, which dqnlab sets "
+                    "itself (NEXT_STEP autoreset, env.num_envs copies); remove it"
+                )
         _check_finite(self.kwargs, "env.kwargs")
         return self
 
@@ -209,15 +217,16 @@ class NetworkConfig(_Section):
     layer per head. With `hidden` empty both heads read the observation directly."""
 
     @model_validator(mode="after")
-    def _positive_sizes(self) -> "NetworkConfig":
+    def _positive_sizes(self) -> NetworkConfig:
         check_hidden(self.hidden, "network.hidden")
         if len(self.conv) > MAX_LAYERS:
             raise ValueError(f"network.conv: at most {MAX_LAYERS} convolutions, got {len(self.conv)}")
         if any(min(layer) < 1 for layer in self.conv):
             raise ValueError("network.conv: channels, kernel and stride must all be >= 1")
         if any(ch > MAX_UNITS or kernel > MAX_KERNEL or stride > MAX_KERNEL for ch, kernel, stride in self.conv):
-            raise ValueError(f"network.conv: channels must be at most {MAX_UNITS}, kernel and stride at most "
-                             f"{MAX_KERNEL}")
+            raise ValueError(
+                f"network.conv: channels must be at most {MAX_UNITS}, kernel and stride at most {MAX_KERNEL}"
+            )
         return self
 
 
@@ -301,10 +310,11 @@ class DQNConfig(_Section):
     autograd (the reference). Same loss and gradients up to float rounding."""
 
     @model_validator(mode="after")
-    def _prioritized_needs_random_sampling(self) -> "DQNConfig":
+    def _prioritized_needs_random_sampling(self) -> DQNConfig:
         if self.prioritized and self.replay_sampling == "sequential":
-            raise ValueError("dqn.prioritized samples by priority; it cannot be combined with "
-                             "dqn.replay_sampling='sequential'")
+            raise ValueError(
+                "dqn.prioritized samples by priority; it cannot be combined with dqn.replay_sampling='sequential'"
+            )
         return self
 
 
@@ -377,10 +387,14 @@ class EvalConfig(_Section):
     """Stop as soon as one training episode's return reaches this (a tutorial's criterion;
     None: off). The stop reason in summary.json is then `train_return`."""
     env: dict[str, Any] = Field(default_factory=dict)
-    """Changes to the `env` section for evaluation only (during training and the final one), e.g.
+    (
+        """Changes to the `env` section for evaluation only (during training and the final one), e.g.
     `{obs_noise: 0.0, randomize: {}}` to judge a policy trained under noise on the clean
     environment, or `{kwargs: {}}` to drop a training-only environment option. Allowed keys:
-    """ + ", ".join(EVAL_ENV_KEYS) + """."""
+    """
+        + ", ".join(EVAL_ENV_KEYS)
+        + """."""
+    )
     deliver: Literal["best_eval", "last", "longest_episode"] = "best_eval"
     """Which network becomes policy.pt: the best evaluated one, the one training ended with, or
     the one at the end of the longest training episode so far (a tutorial's rule)."""
@@ -421,7 +435,7 @@ class PPOConfig(_Section):
     """Hidden layers of the critic (None: the same as `network.hidden`)."""
 
     @model_validator(mode="after")
-    def _critic_sizes(self) -> "PPOConfig":
+    def _critic_sizes(self) -> PPOConfig:
         if self.critic_hidden is not None:
             check_hidden(self.critic_hidden, "ppo.critic_hidden")
         return self
@@ -447,7 +461,7 @@ class TabularConfig(_Section):
     """log_episode schedule: the rate starts to fall below 1 after this many episodes."""
 
     @model_validator(mode="after")
-    def _shapes(self) -> "TabularConfig":
+    def _shapes(self) -> TabularConfig:
         n = len(self.dims)
         if n == 0 or not (len(self.bins) == len(self.low) == len(self.high) == n):
             raise ValueError("tabular.dims, bins, low and high must be non-empty lists of the same length")
@@ -456,9 +470,10 @@ class TabularConfig(_Section):
         if n > MAX_LAYERS or max(self.dims) >= MAX_UNITS:
             raise ValueError(f"tabular: at most {MAX_LAYERS} dims, each an index below {MAX_UNITS}")
         if math.prod(min(b, MAX_TABLE_CELLS + 1) for b in self.bins) > MAX_TABLE_CELLS:
-            raise ValueError(f"tabular.bins: the table would have more than {MAX_TABLE_CELLS:.0e} cells "
-                             "(the product of the bins)")
-        if any(lo >= hi for lo, hi in zip(self.low, self.high)):
+            raise ValueError(
+                f"tabular.bins: the table would have more than {MAX_TABLE_CELLS:.0e} cells (the product of the bins)"
+            )
+        if any(lo >= hi for lo, hi in zip(self.low, self.high, strict=True)):
             raise ValueError("tabular: every low must be below its high")
         return self
 
@@ -513,29 +528,40 @@ class RunConfig(BaseModel):
     """The fixed controller (algo baseline)."""
 
     @model_validator(mode="after")
-    def _consistent(self) -> "RunConfig":
+    def _consistent(self) -> RunConfig:
         if self.algo not in ALGORITHMS:
             raise ValueError(f"unknown algo {preview(self.algo, 60)} (choose from: {', '.join(ALGORITHMS)})")
         for section in ALGORITHM_SECTIONS:
             algos = [name for name, entry in ALGORITHMS.items() if section in entry.sections]
-            if section not in ALGORITHMS[self.algo].sections and getattr(self, section) != type(getattr(self, section))():
-                raise ValueError(f"section '{section}' has no effect with algo '{self.algo}' "
-                                 f"(it is used by: {', '.join(algos)}); remove it")
+            if (
+                section not in ALGORITHMS[self.algo].sections
+                and getattr(self, section) != type(getattr(self, section))()
+            ):
+                raise ValueError(
+                    f"section '{section}' has no effect with algo '{self.algo}' "
+                    f"(it is used by: {', '.join(algos)}); remove it"
+                )
         if self.algo == "ppo" and (self.network.batch_norm or getattr(self.network, "dueling", False)):
             raise ValueError("network.batch_norm and network.dueling are DQN options; PPO's networks are plain MLPs")
         if self.algo == "ppo" and self.ppo.rollout_until_done and self.env.num_envs != 1:
             raise ValueError("ppo.rollout_until_done needs env.num_envs 1 (one episode per update)")
         pixels = self.env.pixels
         if pixels.enabled and self.algo != "dqn":
-            raise ValueError(f"env.pixels is for algo dqn (a convolutional Q-network); algo '{self.algo}' "
-                             "needs the state vector (env.pixels.mode off)")
+            raise ValueError(
+                f"env.pixels is for algo dqn (a convolutional Q-network); algo '{self.algo}' "
+                "needs the state vector (env.pixels.mode off)"
+            )
         if self.network.conv and not pixels.enabled:
             raise ValueError("network.conv needs pixel observations (env.pixels.mode 'tutorial' or 'track')")
         if pixels.enabled and min(conv_output_hw(pixels.height, pixels.width, self.network.conv)) < 1:
-            raise ValueError(f"network.conv shrinks the {pixels.height}x{pixels.width} frames to nothing; "
-                             "use fewer or smaller kernels and strides, or larger frames")
+            raise ValueError(
+                f"network.conv shrinks the {pixels.height}x{pixels.width} frames to nothing; "
+                "use fewer or smaller kernels and strides, or larger frames"
+            )
         if self.network.batch_norm and self.algo == "dqn" and self.dqn.batch_size < 2:
-            raise ValueError("network.batch_norm needs dqn.batch_size >= 2 (batch statistics of one sample are undefined)")
+            raise ValueError(
+                "network.batch_norm needs dqn.batch_size >= 2 (batch statistics of one sample are undefined)"
+            )
         unknown = sorted(set(self.eval.env) - set(EVAL_ENV_KEYS))
         if unknown:
             raise ValueError(f"eval.env cannot change env.{unknown[0]} (it may change: {', '.join(EVAL_ENV_KEYS)})")
@@ -569,19 +595,29 @@ _CONDITIONAL_OPTIONS = (
     ("dqn", "tau", lambda c: c.dqn.target_update == "soft", "dqn.target_update is 'soft'"),
     ("dqn", "target_update_every", lambda c: c.dqn.target_update == "hard", "dqn.target_update is 'hard'"),
     ("dqn", "target_update_unit", lambda c: c.dqn.target_update == "hard", "dqn.target_update is 'hard'"),
-    ("explore", "decay_steps", lambda c: c.explore.schedule in ("linear", "exponential"),
-     "explore.schedule is 'linear' or 'exponential'"),
+    (
+        "explore",
+        "decay_steps",
+        lambda c: c.explore.schedule in ("linear", "exponential"),
+        "explore.schedule is 'linear' or 'exponential'",
+    ),
     ("explore", "decrement", lambda c: c.explore.schedule == "decrement", "explore.schedule is 'decrement'"),
     ("explore", "episode_decay", lambda c: c.explore.schedule == "per_episode", "explore.schedule is 'per_episode'"),
-    ("eval", "stop_threshold", lambda c: c.eval.early_stop and c.eval.success_threshold is None,
-     "eval.early_stop is true and eval.success_threshold is null"),
+    (
+        "eval",
+        "stop_threshold",
+        lambda c: c.eval.early_stop and c.eval.success_threshold is None,
+        "eval.early_stop is true and eval.success_threshold is null",
+    ),
     ("eval", "threshold", lambda c: c.eval.success_threshold is None, "eval.success_threshold is null"),
     ("explore", "log_divisor", lambda c: c.explore.schedule == "log_episode", "explore.schedule is 'log_episode'"),
     ("tabular", "lr_divisor", lambda c: c.tabular.lr_schedule == "log_episode", "tabular.lr_schedule is 'log_episode'"),
     ("eval", "every_steps", lambda c: c.eval.every_episodes is None, "eval.every_episodes is null"),
     ("eval", "stop_z", lambda c: c.eval.early_stop, "eval.early_stop is true"),
-    *(("dqn", name, lambda c: c.dqn.prioritized, "dqn.prioritized is true")
-      for name in ("per_alpha", "per_beta_start", "per_beta_steps", "per_eps")),
+    *(
+        ("dqn", name, lambda c: c.dqn.prioritized, "dqn.prioritized is true")
+        for name in ("per_alpha", "per_beta_start", "per_beta_steps", "per_eps")
+    ),
 )
 
 
@@ -632,5 +668,3 @@ def validate_config(data: dict[str, Any]) -> RunConfig:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_error(exc.errors()[0])) from None
-
-

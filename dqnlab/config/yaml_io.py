@@ -69,10 +69,12 @@ def load_yaml_text(text: str, source: str) -> Any:
     """Parse YAML `text` with _Loader; a ConfigError naming `source` and the line for any problem
     (its __cause__ is a RefusedYaml when the text is not YAML at all)."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+        return yaml.load(text, Loader=_Loader)
     except _AliasRefused as exc:
-        raise ConfigError(f"{source}{_where(exc.mark)}: YAML aliases (*{exc.anchor[:40]}) are not "
-                          "allowed in dqnlab configs; write the value out") from None
+        raise ConfigError(
+            f"{source}{_where(exc.mark)}: YAML aliases (*{exc.anchor[:40]}) are not "
+            "allowed in dqnlab configs; write the value out"
+        ) from None
     except _DuplicateKey as exc:
         raise ConfigError(f"{source}{_where(exc.mark)}: duplicate key {preview(exc.key, 60)}") from None
     except yaml.YAMLError as exc:
@@ -81,7 +83,9 @@ def load_yaml_text(text: str, source: str) -> Any:
         raise ConfigError(f"YAML syntax error in {source}{_where(mark)}: {str(problem)[:200]}") from RefusedYaml()
     except (ValueError, TypeError, RecursionError, OverflowError) as exc:
         # int('1' * 5000) (Python's limit on digits), an unhashable key, lists nested thousands deep
-        raise ConfigError(f"{source}: cannot read this YAML ({str(exc).split(';')[0][:100] or type(exc).__name__})") from None
+        raise ConfigError(
+            f"{source}: cannot read this YAML ({str(exc).split(';')[0][:100] or type(exc).__name__})"
+        ) from None
 
 
 MAX_YAML_BYTES = 10**7

@@ -22,7 +22,7 @@ def preview(value: Any, limit: int = 80) -> str:
     else:
         try:
             text = _REPR.repr(value)
-        except Exception:  # noqa: BLE001 (a value whose repr fails is still a value to name)
+        except Exception:
             text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: max(limit - 3, 0)] + "..."
 

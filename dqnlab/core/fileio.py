@@ -8,6 +8,7 @@ no arbitrary unpickling.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -21,7 +22,6 @@ from typing import Any
 import torch
 
 from dqnlab.core.errors import DqnlabError, preview
-
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read the process umask (there is no getter) and put it back
@@ -51,10 +51,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
     _fsync_dir(path.parent)
 
@@ -118,13 +116,18 @@ def check_archive(path: str | Path, what: str) -> None:
                         pass
             except zipfile.BadZipFile as exc:
                 if "CRC" in str(exc):
-                    raise DqnlabError(f"{what} {path} is damaged (checksum mismatch in archive member {name})",
-                                      exit_code=1) from None
-                raise DqnlabError(f"{what} {path} is damaged (archive member {name}: {str(exc)[:100]})",
-                                  exit_code=1) from None
+                    raise DqnlabError(
+                        f"{what} {path} is damaged (checksum mismatch in archive member {name})", exit_code=1
+                    ) from None
+                raise DqnlabError(
+                    f"{what} {path} is damaged (archive member {name}: {str(exc)[:100]})", exit_code=1
+                ) from None
             except (EOFError, OSError, ValueError, NotImplementedError, RuntimeError, zlib.error) as exc:
-                raise DqnlabError(f"{what} {path} is damaged (archive member {name} cannot be read: "
-                                  f"{str(exc)[:100] or type(exc).__name__})", exit_code=1) from None
+                raise DqnlabError(
+                    f"{what} {path} is damaged (archive member {name} cannot be read: "
+                    f"{str(exc)[:100] or type(exc).__name__})",
+                    exit_code=1,
+                ) from None
 
 
 def safe_torch_load(path: str | Path, what: str) -> Any:

@@ -90,8 +90,12 @@ class CartPoleVectorEnv(_GymCartPoleVectorEnv):
         force_noise: float = 0.0,
         randomize: Mapping[str, Sequence[float]] | None = None,
     ):
-        super().__init__(num_envs=num_envs, max_episode_steps=max_episode_steps, render_mode=render_mode,
-                         sutton_barto_reward=sutton_barto_reward)
+        super().__init__(
+            num_envs=num_envs,
+            max_episode_steps=max_episode_steps,
+            render_mode=render_mode,
+            sutton_barto_reward=sutton_barto_reward,
+        )
         obs_dim = self.single_observation_space.shape[0]
         self.obs_sigma = check_sigma(obs_noise, obs_dim)
         if not 0.0 <= action_noise <= 1.0:
@@ -103,8 +107,10 @@ class CartPoleVectorEnv(_GymCartPoleVectorEnv):
         self.ranges = check_ranges(randomize)
         # The nominal constants (Gymnasium's scalar attributes) broadcast to one value per env.
         self.params = CartPoleParams(
-            **{name: np.full(num_envs, float(getattr(self, name))) for name in
-               ("gravity", "masscart", "masspole", "length", "force_mag", "tau")}
+            **{
+                name: np.full(num_envs, float(getattr(self, name)))
+                for name in ("gravity", "masscart", "masspole", "length", "force_mag", "tau")
+            }
         )
         self.perturb_rng = np.random.default_rng()
 
@@ -158,8 +164,10 @@ class CartPoleVectorEnv(_GymCartPoleVectorEnv):
         self.state = step_state(self.state, force, self.params, self.kinematics_integrator)
         x, _, theta, _ = self.state
         terminated = (
-            (x < -self.x_threshold) | (x > self.x_threshold)
-            | (theta < -self.theta_threshold_radians) | (theta > self.theta_threshold_radians)
+            (x < -self.x_threshold)
+            | (x > self.x_threshold)
+            | (theta < -self.theta_threshold_radians)
+            | (theta > self.theta_threshold_radians)
         )
         self.steps += 1
         truncated = self.steps >= self.max_episode_steps
@@ -198,4 +206,6 @@ class CartPoleVectorEnv(_GymCartPoleVectorEnv):
 
     def set_extra_state(self, saved: Mapping[str, Any]) -> None:
         self.perturb_rng.bit_generator.state = saved["perturb_rng"]
-        self.params = self.params.with_values(**{k: np.asarray(v, dtype=np.float64) for k, v in saved["params"].items()})
+        self.params = self.params.with_values(
+            **{k: np.asarray(v, dtype=np.float64) for k, v in saved["params"].items()}
+        )

@@ -17,8 +17,9 @@ DEFAULT_R = 0.1
 """Weight of the squared force (N^2) in the LQR cost."""
 
 
-def solve_dare(a: np.ndarray, b: np.ndarray, q: np.ndarray, r: np.ndarray,
-               tol: float = 1e-10, max_iter: int = 100_000) -> np.ndarray:
+def solve_dare(
+    a: np.ndarray, b: np.ndarray, q: np.ndarray, r: np.ndarray, tol: float = 1e-10, max_iter: int = 100_000
+) -> np.ndarray:
     """The stabilising solution P of the discrete algebraic Riccati equation
     P = A'PA - A'PB (R + B'PB)^-1 B'PA + Q, by fixed-point iteration of the Riccati difference
     equation from P = Q (it converges for (A, B) stabilisable and Q > 0). NumPy only: scipy is not
@@ -26,7 +27,7 @@ def solve_dare(a: np.ndarray, b: np.ndarray, q: np.ndarray, r: np.ndarray,
     p = q.astype(np.float64).copy()
     for _ in range(max_iter):
         bp = b.T @ p
-        gain = np.linalg.solve(r + bp @ b, bp @ a)          # (m, n)
+        gain = np.linalg.solve(r + bp @ b, bp @ a)  # (m, n)
         p_next = a.T @ p @ a - a.T @ p @ b @ gain + q
         p_next = (p_next + p_next.T) / 2  # keep it symmetric against rounding drift
         if np.max(np.abs(p_next - p)) <= tol * max(1.0, np.max(np.abs(p_next))):
@@ -42,8 +43,9 @@ def discrete_dynamics(params: CartPoleParams = DEFAULT_PARAMS) -> tuple[np.ndarr
     return np.eye(4) + tau * a, tau * b
 
 
-def lqr_gain(params: CartPoleParams = DEFAULT_PARAMS, q: tuple[float, ...] = DEFAULT_Q,
-             r: float = DEFAULT_R) -> np.ndarray:
+def lqr_gain(
+    params: CartPoleParams = DEFAULT_PARAMS, q: tuple[float, ...] = DEFAULT_Q, r: float = DEFAULT_R
+) -> np.ndarray:
     """The (4,) gain K minimising sum(s'Qs + r u^2) on the discretised linear model; u = -K s."""
     a, b = discrete_dynamics(params)
     qm, rm = np.diag(np.asarray(q, dtype=np.float64)), np.array([[float(r)]])

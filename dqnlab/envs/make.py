@@ -57,15 +57,21 @@ def make_vec_env(cfg: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
         with warnings.catch_warnings():
             # CartPole-v0's deprecation notice: v0 is a deliberate, supported target here.
             warnings.simplefilter("ignore")
-            envs = gym.make_vec(make_id, num_envs=num_envs, vectorization_mode=mode,
-                                **({"wrappers": wrappers} if wrappers else {}), **kwargs)
+            envs = gym.make_vec(
+                make_id,
+                num_envs=num_envs,
+                vectorization_mode=mode,
+                **({"wrappers": wrappers} if wrappers else {}),
+                **kwargs,
+            )
     except gym.error.DependencyNotInstalled as exc:
         raise ConfigError(f"environment '{cfg.id}' needs an extra dependency: {exc}") from None
     except TypeError as exc:
         if not cfg.kwargs:
             raise
-        raise ConfigError(f"environment '{cfg.id}' does not accept env.kwargs {preview(cfg.kwargs)}: "
-                          f"{str(exc)[:200]}") from None
+        raise ConfigError(
+            f"environment '{cfg.id}' does not accept env.kwargs {preview(cfg.kwargs)}: {str(exc)[:200]}"
+        ) from None
     except ValueError as exc:  # raised by dqnlab's environments and wrappers for bad arguments
         raise ConfigError(f"environment '{cfg.id}': {str(exc)[:300]}") from None
     except gym.error.Error as exc:  # Gymnasium refusing the arguments (make_vec's own checks)
@@ -90,8 +96,10 @@ def _check_autoreset(envs: gym.vector.VectorEnv, env_id: str) -> None:
     if mode not in (gym.vector.AutoresetMode.NEXT_STEP, gym.vector.AutoresetMode.NEXT_STEP.value):
         envs.close()
         shown = getattr(mode, "value", mode)
-        raise ConfigError(f"environment '{env_id}' autoresets in mode {preview(shown, 40)}; dqnlab needs "
-                          f"{gym.vector.AutoresetMode.NEXT_STEP.value} (check env.kwargs)")
+        raise ConfigError(
+            f"environment '{env_id}' autoresets in mode {preview(shown, 40)}; dqnlab needs "
+            f"{gym.vector.AutoresetMode.NEXT_STEP.value} (check env.kwargs)"
+        )
 
 
 def _pixel_env(envs: gym.vector.VectorEnv, cfg: EnvConfig) -> gym.vector.VectorEnv:
@@ -120,11 +128,18 @@ def _perturbed_setup(cfg: EnvConfig, spec: gym.envs.registration.EnvSpec):
     """(spec or id, vectorization mode, wrappers, extra env kwargs) that apply cfg's perturbations."""
     vector_env = _CARTPOLE_VECTOR_ENVS.get(spec.entry_point) if isinstance(spec.entry_point, str) else None
     if vector_env is not None:
-        perturb = {"obs_noise": cfg.obs_noise, "action_noise": cfg.action_noise,
-                   "force_noise": cfg.force_noise, "randomize": cfg.randomize.ranges()}
+        perturb = {
+            "obs_noise": cfg.obs_noise,
+            "action_noise": cfg.action_noise,
+            "force_noise": cfg.force_noise,
+            "randomize": cfg.randomize.ranges(),
+        }
         return dataclasses.replace(spec, vector_entry_point=vector_env), "vector_entry_point", [], perturb
-    physics = [name for name, on in (("env.force_noise", cfg.force_noise > 0),
-                                     ("env.randomize", bool(cfg.randomize.ranges()))) if on]
+    physics = [
+        name
+        for name, on in (("env.force_noise", cfg.force_noise > 0), ("env.randomize", bool(cfg.randomize.ranges())))
+        if on
+    ]
     if physics:
         raise ConfigError(
             f"{' and '.join(physics)}: only for CartPole-style environments (CartPole-v0, CartPole-v1, "
@@ -154,15 +169,11 @@ def check_spaces(envs: gym.vector.VectorEnv, env_id: str) -> tuple[tuple[int, ..
     act = envs.single_action_space
     obs = envs.single_observation_space
     if not isinstance(act, spaces.Discrete):
-        raise ConfigError(
-            f"environment '{env_id}' has a {type(act).__name__} action space; DQN needs a Discrete one"
-        )
+        raise ConfigError(f"environment '{env_id}' has a {type(act).__name__} action space; DQN needs a Discrete one")
     if isinstance(envs, PixelVectorEnv):  # frame stacks (K * C, H, W), made by dqnlab itself
         return tuple(obs.shape), int(act.n)
     if not isinstance(obs, spaces.Box) or len(obs.shape) != 1:
-        raise ConfigError(
-            f"environment '{env_id}' has observation space {obs}; this agent needs a flat Box (vector)"
-        )
+        raise ConfigError(f"environment '{env_id}' has observation space {obs}; this agent needs a flat Box (vector)")
     if int(act.start) != 0:
         raise ConfigError(f"environment '{env_id}' has actions starting at {act.start}; expected 0")
     return tuple(obs.shape), int(act.n)

@@ -47,7 +47,7 @@ class CartPoleParams:
     def polemass_length(self) -> ArrayLike:
         return self.masspole * self.length
 
-    def with_values(self, **values: ArrayLike) -> "CartPoleParams":
+    def with_values(self, **values: ArrayLike) -> CartPoleParams:
         """A copy with some constants replaced (the derived quantities follow automatically)."""
         return replace(self, **values)
 
@@ -75,8 +75,9 @@ def accelerations(state: np.ndarray, force: ArrayLike, p: CartPoleParams) -> tup
     return xacc, thetaacc
 
 
-def step_state(state: np.ndarray, force: ArrayLike, p: CartPoleParams = DEFAULT_PARAMS,
-               integrator: Integrator = "euler") -> np.ndarray:
+def step_state(
+    state: np.ndarray, force: ArrayLike, p: CartPoleParams = DEFAULT_PARAMS, integrator: Integrator = "euler"
+) -> np.ndarray:
     """The state one step of `p.tau` seconds later: (4, N) -> (4, N) float64 (or (4,) -> (4,)).
 
     Explicit Euler moves the positions with the OLD velocities (Gymnasium's default);
@@ -109,14 +110,16 @@ def linearized_dynamics(p: CartPoleParams = DEFAULT_PARAMS) -> tuple[np.ndarray,
     """
     m, mass, length, g = float(p.masspole), float(p.total_mass), float(p.length), float(p.gravity)
     denom = length * (4.0 / 3.0 - m / mass)
-    a_theta = g / denom            # d theta_acc / d theta
+    a_theta = g / denom  # d theta_acc / d theta
     b_theta = -1.0 / (mass * denom)  # d theta_acc / d F
     pml = m * length
-    a = np.array([
-        [0.0, 1.0, 0.0, 0.0],
-        [0.0, 0.0, -pml * a_theta / mass, 0.0],
-        [0.0, 0.0, 0.0, 1.0],
-        [0.0, 0.0, a_theta, 0.0],
-    ])
+    a = np.array(
+        [
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, -pml * a_theta / mass, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+            [0.0, 0.0, a_theta, 0.0],
+        ]
+    )
     b = np.array([[0.0], [1.0 / mass - pml * b_theta / mass], [0.0], [b_theta]])
     return a, b

@@ -73,8 +73,7 @@ def tolerance(d: np.ndarray | float, margin: float) -> np.ndarray:
     return 0.1 ** ((np.asarray(d, dtype=np.float64) / margin) ** 2)
 
 
-def target_reward(theta: np.ndarray, theta_dot: np.ndarray, offset: np.ndarray,
-                  margin: float = 0.5) -> np.ndarray:
+def target_reward(theta: np.ndarray, theta_dot: np.ndarray, offset: np.ndarray, margin: float = 0.5) -> np.ndarray:
     """Per-step reward in [0, 1] (formula in the module docstring; `margin` is centered's),
     batched: (N,) x3 -> (N,)."""
     upright = (1.0 + np.cos(theta)) / 2.0
@@ -83,8 +82,9 @@ def target_reward(theta: np.ndarray, theta_dot: np.ndarray, offset: np.ndarray,
     return upright * centered * still
 
 
-def _check_task_args(target_range: Sequence[float], move_prob: float, move_every: int | None,
-                     margin: float) -> tuple[float, float]:
+def _check_task_args(
+    target_range: Sequence[float], move_prob: float, move_every: int | None, margin: float
+) -> tuple[float, float]:
     if not 0.0 < margin < float("inf"):
         raise ValueError(f"margin must be a finite distance > 0, got {margin}")
     lo, hi = (float(v) for v in target_range)
@@ -111,8 +111,14 @@ class CartPoleTargetEnv(gym.Env[np.ndarray, int]):
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}
 
-    def __init__(self, target_range: Sequence[float] = (-1.5, 1.5), move_prob: float = 0.0,
-                 move_every: int | None = None, margin: float = 0.5, render_mode: str | None = None):
+    def __init__(
+        self,
+        target_range: Sequence[float] = (-1.5, 1.5),
+        move_prob: float = 0.0,
+        move_every: int | None = None,
+        margin: float = 0.5,
+        render_mode: str | None = None,
+    ):
         self.target_low, self.target_high = _check_task_args(target_range, move_prob, move_every, margin)
         self.margin = float(margin)
         self.move_prob = float(move_prob)
@@ -141,8 +147,14 @@ class CartPoleTargetEnv(gym.Env[np.ndarray, int]):
 
     @property
     def params(self) -> CartPoleParams:
-        return CartPoleParams(gravity=self.gravity, masscart=self.masscart, masspole=self.masspole,
-                              length=self.length, force_mag=self.force_mag, tau=self.tau)
+        return CartPoleParams(
+            gravity=self.gravity,
+            masscart=self.masscart,
+            masspole=self.masspole,
+            length=self.length,
+            force_mag=self.force_mag,
+            tau=self.tau,
+        )
 
     def _obs(self) -> np.ndarray:
         return np.append(self.state, self.state[0] - self.target).astype(np.float32)
@@ -168,7 +180,8 @@ class CartPoleTargetEnv(gym.Env[np.ndarray, int]):
         info = self._info(terminated)
         # Move after scoring the step: the next observation shows the new target.
         if (self.move_every is not None and self._steps % self.move_every == 0) or (
-                self.move_prob > 0 and self.np_random.random() < self.move_prob):
+            self.move_prob > 0 and self.np_random.random() < self.move_prob
+        ):
             self.target = float(self.np_random.uniform(self.target_low, self.target_high))
         if self.render_mode == "human":
             self.render()
@@ -198,7 +211,7 @@ class CartPoleTargetEnv(gym.Env[np.ndarray, int]):
             width = frame.shape[1]
             col = int(round((self.target / (2 * self.x_threshold) + 0.5) * width))
             frame = frame.copy()
-            frame[:, max(col - 1, 0):min(col + 1, width)] = (220, 40, 40)
+            frame[:, max(col - 1, 0) : min(col + 1, width)] = (220, 40, 40)
         return frame
 
     def close(self):
@@ -211,10 +224,18 @@ class CartPoleTargetVectorEnv(CartPoleVectorEnv):
     """The NumPy-vectorised version, with NEXT_STEP autoreset and the perturbations of
     dqnlab.envs.cartpole_vec.CartPoleVectorEnv (obs_noise then has 5 values, or one for all)."""
 
-    def __init__(self, num_envs: int = 1, max_episode_steps: int = MAX_EPISODE_STEPS,
-                 render_mode: str | None = None, target_range: Sequence[float] = (-1.5, 1.5),
-                 move_prob: float = 0.0, move_every: int | None = None, margin: float = 0.5,
-                 obs_noise: float | Sequence[float] = 0.0, **perturbations: Any):
+    def __init__(
+        self,
+        num_envs: int = 1,
+        max_episode_steps: int = MAX_EPISODE_STEPS,
+        render_mode: str | None = None,
+        target_range: Sequence[float] = (-1.5, 1.5),
+        move_prob: float = 0.0,
+        move_every: int | None = None,
+        margin: float = 0.5,
+        obs_noise: float | Sequence[float] = 0.0,
+        **perturbations: Any,
+    ):
         self.target_low, self.target_high = _check_task_args(target_range, move_prob, move_every, margin)
         self.margin = float(margin)
         self.move_prob = float(move_prob)
@@ -222,8 +243,9 @@ class CartPoleTargetVectorEnv(CartPoleVectorEnv):
         self.targets = np.zeros(num_envs)
         self._offsets = np.zeros((WINDOW, num_envs))  # ring buffer of |x - target|, row = step % WINDOW
         self._success = np.zeros(num_envs, dtype=bool)
-        super().__init__(num_envs=num_envs, max_episode_steps=max_episode_steps, render_mode=render_mode,
-                         **perturbations)
+        super().__init__(
+            num_envs=num_envs, max_episode_steps=max_episode_steps, render_mode=render_mode, **perturbations
+        )
         self.single_observation_space = _observation_space(self.target_low, self.target_high)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.obs_sigma = check_sigma(obs_noise, 5)
@@ -258,8 +280,12 @@ class CartPoleTargetVectorEnv(CartPoleVectorEnv):
         return {"success": self._success.copy(), "mean_abs_offset_last_100": mean}
 
     def extra_state(self) -> dict[str, Any]:
-        return {**super().extra_state(), "targets": self.targets.copy(), "offsets": self._offsets.copy(),
-                "success": self._success.copy()}
+        return {
+            **super().extra_state(),
+            "targets": self.targets.copy(),
+            "offsets": self._offsets.copy(),
+            "success": self._success.copy(),
+        }
 
     def set_extra_state(self, saved) -> None:
         super().set_extra_state(saved)

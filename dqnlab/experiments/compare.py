@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from dqnlab.config import RunConfig, build_config
+from dqnlab.config.presets import PRESETS
 from dqnlab.core.errors import ConfigError
 from dqnlab.core.fileio import atomic_write_json, atomic_write_text
-from dqnlab.config.presets import PRESETS
-from dqnlab.experiments.runs import PlannedRun, seeded, train_runs
-from dqnlab.runtime.rundir import open_output_folder
-from dqnlab.experiments.stats import summarize
 from dqnlab.core.stopping import catch_stop_signals
+from dqnlab.experiments.runs import PlannedRun, seeded, train_runs
+from dqnlab.experiments.stats import summarize
+from dqnlab.runtime.rundir import open_output_folder
 from dqnlab.viz.compare_figure import write_compare_figure
 
 COMPARE_JSON = "compare.json"
@@ -75,17 +75,25 @@ def solve_point(run_dir: Path, summary: dict[str, Any]) -> tuple[int | None, flo
         return None, None
     m = read_run_metrics(run_dir)
     with np.errstate(invalid="ignore"):  # NaN (not recorded) never counts as a solve
-        hit = np.flatnonzero(m.eval_success >= success_threshold if success_threshold is not None
-                             else m.eval_mean >= threshold)
+        hit = np.flatnonzero(
+            m.eval_success >= success_threshold if success_threshold is not None else m.eval_mean >= threshold
+        )
     if not len(hit):
         return None, None
     return int(m.eval_step[hit[0]]), float(m.eval_wall[hit[0]])
 
 
 @catch_stop_signals()  # a signal before the runs start still stops them from starting
-def compare(configs: list[tuple[str, RunConfig]], seeds: list[int], out: str | Path, workers: int | None = None,
-            on_result: Callable[[str, dict[str, Any]], None] | None = None, *, backend: str = "local",
-            ray_address: str | None = None) -> dict[str, Any]:
+def compare(
+    configs: list[tuple[str, RunConfig]],
+    seeds: list[int],
+    out: str | Path,
+    workers: int | None = None,
+    on_result: Callable[[str, dict[str, Any]], None] | None = None,
+    *,
+    backend: str = "local",
+    ray_address: str | None = None,
+) -> dict[str, Any]:
     """Train every (label, config) on every seed (all runs share one pool of `workers`, or one Ray
     cluster: see dqnlab.experiments.fanout), skipping runs already finished in `out`; write compare.json,
     compare.md and curves.png; return the comparison."""
@@ -99,11 +107,20 @@ def compare(configs: list[tuple[str, RunConfig]], seeds: list[int], out: str | P
         lock.release()
 
 
-def _compare(configs: list[tuple[str, RunConfig]], seeds: list[int], root: Path, workers: int | None,
-             on_result: Callable[[str, dict[str, Any]], None] | None, backend: str,
-             ray_address: str | None) -> dict[str, Any]:
-    runs = [PlannedRun((label, seed), seeded(cfg, seed), root / label / f"seed-{seed}")
-             for label, cfg in configs for seed in seeds]
+def _compare(
+    configs: list[tuple[str, RunConfig]],
+    seeds: list[int],
+    root: Path,
+    workers: int | None,
+    on_result: Callable[[str, dict[str, Any]], None] | None,
+    backend: str,
+    ray_address: str | None,
+) -> dict[str, Any]:
+    runs = [
+        PlannedRun((label, seed), seeded(cfg, seed), root / label / f"seed-{seed}")
+        for label, cfg in configs
+        for seed in seeds
+    ]
     report = None if on_result is None else (lambda key, summary: on_result(key[0], summary))
     rows = train_runs(runs, workers, report, backend=backend, ray_address=ray_address)
     result = {"seeds": list(seeds), "entries": []}
@@ -114,10 +131,30 @@ def _compare(configs: list[tuple[str, RunConfig]], seeds: list[int], root: Path,
             steps, seconds = (None, None)
             if s.get("status") == "finished":
                 steps, seconds = solve_point(root / label / f"seed-{seed}", s)
-            per_seed.append({**{k: s.get(k) for k in ("seed", "status", "solved", "eval_mean", "eval_mean_length",
-                                                      "env_steps", "episodes", "train_seconds", "threshold",
-                                                      "success_threshold", "stop_reason", "error", "success_rate")},
-                             "steps_to_solve": steps, "seconds_to_solve": seconds})
+            per_seed.append(
+                {
+                    **{
+                        k: s.get(k)
+                        for k in (
+                            "seed",
+                            "status",
+                            "solved",
+                            "eval_mean",
+                            "eval_mean_length",
+                            "env_steps",
+                            "episodes",
+                            "train_seconds",
+                            "threshold",
+                            "success_threshold",
+                            "stop_reason",
+                            "error",
+                            "success_rate",
+                        )
+                    },
+                    "steps_to_solve": steps,
+                    "seconds_to_solve": seconds,
+                }
+            )
         result["entries"].append(entry_stats(label, cfg, per_seed))
     atomic_write_json(root / COMPARE_JSON, result)
     atomic_write_text(root / COMPARE_MD, format_table(result) + "\n")
@@ -153,8 +190,10 @@ def _f(x: float | None, fmt: str = "{:.1f}") -> str:
 
 def format_table(result: dict[str, Any]) -> str:
     """Markdown table: one row per entry."""
-    head = ("| preset | algo | env | solved | final eval median | IQM [95% CI] | reached threshold | "
-            "steps to solve (median) | s to solve (median) | train s (median) |")
+    head = (
+        "| preset | algo | env | solved | final eval median | IQM [95% CI] | reached threshold | "
+        "steps to solve (median) | s to solve (median) | train s (median) |"
+    )
     lines = [head, "|" + "---|" * 10]
     for e in result["entries"]:
         ev = e["eval_mean"]
@@ -165,16 +204,22 @@ def format_table(result: dict[str, Any]) -> str:
             + (f" ({e['failed']} failed)" if e["failed"] else "")
             + f" | {_f(ev and ev['median'])} | {iqm} | {e['reached_threshold']}/{e['runs']} | "
             f"{_f(st and st['median'], '{:.0f}')} | {_f(ss and ss['median'], '{:.2f}')} | "
-            f"{_f(ts and ts['median'], '{:.2f}')} |")
+            f"{_f(ts and ts['median'], '{:.2f}')} |"
+        )
     for e in result["entries"]:
         rates = [r["success_rate"] for r in e["per_seed"] if r.get("success_rate") is not None]
         if rates:
             goal = next((r["success_threshold"] for r in e["per_seed"] if r.get("success_threshold")), None)
-            lines.append(f"\n{e['label']}: task success rate per seed (final evaluation): "
-                         + ", ".join(f"{x:.0%}" for x in rates) + f"; median {float(np.median(rates)):.0%}"
-                         + ("" if goal is None else f" (solved here means a success rate of at least {goal:.0%})"))
+            lines.append(
+                f"\n{e['label']}: task success rate per seed (final evaluation): "
+                + ", ".join(f"{x:.0%}" for x in rates)
+                + f"; median {float(np.median(rates)):.0%}"
+                + ("" if goal is None else f" (solved here means a success rate of at least {goal:.0%})")
+            )
     lines.append("")
-    lines.append("solved: the delivered policy's final evaluation (100 fresh episodes) reached the threshold. "
-                 "Steps and seconds to solve: at the first evaluation during training that reached it "
-                 "(median over the seeds that did).")
+    lines.append(
+        "solved: the delivered policy's final evaluation (100 fresh episodes) reached the threshold. "
+        "Steps and seconds to solve: at the first evaluation during training that reached it "
+        "(median over the seeds that did)."
+    )
     return "\n".join(lines)

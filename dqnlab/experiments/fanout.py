@@ -53,7 +53,6 @@ from pathlib import Path
 from typing import Any
 
 from dqnlab.core.errors import ConfigError, DqnlabError, Interrupted
-from dqnlab.runtime.resources import usable_cores
 from dqnlab.core.stopping import (
     STOP_SIGNALS,
     catch_stop_signals,
@@ -61,6 +60,7 @@ from dqnlab.core.stopping import (
     signals_received,
     stop_signal,
 )
+from dqnlab.runtime.resources import usable_cores
 
 BACKENDS = ("local", "ray")
 RAY_INSTALL_HINT = "the ray backend needs Ray: pip install 'dqnlab[ray]'"
@@ -108,8 +108,7 @@ def default_workers() -> int:
 
 def failed_summary(job: RunJob, error: str) -> dict[str, Any]:
     """What `record` receives for a run that did not finish."""
-    return {"seed": job.config.get("seed"), "run_dir": job.run_dir, "status": "failed", "error": error,
-            "solved": False}
+    return {"seed": job.config.get("seed"), "run_dir": job.run_dir, "status": "failed", "error": error, "solved": False}
 
 
 def train_job(job: RunJob) -> tuple[Hashable, dict[str, Any]]:
@@ -129,7 +128,7 @@ def train_job(job: RunJob) -> tuple[Hashable, dict[str, Any]]:
             return job.key, exc.summary
         except DqnlabError as exc:
             error = str(exc)
-        except Exception as exc:  # noqa: BLE001 (contained: reported as this run's failure)
+        except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
     return job.key, failed_summary(job, error)
 
@@ -148,14 +147,22 @@ def check_backend(backend: str, ray_address: str | None = None, workers: int | N
         raise ConfigError("--ray-address needs --backend ray")
     cores = default_workers()
     if workers is not None and ray_address is None and workers > WORKERS_PER_CORE * cores:
-        raise ConfigError(f"--workers {workers} is more than {WORKERS_PER_CORE} per core on this machine "
-                          f"({cores} usable); use at most {WORKERS_PER_CORE * cores}")
+        raise ConfigError(
+            f"--workers {workers} is more than {WORKERS_PER_CORE} per core on this machine "
+            f"({cores} usable); use at most {WORKERS_PER_CORE * cores}"
+        )
     if backend == "ray":
         _import_ray()
 
 
-def run_jobs(jobs: Sequence[RunJob | Sequence[Any]], workers: int | None, record: Record, *,
-             backend: str = "local", ray_address: str | None = None) -> None:
+def run_jobs(
+    jobs: Sequence[RunJob | Sequence[Any]],
+    workers: int | None,
+    record: Record,
+    *,
+    backend: str = "local",
+    ray_address: str | None = None,
+) -> None:
     """Train every job on `backend`, at most `workers` at a time (local, or a local Ray instance),
     calling record(key, summary) in this process as each finishes. A stop signal (see the module
     docstring) raises RunsInterrupted once every run under way has stopped and reported."""
@@ -356,9 +363,12 @@ def _worker_main(conn: Connection, parent_pid: int) -> None:
                 return  # the parent is gone
             try:
                 job = pickle.loads(data)
-            except Exception as exc:  # noqa: BLE001 (a job this process cannot read: that run's failure)
-                reply: _Reply = (None, f"cannot read the job in a worker process: {type(exc).__name__}: {exc}",
-                                stop_signal())
+            except Exception as exc:
+                reply: _Reply = (
+                    None,
+                    f"cannot read the job in a worker process: {type(exc).__name__}: {exc}",
+                    stop_signal(),
+                )
             else:
                 if job is None:
                     return
@@ -423,7 +433,7 @@ def _ray_init(ray, workers: int | None, address: str | None) -> None:
         kwargs["address"] = address
     try:
         ray.init(**kwargs)
-    except Exception as exc:  # noqa: BLE001 (Ray raises ConnectionError, RuntimeError, ValueError...)
+    except Exception as exc:
         where = f"the Ray cluster at '{address}'" if address else "a local Ray instance"
         first_line = (str(exc).strip().splitlines() or [""])[0]
         raise DqnlabError(f"cannot start or reach {where}: {type(exc).__name__}: {first_line}", exit_code=1) from None

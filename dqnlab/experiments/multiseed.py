@@ -10,12 +10,12 @@ from typing import Any
 
 from dqnlab.config import RunConfig
 from dqnlab.core.errors import ConfigError, preview
+from dqnlab.core.fileio import atomic_write_json
+from dqnlab.core.stopping import catch_stop_signals
 from dqnlab.experiments.fanout import check_backend
 from dqnlab.experiments.runs import PlannedRun, seeded, train_runs
-from dqnlab.core.fileio import atomic_write_json
-from dqnlab.runtime.rundir import check_path_text, open_output_folder
 from dqnlab.experiments.stats import summarize
-from dqnlab.core.stopping import catch_stop_signals
+from dqnlab.runtime.rundir import check_path_text, open_output_folder
 
 SEEDS_SUMMARY_FILE = "seeds_summary.json"
 MAX_SEEDS = 10_000
@@ -41,8 +41,16 @@ def parse_seeds(text: str) -> list[int]:
 
 
 @catch_stop_signals()  # a signal before the runs start still stops them from starting
-def run_seeds(cfg: RunConfig, seeds: list[int], root: str | Path, workers: int | None = None,
-              on_result=None, *, backend: str = "local", ray_address: str | None = None) -> dict[str, Any]:
+def run_seeds(
+    cfg: RunConfig,
+    seeds: list[int],
+    root: str | Path,
+    workers: int | None = None,
+    on_result=None,
+    *,
+    backend: str = "local",
+    ray_address: str | None = None,
+) -> dict[str, Any]:
     """Train `cfg` once per seed into root/seed-<k> (in parallel, on `backend`: see dqnlab.experiments.fanout),
     then write and return the aggregate summary (root/seeds_summary.json)."""
     check_backend(backend, ray_address, workers)  # before the output folder is created
@@ -56,8 +64,9 @@ def run_seeds(cfg: RunConfig, seeds: list[int], root: str | Path, workers: int |
         lock.release()
 
 
-def _run_seeds(cfg: RunConfig, seeds: list[int], root: Path, workers: int | None, on_result, backend: str,
-               ray_address: str | None) -> dict[str, Any]:
+def _run_seeds(
+    cfg: RunConfig, seeds: list[int], root: Path, workers: int | None, on_result, backend: str, ray_address: str | None
+) -> dict[str, Any]:
     runs = [PlannedRun(s, seeded(cfg, s), root / f"seed-{s}") for s in seeds]
     report = None if on_result is None else (lambda _seed, summary: on_result(summary))
     by_seed = train_runs(runs, workers, report, backend=backend, ray_address=ray_address)
@@ -76,9 +85,24 @@ def aggregate(rows: list[dict[str, Any]], cfg: RunConfig | None = None) -> dict[
         "failed": len(rows) - len(ok),
         "solved": sum(bool(r.get("solved")) for r in rows),
         "solve_rate": sum(bool(r.get("solved")) for r in rows) / len(rows) if rows else 0.0,
-        "per_seed": [{k: r.get(k) for k in ("seed", "solved", "eval_mean", "eval_std", "env_steps",
-                                            "steps_to_threshold", "train_seconds", "run_dir", "status", "error")}
-                     for r in rows],
+        "per_seed": [
+            {
+                k: r.get(k)
+                for k in (
+                    "seed",
+                    "solved",
+                    "eval_mean",
+                    "eval_std",
+                    "env_steps",
+                    "steps_to_threshold",
+                    "train_seconds",
+                    "run_dir",
+                    "status",
+                    "error",
+                )
+            }
+            for r in rows
+        ],
     }
     if ok:
         out["eval_mean"] = summarize([r["eval_mean"] for r in ok])
@@ -93,13 +117,17 @@ def format_seeds_table(summary: dict[str, Any]) -> str:
         if r.get("status") != "finished":
             lines.append(f"{r['seed']:>4}  failed: {r.get('error')}")
             continue
-        lines.append(f"{r['seed']:>4}  {'yes' if r['solved'] else 'no':>6}  {r['eval_mean']:>9.1f}  "
-                     f"{r['env_steps']:>9}  {r['train_seconds']:>7.2f}")
+        lines.append(
+            f"{r['seed']:>4}  {'yes' if r['solved'] else 'no':>6}  {r['eval_mean']:>9.1f}  "
+            f"{r['env_steps']:>9}  {r['train_seconds']:>7.2f}"
+        )
     lines.append("")
     lines.append(f"solved {summary['solved']}/{summary['runs']}")
     if "eval_mean" in summary:
         e, s, t = summary["eval_mean"], summary["env_steps"], summary["train_seconds"]
-        lines.append(f"eval mean: median {e['median']:.1f}, IQM {e['iqm']:.1f} "
-                     f"[95% CI {e['iqm_ci_low']:.1f}, {e['iqm_ci_high']:.1f}]")
+        lines.append(
+            f"eval mean: median {e['median']:.1f}, IQM {e['iqm']:.1f} "
+            f"[95% CI {e['iqm_ci_low']:.1f}, {e['iqm_ci_high']:.1f}]"
+        )
         lines.append(f"env steps: median {s['median']:.0f}; train seconds: median {t['median']:.2f}")
     return "\n".join(lines)

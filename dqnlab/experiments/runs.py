@@ -50,9 +50,14 @@ def run_state(run_dir: Path, cfg: RunConfig) -> tuple[str, dict | None]:
     return "resume", None
 
 
-
-def train_runs(runs: list[PlannedRun], workers: int | None, on_result: Callable[[Hashable, dict[str, Any]], None] | None,
-               *, backend: str = "local", ray_address: str | None = None) -> dict[Hashable, dict[str, Any]]:
+def train_runs(
+    runs: list[PlannedRun],
+    workers: int | None,
+    on_result: Callable[[Hashable, dict[str, Any]], None] | None,
+    *,
+    backend: str = "local",
+    ray_address: str | None = None,
+) -> dict[Hashable, dict[str, Any]]:
     """Train every planned run that has not finished (new ones started, cut-off ones resumed), at
     most `workers` at a time on `backend`; return every run's summary by key. `on_result(key,
     summary)` is called for each run trained now, as it finishes."""

@@ -21,8 +21,13 @@ def iqm(values: Sequence[float]) -> float:
     return float((weights * x).sum() / weights.sum())
 
 
-def bootstrap_ci(values: Sequence[float], statistic: Callable[[Sequence[float]], float] = iqm,
-                 confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence[float],
+    statistic: Callable[[Sequence[float]], float] = iqm,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Percentile bootstrap interval of `statistic` over resamples of `values` with replacement."""
     x = np.asarray(values, dtype=np.float64)
     rng = np.random.default_rng(seed)
@@ -35,5 +40,13 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
     """median, IQM with its 95% bootstrap interval, mean, min, max."""
     x = np.asarray(values, dtype=np.float64)
     lo, hi = bootstrap_ci(x)
-    return {"median": float(np.median(x)), "iqm": iqm(x), "iqm_ci_low": lo, "iqm_ci_high": hi,
-            "mean": float(x.mean()), "min": float(x.min()), "max": float(x.max()), "n": int(len(x))}
+    return {
+        "median": float(np.median(x)),
+        "iqm": iqm(x),
+        "iqm_ci_low": lo,
+        "iqm_ci_high": hi,
+        "mean": float(x.mean()),
+        "min": float(x.min()),
+        "max": float(x.max()),
+        "n": int(len(x)),
+    }

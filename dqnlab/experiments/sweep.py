@@ -54,15 +54,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dqnlab.config.overrides import apply_dotted
 from dqnlab.config import RunConfig, build_config, config_to_yaml, load_yaml_file, validate_config
+from dqnlab.config.overrides import apply_dotted
 from dqnlab.core.errors import ConfigError, DqnlabError, preview
-from dqnlab.experiments.fanout import RunsInterrupted, backend_session, check_backend, default_workers
 from dqnlab.core.fileio import atomic_write_text
-from dqnlab.experiments.runs import PlannedRun, seeded, train_runs
-from dqnlab.runtime.rundir import open_output_folder
-from dqnlab.experiments.stats import iqm
 from dqnlab.core.stopping import catch_stop_signals, stop_signal
+from dqnlab.experiments.fanout import RunsInterrupted, backend_session, check_backend, default_workers
+from dqnlab.experiments.runs import PlannedRun, seeded, train_runs
+from dqnlab.experiments.stats import iqm
+from dqnlab.runtime.rundir import open_output_folder
 
 STUDY_DB = "study.db"
 TRIALS_CSV = "trials.csv"
@@ -126,8 +126,13 @@ class SearchSpace:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, used to refuse resuming a study with a different search space."""
-        return {"preset": self.preset, "config": self.config_file, "fixed": self.fixed,
-                "params": {p.key: p.as_dict() for p in self.params}, "enqueue": list(self.enqueue)}
+        return {
+            "preset": self.preset,
+            "config": self.config_file,
+            "fixed": self.fixed,
+            "params": {p.key: p.as_dict() for p in self.params},
+            "enqueue": list(self.enqueue),
+        }
 
 
 MAX_MAGNITUDE = 1e18
@@ -144,8 +149,9 @@ def _number(value: Any, what: str) -> float:
     if isinstance(value, int) and abs(value) > MAX_MAGNITUDE:  # before float(): a 400-digit int overflows it
         raise ConfigError(f"{what} must be at most {MAX_MAGNITUDE:.0e} in magnitude, got {preview(value)}")
     if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
-        raise ConfigError(f"{what} must be a finite number of magnitude at most {MAX_MAGNITUDE:.0e}, "
-                          f"got {preview(value)}")
+        raise ConfigError(
+            f"{what} must be a finite number of magnitude at most {MAX_MAGNITUDE:.0e}, got {preview(value)}"
+        )
     if value != 0 and abs(value) < sys.float_info.min:
         # subnormal: log scale and Optuna's arithmetic lose all precision down there
         raise ConfigError(f"{what} is too close to 0 ({value!r}); use 0 or at least {sys.float_info.min:.1e}")
@@ -156,16 +162,16 @@ def parse_param(key: str, spec: Any) -> ParamSpec:
     """One `params` entry -> ParamSpec, or a one-line ConfigError naming the key."""
     where = f"search space: params.{preview(key, 60)[1:-1]}"
     if not isinstance(spec, dict):
-        raise ConfigError(f"{where} must be a mapping like {{type: float, low: 1e-4, high: 1e-2}}, "
-                          f"got {preview(spec)}")
+        raise ConfigError(f"{where} must be a mapping like {{type: float, low: 1e-4, high: 1e-2}}, got {preview(spec)}")
     kind = spec.get("type")
     if kind not in PARAM_TYPES:
         raise ConfigError(f"{where}: type must be one of {', '.join(PARAM_TYPES)}, got {preview(kind)}")
     allowed = {"type", "choices"} if kind == "categorical" else {"type", "low", "high", "log", "step"}
     extra = sorted(map(str, set(spec) - allowed))
     if extra:
-        raise ConfigError(f"{where}: unknown field {preview(extra[0], 40)} for type {kind} "
-                          f"(allowed: {', '.join(sorted(allowed))})")
+        raise ConfigError(
+            f"{where}: unknown field {preview(extra[0], 40)} for type {kind} (allowed: {', '.join(sorted(allowed))})"
+        )
     if kind == "categorical":
         choices = spec.get("choices")
         if not isinstance(choices, list) or not choices:
@@ -190,8 +196,10 @@ def parse_param(key: str, spec: Any) -> ParamSpec:
         if kind == "int" and step != int(step):
             raise ConfigError(f"{where}: an int step must be a whole number, got {step}")
         if (high - low) / step > MAX_GRID_POINTS:
-            raise ConfigError(f"{where}: step {step:g} cuts [{low:g}, {high:g}] into more than "
-                              f"{MAX_GRID_POINTS:.0e} values; use a larger step or log: true")
+            raise ConfigError(
+                f"{where}: step {step:g} cuts [{low:g}, {high:g}] into more than "
+                f"{MAX_GRID_POINTS:.0e} values; use a larger step or log: true"
+            )
     return ParamSpec(key, kind, low=low, high=high, log=log, step=step)
 
 
@@ -217,7 +225,9 @@ def load_search_space(path: str | Path) -> SearchSpace:
     allowed = {"preset", "config", "fixed", "params", "enqueue"}
     extra = sorted(set(data) - allowed)
     if extra:
-        raise ConfigError(f"search space {p}: unknown top-level key '{extra[0]}' (allowed: {', '.join(sorted(allowed))})")
+        raise ConfigError(
+            f"search space {p}: unknown top-level key '{extra[0]}' (allowed: {', '.join(sorted(allowed))})"
+        )
     preset, config = data.get("preset"), data.get("config")
     if preset is not None and not isinstance(preset, str):
         raise ConfigError(f"search space {p}: preset must be a preset name")
@@ -241,9 +251,13 @@ def load_search_space(path: str | Path) -> SearchSpace:
         unknown = sorted(set(e) - set(params))
         if unknown:
             raise ConfigError(f"search space {p}: enqueue names '{unknown[0]}', which is not a parameter")
-    space = SearchSpace(preset, config, {str(k): v for k, v in fixed.items()},
-                        tuple(parse_param(str(k), v) for k, v in params.items()),
-                        tuple({str(k): v for k, v in e.items()} for e in enqueue))
+    space = SearchSpace(
+        preset,
+        config,
+        {str(k): v for k, v in fixed.items()},
+        tuple(parse_param(str(k), v) for k, v in params.items()),
+        tuple({str(k): v for k, v in e.items()} for e in enqueue),
+    )
     base = base_config(space)
     lows = {s.key: range_ends(s)[0] for s in space.params}
     validate_config(apply_dotted(base, {**space.fixed, **lows}))
@@ -254,8 +268,10 @@ def load_search_space(path: str | Path) -> SearchSpace:
             try:
                 validate_config(apply_dotted(base, {**space.fixed, **lows, s.key: value}))
             except ConfigError as exc:
-                raise ConfigError(f"search space {p}: params.{preview(s.key, 60)[1:-1]} at {preview(value, 40)} "
-                                  f"makes an invalid config: {exc}") from None
+                raise ConfigError(
+                    f"search space {p}: params.{preview(s.key, 60)[1:-1]} at {preview(value, 40)} "
+                    f"makes an invalid config: {exc}"
+                ) from None
     for e in space.enqueue:
         validate_config(apply_dotted(base, {**space.fixed, **e}))
     return space
@@ -296,8 +312,6 @@ def run_cost(run_dir: Path, summary: dict[str, Any], total_steps: int) -> tuple[
     return seed_cost(steps, total_steps), steps
 
 
-
-
 # ---------------------------------------------------------------------------------------------
 # The study
 # ---------------------------------------------------------------------------------------------
@@ -326,8 +340,9 @@ def suggest(trial, space: SearchSpace) -> dict[str, Any]:
         if p.type == "float":
             values[p.key] = trial.suggest_float(p.key, p.low, p.high, log=p.log, step=p.step)
         elif p.type == "int":
-            values[p.key] = trial.suggest_int(p.key, int(p.low), int(p.high), log=p.log,
-                                              step=int(p.step) if p.step else 1)
+            values[p.key] = trial.suggest_int(
+                p.key, int(p.low), int(p.high), log=p.log, step=int(p.step) if p.step else 1
+            )
         else:
             choices, encoded = _encode_choices(p.choices)
             value = trial.suggest_categorical(p.key, choices)
@@ -379,10 +394,20 @@ class SweepResult:
 
 
 @catch_stop_signals()  # between trials too, a signal only sets the flag checked below
-def sweep(space: SearchSpace, trials: int, n_seeds: int | list[int], out: str | Path, *, storage: str | None = None,
-          study_name: str | None = None, workers: int | None = None, backend: str = "local",
-          ray_address: str | None = None, sampler_seed: int = 0,
-          on_event: Callable[[str], None] | None = None) -> SweepResult:
+def sweep(
+    space: SearchSpace,
+    trials: int,
+    n_seeds: int | list[int],
+    out: str | Path,
+    *,
+    storage: str | None = None,
+    study_name: str | None = None,
+    workers: int | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
+    sampler_seed: int = 0,
+    on_event: Callable[[str], None] | None = None,
+) -> SweepResult:
     """Run (or continue) the study until it holds `trials` trials; write trials.csv and best.yaml."""
     optuna = _import_optuna()
     check_backend(backend, ray_address, workers)
@@ -395,27 +420,55 @@ def sweep(space: SearchSpace, trials: int, n_seeds: int | list[int], out: str | 
     # folder's own study.db it has one writer.
     lock = open_output_folder(root, "sweep", shared=storage is not None)
     try:
-        return _sweep(optuna, space, trials, seeds, root, storage, study_name, workers, backend, ray_address,
-                      sampler_seed, on_event)
+        return _sweep(
+            optuna,
+            space,
+            trials,
+            seeds,
+            root,
+            storage,
+            study_name,
+            workers,
+            backend,
+            ray_address,
+            sampler_seed,
+            on_event,
+        )
     finally:
         lock.release()
 
 
-def _sweep(optuna, space: SearchSpace, trials: int, seeds: list[int], root: Path, storage: str | None,
-           study_name: str | None, workers: int | None, backend: str, ray_address: str | None, sampler_seed: int,
-           on_event: Callable[[str], None] | None) -> SweepResult:
+def _sweep(
+    optuna,
+    space: SearchSpace,
+    trials: int,
+    seeds: list[int],
+    root: Path,
+    storage: str | None,
+    study_name: str | None,
+    workers: int | None,
+    backend: str,
+    ray_address: str | None,
+    sampler_seed: int,
+    on_event: Callable[[str], None] | None,
+) -> SweepResult:
     storage = storage or f"sqlite:///{(root / STUDY_DB).resolve()}"
     name = study_name or DEFAULT_STUDY_NAME
     say = on_event or (lambda _msg: None)
     try:
         study = optuna.create_study(
-            storage=storage, study_name=name, direction="minimize", load_if_exists=True,
+            storage=storage,
+            study_name=name,
+            direction="minimize",
+            load_if_exists=True,
             # n_startup_trials: compare against a few complete trials before pruning anything
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0))
-    except Exception as exc:  # noqa: BLE001 (bad URL, unreachable database, missing driver, ...)
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
+        )
+    except Exception as exc:
         first_line = (str(exc).strip().splitlines() or [""])[0]
-        raise DqnlabError(f"cannot open the Optuna storage '{storage}': {type(exc).__name__}: {first_line}",
-                          exit_code=1) from None
+        raise DqnlabError(
+            f"cannot open the Optuna storage '{storage}': {type(exc).__name__}: {first_line}", exit_code=1
+        ) from None
     # A study records its seeds: 0..K-1 as the count K (as dqnlab 0.1.0 did), others as the list.
     recorded_seeds: int | list[int] = len(seeds) if seeds == list(range(len(seeds))) else seeds
     recorded = study.user_attrs.get("search_space")
@@ -425,8 +478,10 @@ def _sweep(optuna, space: SearchSpace, trials: int, seeds: list[int], root: Path
         for params in space.enqueue:  # in Optuna's terms: list-valued choices travel as JSON text
             study.enqueue_trial({k: json.dumps(v) if _encoded(space, k) else v for k, v in params.items()})
     elif recorded != json.loads(json.dumps(space.as_dict())) or study.user_attrs.get("seeds") != recorded_seeds:
-        raise DqnlabError(f"study '{name}' in {storage} was started with another search space or --seeds; "
-                          "use another --out, --storage or --study-name")
+        raise DqnlabError(
+            f"study '{name}' in {storage} was started with another search space or --seeds; "
+            "use another --out, --storage or --study-name"
+        )
     # Seeded by the study's size: reproducible, and a resumed sweep does not redraw earlier trials.
     study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + len(study.trials))
     chunk = workers or (len(seeds) if backend == "ray" and ray_address else default_workers())
@@ -452,8 +507,18 @@ def _sweep(optuna, space: SearchSpace, trials: int, seeds: list[int], root: Path
     return write_outputs(study, space, root)
 
 
-def _run_trial(optuna, study, trial, space: SearchSpace, seeds: list[int], root: Path, chunk: int,
-               backend: str, ray_address: str | None, say: Callable[[str], None]) -> None:
+def _run_trial(
+    optuna,
+    study,
+    trial,
+    space: SearchSpace,
+    seeds: list[int],
+    root: Path,
+    chunk: int,
+    backend: str,
+    ray_address: str | None,
+    say: Callable[[str], None],
+) -> None:
     try:
         params = suggest(trial, space)
         cfg = trial_config(space, params)
@@ -467,7 +532,7 @@ def _run_trial(optuna, study, trial, space: SearchSpace, seeds: list[int], root:
     solved_at: dict[int, int | None] = {}
     failures: list[str] = []
     for start in range(0, len(seeds), chunk):
-        part = seeds[start:start + chunk]
+        part = seeds[start : start + chunk]
         runs = [PlannedRun(seed, seeded(cfg, seed), trial_dir / f"seed-{seed}") for seed in part]
         summaries = train_runs(runs, len(runs), None, backend=backend, ray_address=ray_address)
         for seed in part:
@@ -490,8 +555,10 @@ def _run_trial(optuna, study, trial, space: SearchSpace, seeds: list[int], root:
     if failures:
         trial.set_user_attr("failed_runs", failures)
     study.tell(trial, score)
-    say(f"trial {trial.number}: score {score:.0f} ({sum(v is not None for v in solved_at.values())}/{len(seeds)} "
-        f"seeds reached the threshold){'; ' + str(len(failures)) + ' runs failed' if failures else ''}")
+    say(
+        f"trial {trial.number}: score {score:.0f} ({sum(v is not None for v in solved_at.values())}/{len(seeds)} "
+        f"seeds reached the threshold){'; ' + str(len(failures)) + ' runs failed' if failures else ''}"
+    )
 
 
 def write_outputs(study, space: SearchSpace, root: Path) -> SweepResult:
@@ -501,14 +568,24 @@ def write_outputs(study, space: SearchSpace, root: Path) -> SweepResult:
     keys = [p.key for p in space.params]
     rows = []
     for t in study.get_trials(deepcopy=False):
-        rows.append({"trial": t.number, "state": t.state.name, "score": t.value,
-                     "solved_seeds": t.user_attrs.get("solved_seeds"),
-                     **{k: json.dumps(v) if isinstance(v, list) else v
-                        for k, v in _decode_params(space, t.params).items()},
-                     "run_dir": str(root / f"trial-{t.number}"), "error": t.user_attrs.get("error")})
+        rows.append(
+            {
+                "trial": t.number,
+                "state": t.state.name,
+                "score": t.value,
+                "solved_seeds": t.user_attrs.get("solved_seeds"),
+                **{k: json.dumps(v) if isinstance(v, list) else v for k, v in _decode_params(space, t.params).items()},
+                "run_dir": str(root / f"trial-{t.number}"),
+                "error": t.user_attrs.get("error"),
+            }
+        )
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, ["trial", "state", "score", "solved_seeds", *keys, "run_dir", "error"],
-                            extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(
+        buf,
+        ["trial", "state", "score", "solved_seeds", *keys, "run_dir", "error"],
+        extrasaction="ignore",
+        lineterminator="\n",
+    )
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(root / TRIALS_CSV, buf.getvalue())
@@ -517,9 +594,11 @@ def write_outputs(study, space: SearchSpace, root: Path) -> SweepResult:
         return SweepResult(rows, None, root)
     best = min(complete, key=lambda t: (t.value, t.number))
     cfg = trial_config(space, _decode_params(space, best.params))
-    header = (f"# dqnlab sweep: best of {len(complete)} complete trials: trial {best.number}, score {best.value:.1f}\n"
-              f"# (IQM over seeds of env steps to the threshold; lower is better)\n"
-              f"# train it: dqnlab train --config {root / BEST_YAML} --seeds 100-119\n")
+    header = (
+        f"# dqnlab sweep: best of {len(complete)} complete trials: trial {best.number}, score {best.value:.1f}\n"
+        f"# (IQM over seeds of env steps to the threshold; lower is better)\n"
+        f"# train it: dqnlab train --config {root / BEST_YAML} --seeds 100-119\n"
+    )
     atomic_write_text(root / BEST_YAML, header + config_to_yaml(cfg))
     return SweepResult(rows, next(r for r in rows if r["trial"] == best.number), root)
 
@@ -529,14 +608,17 @@ def format_trials(result: SweepResult) -> str:
     lines = ["trial  state     score     solved  params"]
     for r in result.rows:
         score = "-" if r["score"] is None else f"{r['score']:.0f}"
-        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in r.items() if k not in ("trial", "state", "score", "solved_seeds", "run_dir",
-                                                              "error") and v is not None)
+        params = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in r.items()
+            if k not in ("trial", "state", "score", "solved_seeds", "run_dir", "error") and v is not None
+        )
         solved = "-" if r["solved_seeds"] is None else str(r["solved_seeds"])
         lines.append(f"{r['trial']:>5}  {r['state']:<8}  {score:>8}  {solved:>6}  {params}")
     if result.best:
-        lines.append(f"best: trial {result.best['trial']} (score {result.best['score']:.0f}); "
-                     f"config in {result.out / BEST_YAML}")
+        lines.append(
+            f"best: trial {result.best['trial']} (score {result.best['score']:.0f}); config in {result.out / BEST_YAML}"
+        )
     else:
         lines.append("no trial completed yet: no best.yaml")
     return "\n".join(lines)

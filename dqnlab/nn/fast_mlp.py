@@ -84,8 +84,9 @@ class Activations(NamedTuple):
 
 
 @torch.no_grad()
-def forward_keeping_activations(layers: list[nn.Linear], kind: str,
-                                x: torch.Tensor) -> tuple[torch.Tensor, Activations]:
+def forward_keeping_activations(
+    layers: list[nn.Linear], kind: str, x: torch.Tensor
+) -> tuple[torch.Tensor, Activations]:
     """The network's output, (B, out), and the activations ``backward`` reuses."""
     inputs = [x]
     pre = []

@@ -3,6 +3,8 @@ convolutional one for pixel observations (env.pixels)."""
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -32,9 +34,10 @@ class DuelingHead(nn.Module):
         return self.value(h) + adv - adv.mean(dim=1, keepdim=True)
 
 
-def build_q_network(cfg: NetworkConfig, obs_dim: int, n_actions: int) -> nn.Sequential:
+def build_mlp(cfg: NetworkConfig, obs_dim: int, n_actions: int) -> nn.Sequential:
     """Linear -> [BatchNorm] -> activation for each hidden size, then a linear head (or, with
-    ``cfg.dueling``, a DuelingHead).
+    ``cfg.dueling``, a DuelingHead): DQN's Q-network, and PPO's actor (logits) and critic
+    (n_actions 1).
 
     (batch, obs_dim) -> (batch, n_actions). The architecture is a function of `cfg` alone, so a
     saved state_dict loads into a network rebuilt from the same config. Initialisation draws
@@ -55,7 +58,7 @@ def build_q_network(cfg: NetworkConfig, obs_dim: int, n_actions: int) -> nn.Sequ
 
 def mlp_parameters(sizes: list[int]) -> int:
     """Weights and biases of an MLP with layer sizes [in, hidden..., out]."""
-    return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    return sum(a * b + b for a, b in itertools.pairwise(sizes))
 
 
 def q_network_parameters(cfg: NetworkConfig, obs_shape: tuple[int, ...], n_actions: int) -> int:
@@ -106,7 +109,7 @@ class PixelQNetwork(nn.Module):
             in_ch = out_ch
         self.conv = nn.Sequential(*layers)
         h, w = conv_output_hw(pix_cfg.height, pix_cfg.width, net_cfg.conv)
-        self.head = build_q_network(net_cfg, in_ch * h * w, n_actions)
+        self.head = build_mlp(net_cfg, in_ch * h * w, n_actions)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The convolutions' input for frames `x`. (B, K * C, H, W) -> (B, C', H, W)"""
@@ -123,15 +126,16 @@ class PixelQNetwork(nn.Module):
         return self.head(self.conv(self.features(x)).flatten(1))
 
 
-def seeded_q_network(cfg: NetworkConfig, obs_dim: int, n_actions: int, seed: int,
-                     pixels: PixelConfig | None = None) -> nn.Module:
-    """build_q_network (or, with `pixels` enabled, a PixelQNetwork) with its initialisation drawn
+def seeded_q_network(
+    cfg: NetworkConfig, obs_dim: int, n_actions: int, seed: int, pixels: PixelConfig | None = None
+) -> nn.Module:
+    """build_mlp (or, with `pixels` enabled, a PixelQNetwork) with its initialisation drawn
     from `seed`, leaving the global RNG untouched."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if pixels is not None and pixels.enabled:
             return PixelQNetwork(cfg, pixels, n_actions)
-        return build_q_network(cfg, obs_dim, n_actions)
+        return build_mlp(cfg, obs_dim, n_actions)
 
 
 def has_batch_norm(net: nn.Module) -> bool:

@@ -43,9 +43,21 @@ class Adam:
             # microseconds than the seven foreach calls below, which remain the fallback.
             kernel = torch._fused_adamw_ if self.weight_decay else torch._fused_adam_
             self._step_tensor.fill_(self.step_count)
-            kernel(self.params, grads, self.exp_avg, self.exp_avg_sq, [], [self._step_tensor] * len(self.params),
-                   lr=self.lr, beta1=beta1, beta2=beta2, weight_decay=self.weight_decay, eps=self.eps,
-                   amsgrad=False, maximize=False)
+            kernel(
+                self.params,
+                grads,
+                self.exp_avg,
+                self.exp_avg_sq,
+                [],
+                [self._step_tensor] * len(self.params),
+                lr=self.lr,
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=self.weight_decay,
+                eps=self.eps,
+                amsgrad=False,
+                maximize=False,
+            )
             return
         if self.weight_decay:
             torch._foreach_mul_(self.params, 1.0 - self.lr * self.weight_decay)
@@ -60,13 +72,17 @@ class Adam:
         torch._foreach_addcdiv_(self.params, self.exp_avg, denom, -self.lr / bias1)
 
     def state_dict(self) -> dict:
-        return {"step": self.step_count, "exp_avg": [t.clone() for t in self.exp_avg],
-                "exp_avg_sq": [t.clone() for t in self.exp_avg_sq]}
+        return {
+            "step": self.step_count,
+            "exp_avg": [t.clone() for t in self.exp_avg],
+            "exp_avg_sq": [t.clone() for t in self.exp_avg_sq],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.step_count = int(state["step"])
-        for dst, src in zip(self.exp_avg + self.exp_avg_sq, list(state["exp_avg"]) + list(state["exp_avg_sq"]),
-                            strict=True):
+        for dst, src in zip(
+            self.exp_avg + self.exp_avg_sq, list(state["exp_avg"]) + list(state["exp_avg_sq"]), strict=True
+        ):
             dst.copy_(src)
 
 

@@ -40,9 +40,12 @@ def read_run_checkpoint(run_path: Path, cfg: RunConfig) -> dict | None:
         raise DqnlabError(f"{ckpt_path} holds an invalid config ({exc})", exit_code=1) from None
     diff = first_difference({**saved.to_dict(), "total_steps": None}, {**cfg.to_dict(), "total_steps": None})
     if diff is not None:
-        raise DqnlabError(f"cannot resume {run_path}: its {CONFIG_FILE} differs from the config its checkpoint was "
-                          f"trained with ({diff}), so the resume would not be exact; put {CONFIG_FILE} back, or "
-                          "train a new run with the changed config", exit_code=1)
+        raise DqnlabError(
+            f"cannot resume {run_path}: its {CONFIG_FILE} differs from the config its checkpoint was "
+            f"trained with ({diff}), so the resume would not be exact; put {CONFIG_FILE} back, or "
+            "train a new run with the changed config",
+            exit_code=1,
+        )
     return checkpoint
 
 
@@ -68,11 +71,16 @@ def check_header(state: dict[str, Any], algo: str, run_dir: Path, metrics_size: 
         raise DqnlabError(
             f"checkpoint in {run_dir} has format version {preview(state.get('format_version'), 40)} for "
             f"algo {preview(state.get('algo'), 40)}; this dqnlab resumes version {CHECKPOINT_VERSION} for "
-            f"{algo!r}", exit_code=1)
+            f"{algo!r}",
+            exit_code=1,
+        )
     metrics_bytes = state.get("metrics_bytes")
     if not isinstance(metrics_bytes, int) or isinstance(metrics_bytes, bool) or not 0 <= metrics_bytes <= metrics_size:
-        raise DqnlabError(f"checkpoint in {run_dir} is damaged (metrics_bytes {preview(metrics_bytes, 40)} "
-                          f"is not a size within {METRICS_FILE}, {metrics_size} bytes)", exit_code=1)
+        raise DqnlabError(
+            f"checkpoint in {run_dir} is damaged (metrics_bytes {preview(metrics_bytes, 40)} "
+            f"is not a size within {METRICS_FILE}, {metrics_size} bytes)",
+            exit_code=1,
+        )
     return metrics_bytes
 
 

@@ -79,11 +79,15 @@ class EvalResult:
             "episodes": int(len(self.returns)),
             "mean_length": float(self.lengths.mean()),
             **({} if self.survived is None else {"survival": self.survival}),
-            **({} if self.max_abs_x is None else {
-                "max_abs_x_mean": float(self.max_abs_x.mean()),
-                "max_abs_x_max": float(self.max_abs_x.max()),
-                "final_abs_x_mean": float(self.final_abs_x.mean()),
-            }),
+            **(
+                {}
+                if self.max_abs_x is None
+                else {
+                    "max_abs_x_mean": float(self.max_abs_x.mean()),
+                    "max_abs_x_max": float(self.max_abs_x.max()),
+                    "final_abs_x_mean": float(self.final_abs_x.mean()),
+                }
+            ),
             **({} if self.success is None else {"success_rate": self.success_rate}),
             **({} if self.final_offset is None else {"mean_abs_offset_last_100": float(self.final_offset.mean())}),
         }

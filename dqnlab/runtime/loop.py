@@ -30,18 +30,19 @@ import torch
 from torch import nn
 
 from dqnlab.config import NetworkConfig, RunConfig
+from dqnlab.core.errors import ConfigError, DqnlabError, Interrupted
+from dqnlab.core.fileio import atomic_torch_save, atomic_write_json
+from dqnlab.core.stopping import catch_stop_signals, stop_requested, stop_signal
 from dqnlab.envs.make import check_spaces, make_vec_env
 from dqnlab.envs.state import capture_env_state, restore_env_state
-from dqnlab.core.errors import ConfigError, DqnlabError, Interrupted
-from dqnlab.runtime.evaluation import EvalResult, EvaluationStopped, Evaluator
-from dqnlab.core.fileio import atomic_torch_save, atomic_write_json
 from dqnlab.runtime.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, check_header, check_same_shapes
+from dqnlab.runtime.evaluation import EvalResult, EvaluationStopped, Evaluator
 from dqnlab.runtime.policy import POLICY_FILE, Policy
 from dqnlab.runtime.progress import Progress
 from dqnlab.runtime.rng import RngStreams
-from dqnlab.runtime.summary import run_summary
 from dqnlab.runtime.rundir import CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE, MetricsLog
-from dqnlab.core.stopping import catch_stop_signals, stop_requested, stop_signal
+from dqnlab.runtime.summary import run_summary
+
 
 class TrainingInterrupted(Interrupted):
     """SIGINT/SIGTERM arrived; a checkpoint was written and the summary marks the run interrupted."""
@@ -94,13 +95,13 @@ class TrainLoop:
         self.t_start = ctx.t_start
         progress = ctx.progress
         run_dir, envs = ctx.run_dir, ctx.envs
-        self.seeds = RngStreams.derive(cfg.seed)
+        self.streams = RngStreams.derive(cfg.seed)  # independent RNG seeds: env, explore, replay, ...
         self.evaluator = Evaluator(cfg.eval_env(), cfg.eval.max_envs)
         self.metrics = MetricsLog(run_dir / METRICS_FILE)
         self.show_progress = progress
 
         n = cfg.env.num_envs
-        self.obs, _ = envs.reset(seed=self.seeds.env)
+        self.obs, _ = envs.reset(seed=self.streams.env)
         self.prev_done = np.zeros(n, dtype=bool)
         self.ep_return = np.zeros(n, dtype=np.float64)
         self.ep_length = np.zeros(n, dtype=np.int64)
@@ -129,14 +130,17 @@ class TrainLoop:
         info of a first reset). Called before the run directory is touched, so that bad input
         never leaves a half-made run or removes an old one."""
         if cfg.eval.success_threshold is not None and "success" not in reset_info:
-            raise ConfigError(f"eval.success_threshold needs an environment that reports info['success'] "
-                              f"(such as dqnlab/CartPoleTarget-v0); {cfg.env.id} does not")
+            raise ConfigError(
+                f"eval.success_threshold needs an environment that reports info['success'] "
+                f"(such as dqnlab/CartPoleTarget-v0); {cfg.env.id} does not"
+            )
         if cfg.eval.env:  # evaluations build their environments later, mid-run: try one now
             probe = make_vec_env(cfg.eval_env(), 1)
             try:
                 if check_spaces(probe, cfg.env.id) != (obs_shape, n_actions):
-                    raise ConfigError("eval.env changes the observation or action space; evaluations must "
-                                      "see what training sees")
+                    raise ConfigError(
+                        "eval.env changes the observation or action space; evaluations must see what training sees"
+                    )
             finally:
                 probe.close()
 
@@ -148,8 +152,9 @@ class TrainLoop:
 
     # -- what an algorithm provides ---------------------------------------------------------------
     @classmethod
-    def build_policy_net(cls, network: NetworkConfig, obs_shape: tuple[int, ...], n_actions: int,
-                         extra: dict[str, Any]) -> nn.Module:
+    def build_policy_net(
+        cls, network: NetworkConfig, obs_shape: tuple[int, ...], n_actions: int, extra: dict[str, Any]
+    ) -> nn.Module:
         """The untrained module of this algorithm's delivered policy, from config alone (a policy
         file is rebuilt with it: see dqnlab.algos.registry.load_policy). `extra` is what
         ``policy_extra`` saved beside the network config."""
@@ -234,8 +239,16 @@ class TrainLoop:
             self.episodes += 1
             ret, length = float(self.ep_return[i]), int(self.ep_length[i])
             self.recent.append(ret)
-            self.metrics.row(kind="train", env_step=self.env_steps, episode=self.episodes, **{"return": ret},
-                             length=length, epsilon=eps, loss=loss, wall_seconds=wall)
+            self.metrics.row(
+                kind="train",
+                env_step=self.env_steps,
+                episode=self.episodes,
+                **{"return": ret},
+                length=length,
+                epsilon=eps,
+                loss=loss,
+                wall_seconds=wall,
+            )
             self.on_episode_end(int(i))
             if length > self.longest:
                 self.longest = length
@@ -307,11 +320,16 @@ class TrainLoop:
                 train_seconds = self.seconds_before + time.perf_counter() - self.t_start
                 policy = self._delivered_policy()
                 t_eval = time.perf_counter()
-                final = self.evaluator.run(policy, cfg.eval.final_episodes, self.seeds.eval_final, stop_requested)
+                final = self.evaluator.run(policy, cfg.eval.final_episodes, self.streams.eval_final, stop_requested)
             except EvaluationStopped:
                 self._interrupt(checkpoint=False)
-        summary = self._write_summary(status="finished", stop_reason=self.stop_reason or budget_reason, final=final,
-                                      train_seconds=train_seconds, final_eval_seconds=time.perf_counter() - t_eval)
+        summary = self._write_summary(
+            status="finished",
+            stop_reason=self.stop_reason or budget_reason,
+            final=final,
+            train_seconds=train_seconds,
+            final_eval_seconds=time.perf_counter() - t_eval,
+        )
         return TrainResult(self.run_dir, summary, policy)
 
     def _end_step(self, prog: Progress) -> None:
@@ -356,7 +374,7 @@ class TrainLoop:
         leaves the loop as it was."""
         self.check_finite()
         ev = self.cfg.eval
-        seed = self.seeds.eval_during
+        seed = self.streams.eval_during
         if ev.fresh_starts:  # a new stretch of seeds per evaluation, never overlapping
             seed += self.evaluations * ev.episodes
         res = self.evaluator.run(self.greedy_act, ev.episodes, seed, stop_requested)
@@ -364,22 +382,37 @@ class TrainLoop:
         early_stop = ev.early_stop and self._good_enough(res)
         check = None
         if early_stop and ev.confirm:
-            check = self.evaluator.run(self.greedy_act, ev.episodes, self.seeds.eval_confirm + self.env_steps,
-                                       stop_requested)
+            check = self.evaluator.run(
+                self.greedy_act, ev.episodes, self.streams.eval_confirm + self.env_steps, stop_requested
+            )
         self.evaluations += 1
         self.last_eval, self.last_eval_step = res.mean, self.env_steps
-        self.metrics.row(kind="eval", env_step=self.env_steps, episode=self.episodes, eval_mean=res.mean,
-                         eval_std=res.std, eval_success=res.success_rate, epsilon=self.exploration(),
-                         wall_seconds=wall)
+        self.metrics.row(
+            kind="eval",
+            env_step=self.env_steps,
+            episode=self.episodes,
+            eval_mean=res.mean,
+            eval_std=res.std,
+            eval_success=res.success_rate,
+            epsilon=self.exploration(),
+            wall_seconds=wall,
+        )
         if (ev.deliver == "best_eval" and self._beats_best(res)) or ev.deliver == "last":
             self._keep_best(res.mean, res.success_rate)
         if ev.patience is not None and self.evaluations - self.best_eval_index >= ev.patience:
             self.stop_reason = "patience"
         if early_stop:
             if check is not None:
-                self.metrics.row(kind="confirm", env_step=self.env_steps, episode=self.episodes,
-                                 eval_mean=check.mean, eval_std=check.std, eval_success=check.success_rate,
-                                 epsilon=self.exploration(), wall_seconds=wall)
+                self.metrics.row(
+                    kind="confirm",
+                    env_step=self.env_steps,
+                    episode=self.episodes,
+                    eval_mean=check.mean,
+                    eval_std=check.std,
+                    eval_success=check.success_rate,
+                    epsilon=self.exploration(),
+                    wall_seconds=wall,
+                )
                 if not self._good_enough(check):
                     return
             self.solved_at = self.env_steps
@@ -405,8 +438,15 @@ class TrainLoop:
         net = copy.deepcopy(self.policy_net())
         if self.best_state is not None:
             net.load_state_dict(self.best_state)
-        return Policy(net, self.cfg.env.id, self.obs_shape, self.n_actions, self.cfg.network, algo=self.algo,
-                      extra=self.policy_extra())
+        return Policy(
+            net,
+            self.cfg.env.id,
+            self.obs_shape,
+            self.n_actions,
+            self.cfg.network,
+            algo=self.algo,
+            extra=self.policy_extra(),
+        )
 
     def policy_extra(self) -> dict[str, Any]:
         """What, besides the network config, rebuilds ``policy_net`` (see dqnlab.runtime.policy)."""
@@ -465,7 +505,7 @@ class TrainLoop:
             self.last_eval_step = c["last_eval_step"]
             self.stop_reason = c["stop_reason"]
             self.seconds_before = float(c["seconds"])
-            recent = list(c["recent"])[-self.recent.maxlen:]
+            recent = list(c["recent"])[-self.recent.maxlen :]
             if not all(isinstance(r, (int, float)) for r in recent):
                 raise ValueError("recent returns are not numbers")
             self.recent.extend(recent)
@@ -476,39 +516,67 @@ class TrainLoop:
             self.best_state = best
             if state["env"] is not None:
                 restore_env_state(self.envs, state["env"])
-                per_env = {"obs": self.obs, "prev_done": self.prev_done, "ep_return": self.ep_return,
-                           "ep_length": self.ep_length}
+                per_env = {
+                    "obs": self.obs,
+                    "prev_done": self.prev_done,
+                    "ep_return": self.ep_return,
+                    "ep_length": self.ep_length,
+                }
                 check_same_shapes({k: state[k] for k in per_env}, per_env, "environment state")
                 self.obs = state["obs"].numpy().copy()
                 self.prev_done = state["prev_done"].numpy().copy()
                 self.ep_return = state["ep_return"].numpy().copy()
                 self.ep_length = state["ep_length"].numpy().copy()
             else:  # environment state not capturable: restart the in-progress episodes
-                self.obs, _ = self.envs.reset(seed=self.seeds.env + self.env_steps)
+                self.obs, _ = self.envs.reset(seed=self.streams.env + self.env_steps)
                 self.prev_done[:] = False
                 self.ep_return[:] = 0.0
                 self.ep_length[:] = 0
                 self.on_env_restart()
             self.metrics.truncate(metrics_bytes)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError, OverflowError) as exc:
-            raise DqnlabError(f"checkpoint in {self.run_dir} does not fit this run's config "
-                              f"({str(exc)[:200] or type(exc).__name__})", exit_code=1) from None
+            raise DqnlabError(
+                f"checkpoint in {self.run_dir} does not fit this run's config ({str(exc)[:200] or type(exc).__name__})",
+                exit_code=1,
+            ) from None
         self.t_start = time.perf_counter()
 
     def on_env_restart(self) -> None:
         """The environments were reset on resume: drop any partial per-episode state."""
 
     # -- summary -----------------------------------------------------------------------------------
-    def _write_summary(self, status: str, stop_reason: str | None, final: EvalResult | None,
-                       train_seconds: float | None = None, final_eval_seconds: float | None = None) -> dict[str, Any]:
-        seconds = train_seconds if train_seconds is not None else self.seconds_before + time.perf_counter() - self.t_start
+    def _write_summary(
+        self,
+        status: str,
+        stop_reason: str | None,
+        final: EvalResult | None,
+        train_seconds: float | None = None,
+        final_eval_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        seconds = (
+            train_seconds if train_seconds is not None else self.seconds_before + time.perf_counter() - self.t_start
+        )
         summary = run_summary(
-            self.cfg, status=status, stop_reason=stop_reason, final=final, threshold=self.threshold, algo=self.algo,
-            counters={"env_steps": self.env_steps, "episodes": self.episodes, "solved_at": self.solved_at,
-                      "best_mean": self.best_mean, "best_success": self.best_success, "best_step": self.best_step,
-                      "longest": self.longest},
-            algo_summary=self.algo_summary(), train_seconds=seconds, final_eval_seconds=final_eval_seconds,
-            run_dir=self.run_dir)
+            self.cfg,
+            status=status,
+            stop_reason=stop_reason,
+            final=final,
+            threshold=self.threshold,
+            algo=self.algo,
+            counters={
+                "env_steps": self.env_steps,
+                "episodes": self.episodes,
+                "solved_at": self.solved_at,
+                "best_mean": self.best_mean,
+                "best_success": self.best_success,
+                "best_step": self.best_step,
+                "longest": self.longest,
+            },
+            algo_summary=self.algo_summary(),
+            train_seconds=seconds,
+            final_eval_seconds=final_eval_seconds,
+            run_dir=self.run_dir,
+        )
         atomic_write_json(self.run_dir / SUMMARY_FILE, summary)
         return summary
 

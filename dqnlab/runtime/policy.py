@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from dqnlab.config.algorithms import ALGORITHMS
 from dqnlab.config import MAX_UNITS, NetworkConfig, PixelConfig
+from dqnlab.config.algorithms import ALGORITHMS
 from dqnlab.core.errors import DqnlabError, preview
 from dqnlab.core.fileio import atomic_torch_save
 
@@ -37,8 +37,16 @@ class Policy:
     and ``dqnlab play`` do this themselves.
     """
 
-    def __init__(self, net: torch.nn.Module, env_id: str, obs_shape: tuple[int, ...], n_actions: int,
-                 network: NetworkConfig, algo: str = "dqn", extra: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        env_id: str,
+        obs_shape: tuple[int, ...],
+        n_actions: int,
+        network: NetworkConfig,
+        algo: str = "dqn",
+        extra: dict[str, Any] | None = None,
+    ):
         self.net = net.eval()
         self.extra = dict(extra or {})
         self.env_id = env_id
@@ -46,8 +54,9 @@ class Policy:
         self.n_actions = int(n_actions)
         self.network = network
         self.algo = algo
-        self.pixels: PixelConfig | None = (PixelConfig.model_validate(self.extra["pixels"])
-                                           if "pixels" in self.extra else None)
+        self.pixels: PixelConfig | None = (
+            PixelConfig.model_validate(self.extra["pixels"]) if "pixels" in self.extra else None
+        )
 
     def wrap_env(self, env):
         """`env` (a single Gymnasium env of this policy's task) as this policy observes it: itself,
@@ -117,7 +126,8 @@ def policy_from_dict(data: Any, source: str, build_net: PolicyNetBuilder) -> Pol
     if data.get("format_version") != POLICY_VERSION:
         raise DqnlabError(
             f"{source} has policy format version {preview(data.get('format_version'), 40)}; this dqnlab reads "
-            f"{POLICY_VERSION}", exit_code=1,
+            f"{POLICY_VERSION}",
+            exit_code=1,
         )
     try:
         network = NetworkConfig.model_validate(data["network"])  # bounds hidden sizes and layers
@@ -180,8 +190,9 @@ def _check_tensors(state_dict: dict[Any, Any], expected: dict[str, torch.Tensor]
         got = state_dict[name]
         if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(want.shape):
             shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            raise ValueError(f"tensor {preview(name, 60)} has shape {preview(shape, 60)}, its network needs "
-                             f"{tuple(want.shape)}")
+            raise ValueError(
+                f"tensor {preview(name, 60)} has shape {preview(shape, 60)}, its network needs {tuple(want.shape)}"
+            )
 
 
 def resolve_policy_path(path: str | Path) -> Path:

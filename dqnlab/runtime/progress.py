@@ -17,8 +17,15 @@ class Progress:
         if self._tty:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, initial=initial, file=self.stream, unit="step", dynamic_ncols=True,
-                             leave=False, mininterval=0.2)
+            self._bar = tqdm(
+                total=total,
+                initial=initial,
+                file=self.stream,
+                unit="step",
+                dynamic_ncols=True,
+                leave=False,
+                mininterval=0.2,
+            )
         self._pos = initial
 
     def update(self, step: int, recent_return: float | None, epsilon: float | None, last_eval: float | None) -> None:

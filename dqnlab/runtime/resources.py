@@ -46,13 +46,17 @@ def check_fits_machine(torch_threads: int, estimate: dict[str, float]) -> None:
     estimated memory (`estimate`: bytes by what needs them) exceeds what is available."""
     cores = usable_cores()
     if torch_threads > cores:
-        raise ConfigError(f"torch_threads is {torch_threads} but this machine lets dqnlab use {cores} core"
-                          f"{'s' if cores != 1 else ''}; set torch_threads to at most {cores}")
+        raise ConfigError(
+            f"torch_threads is {torch_threads} but this machine lets dqnlab use {cores} core"
+            f"{'s' if cores != 1 else ''}; set torch_threads to at most {cores}"
+        )
     total = sum(estimate.values())
     available = available_memory()
     if available is None or not math.isfinite(total) or total <= MEMORY_SHARE * available:
         return
     what, largest = max(estimate.items(), key=lambda kv: kv[1])
-    raise ConfigError(f"this config needs about {format_bytes(total)} of memory ({what}: {format_bytes(largest)}) "
-                      f"but {format_bytes(available)} are available; reduce it (e.g. dqn.buffer_size, "
-                      "network sizes, env.num_envs)")
+    raise ConfigError(
+        f"this config needs about {format_bytes(total)} of memory ({what}: {format_bytes(largest)}) "
+        f"but {format_bytes(available)} are available; reduce it (e.g. dqn.buffer_size, "
+        "network sizes, env.num_envs)"
+    )

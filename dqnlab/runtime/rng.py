@@ -21,6 +21,6 @@ class RngStreams:
     eval_confirm: int
 
     @classmethod
-    def derive(cls, seed: int) -> "RngStreams":
+    def derive(cls, seed: int) -> RngStreams:
         words = np.random.SeedSequence(seed).generate_state(7, dtype=np.uint32)
         return cls(*(int(w) for w in words))

@@ -1,14 +1,15 @@
 """The run directory: its files, its creation rules, and the append-only metrics log.
 
-    config.yaml     the fully resolved config (load it back with `dqnlab train --config`)
-    metrics.csv     one row per training episode and per evaluation
-    policy.pt       the delivered (best-evaluated) greedy policy
-    checkpoint.pt   everything needed to resume
-    summary.json    the outcome, written at the end (or on interruption)
+config.yaml     the fully resolved config (load it back with `dqnlab train --config`)
+metrics.csv     one row per training episode and per evaluation
+policy.pt       the delivered (best-evaluated) greedy policy
+checkpoint.pt   everything needed to resume
+summary.json    the outcome, written at the end (or on interruption)
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -75,11 +76,12 @@ OWN_RUN_FILES = frozenset((*RUN_FILES, *DERIVED_RUN_FILES, MARKER_FILE, LOCK_FIL
 
 
 def write_marker(folder: Path, kind: str) -> None:
-    from dqnlab.core.version import __version__
     from dqnlab.core.fileio import atomic_write_json
+    from dqnlab.core.version import __version__
 
-    atomic_write_json(folder / MARKER_FILE, {"format": MARKER_FORMAT, "version": MARKER_VERSION, "kind": kind,
-                                              "dqnlab": __version__})
+    atomic_write_json(
+        folder / MARKER_FILE, {"format": MARKER_FORMAT, "version": MARKER_VERSION, "kind": kind, "dqnlab": __version__}
+    )
 
 
 def folder_kind(folder: Path) -> str | None:
@@ -146,14 +148,18 @@ def is_own_run_entry(entry: Path) -> bool:
         import stat
 
         return stat.S_ISDIR(st.st_mode) and all(
-            not c.is_symlink() and c.is_file() and c.name.startswith("events.out.tfevents.") for c in entry.iterdir())
+            not c.is_symlink() and c.is_file() and c.name.startswith("events.out.tfevents.") for c in entry.iterdir()
+        )
     if not _stat_is_file(st):
         return False
     if name in OWN_RUN_FILES:
         return True
     # fileio.atomic_write_bytes' temporary files: ".<target>.<random>.tmp", left by a crash
-    return name.startswith(".") and name.endswith(".tmp") and name[1:].split(".", 1)[0] in {
-        n.split(".")[0] for n in OWN_RUN_FILES if not n.startswith(".")}
+    return (
+        name.startswith(".")
+        and name.endswith(".tmp")
+        and name[1:].split(".", 1)[0] in {n.split(".")[0] for n in OWN_RUN_FILES if not n.startswith(".")}
+    )
 
 
 def foreign_entries(run_dir: Path) -> list[Path]:
@@ -182,7 +188,7 @@ class FolderLock:
         self.folder, self.what, self.shared = Path(folder), what, shared
         self.fd: int | None = None
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         import fcntl
 
         path = self.folder / LOCK_FILE
@@ -196,8 +202,11 @@ class FolderLock:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
             os.close(fd)
             pid = f" (pid {holder})" if holder.isdigit() else ""
-            raise DqnlabError(f"{self.what} {self.folder} is in use by another dqnlab process{pid}; "
-                              "wait for it to finish or stop it first", exit_code=1) from None
+            raise DqnlabError(
+                f"{self.what} {self.folder} is in use by another dqnlab process{pid}; "
+                "wait for it to finish or stop it first",
+                exit_code=1,
+            ) from None
         except OSError as exc:
             os.close(fd)
             raise DqnlabError(f"cannot lock {self.what} {self.folder}: {exc.strerror or exc}", exit_code=1) from None
@@ -258,11 +267,17 @@ def _is_legacy_output(folder: Path, kind: str) -> bool:
     sweep: trial-N/seed-K beside a SQLite study.db), with at least one run among them."""
     import re
 
-    seed_run = lambda d: re.fullmatch(r"seed-\d+", d.name) is not None and is_run_dir(d)  # noqa: E731
-    runs_of = lambda d: d.is_dir() and not d.is_symlink() and any(d.iterdir()) and all(  # noqa: E731
-        seed_run(c) for c in d.iterdir())
-    files = {"seeds": ("seeds_summary.json", "curves.png"), "compare": ("compare.json", "compare.md", "curves.png"),
-             "sweep": ("trials.csv", "best.yaml", "study.db")}[kind]
+    def seed_run(d: Path) -> bool:
+        return re.fullmatch(r"seed-\d+", d.name) is not None and is_run_dir(d)
+
+    def runs_of(d: Path) -> bool:
+        return d.is_dir() and not d.is_symlink() and any(d.iterdir()) and all(seed_run(c) for c in d.iterdir())
+
+    files = {
+        "seeds": ("seeds_summary.json", "curves.png"),
+        "compare": ("compare.json", "compare.md", "curves.png"),
+        "sweep": ("trials.csv", "best.yaml", "study.db"),
+    }[kind]
     entries = list(folder.iterdir())
     own_files = [e for e in entries if e.name in files and e.is_file() and not e.is_symlink()]
     if kind == "seeds":
@@ -305,28 +320,34 @@ class NewRunDir:
         self.lock: FolderLock | None = None
 
     @classmethod
-    def plan(cls, path: str | Path, overwrite: bool) -> "NewRunDir":
+    def plan(cls, path: str | Path, overwrite: bool) -> NewRunDir:
         p = check_path_text(path)
         if p.is_symlink():
             if overwrite and p.exists():
-                raise DqnlabError(f"refusing to --overwrite {p}: it is a symbolic link (to {os.readlink(p)}); "
-                                  "name the folder itself")
+                raise DqnlabError(
+                    f"refusing to --overwrite {p}: it is a symbolic link (to {os.readlink(p)}); name the folder itself"
+                )
             p = p.resolve()  # a link to an empty folder: the run goes where it points
         if p.exists() and not p.is_dir():
             raise DqnlabError(f"run directory {p} exists and is not a directory")
         if not p.is_dir() or not any(p.iterdir()):
             return cls(p, False, None)
         if not overwrite:
-            raise DqnlabError(f"run directory {p} already exists; use --resume to continue it or --overwrite to "
-                              "replace it")
+            raise DqnlabError(
+                f"run directory {p} already exists; use --resume to continue it or --overwrite to replace it"
+            )
         if not is_run_dir(p):
-            raise DqnlabError(f"refusing to --overwrite {p}: it is not a dqnlab run directory (no {MARKER_FILE} "
-                              "marker); dqnlab only replaces folders it wrote")
+            raise DqnlabError(
+                f"refusing to --overwrite {p}: it is not a dqnlab run directory (no {MARKER_FILE} "
+                "marker); dqnlab only replaces folders it wrote"
+            )
         foreign = foreign_entries(p)
         if foreign:
             kind = "symbolic link" if foreign[0].is_symlink() else "folder" if foreign[0].is_dir() else "file"
-            raise DqnlabError(f"refusing to --overwrite {p}: it holds the {kind} {foreign[0]}, which dqnlab did not "
-                              "write; move it out first (nothing was deleted)")
+            raise DqnlabError(
+                f"refusing to --overwrite {p}: it holds the {kind} {foreign[0]}, which dqnlab did not "
+                "write; move it out first (nothing was deleted)"
+            )
         return cls(p, True, FolderLock(p).acquire())
 
     def stage(self) -> Path:
@@ -358,8 +379,10 @@ class NewRunDir:
                 # Re-checked under the old run's lock: nothing foreign may have appeared meanwhile.
                 foreign = foreign_entries(self.path)
                 if foreign:
-                    raise DqnlabError(f"refusing to --overwrite {self.path}: {foreign[0]} appeared in it, which dqnlab "
-                                      "did not write; move it out first (nothing was deleted)")
+                    raise DqnlabError(
+                        f"refusing to --overwrite {self.path}: {foreign[0]} appeared in it, which dqnlab "
+                        "did not write; move it out first (nothing was deleted)"
+                    )
                 trash = self.path.parent / f".{self.path.name}.dqnlab-old-{os.getpid()}"
                 os.rename(self.path, trash)
             elif self.path.is_dir() and not any(self.path.iterdir()):
@@ -368,8 +391,11 @@ class NewRunDir:
         except OSError as exc:
             if trash is not None and not self.path.exists():
                 os.rename(trash, self.path)  # put the old run back
-            raise DqnlabError(f"cannot move the new run into {self.path}: {exc.strerror or exc} (another process may "
-                              "have created it meanwhile)", exit_code=1) from None
+            raise DqnlabError(
+                f"cannot move the new run into {self.path}: {exc.strerror or exc} (another process may "
+                "have created it meanwhile)",
+                exit_code=1,
+            ) from None
         self.staging = None
         if trash is not None:
             _remove_own_run(trash)
@@ -403,17 +429,14 @@ def _remove_own_run(folder: Path) -> None:
             shutil.rmtree(entry)  # regular files only (is_own_run_entry checked); rmtree never follows links
         else:
             entry.unlink()
-    try:
+    with contextlib.suppress(OSError):  # not empty: something of the user's appeared; it stays
         folder.rmdir()
-    except OSError:
-        pass  # not empty: something of the user's appeared; it stays
 
 
 def _remove_stale_staging(parent: Path, name: str) -> None:
     """Staging folders left by a dqnlab process that died before its run started (no lock held)."""
     for staging in parent.glob(f".{name}.dqnlab-new-*"):
-        if staging.is_dir() and not staging.is_symlink() and folder_kind(staging) == "run" \
-                and not is_locked(staging):
+        if staging.is_dir() and not staging.is_symlink() and folder_kind(staging) == "run" and not is_locked(staging):
             _remove_own_run(staging)
 
 

@@ -36,9 +36,20 @@ def episode_cap(env_cfg: EnvConfig) -> int | None:
     return env_spec(env_cfg.id).max_episode_steps
 
 
-def run_summary(cfg: RunConfig, *, status: str, stop_reason: str | None, final: EvalResult | None,
-                threshold: float | None, algo: str, counters: dict[str, Any], algo_summary: dict[str, Any],
-                train_seconds: float, final_eval_seconds: float | None, run_dir: Path) -> dict[str, Any]:
+def run_summary(
+    cfg: RunConfig,
+    *,
+    status: str,
+    stop_reason: str | None,
+    final: EvalResult | None,
+    threshold: float | None,
+    algo: str,
+    counters: dict[str, Any],
+    algo_summary: dict[str, Any],
+    train_seconds: float,
+    final_eval_seconds: float | None,
+    run_dir: Path,
+) -> dict[str, Any]:
     """The summary of a run: how it ended (`status` "finished" or "interrupted", `stop_reason`),
     whether the delivered policy's final evaluation `final` solved the task, and the counters
     of the training loop (env_steps, episodes, solved_at, best_mean, best_success, best_step,

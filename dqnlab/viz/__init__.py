@@ -31,11 +31,10 @@ def write_run_artifacts(run_dir: Path, gif: bool = True, seed: int = 0) -> list[
     episode. Raises DqnlabError if the run directory, its metrics.csv or (with `gif`) its
     policy.pt is missing or damaged, or a file cannot be written."""
     from dqnlab.algos.registry import load_policy
+    from dqnlab.runtime.rundir import MARKER_FILE, is_run_dir
     from dqnlab.viz.curves import plot_curves
     from dqnlab.viz.report import write_report
     from dqnlab.viz.video import GIF_EVERY, GIF_WIDTH, default_fps, record_episodes, write_gif
-
-    from dqnlab.runtime.rundir import MARKER_FILE, is_run_dir
 
     run = Path(run_dir)
     if not run.is_dir():
@@ -50,8 +49,10 @@ def write_run_artifacts(run_dir: Path, gif: bool = True, seed: int = 0) -> list[
         animation = write_gif(run / EPISODE_GIF_FILE, episodes, default_fps(policy.env_id), GIF_EVERY)
         written.append(animation)
         ep = episodes[0]
-        caption = (f"One greedy episode of the delivered policy (policy.pt) on {policy.env_id}, reset with seed "
-                   f"{ep.seed}: return {ep.total_return:g} in {ep.length} steps. Real time, one "
-                   f"frame every {GIF_EVERY} steps.")
+        caption = (
+            f"One greedy episode of the delivered policy (policy.pt) on {policy.env_id}, reset with seed "
+            f"{ep.seed}: return {ep.total_return:g} in {ep.length} steps. Real time, one "
+            f"frame every {GIF_EVERY} steps."
+        )
     written.append(write_report(run, curves_png=written[0], animation_gif=animation, animation_caption=caption))
     return written

@@ -17,8 +17,14 @@ def write_compare_figure(result: dict[str, Any], root: Path) -> Path:
     """Two panels, one colour per entry: greedy evaluation mean and the 100-episode mean of
     training returns against env steps, each the mean over seeds with a 95% bootstrap band; and
     a third, the evaluations' task success rate, when some entry's runs record one."""
-    runs_of = {e["label"]: [read_run_metrics(root / e["label"] / f"seed-{r['seed']}") for r in e["per_seed"]
-                            if r["status"] == "finished"] for e in result["entries"]}
+    runs_of = {
+        e["label"]: [
+            read_run_metrics(root / e["label"] / f"seed-{r['seed']}")
+            for r in e["per_seed"]
+            if r["status"] == "finished"
+        ]
+        for e in result["entries"]
+    }
     with_success = any(np.isfinite(m.eval_success).any() for runs in runs_of.values() for m in runs)
     fig = new_figure(19 if with_success else 13, 5)
     axes = fig.subplots(1, 3 if with_success else 2)
@@ -37,8 +43,16 @@ def write_compare_figure(result: dict[str, Any], root: Path) -> Path:
             (ax_train, [(m.train_step, moving_mean(m.train_return, WINDOW)) for m in runs if len(m.train_step)]),
         ]
         if ax_success is not None:
-            panels.append((ax_success, [(m.eval_step, m.eval_success) for m in runs
-                                        if len(m.eval_step) and np.isfinite(m.eval_success).all()]))
+            panels.append(
+                (
+                    ax_success,
+                    [
+                        (m.eval_step, m.eval_success)
+                        for m in runs
+                        if len(m.eval_step) and np.isfinite(m.eval_success).all()
+                    ],
+                )
+            )
         for ax, series in panels:
             grid = common_grid(series, 200)
             if not len(grid):
@@ -46,10 +60,18 @@ def write_compare_figure(result: dict[str, Any], root: Path) -> Path:
             values = np.stack([interp_to_grid(s, v, grid) for s, v in series])
             mean, low, high = band_across_runs(values, "ci95")
             ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
-            ax.plot(grid, mean, color=color, linestyle=style, linewidth=1.8,
-                    label=f"{e['label']} ({e['solved']}/{e['runs']} solved)")
-    for ax, title in ((ax_eval, "Greedy evaluation mean (band: 95% CI over seeds)"),
-                      (ax_train, f"Training return, mean of last {WINDOW} episodes")):
+            ax.plot(
+                grid,
+                mean,
+                color=color,
+                linestyle=style,
+                linewidth=1.8,
+                label=f"{e['label']} ({e['solved']}/{e['runs']} solved)",
+            )
+    for ax, title in (
+        (ax_eval, "Greedy evaluation mean (band: 95% CI over seeds)"),
+        (ax_train, f"Training return, mean of last {WINDOW} episodes"),
+    ):
         ax.set_title(title, fontsize=10)
         ax.set_xscale("symlog", linthresh=1000)
         ax.set_xlabel("environment steps (log scale above 1000)")
@@ -63,8 +85,16 @@ def write_compare_figure(result: dict[str, Any], root: Path) -> Path:
         for ax in (ax_eval, ax_train):
             if ax.get_ylim()[1] > top:
                 ax.set_ylim(0, top)
-                ax.text(0.99, 0.99, f"clipped at {top:.0f}", transform=ax.transAxes, ha="right", va="top",
-                        fontsize=7, color="0.4")
+                ax.text(
+                    0.99,
+                    0.99,
+                    f"clipped at {top:.0f}",
+                    transform=ax.transAxes,
+                    ha="right",
+                    va="top",
+                    fontsize=7,
+                    color="0.4",
+                )
     if len(thresholds) == 1:
         ax_eval.axhline(thresholds.pop(), color="0.3", linestyle="--", linewidth=1, label="solve threshold")
     ax_eval.legend(fontsize=7, loc="best")

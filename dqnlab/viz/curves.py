@@ -85,8 +85,10 @@ def _title(m: RunMetrics) -> str:
     s = m.summary
     if s is not None and s.get("eval_mean") is not None:
         verdict = "solved" if s.get("solved") else "not solved"
-        parts.append(f"{verdict}: final eval {s['eval_mean']:.1f} ± {s.get('eval_std') or 0:.1f} "
-                     f"over {s.get('eval_episodes')} episodes")
+        parts.append(
+            f"{verdict}: final eval {s['eval_mean']:.1f} ± {s.get('eval_std') or 0:.1f} "
+            f"over {s.get('eval_episodes')} episodes"
+        )
     elif s is None:
         parts.append("in progress")
     return "  ·  ".join(parts)
@@ -100,8 +102,9 @@ def run_figure(m: RunMetrics) -> Figure:
 
     ax_ret.set_title("Training episodes", fontsize=10)
     if len(m.train_step):
-        steps, returns, mean, smooth = _thin(m.train_step, m.train_return, moving_mean(m.train_return, WINDOW),
-                                             ema(m.train_return, EMA_WEIGHT))
+        steps, returns, mean, smooth = _thin(
+            m.train_step, m.train_return, moving_mean(m.train_return, WINDOW), ema(m.train_return, EMA_WEIGHT)
+        )
         ax_ret.scatter(steps, returns, s=4, color="C0", alpha=0.25, linewidths=0, label="episode return")
         ax_ret.plot(steps, mean, color="C0", linewidth=2, label=f"mean of last {WINDOW} episodes")
         ax_ret.plot(steps, smooth, color="C1", linewidth=1, label=f"EMA (weight {EMA_WEIGHT:g})")
@@ -113,22 +116,37 @@ def run_figure(m: RunMetrics) -> Figure:
     ax_eval.set_title("Greedy evaluation", fontsize=10)
     if len(m.eval_step):
         e_step, e_mean, e_std = _thin(m.eval_step, m.eval_mean, m.eval_std)
-        ax_eval.fill_between(e_step, e_mean - e_std, e_mean + e_std, color="C2",
-                             alpha=0.2, linewidth=0, label="± 1 std over its episodes")
+        ax_eval.fill_between(
+            e_step,
+            e_mean - e_std,
+            e_mean + e_std,
+            color="C2",
+            alpha=0.2,
+            linewidth=0,
+            label="± 1 std over its episodes",
+        )
         ax_eval.plot(e_step, e_mean, color="C2", marker="o", markersize=3, label="evaluation mean")
         s = m.summary or {}
         if s.get("eval_mean") is not None and s.get("best_eval_step") is not None:
-            ax_eval.errorbar([s["best_eval_step"]], [s["eval_mean"]], yerr=[[s.get("eval_std") or 0.0]] * 2,
-                             fmt="D", color="C3", capsize=4, markersize=6,
-                             label=f"delivered policy, {s.get('eval_episodes')} fresh episodes")
+            ax_eval.errorbar(
+                [s["best_eval_step"]],
+                [s["eval_mean"]],
+                yerr=[[s.get("eval_std") or 0.0]] * 2,
+                fmt="D",
+                color="C3",
+                capsize=4,
+                markersize=6,
+                label=f"delivered policy, {s.get('eval_episodes')} fresh episodes",
+            )
     else:
         _empty(ax_eval, "no evaluation yet")
     _threshold(ax_eval, m.threshold)
     ax_eval.set_ylabel("return")
     if np.isfinite(m.eval_success).any():  # a task that reports success: its rate on a second axis
         ax_success = ax_eval.twinx()
-        ax_success.plot(*_thin(m.eval_step, m.eval_success), color="C5", linestyle="--", linewidth=1.2,
-                        label="task success rate")
+        ax_success.plot(
+            *_thin(m.eval_step, m.eval_success), color="C5", linestyle="--", linewidth=1.2, label="task success rate"
+        )
         goal = (m.summary or {}).get("success_threshold")
         if goal is not None:
             ax_success.axhline(goal, color="C5", linestyle=":", linewidth=1)
@@ -139,8 +157,7 @@ def run_figure(m: RunMetrics) -> Figure:
     ax_loss.set_title("TD loss (at each episode end)", fontsize=10)
     finite = np.isfinite(m.train_loss)
     if finite.any():
-        steps, loss, mean = _thin(m.train_step[finite], m.train_loss[finite],
-                                  moving_mean(m.train_loss[finite], WINDOW))
+        steps, loss, mean = _thin(m.train_step[finite], m.train_loss[finite], moving_mean(m.train_loss[finite], WINDOW))
         ax_loss.plot(steps, loss, color="C4", alpha=0.3, linewidth=0.8, label="loss")
         ax_loss.plot(steps, mean, color="C4", linewidth=1.8, label=f"{WINDOW}-episode mean")
         if (loss > 0).all():
@@ -184,8 +201,10 @@ def runs_figure(runs: Sequence[RunMetrics], band: Band = "ci95") -> Figure:
 
     train = [(m.train_step, moving_mean(m.train_return, WINDOW)) for m in runs if len(m.train_step)]
     evals = [(m.eval_step, m.eval_mean) for m in runs if len(m.eval_step)]
-    panels = ((ax_ret, train, f"Training: mean of last {WINDOW} episodes", "C0"),
-              (ax_eval, evals, "Greedy evaluation mean", "C2"))
+    panels = (
+        (ax_ret, train, f"Training: mean of last {WINDOW} episodes", "C0"),
+        (ax_eval, evals, "Greedy evaluation mean", "C2"),
+    )
     for ax, series, name, color in panels:
         ax.set_title(name, fontsize=10)
         grid = common_grid(series, GRID_POINTS)

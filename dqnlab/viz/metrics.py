@@ -105,9 +105,11 @@ def parse_metrics_table(header: Sequence[str], rows: Iterable[list[str]], source
     kind_at, step_at = col["kind"], col["env_step"]
     # Flat arrays of doubles: 8 bytes a value, where a list of tuples would take some 20 times that.
     train, evals = array("d"), array("d")
-    series = {"train": (train, [(c, col[c]) for c in _TRAIN]),
-              # eval_success came later: a file without the column reads it as blank
-              "eval": (evals, [(c, col.get(c, width)) for c in _EVAL])}
+    series = {
+        "train": (train, [(c, col[c]) for c in _TRAIN]),
+        # eval_success came later: a file without the column reads it as blank
+        "eval": (evals, [(c, col.get(c, width)) for c in _EVAL]),
+    }
     limit, nan = VALUE_LIMIT, math.nan
     for line, row in enumerate(rows, start=2):  # line 1 is the header
         if len(row) <= width:
@@ -138,9 +140,16 @@ def parse_metrics_table(header: Sequence[str], rows: Iterable[list[str]], source
     t = t[np.argsort(t[:, 0], kind="stable")]
     e = e[np.argsort(e[:, 0], kind="stable")]
     return {
-        "train_step": t[:, 0].astype(np.int64), "train_return": t[:, 1], "train_length": t[:, 2],
-        "train_epsilon": t[:, 3], "train_loss": t[:, 4], "train_wall": t[:, 5],
-        "eval_step": e[:, 0].astype(np.int64), "eval_mean": e[:, 1], "eval_std": e[:, 2], "eval_wall": e[:, 3],
+        "train_step": t[:, 0].astype(np.int64),
+        "train_return": t[:, 1],
+        "train_length": t[:, 2],
+        "train_epsilon": t[:, 3],
+        "train_loss": t[:, 4],
+        "train_wall": t[:, 5],
+        "eval_step": e[:, 0].astype(np.int64),
+        "eval_mean": e[:, 1],
+        "eval_std": e[:, 2],
+        "eval_wall": e[:, 3],
         "eval_success": e[:, 4],
     }
 
@@ -158,8 +167,11 @@ def read_run_metrics(run_dir: str | Path) -> RunMetrics:
         raise DqnlabError(f"{run} holds no {METRICS_FILE}: not a dqnlab run directory")
     try:
         if path.stat().st_size > MAX_METRICS_BYTES:
-            raise DqnlabError(f"{path} is {path.stat().st_size / 1e9:.1f} GB, more than any run writes "
-                              f"(at most {MAX_METRICS_BYTES / 1e9:.0f} GB are read)", exit_code=1)
+            raise DqnlabError(
+                f"{path} is {path.stat().st_size / 1e9:.1f} GB, more than any run writes "
+                f"(at most {MAX_METRICS_BYTES / 1e9:.0f} GB are read)",
+                exit_code=1,
+            )
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
             header = next(reader, [])
@@ -189,11 +201,33 @@ def read_summary(run: Path) -> dict[str, Any] | None:
 
 
 # summary.json fields that the plots and the report format as numbers.
-_NUMBER_FIELDS = ("threshold", "success_threshold", "env_steps", "episodes", "grad_steps", "updates", "seed",
-                  "train_seconds", "steps_to_threshold", "best_eval_mean", "best_eval_success", "best_eval_step",
-                  "longest_train_episode", "eval_mean", "eval_std", "eval_min", "eval_max", "eval_episodes",
-                  "eval_mean_length", "success_rate", "mean_abs_offset_last_100", "final_eval_seconds",
-                  "max_episode_steps", "cells", "cells_visited")
+_NUMBER_FIELDS = (
+    "threshold",
+    "success_threshold",
+    "env_steps",
+    "episodes",
+    "grad_steps",
+    "updates",
+    "seed",
+    "train_seconds",
+    "steps_to_threshold",
+    "best_eval_mean",
+    "best_eval_success",
+    "best_eval_step",
+    "longest_train_episode",
+    "eval_mean",
+    "eval_std",
+    "eval_min",
+    "eval_max",
+    "eval_episodes",
+    "eval_mean_length",
+    "success_rate",
+    "mean_abs_offset_last_100",
+    "final_eval_seconds",
+    "max_episode_steps",
+    "cells",
+    "cells_visited",
+)
 
 
 def clean_summary(data: dict[Any, Any]) -> dict[str, Any]:

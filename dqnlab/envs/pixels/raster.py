@@ -52,16 +52,25 @@ def cart_column(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float64) * SCALE + SCREEN_W / 2.0
 
 
-def _interval_coverage(centre: np.ndarray, half: float | np.ndarray, lo: np.ndarray | float,
-                       hi: np.ndarray | float) -> np.ndarray:
+def _interval_coverage(
+    centre: np.ndarray, half: float | np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float
+) -> np.ndarray:
     """Share of the window [centre - half, centre + half] that lies inside [lo, hi]."""
     overlap = np.minimum(centre + half, hi) - np.maximum(centre - half, lo)
     overlap *= 1 / (2 * half)
     return np.clip(overlap, 0, 1, out=overlap)
 
 
-def coverage(x: np.ndarray, theta: np.ndarray, left: np.ndarray, top: float, pixel_w: float, pixel_h: float,
-             height: int, width: int) -> dict[str, np.ndarray]:
+def coverage(
+    x: np.ndarray,
+    theta: np.ndarray,
+    left: np.ndarray,
+    top: float,
+    pixel_w: float,
+    pixel_h: float,
+    height: int,
+    width: int,
+) -> dict[str, np.ndarray]:
     """Per-shape area coverage in [0, 1] of each output pixel: {"cart", "pole", "axle"} of shape
     (N, height, width) and "track" of shape (1, height, 1).
 
@@ -94,8 +103,9 @@ def coverage(x: np.ndarray, theta: np.ndarray, left: np.ndarray, top: float, pix
     # Half the pixel's extent along each pole axis (its projection; exact when upright).
     hx = (pixel_w * np.abs(cos) + pixel_h * np.abs(sin)) / f32(2)
     hy = (pixel_w * np.abs(sin) + pixel_h * np.abs(cos)) / f32(2)
-    pole = _interval_coverage(lx, hx, -POLE_W / 2 - _GROW, POLE_W / 2 + _GROW) * \
-        _interval_coverage(ly, hy, -POLE_W / 2 - _GROW, POLE_LEN - POLE_W / 2 + _GROW)
+    pole = _interval_coverage(lx, hx, -POLE_W / 2 - _GROW, POLE_W / 2 + _GROW) * _interval_coverage(
+        ly, hy, -POLE_W / 2 - _GROW, POLE_LEN - POLE_W / 2 + _GROW
+    )
 
     # Axle: pygame's filled_circle at integer pixel (int(cx), int(AXLE_Y)), i.e. centred on that
     # pixel's middle; coverage ramps over one pixel footprint across the rim.
@@ -128,7 +138,16 @@ def composite(cov: dict[str, np.ndarray], color: bool) -> np.ndarray:
     return np.rint(out).astype(np.uint8)
 
 
-def render(x: np.ndarray, theta: np.ndarray, left: np.ndarray, top: float, pixel_w: float, pixel_h: float,
-           height: int, width: int, color: bool) -> np.ndarray:
+def render(
+    x: np.ndarray,
+    theta: np.ndarray,
+    left: np.ndarray,
+    top: float,
+    pixel_w: float,
+    pixel_h: float,
+    height: int,
+    width: int,
+    color: bool,
+) -> np.ndarray:
     """Frames (N, C, height, width) uint8 of the scene for each (x, theta); see ``coverage``."""
     return composite(coverage(x, theta, left, top, pixel_w, pixel_h, height, width), color)

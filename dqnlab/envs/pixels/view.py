@@ -23,8 +23,9 @@ def tutorial_left(x: np.ndarray) -> np.ndarray:
     the screen, so near an edge the cart is off centre (and the window stops following it)."""
     cart = raster.cart_column(x).astype(np.int64)  # the tutorial's int(...)
     half = TUTORIAL_VIEW_W // 2
-    left = np.where(cart < half, 0, np.where(cart > raster.SCREEN_W - half, raster.SCREEN_W - TUTORIAL_VIEW_W,
-                                             cart - half))
+    left = np.where(
+        cart < half, 0, np.where(cart > raster.SCREEN_W - half, raster.SCREEN_W - TUTORIAL_VIEW_W, cart - half)
+    )
     return left.astype(np.float64)
 
 
@@ -39,5 +40,6 @@ def render_view(cfg: PixelConfig, obs: np.ndarray) -> np.ndarray:
         left, view_w = np.zeros(len(x)), raster.SCREEN_W
     else:
         raise ValueError("pixel observations are off (env.pixels.mode 'off')")
-    return raster.render(x, theta, left, TOP, view_w / cfg.width, (BOTTOM - TOP) / cfg.height, cfg.height,
-                         cfg.width, cfg.color)
+    return raster.render(
+        x, theta, left, TOP, view_w / cfg.width, (BOTTOM - TOP) / cfg.height, cfg.height, cfg.width, cfg.color
+    )
