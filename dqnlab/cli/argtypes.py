@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import NoReturn
 
 from dqnlab.core.errors import DqnlabError, preview
 
@@ -15,7 +16,7 @@ from dqnlab.core.errors import DqnlabError, preview
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line (and exit 2), not a usage dump."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         # argparse's messages echo the arguments ("unrecognized arguments: ..."): cut them short
         if len(message) > 200:
             message = message[:197] + "..."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -94,13 +95,13 @@ class PixelConfig(_Section):
     and a window 60% of its width centred on the cart (clamped at the edges), so the cart's own
     position is invisible. `track`: the same rows across the whole width, so the cart's position
     on the track is in view."""
-    height: int = Field(32, ge=8, le=400)
+    height: int = Field(default=32, ge=8, le=400)
     """Frame height in pixels (the view's 160 screen rows scaled to this)."""
-    width: int = Field(96, ge=8, le=600)
+    width: int = Field(default=96, ge=8, le=600)
     """Frame width in pixels (`tutorial`: its 360 screen columns, `track`: all 600, scaled to this)."""
     color: bool = False
     """RGB frames (3 channels) instead of grayscale (1 channel, Pillow's luma)."""
-    frames: int = Field(2, ge=1, le=8)
+    frames: int = Field(default=2, ge=1, le=8)
     """Frames per observation, oldest first, stacked along the channel axis. At an episode start
     the history is filled with that episode's first frame."""
     input: Literal["frames", "difference", "last_and_difference"] = "last_and_difference"
@@ -153,11 +154,11 @@ def conv_output_hw(height: int, width: int, conv: list[tuple[int, int, int]]) ->
 
 
 class EnvConfig(_Section):
-    id: str = Field("CartPole-v1", min_length=1, max_length=200)
+    id: str = Field(default="CartPole-v1", min_length=1, max_length=200)
     """Gymnasium environment id: any with a Discrete action space and a flat Box observation."""
-    num_envs: int = Field(8, ge=1, le=MAX_ENVS)
+    num_envs: int = Field(default=8, ge=1, le=MAX_ENVS)
     """Number of vectorised training environments stepped together."""
-    max_episode_steps: int | None = Field(None, ge=1, le=MAX_STEPS)
+    max_episode_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS)
     """Override the registered time limit (None keeps it). Reaching it truncates, and truncated
     transitions are bootstrapped."""
     kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -166,10 +167,10 @@ class EnvConfig(_Section):
     obs_noise: float | list[float] = 0.0
     """Standard deviation of Gaussian noise added to every observation the agent sees (the true
     state is untouched): one value for all dimensions, or one per dimension. Any environment."""
-    action_noise: float = Field(0.0, ge=0.0, le=1.0)
+    action_noise: float = Field(default=0.0, ge=0.0, le=1.0)
     """Probability that the agent's action is replaced by one drawn uniformly from all actions
     (possibly the same one: with 2 actions it flips with half this probability). Any environment."""
-    force_noise: float = Field(0.0, ge=0.0)
+    force_noise: float = Field(default=0.0, ge=0.0)
     """CartPole-style environments only: each push is force_mag * max(0, 1 + force_noise * N(0, 1)),
     a relative Gaussian error on its magnitude that never reverses it."""
     randomize: RandomizeConfig = Field(default_factory=RandomizeConfig)
@@ -253,43 +254,43 @@ def _check_finite(value: Any, key: str, depth: int = 0) -> None:
 
 
 class DQNConfig(_Section):
-    gamma: float = Field(0.99, ge=0.0, le=1.0)
+    gamma: float = Field(default=0.99, ge=0.0, le=1.0)
     """Discount factor."""
-    lr: float = Field(3e-3, gt=0.0, le=1.0)
+    lr: float = Field(default=3e-3, gt=0.0, le=1.0)
     """Learning rate of the optimizer."""
     lr_schedule: Literal["constant", "linear"] = "constant"
     """A constant `lr`, or `lr` decayed linearly to 0 over `total_steps` (finer steps late in
     training, for tasks where the last few centimetres matter)."""
     optimizer: Literal["adam", "adamw", "rmsprop"] = "adam"
     """Optimizer for the Q-network."""
-    batch_size: int = Field(128, ge=1, le=MAX_BATCH)
+    batch_size: int = Field(default=128, ge=1, le=MAX_BATCH)
     """Transitions per gradient step."""
-    buffer_size: int = Field(50_000, ge=1, le=MAX_BUFFER)
+    buffer_size: int = Field(default=50_000, ge=1, le=MAX_BUFFER)
     """Replay capacity in transitions (preallocated)."""
-    learning_starts: int = Field(1_000, ge=0, le=MAX_STEPS)
+    learning_starts: int = Field(default=1_000, ge=0, le=MAX_STEPS)
     """Environment steps collected before the first gradient step."""
-    train_freq: int = Field(8, ge=1, le=MAX_STEPS)
+    train_freq: int = Field(default=8, ge=1, le=MAX_STEPS)
     """Environment steps (transitions, over all vectorised envs) between updates."""
-    gradient_steps: int = Field(2, ge=1, le=MAX_GRADIENT_STEPS)
+    gradient_steps: int = Field(default=2, ge=1, le=MAX_GRADIENT_STEPS)
     """Gradient steps per update."""
     target_update: Literal["hard", "soft"] = "hard"
     """Hard copy of the online network every `target_update_every` units, or soft (Polyak)
     averaging with `tau` after every gradient step."""
-    target_update_every: int = Field(50, ge=1, le=MAX_STEPS)
+    target_update_every: int = Field(default=50, ge=1, le=MAX_STEPS)
     """For hard updates: the period, in `target_update_unit`."""
     target_update_unit: Literal["steps", "episodes"] = "steps"
     """For hard updates: count gradient steps or finished training episodes."""
-    tau: float = Field(0.005, gt=0.0, le=1.0)
+    tau: float = Field(default=0.005, gt=0.0, le=1.0)
     """For soft updates: target <- tau * online + (1 - tau) * target after each gradient step."""
-    n_step: int = Field(3, ge=1, le=100)
+    n_step: int = Field(default=3, ge=1, le=100)
     """Bootstrap after n steps: targets sum n discounted rewards before the network's estimate."""
     double: bool = True
     """Double DQN: the online network picks the next action, the target network values it."""
     loss: Literal["huber", "mse"] = "huber"
     """TD loss: Huber (smooth L1, delta 1) or mean squared error."""
-    max_grad_norm: float | None = Field(10.0, gt=0.0)
+    max_grad_norm: float | None = Field(default=10.0, gt=0.0)
     """Clip the global gradient norm to this value (None: no norm clipping)."""
-    clip_grad_value: float | None = Field(None, gt=0.0)
+    clip_grad_value: float | None = Field(default=None, gt=0.0)
     """Clamp every gradient element to [-v, v] (None: no value clipping)."""
     replay_sampling: Literal["uniform", "sequential"] = "uniform"
     """Uniform sampling, or one random contiguous slice of the buffer per batch (a tutorial's mode)."""
@@ -297,13 +298,13 @@ class DQNConfig(_Section):
     """Prioritised experience replay (Schaul et al. 2016, proportional): sample transition i with
     probability p_i^alpha / sum_k p_k^alpha, p_i = |TD error| + `per_eps`, and weight its loss by
     the importance weight (N * P(i))^-beta normalised by the batch's largest weight."""
-    per_alpha: float = Field(0.6, ge=0.0, le=1.0)
+    per_alpha: float = Field(default=0.6, ge=0.0, le=1.0)
     """Prioritised replay: priority exponent (0: uniform sampling, 1: fully proportional)."""
-    per_beta_start: float = Field(0.4, ge=0.0, le=1.0)
+    per_beta_start: float = Field(default=0.4, ge=0.0, le=1.0)
     """Prioritised replay: importance-sampling exponent at step 0, annealed linearly to 1."""
-    per_beta_steps: int = Field(50_000, ge=1, le=MAX_STEPS)
+    per_beta_steps: int = Field(default=50_000, ge=1, le=MAX_STEPS)
     """Prioritised replay: environment steps over which beta goes from `per_beta_start` to 1."""
-    per_eps: float = Field(1e-6, gt=0.0)
+    per_eps: float = Field(default=1e-6, gt=0.0)
     """Prioritised replay: added to |TD error| so that no transition gets probability zero."""
     fast_path: bool = True
     """Use the hand-written forward/backward (dqnlab.nn.fast_mlp) for plain MLPs; false: always
@@ -324,17 +325,17 @@ class ExploreConfig(_Section):
     `decrement` subtracted per action; multiplied by `episode_decay` per finished episode;
     `log_episode`: min(start, 1 - log10((episode + 1) / log_divisor)) floored at `end` (the
     tabular tutorial's); or constant at `start`."""
-    start: float = Field(1.0, ge=0.0, le=1.0)
+    start: float = Field(default=1.0, ge=0.0, le=1.0)
     """Epsilon at step 0."""
-    end: float = Field(0.05, ge=0.0, le=1.0)
+    end: float = Field(default=0.05, ge=0.0, le=1.0)
     """Final epsilon (the floor of every decaying schedule)."""
-    decay_steps: int = Field(5_000, ge=1, le=MAX_STEPS)
+    decay_steps: int = Field(default=5_000, ge=1, le=MAX_STEPS)
     """Linear: steps to go from start to end. Exponential: the time constant in steps."""
-    decrement: float = Field(0.001, ge=0.0, le=1.0)
+    decrement: float = Field(default=0.001, ge=0.0, le=1.0)
     """Decrement schedule: subtracted per environment step (action sampled)."""
-    episode_decay: float = Field(0.99, gt=0.0, le=1.0)
+    episode_decay: float = Field(default=0.99, gt=0.0, le=1.0)
     """Per-episode schedule: multiplier applied after each finished training episode."""
-    log_divisor: float = Field(25.0, gt=0.0)
+    log_divisor: float = Field(default=25.0, gt=0.0)
     """log_episode schedule: epsilon starts to fall below 1 after this many episodes."""
 
 
@@ -343,19 +344,19 @@ EVAL_ENV_KEYS = ("max_episode_steps", "kwargs", "obs_noise", "action_noise", "fo
 
 
 class EvalConfig(_Section):
-    every_steps: int = Field(1_000, ge=1, le=MAX_STEPS)
+    every_steps: int = Field(default=1_000, ge=1, le=MAX_STEPS)
     """Evaluate the greedy policy every this many environment steps during training."""
-    episodes: int = Field(100, ge=1, le=MAX_EVAL_EPISODES)
+    episodes: int = Field(default=100, ge=1, le=MAX_EVAL_EPISODES)
     """Episodes per evaluation during training, run in parallel on vectorised envs (100 in
     parallel cost about as much as 20: the longest episode sets the time)."""
-    final_episodes: int = Field(100, ge=1, le=MAX_EVAL_EPISODES)
+    final_episodes: int = Field(default=100, ge=1, le=MAX_EVAL_EPISODES)
     """Episodes, on seeds never used in training, for the final evaluation of the delivered policy."""
     early_stop: bool = True
     """Stop training once an evaluation mean reaches `threshold`."""
     threshold: float | None = None
     """Reward threshold for early stopping and `solved` (None: the environment's registered
     reward_threshold, 475 for CartPole-v1, 195 for v0)."""
-    success_threshold: float | None = Field(None, gt=0.0, le=1.0)
+    success_threshold: float | None = Field(default=None, gt=0.0, le=1.0)
     """For tasks that report success per episode (info["success"] on the last step, as in
     dqnlab/CartPoleTarget-v0): the share of successful episodes that solves the task. When set,
     it replaces the return threshold: `solved`, early stopping (the success rate minus `stop_z`
@@ -365,23 +366,23 @@ class EvalConfig(_Section):
     """Early stopping needs an evaluation mean of at least this (None: `threshold`). A margin
     above `threshold` makes it likelier that the delivered policy also passes the final
     evaluation on fresh episodes."""
-    stop_z: float = Field(2.0, ge=0.0)
+    stop_z: float = Field(default=2.0, ge=0.0)
     """Early stopping needs the evaluation mean minus `stop_z` standard errors
     (z * std / sqrt(episodes)) to reach the stop threshold: a margin that scales with how
     uncertain the evaluation is (0: the mean alone)."""
     confirm: bool = True
     """Before stopping early, evaluate the candidate again on as many other episodes; stop only
     if that mean also reaches the stop threshold (one lucky evaluation is not a solve)."""
-    max_envs: int = Field(100, ge=1, le=MAX_ENVS)
+    max_envs: int = Field(default=100, ge=1, le=MAX_ENVS)
     """At most this many evaluation environments run at once."""
-    every_episodes: int | None = Field(None, ge=1, le=MAX_STEPS)
+    every_episodes: int | None = Field(default=None, ge=1, le=MAX_STEPS)
     """Evaluate after every this many finished training episodes instead of every `every_steps`
     environment steps (a tutorial's validation episode per epoch is 1, with `episodes` 1)."""
     fresh_starts: bool = False
     """Draw new start states at every evaluation during training (a tutorial's validation
     episode). Off, every evaluation replays the same starts, so two evaluations differ only by
     the policy: the better comparison with many episodes."""
-    patience: int | None = Field(None, ge=1, le=MAX_STEPS)
+    patience: int | None = Field(default=None, ge=1, le=MAX_STEPS)
     """Stop once this many evaluations in a row have not beaten the best (None: never)."""
     stop_train_return: float | None = None
     """Stop as soon as one training episode's return reaches this (a tutorial's criterion;
@@ -401,33 +402,33 @@ class EvalConfig(_Section):
 
 
 class PPOConfig(_Section):
-    n_steps: int = Field(32, ge=1, le=MAX_ROLLOUT_STEPS)
+    n_steps: int = Field(default=32, ge=1, le=MAX_ROLLOUT_STEPS)
     """Steps per environment in each rollout (rollout size = n_steps * env.num_envs)."""
     rollout_until_done: bool = False
     """End each rollout when an episode finishes (needs env.num_envs 1): one update per
     episode, as in the tutorial. `n_steps` is then the most a rollout can hold."""
-    epochs: int = Field(20, ge=1, le=MAX_GRADIENT_STEPS)
+    epochs: int = Field(default=20, ge=1, le=MAX_GRADIENT_STEPS)
     """Passes over each rollout."""
-    minibatch_size: int = Field(256, ge=1, le=MAX_BATCH)
+    minibatch_size: int = Field(default=256, ge=1, le=MAX_BATCH)
     """Samples per gradient step (the last minibatch of an epoch may be smaller)."""
-    lr: float = Field(1e-3, gt=0.0, le=1.0)
+    lr: float = Field(default=1e-3, gt=0.0, le=1.0)
     """Adam learning rate of the actor (and of the critic unless `critic_lr` is set)."""
-    critic_lr: float | None = Field(None, gt=0.0, le=1.0)
+    critic_lr: float | None = Field(default=None, gt=0.0, le=1.0)
     """Adam learning rate of the critic (None: `lr`)."""
     lr_schedule: Literal["constant", "linear"] = "linear"
     """Constant rates, or both decayed linearly to 0 over `total_steps`."""
-    gamma: float = Field(0.98, ge=0.0, le=1.0)
+    gamma: float = Field(default=0.98, ge=0.0, le=1.0)
     """Discount factor."""
-    gae_lambda: float = Field(0.8, ge=0.0, le=1.0)
+    gae_lambda: float = Field(default=0.8, ge=0.0, le=1.0)
     """GAE lambda: 1 gives Monte-Carlo returns minus the value (bootstrapped only where a
     rollout or a time limit cuts an episode), 0 the one-step TD error."""
-    clip_range: float = Field(0.2, gt=0.0)
+    clip_range: float = Field(default=0.2, gt=0.0)
     """PPO's probability-ratio clip epsilon."""
-    ent_coef: float = Field(0.0, ge=0.0)
+    ent_coef: float = Field(default=0.0, ge=0.0)
     """Weight of the entropy bonus."""
-    vf_coef: float = Field(0.5, gt=0.0)
+    vf_coef: float = Field(default=0.5, gt=0.0)
     """Weight of the critic's squared-error loss."""
-    max_grad_norm: float | None = Field(0.5, gt=0.0)
+    max_grad_norm: float | None = Field(default=0.5, gt=0.0)
     """Clip the global gradient norm of actor and critic together (None: no clipping)."""
     normalize_advantages: bool = True
     """Standardise advantages within each minibatch."""
@@ -450,14 +451,14 @@ class TabularConfig(_Section):
     """Lower bound of each discretised dimension; values outside fall in the end bins."""
     high: list[float] = Field(default_factory=lambda: [2.4, 1.5, 0.21, 1.5])
     """Upper bound of each discretised dimension."""
-    gamma: float = Field(0.99, ge=0.0, le=1.0)
+    gamma: float = Field(default=0.99, ge=0.0, le=1.0)
     """Discount factor."""
-    lr: float = Field(0.1, gt=0.0, le=1.0)
+    lr: float = Field(default=0.1, gt=0.0, le=1.0)
     """Learning rate; with `lr_schedule` log_episode, its floor."""
     lr_schedule: Literal["constant", "log_episode"] = "constant"
     """Constant `lr`, or min(1, 1 - log10((episode + 1) / lr_divisor)) floored at `lr` (the
     tutorial's schedule)."""
-    lr_divisor: float = Field(25.0, gt=0.0)
+    lr_divisor: float = Field(default=25.0, gt=0.0)
     """log_episode schedule: the rate starts to fall below 1 after this many episodes."""
 
     @model_validator(mode="after")
@@ -492,23 +493,23 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
 
-    preset: str | None = Field(None, max_length=200)
+    preset: str | None = Field(default=None, max_length=200)
     """Name of the preset this config started from (informational)."""
     algo: str = "dqn"
     """Training algorithm, a name in dqnlab.config.algorithms.ALGORITHMS: dqn, ppo, tabular
     (Q-learning on a table) or baseline (a fixed controller, no learning)."""
-    seed: int = Field(0, ge=0, lt=2**32)
+    seed: int = Field(default=0, ge=0, lt=2**32)
     """Seed for environments, network initialisation, exploration and replay sampling."""
-    total_steps: int = Field(50_000, ge=1, le=MAX_STEPS)
+    total_steps: int = Field(default=50_000, ge=1, le=MAX_STEPS)
     """Budget of environment steps (transitions over all vectorised envs)."""
-    total_episodes: int | None = Field(None, ge=1, le=MAX_STEPS)
+    total_episodes: int | None = Field(default=None, ge=1, le=MAX_STEPS)
     """Also stop after this many finished training episodes (None: no episode budget)."""
-    checkpoint_every: int = Field(10_000, ge=1, le=MAX_STEPS)
+    checkpoint_every: int = Field(default=10_000, ge=1, le=MAX_STEPS)
     """Write checkpoint.pt every this many environment steps (and always at the end)."""
     artifacts: bool = True
     """When training ends, write curves.png, episode.gif and report.html into the run directory
     (a few seconds, not counted in train_seconds)."""
-    torch_threads: int = Field(1, ge=1, le=MAX_THREADS)
+    torch_threads: int = Field(default=1, ge=1, le=MAX_THREADS)
     """torch intra-op threads: 1 is fastest for small networks, and reproducible."""
     env: EnvConfig = Field(default_factory=EnvConfig)
     """Environment."""
@@ -641,7 +642,7 @@ def _known_keys(path: tuple[str, ...]) -> list[str]:
     return list(model.model_fields) if model else []
 
 
-def format_error(err: dict[str, Any]) -> str:
+def format_error(err: Mapping[str, Any]) -> str:
     # A key comes from the user too (a YAML key can be a megabyte long): each part is cut short.
     loc = tuple(str(p) if len(str(p)) <= 60 else str(p)[:57] + "..." for p in err["loc"])
     key = ".".join(loc) or "config"

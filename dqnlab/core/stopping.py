@@ -52,7 +52,7 @@ def catch_stop_signals() -> Iterator[None]:
     if _FLAG.depth == 0:
         _FLAG.signum, _FLAG.count = None, 0
     _FLAG.depth += 1
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in STOP_SIGNALS:
             previous[sig] = signal.signal(sig, _FLAG.handle)
