@@ -25,12 +25,12 @@ without noise on the same seed sees the same start states.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv as _GymCartPoleVectorEnv
 
-from dqnlab.envs.physics import CartPoleParams, action_force, step_state
+from dqnlab.envs.physics import CartPoleParams, Integrator, action_force, step_state
 
 RANDOMIZABLE = ("length", "masspole", "masscart", "force_mag")
 """The physical constants that `randomize` may draw per episode."""
@@ -79,6 +79,10 @@ class CartPoleVectorEnv(_GymCartPoleVectorEnv):
     """Gymnasium's vectorised CartPole with per-environment physics and optional noise (see the module
     docstring). ``params`` holds the current constants of every environment as (N,) arrays."""
 
+    # Gymnasium's __init__ sets `self.state = None` unannotated, so mypy infers the type None (and
+    # then treats every use after `assert self.state is not None` as unreachable): the true type.
+    state: np.ndarray | None  # type: ignore[assignment]
+
     def __init__(
         self,
         num_envs: int = 1,
@@ -96,6 +100,7 @@ class CartPoleVectorEnv(_GymCartPoleVectorEnv):
             render_mode=render_mode,
             sutton_barto_reward=sutton_barto_reward,
         )
+        assert self.single_observation_space.shape is not None  # Gymnasium's CartPole: a Box (4,)
         obs_dim = self.single_observation_space.shape[0]
         self.obs_sigma = check_sigma(obs_noise, obs_dim)
         if not 0.0 <= action_noise <= 1.0:
@@ -117,6 +122,7 @@ class CartPoleVectorEnv(_GymCartPoleVectorEnv):
     # -- hooks a task built on this physics (dqnlab.envs.target) overrides ---------------------------
     def _observe(self) -> np.ndarray:
         """Noise-free observation (N, obs_dim) float32 of the current state."""
+        assert self.state is not None  # called after reset
         return self.state.T.astype(np.float32)
 
     def _task_step(self, terminated: np.ndarray, force: np.ndarray) -> np.ndarray:
@@ -161,7 +167,8 @@ class CartPoleVectorEnv(_GymCartPoleVectorEnv):
         if self.force_noise > 0.0:
             force = force * np.maximum(0.0, 1.0 + self.force_noise * self.perturb_rng.standard_normal(self.num_envs))
 
-        self.state = step_state(self.state, force, self.params, self.kinematics_integrator)
+        # Gymnasium types kinematics_integrator as str; step_state refuses names other than Integrator's
+        self.state = step_state(self.state, force, self.params, cast(Integrator, self.kinematics_integrator))
         x, _, theta, _ = self.state
         terminated = (
             (x < -self.x_threshold)

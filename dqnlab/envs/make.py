@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import functools
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -20,6 +21,9 @@ from gymnasium import spaces
 from dqnlab.config import EnvConfig
 from dqnlab.core.errors import ConfigError, preview
 from dqnlab.envs.pixels import PixelVectorEnv
+
+EnvWrapperFn = Callable[[gym.Env], gym.Wrapper]
+"""A wrapper for each sub-environment of a SyncVectorEnv (gym.make_vec's `wrappers`)."""
 
 
 def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
@@ -49,10 +53,11 @@ def make_vec_env(cfg: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
     mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
     make_id: str | gym.envs.registration.EnvSpec = cfg.id
-    wrappers: list = []
+    wrappers: list[EnvWrapperFn] = []
     if cfg.perturbed():
         make_id, mode, wrappers, perturb_kwargs = _perturbed_setup(cfg, spec)
         kwargs.update(perturb_kwargs)
+    wrapper_kwargs: dict[str, Any] = {"wrappers": wrappers} if wrappers else {}
     try:
         with warnings.catch_warnings():
             # CartPole-v0's deprecation notice: v0 is a deliberate, supported target here.
@@ -61,7 +66,7 @@ def make_vec_env(cfg: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
                 make_id,
                 num_envs=num_envs,
                 vectorization_mode=mode,
-                **({"wrappers": wrappers} if wrappers else {}),
+                **wrapper_kwargs,
                 **kwargs,
             )
     except gym.error.DependencyNotInstalled as exc:
@@ -147,7 +152,7 @@ def _perturbed_setup(cfg: EnvConfig, spec: gym.envs.registration.EnvSpec):
         )
     from dqnlab.envs.wrappers import ActionNoise, ObservationNoise
 
-    wrappers = []
+    wrappers: list[EnvWrapperFn] = []
     if any(cfg.obs_noise if isinstance(cfg.obs_noise, list) else [cfg.obs_noise]):
         wrappers.append(functools.partial(ObservationNoise, sigma=cfg.obs_noise))
     if cfg.action_noise > 0:
@@ -171,6 +176,7 @@ def check_spaces(envs: gym.vector.VectorEnv, env_id: str) -> tuple[tuple[int, ..
     if not isinstance(act, spaces.Discrete):
         raise ConfigError(f"environment '{env_id}' has a {type(act).__name__} action space; DQN needs a Discrete one")
     if isinstance(envs, PixelVectorEnv):  # frame stacks (K * C, H, W), made by dqnlab itself
+        assert obs.shape is not None  # its observation space is a Box
         return tuple(obs.shape), int(act.n)
     if not isinstance(obs, spaces.Box) or len(obs.shape) != 1:
         raise ConfigError(f"environment '{env_id}' has observation space {obs}; this agent needs a flat Box (vector)")

@@ -9,13 +9,30 @@ exact-resume tests fail if a Gymnasium release renames them.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol, cast
 
 import gymnasium as gym
 import numpy as np
 import torch
 
 from dqnlab.envs.pixels import PixelVectorEnv
+
+
+class _NumpyVectorEnv(Protocol):
+    """What capture_env_state saves of a NumPy vector env (Gymnasium's CartPoleVectorEnv and
+    dqnlab's subclasses), which Gymnasium's VectorEnv type does not declare."""
+
+    state: np.ndarray
+    steps: np.ndarray
+    prev_done: np.ndarray
+    np_random: np.random.Generator
+
+
+class _ExtraState(Protocol):
+    """A NumPy vector env with state of its own besides Gymnasium's (dqnlab's CartPole)."""
+
+    def set_extra_state(self, saved: Mapping[str, Any]) -> None: ...
 
 
 def _to_saveable(value: Any) -> Any:
@@ -59,8 +76,8 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
     freshly reset environments (documented in the README).
     """
     if isinstance(envs, PixelVectorEnv):  # the frame history, then the environment it draws
-        inner = capture_env_state(envs.env)
-        return None if inner is None else {**inner, "pixels": envs.state_dict()}
+        captured = capture_env_state(envs.env)
+        return None if captured is None else {**captured, "pixels": envs.state_dict()}
     base = envs.unwrapped
     if hasattr(base, "prev_done") and hasattr(base, "state") and hasattr(base, "steps"):
         saved = {
@@ -106,15 +123,19 @@ def restore_env_state(envs: gym.vector.VectorEnv, saved: dict[str, Any]) -> None
         return
     base = envs.unwrapped
     if saved["kind"] == "numpy_vector":
-        base.state = _from_saveable(saved["state"])
-        base.steps = _from_saveable(saved["steps"])
-        base.prev_done = _from_saveable(saved["prev_done"])
-        base.np_random.bit_generator.state = saved["rng"]
-        if "extra" in saved:
-            base.set_extra_state(_tree_from_saveable(saved["extra"]))
+        # Gymnasium types `unwrapped` as a VectorEnv: these attributes are the concrete class's
+        numpy_env = cast(_NumpyVectorEnv, base)
+        numpy_env.state = _from_saveable(saved["state"])
+        numpy_env.steps = _from_saveable(saved["steps"])
+        numpy_env.prev_done = _from_saveable(saved["prev_done"])
+        numpy_env.np_random.bit_generator.state = saved["rng"]
+        if "extra" in saved:  # saved from its extra_state
+            cast(_ExtraState, base).set_extra_state(_tree_from_saveable(saved["extra"]))
         return
+    assert isinstance(base, gym.vector.SyncVectorEnv)  # saved["kind"] == "sync"
     for env, sub in zip(base.envs, saved["envs"], strict=True):
         inner = env.unwrapped
+        assert hasattr(inner, "state")  # capture_env_state saved it
         state = _from_saveable(sub["state"])
         inner.state = tuple(state) if isinstance(inner.state, tuple) else state
         inner.np_random.bit_generator.state = sub["rng"]

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import gymnasium as gym
 import numpy as np
@@ -68,14 +68,20 @@ _X_THRESHOLD = 2.4
 _THETA_THRESHOLD = 12 * 2 * np.pi / 360
 
 
-def tolerance(d: np.ndarray | float, margin: float) -> np.ndarray:
+def tolerance(d: np.ndarray | float, margin: float) -> np.ndarray | np.floating:
     """dm_control's gaussian tolerance with bounds (0, 0): 1 at d = 0, 0.1 at |d| = margin."""
     return 0.1 ** ((np.asarray(d, dtype=np.float64) / margin) ** 2)
 
 
-def target_reward(theta: np.ndarray, theta_dot: np.ndarray, offset: np.ndarray, margin: float = 0.5) -> np.ndarray:
+@overload
+def target_reward(theta: np.ndarray, theta_dot: np.ndarray, offset: np.ndarray, margin: float = 0.5) -> np.ndarray: ...
+@overload
+def target_reward(theta: float, theta_dot: float, offset: float, margin: float = 0.5) -> np.floating: ...
+def target_reward(
+    theta: np.ndarray | float, theta_dot: np.ndarray | float, offset: np.ndarray | float, margin: float = 0.5
+) -> np.ndarray | np.floating:
     """Per-step reward in [0, 1] (formula in the module docstring; `margin` is centered's),
-    batched: (N,) x3 -> (N,)."""
+    batched: (N,) x3 -> (N,), or scalars -> a scalar."""
     upright = (1.0 + np.cos(theta)) / 2.0
     centered = (1.0 + tolerance(offset, margin)) / 2.0
     still = (1.0 + tolerance(theta_dot, 5.0)) / 2.0
@@ -104,7 +110,7 @@ def _observation_space(lo: float, hi: float) -> spaces.Box:
     return spaces.Box(-high, high, dtype=np.float32)
 
 
-class CartPoleTargetEnv(gym.Env[np.ndarray, int]):
+class CartPoleTargetEnv(gym.Env[np.ndarray, int | np.integer]):
     """The single-environment version (see the module docstring). The physical constants are
     Gymnasium-named attributes (gravity, masscart, masspole, length, force_mag, tau), so
     dqnlab.envs.wrappers' physics perturbations apply to it as to CartPoleEnv."""
@@ -124,8 +130,10 @@ class CartPoleTargetEnv(gym.Env[np.ndarray, int]):
         self.move_prob = float(move_prob)
         self.move_every = move_every
         nominal = CartPoleParams()
-        self.gravity, self.masscart, self.masspole = nominal.gravity, nominal.masscart, nominal.masspole
-        self.length, self.force_mag, self.tau = nominal.length, nominal.force_mag, nominal.tau
+        # Scalars, as CartPoleEnv's (CartPoleParams' fields may also be per-environment arrays)
+        self.gravity, self.masscart = float(nominal.gravity), float(nominal.masscart)
+        self.masspole, self.length = float(nominal.masspole), float(nominal.length)
+        self.force_mag, self.tau = float(nominal.force_mag), float(nominal.tau)
         self.x_threshold = _X_THRESHOLD
         self.theta_threshold_radians = _THETA_THRESHOLD
         self.action_space = spaces.Discrete(2)
@@ -139,11 +147,11 @@ class CartPoleTargetEnv(gym.Env[np.ndarray, int]):
 
     @property
     def total_mass(self) -> float:
-        return self.params.total_mass
+        return float(self.params.total_mass)
 
     @property
     def polemass_length(self) -> float:
-        return self.params.polemass_length
+        return float(self.params.polemass_length)
 
     @property
     def params(self) -> CartPoleParams:
@@ -157,9 +165,11 @@ class CartPoleTargetEnv(gym.Env[np.ndarray, int]):
         )
 
     def _obs(self) -> np.ndarray:
+        assert self.state is not None  # called after reset
         return np.append(self.state, self.state[0] - self.target).astype(np.float32)
 
     def _info(self, terminated: bool) -> dict[str, Any]:
+        assert self.state is not None  # called after reset
         offset = abs(float(self.state[0]) - self.target)
         return {
             "success": bool(not terminated and offset < SUCCESS_RADIUS),
@@ -251,9 +261,11 @@ class CartPoleTargetVectorEnv(CartPoleVectorEnv):
         self.obs_sigma = check_sigma(obs_noise, 5)
 
     def _observe(self) -> np.ndarray:
+        assert self.state is not None  # called after reset
         return np.vstack((self.state, self.state[0] - self.targets)).T.astype(np.float32)
 
     def _task_step(self, terminated: np.ndarray, force: np.ndarray) -> np.ndarray:
+        assert self.state is not None  # called after reset
         x, _, theta, theta_dot = self.state
         offset = x - self.targets
         reward = target_reward(theta, theta_dot, offset, self.margin).astype(np.float32)
@@ -274,6 +286,7 @@ class CartPoleTargetVectorEnv(CartPoleVectorEnv):
         self._success[mask] = False
 
     def _info(self) -> dict[str, Any]:
+        assert self.state is not None  # called after reset
         counted = np.clip(self.steps, 1, WINDOW)
         started = self.steps == 0  # an episode's first observation: its current offset
         mean = np.where(started, np.abs(self.state[0] - self.targets), self._offsets.sum(axis=0) / counted)

@@ -25,7 +25,7 @@ from dqnlab.envs.cartpole_vec import check_sigma, perturb_generator
 _STREAMS = {"obs": 1, "action": 2}
 
 
-def _reseed(wrapper: gym.Wrapper, seed: int | None, stream: str) -> None:
+def _reseed(wrapper: ObservationNoise | ActionNoise, seed: int | None, stream: str) -> None:
     if seed is not None:
         wrapper.noise_rng = perturb_generator(seed, _STREAMS[stream])
 
@@ -71,5 +71,6 @@ class ActionNoise(gym.ActionWrapper):
     def action(self, action):
         if self.noise_rng.random() < self.prob:
             space = self.env.action_space
+            assert isinstance(space, spaces.Discrete)  # checked in __init__
             return int(space.start + self.noise_rng.integers(space.n))
         return action

@@ -39,7 +39,7 @@ class PixelVectorEnv(gym.vector.VectorWrapper):
         self.history = FrameStack(env.num_envs, cfg.frames, (cfg.channels, cfg.height, cfg.width))
         self.ended = np.zeros(env.num_envs, dtype=bool)  # the previous step ended these episodes
 
-    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
         self.history.restart(render_view(self.cfg, obs))
         self.ended[:] = False

@@ -53,7 +53,7 @@ def cart_column(x: np.ndarray) -> np.ndarray:
 
 
 def _interval_coverage(
-    centre: np.ndarray, half: float | np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float
+    centre: np.ndarray, half: float | np.floating | np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float
 ) -> np.ndarray:
     """Share of the window [centre - half, centre + half] that lies inside [lo, hi]."""
     overlap = np.minimum(centre + half, hi) - np.maximum(centre - half, lo)
@@ -85,8 +85,8 @@ def coverage(
     # Pixel-centre coordinates: u (N, 1, W) per environment (crops may differ), s (1, H, 1).
     u = np.asarray(left, dtype=f32)[:, None, None] + ((np.arange(width, dtype=f32) + f32(0.5)) * f32(pixel_w))
     s = f32(top) + (np.arange(height, dtype=f32) + f32(0.5))[None, :, None] * f32(pixel_h)
-    pixel_w, pixel_h = f32(pixel_w), f32(pixel_h)
-    hu, hs = pixel_w / f32(2), pixel_h / f32(2)
+    pw, ph = f32(pixel_w), f32(pixel_h)
+    hu, hs = pw / f32(2), ph / f32(2)
 
     # Cart: an axis-aligned rectangle, so its coverage is a product of two interval overlaps.
     half_w, half_h = CART_W / 2 + _GROW, CART_H / 2 + _GROW
@@ -101,8 +101,8 @@ def coverage(
     lx = dx * cos - dy * sin
     ly = dx * sin + dy * cos
     # Half the pixel's extent along each pole axis (its projection; exact when upright).
-    hx = (pixel_w * np.abs(cos) + pixel_h * np.abs(sin)) / f32(2)
-    hy = (pixel_w * np.abs(sin) + pixel_h * np.abs(cos)) / f32(2)
+    hx = (pw * np.abs(cos) + ph * np.abs(sin)) / f32(2)
+    hy = (pw * np.abs(sin) + ph * np.abs(cos)) / f32(2)
     pole = _interval_coverage(lx, hx, -POLE_W / 2 - _GROW, POLE_W / 2 + _GROW) * _interval_coverage(
         ly, hy, -POLE_W / 2 - _GROW, POLE_LEN - POLE_W / 2 + _GROW
     )
@@ -112,7 +112,7 @@ def coverage(
     ax = np.floor(cx) + f32(0.5)
     ay = f32(SCREEN_H - (np.floor(AXLE_Y) + 0.5))
     dist = np.sqrt(np.square(u - ax) + np.square(s - ay))
-    foot = (pixel_w + pixel_h) / f32(2)
+    foot = (pw + ph) / f32(2)
     axle = np.clip((f32(AXLE_R + _GROW) - dist) / foot + f32(0.5), 0, 1)
 
     # Track: pygame's hline at drawing height 100 fills pixel row 100, i.e. screen rows [299, 300].
@@ -125,7 +125,9 @@ def composite(cov: dict[str, np.ndarray], color: bool) -> np.ndarray:
     Returns (N, C, H, W) uint8 with C = 3 (RGB) or 1 (gray)."""
     layers = (("cart", CART_RGB), ("pole", POLE_RGB), ("axle", AXLE_RGB), ("track", TRACK_RGB))
     if color:
-        colours = {name: np.asarray(rgb, dtype=np.float32)[None, :, None, None] for name, rgb in layers}  # (1, 3, 1, 1)
+        colours: dict[str, np.ndarray | np.floating] = {
+            name: np.asarray(rgb, dtype=np.float32)[None, :, None, None] for name, rgb in layers
+        }  # (1, 3, 1, 1)
         img = np.full((1, 3, 1, 1), BACKGROUND[0], dtype=np.float32)
     else:
         colours = {name: np.float32(np.asarray(rgb) @ _LUMA) for name, rgb in layers}
