@@ -38,6 +38,8 @@ class LinearFeedback(nn.Module):
     """Push right when the force u = -K x of a linear state-feedback law is positive: a
     bang-bang version of LQR. K is a buffer, so the policy file holds it."""
 
+    gain: torch.Tensor  # a buffer (register_buffer in __init__)
+
     def __init__(self, gain: np.ndarray):
         super().__init__()
         self.register_buffer("gain", torch.as_tensor(np.asarray(gain, dtype=np.float32)).reshape(-1))
@@ -136,4 +138,5 @@ class BaselineLoop(TrainLoop):
 
     def restore_eval_state(self, state: torch.Tensor | None) -> None:
         if state is not None:
+            assert isinstance(self.controller, RandomController)  # the only one with an eval_state
             self.controller.gen.set_state(state)

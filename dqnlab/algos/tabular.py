@@ -48,6 +48,8 @@ class QTable(nn.Module):
     """The table as a policy module: observation -> Q-values of its cell (buffers only, so it
     saves and loads like any network and needs no code to rebuild)."""
 
+    table: torch.Tensor  # a buffer (register_buffer in __init__)
+
     def __init__(self, cfg: TabularConfig, n_actions: int):
         super().__init__()
         self.cfg = cfg

@@ -32,9 +32,9 @@ def mlp_layers(net: nn.Module) -> tuple[list[nn.Linear], str] | None:
     if not isinstance(net, nn.Sequential):
         return None
     modules = list(net)
-    linears = modules[0::2]
+    linears = [m for m in modules[0::2] if isinstance(m, nn.Linear)]
     acts = modules[1::2]
-    if not linears or not all(isinstance(m, nn.Linear) for m in linears) or len(acts) != len(linears) - 1:
+    if not linears or len(linears) != len(modules[0::2]) or len(acts) != len(linears) - 1:
         return None
     kinds = {type(a) for a in acts}
     if len(kinds) > 1:

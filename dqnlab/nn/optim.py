@@ -10,6 +10,7 @@ the three optimizers dqnlab offers. State dicts hold tensors and numbers only.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -125,17 +126,26 @@ def make_optimizer(name: str, params, lr: float) -> Adam | RMSprop:
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+def _grads(params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """The gradients of `params`, which a backward pass has just set."""
+    grads = []
+    for p in params:
+        assert p.grad is not None  # every parameter takes part in the loss
+        grads.append(p.grad)
+    return grads
+
+
 @torch.no_grad()
-def clip_grad_norm_(params: list[torch.Tensor], max_norm: float) -> None:
+def clip_grad_norm_(params: Sequence[torch.Tensor], max_norm: float) -> None:
     """Scale all gradients so their global L2 norm is at most `max_norm` (torch's rule, eps 1e-6)."""
-    grads = [p.grad for p in params]
+    grads = _grads(params)
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
     torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
 
 
 @torch.no_grad()
-def clip_grad_value_(params: list[torch.Tensor], clip: float) -> None:
+def clip_grad_value_(params: Sequence[torch.Tensor], clip: float) -> None:
     """Clamp every gradient element to [-clip, clip]."""
-    grads = [p.grad for p in params]
+    grads = _grads(params)
     torch._foreach_clamp_min_(grads, -clip)
     torch._foreach_clamp_max_(grads, clip)
