@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -16,6 +16,14 @@ from dqnlab.core.errors import DqnlabError
 from dqnlab.envs.make import check_spaces, make_vec_env
 from dqnlab.runtime.evaluation import EvalResult, Evaluator
 from dqnlab.runtime.policy import Policy
+
+
+def _noise_values(obs_noise: float | Sequence[float]) -> float | list[float]:
+    """`obs_noise` as EnvConfig takes it: a list where it has dimensions (a sequence or an array),
+    else one float. (np.ndim does not narrow the type: the casts say what it found.)"""
+    if np.ndim(obs_noise):
+        return [float(v) for v in cast(Sequence[float], obs_noise)]
+    return float(cast(float, obs_noise))
 
 
 def evaluate(
@@ -50,16 +58,18 @@ def evaluate(
 
         randomize = DEFAULT_RANDOMIZE
     try:
-        env_cfg = EnvConfig(
-            id=env_id or policy.env_id,
-            max_episode_steps=max_steps,
-            kwargs=dict(env_kwargs or {}),
-            obs_noise=[float(v) for v in obs_noise] if np.ndim(obs_noise) else float(obs_noise),
-            action_noise=action_noise,
-            force_noise=force_noise,
-            randomize=dict(randomize or {}),
-            # A pixel policy brings its own view: the evaluation envs draw the frames it was trained on.
-            **({"pixels": policy.pixels} if policy.pixels is not None else {}),
+        env_cfg = EnvConfig.model_validate(
+            {
+                "id": env_id or policy.env_id,
+                "max_episode_steps": max_steps,
+                "kwargs": dict(env_kwargs or {}),
+                "obs_noise": _noise_values(obs_noise),
+                "action_noise": action_noise,
+                "force_noise": force_noise,
+                "randomize": dict(randomize or {}),
+                # A pixel policy brings its own view: the evaluation envs draw the frames it was trained on.
+                **({"pixels": policy.pixels} if policy.pixels is not None else {}),
+            }
         )
     except ValidationError as exc:
         err = exc.errors()[0]
@@ -81,7 +91,7 @@ def evaluate(
     # more, and far slower when the cores are busy (threads spin waiting for each other).
     torch.set_num_threads(1)
     try:
-        return evaluator.run(policy, episodes, seed)
+        return evaluator.run(policy.act_batch, episodes, seed)
     finally:
         torch.set_num_threads(threads)
         evaluator.close()

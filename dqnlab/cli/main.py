@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from dqnlab.cli import argtypes
 from dqnlab.config import MAX_EVAL_EPISODES, MAX_STEPS
@@ -338,7 +339,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     policy = load_policy(args.path)
     env_id = args.env or policy.env_id
-    perturbations = {
+    perturbations: dict[str, Any] = {
         name: value
         for name, value in (
             ("obs_noise", args.obs_noise),

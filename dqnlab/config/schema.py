@@ -661,7 +661,7 @@ def format_error(err: Mapping[str, Any]) -> str:
     return f"invalid config value for '{key}': {msg[:200]} (got {preview(value)})"
 
 
-def validate_config(data: dict[str, Any]) -> RunConfig:
+def validate_config(data: object) -> RunConfig:
     """Validate a plain dict into a RunConfig, or raise ConfigError with one clear line."""
     if not isinstance(data, dict):
         raise ConfigError(f"a config must be a mapping of keys to values, got {type(data).__name__}")

@@ -68,7 +68,18 @@ class EvalResult:
         if self.success is None:
             return None
         p = self.success_rate
+        assert p is not None  # self.success is set
         return p - z * (p * (1.0 - p) / len(self.success)) ** 0.5
+
+    def _drift_dict(self) -> dict[str, float]:
+        if self.max_abs_x is None:
+            return {}
+        assert self.final_abs_x is not None  # recorded with max_abs_x
+        return {
+            "max_abs_x_mean": float(self.max_abs_x.mean()),
+            "max_abs_x_max": float(self.max_abs_x.max()),
+            "final_abs_x_mean": float(self.final_abs_x.mean()),
+        }
 
     def as_dict(self) -> dict:
         return {
@@ -79,15 +90,7 @@ class EvalResult:
             "episodes": int(len(self.returns)),
             "mean_length": float(self.lengths.mean()),
             **({} if self.survived is None else {"survival": self.survival}),
-            **(
-                {}
-                if self.max_abs_x is None
-                else {
-                    "max_abs_x_mean": float(self.max_abs_x.mean()),
-                    "max_abs_x_max": float(self.max_abs_x.max()),
-                    "final_abs_x_mean": float(self.final_abs_x.mean()),
-                }
-            ),
+            **self._drift_dict(),
             **({} if self.success is None else {"success_rate": self.success_rate}),
             **({} if self.final_offset is None else {"mean_abs_offset_last_100": float(self.final_offset.mean())}),
         }
@@ -163,7 +166,9 @@ class Evaluator:
                 if peak_x is not None:
                     # The state after this step; for an episode that just ended, its final state
                     # (the NEXT_STEP autoreset replaces it only on the following step).
-                    abs_x = np.abs(_cart_x(envs))
+                    x_now = _cart_x(envs)
+                    assert x_now is not None and last_x is not None  # x was readable at the reset
+                    abs_x = np.abs(x_now)
                     peak_x = np.where(active, np.maximum(peak_x, abs_x), peak_x)
                     last_x = np.where(active, abs_x, last_x)
                 # Finished environments autoreset and keep stepping; their outputs are ignored.
@@ -172,6 +177,7 @@ class Evaluator:
             lengths.append(length)
             survived.append(ended_by_limit)
             if peak_x is not None:
+                assert last_x is not None  # set with peak_x
                 max_x.append(peak_x)
                 final_x.append(last_x)
             done_count += n
@@ -197,5 +203,10 @@ def _cart_x(envs: gym.vector.VectorEnv) -> np.ndarray | None:
     if isinstance(state, np.ndarray) and state.ndim == 2:  # NumPy vector envs: state is (4, N)
         return state[0]
     if isinstance(base, gym.vector.SyncVectorEnv):
-        return np.array([float(env.unwrapped.state[0]) for env in base.envs])
+        xs = []
+        for env in base.envs:
+            inner = env.unwrapped
+            assert hasattr(inner, "state")  # CartPole-style environments only (track_drift)
+            xs.append(float(inner.state[0]))
+        return np.array(xs)
     return None

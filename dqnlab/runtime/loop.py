@@ -122,7 +122,7 @@ class TrainLoop:
         self.solved_at: int | None = None
         self.stop_reason: str | None = None  # set by a stop rule other than the budgets
         self.seconds_before = 0.0  # training seconds spent before a resume
-        self.recent = deque(maxlen=20)
+        self.recent: deque[float] = deque(maxlen=20)
 
     @classmethod
     def check_fits(cls, cfg: RunConfig, obs_shape: tuple[int, ...], n_actions: int, reset_info: dict) -> None:
@@ -320,7 +320,9 @@ class TrainLoop:
                 train_seconds = self.seconds_before + time.perf_counter() - self.t_start
                 policy = self._delivered_policy()
                 t_eval = time.perf_counter()
-                final = self.evaluator.run(policy, cfg.eval.final_episodes, self.streams.eval_final, stop_requested)
+                final = self.evaluator.run(
+                    policy.act_batch, cfg.eval.final_episodes, self.streams.eval_final, stop_requested
+                )
             except EvaluationStopped:
                 self._interrupt(checkpoint=False)
         summary = self._write_summary(
@@ -430,7 +432,9 @@ class TrainLoop:
         by `stop_z` standard errors."""
         ev = self.cfg.eval
         if ev.success_threshold is not None:
-            return res.success_lower_bound(ev.stop_z) >= ev.success_threshold
+            bound = res.success_lower_bound(ev.stop_z)
+            assert bound is not None  # check_fits: the environment reports info["success"]
+            return bound >= ev.success_threshold
         stop_at = ev.stop_threshold if ev.stop_threshold is not None else self.threshold
         return stop_at is not None and res.lower_bound(ev.stop_z) >= stop_at
 
@@ -505,6 +509,7 @@ class TrainLoop:
             self.last_eval_step = c["last_eval_step"]
             self.stop_reason = c["stop_reason"]
             self.seconds_before = float(c["seconds"])
+            assert self.recent.maxlen is not None  # made with one in __init__
             recent = list(c["recent"])[-self.recent.maxlen :]
             if not all(isinstance(r, (int, float)) for r in recent):
                 raise ValueError("recent returns are not numbers")

@@ -97,6 +97,13 @@ class Policy:
             actions = self.net(torch.from_numpy(x.reshape(-1, *self.obs_shape))).argmax(dim=1).numpy()
         return int(actions[0]) if single else actions
 
+    def act_batch(self, obs: np.ndarray) -> np.ndarray:
+        """``policy(obs)`` for a batch (N, *obs_shape), typed as such: the (N,) int64 actions (an
+        act function for dqnlab.runtime.evaluation.Evaluator)."""
+        actions = self(obs)
+        assert isinstance(actions, np.ndarray)  # a batch's shape is never obs_shape: one dimension more
+        return actions
+
     def to_dict(self) -> dict[str, Any]:
         from dqnlab.core.version import __version__
 
