@@ -123,7 +123,7 @@ def _compare(
     ]
     report = None if on_result is None else (lambda key, summary: on_result(key[0], summary))
     rows = train_runs(runs, workers, report, backend=backend, ray_address=ray_address)
-    result = {"seeds": list(seeds), "entries": []}
+    result: dict[str, Any] = {"seeds": list(seeds), "entries": []}
     for label, cfg in configs:
         per_seed = []
         for seed in seeds:

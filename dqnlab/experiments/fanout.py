@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from dqnlab.core.errors import ConfigError, DqnlabError, Interrupted
 from dqnlab.core.stopping import (
@@ -210,6 +210,13 @@ _Reply = tuple[tuple[Hashable, dict[str, Any]] | None, str | None, int | None]
 had come), an error text if the job could not even be read, and the stop signal it received."""
 
 
+def _ready(conns: list[Connection]) -> list[Connection]:
+    """The pipe ends among `conns` that have something to read (or have closed), waiting up to
+    POLL_SECONDS. `wait` returns some of the objects it was given; typeshed types them as any
+    waitable object (a connection, socket or file descriptor)."""
+    return cast(list[Connection], wait(conns, timeout=POLL_SECONDS))
+
+
 def _run_pool(jobs: list[RunJob], workers: int, record: Record) -> None:
     queue: deque[tuple[RunJob, int]] = deque((job, 0) for job in jobs)
     pool: list[_Worker] = []
@@ -217,7 +224,7 @@ def _run_pool(jobs: list[RunJob], workers: int, record: Record) -> None:
         while stop_signal() is None and (queue or any(w.job is not None for w in pool)):
             _dispatch(pool, queue, workers)
             busy = {w.conn: w for w in pool if w.job is not None}
-            for conn in wait(list(busy), timeout=POLL_SECONDS):
+            for conn in _ready(list(busy)):
                 _collect(busy[conn], pool, queue, record)
     except BaseException:
         _shut_down(pool)  # what the runs under way report is lost with the error that goes up
@@ -315,13 +322,14 @@ def _shut_down(pool: list[_Worker]) -> list[tuple[Hashable, dict[str, Any]]]:
     signals_before = signals_received()
     for w in pool:
         if w.job is not None:
+            assert w.process.pid is not None  # started before it joined the pool
             with contextlib.suppress(ProcessLookupError):
                 os.kill(w.process.pid, signum)
-    results = []
+    results: list[tuple[Hashable, dict[str, Any]]] = []
     busy = {w.conn: w for w in pool if w.job is not None}
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     while busy and signals_received() == signals_before and time.monotonic() < deadline:
-        for conn in wait(list(busy), timeout=POLL_SECONDS):
+        for conn in _ready(list(busy)):
             w = busy.pop(conn)
             w.job = None
             with contextlib.suppress(EOFError, OSError):  # died meanwhile: resumes from its last checkpoint

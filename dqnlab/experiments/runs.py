@@ -66,6 +66,7 @@ def train_runs(
     for run in runs:
         state, summary = run_state(run.run_dir, run.config)
         if state == "done":
+            assert summary is not None  # run_state gives a finished run's summary
             summaries[run.key] = summary
         else:
             jobs.append(RunJob(run.key, run.config.to_dict(), str(run.run_dir), resume=state == "resume"))

@@ -6,8 +6,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+Values = Sequence[float] | np.ndarray
+"""Numbers: a sequence or a 1-d array."""
 
-def iqm(values: Sequence[float]) -> float:
+
+def iqm(values: Values) -> float:
     """Interquartile mean: the mean of the middle 50% of the sorted values (Agarwal et al. 2021),
     with fractional weights at the quartile boundaries so any n works."""
     x = np.sort(np.asarray(values, dtype=np.float64))
@@ -22,8 +25,8 @@ def iqm(values: Sequence[float]) -> float:
 
 
 def bootstrap_ci(
-    values: Sequence[float],
-    statistic: Callable[[Sequence[float]], float] = iqm,
+    values: Values,
+    statistic: Callable[[np.ndarray], float] = iqm,
     confidence: float = 0.95,
     resamples: int = 2000,
     seed: int = 0,
@@ -36,7 +39,7 @@ def bootstrap_ci(
     return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1.0 - alpha))
 
 
-def summarize(values: Sequence[float]) -> dict[str, float]:
+def summarize(values: Values) -> dict[str, float]:
     """median, IQM with its 95% bootstrap interval, mean, min, max."""
     x = np.asarray(values, dtype=np.float64)
     lo, hi = bootstrap_ci(x)

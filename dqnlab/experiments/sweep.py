@@ -340,6 +340,7 @@ def suggest(trial, space: SearchSpace) -> dict[str, Any]:
         if p.type == "float":
             values[p.key] = trial.suggest_float(p.key, p.low, p.high, log=p.log, step=p.step)
         elif p.type == "int":
+            assert p.low is not None and p.high is not None  # parse_param: int and float have bounds
             values[p.key] = trial.suggest_int(
                 p.key, int(p.low), int(p.high), log=p.log, step=int(p.step) if p.step else 1
             )

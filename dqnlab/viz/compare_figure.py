@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -32,8 +32,12 @@ def write_compare_figure(result: dict[str, Any], root: Path) -> Path:
     ax_success = axes[2] if with_success else None
     fig.suptitle(f"{len(result['entries'])} configurations × {len(result['seeds'])} seeds", fontsize=11)
     import matplotlib
+    from matplotlib.colors import ListedColormap
 
-    palette = matplotlib.colormaps["tab20"].colors  # 20 colours, then line styles tell entries apart
+    tab20 = matplotlib.colormaps["tab20"]
+    assert isinstance(tab20, ListedColormap)  # the registry's type is any Colormap
+    # 20 colours, then line styles tell entries apart. RGB tuples: matplotlib types them as any colour data.
+    palette = cast(tuple[tuple[float, float, float], ...], tab20.colors)
     styles = ("-", "--", ":", "-.")
     for k, e in enumerate(result["entries"]):
         color, style = palette[(2 * k) % 20 if k < 10 else (2 * k + 1) % 20], styles[(k // 20) % 4]

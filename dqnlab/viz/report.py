@@ -201,9 +201,11 @@ def write_report(
         raise DqnlabError(f"{run} is not a dqnlab run directory (no {MARKER_FILE} marker)")
     summary = read_summary(run)  # damaged: the page says there is no summary rather than failing
     config = _read(run / CONFIG_FILE, MAX_CONFIG_SHOWN)
-    config_text = None if config is None else config.decode("utf-8", errors="replace")
-    if config is not None and len(config) > MAX_CONFIG_SHOWN:
-        config_text = config_text[:MAX_CONFIG_SHOWN] + f"\n... ({CONFIG_FILE} is longer; the rest is not shown)"
+    config_text: str | None = None
+    if config is not None:
+        config_text = config.decode("utf-8", errors="replace")
+        if len(config) > MAX_CONFIG_SHOWN:
+            config_text = config_text[:MAX_CONFIG_SHOWN] + f"\n... ({CONFIG_FILE} is longer; the rest is not shown)"
     page = report_html(
         title=run.resolve().name,
         summary=summary,
