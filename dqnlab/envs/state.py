@@ -29,6 +29,13 @@ class _NumpyVectorEnv(Protocol):
     np_random: np.random.Generator
 
 
+class _StatefulEnv(Protocol):
+    """A classic-control environment, whose dynamics live in ``state`` (an array, or a tuple)."""
+
+    state: Any
+    np_random: np.random.Generator
+
+
 class _ExtraState(Protocol):
     """A NumPy vector env with state of its own besides Gymnasium's (dqnlab's CartPole)."""
 
@@ -121,9 +128,10 @@ def restore_env_state(envs: gym.vector.VectorEnv, saved: dict[str, Any]) -> None
         envs.load_state_dict(saved["pixels"])
         restore_env_state(envs.env, {k: v for k, v in saved.items() if k != "pixels"})
         return
+    # Gymnasium types `unwrapped` as a VectorEnv: the casts name the class that capture_env_state
+    # found (saved["kind"]). A checkpoint that does not fit fails on a missing attribute, as before.
     base = envs.unwrapped
     if saved["kind"] == "numpy_vector":
-        # Gymnasium types `unwrapped` as a VectorEnv: these attributes are the concrete class's
         numpy_env = cast(_NumpyVectorEnv, base)
         numpy_env.state = _from_saveable(saved["state"])
         numpy_env.steps = _from_saveable(saved["steps"])
@@ -132,10 +140,9 @@ def restore_env_state(envs: gym.vector.VectorEnv, saved: dict[str, Any]) -> None
         if "extra" in saved:  # saved from its extra_state
             cast(_ExtraState, base).set_extra_state(_tree_from_saveable(saved["extra"]))
         return
-    assert isinstance(base, gym.vector.SyncVectorEnv)  # saved["kind"] == "sync"
-    for env, sub in zip(base.envs, saved["envs"], strict=True):
-        inner = env.unwrapped
-        assert hasattr(inner, "state")  # capture_env_state saved it
+    sync_env = cast(gym.vector.SyncVectorEnv, base)
+    for env, sub in zip(sync_env.envs, saved["envs"], strict=True):
+        inner = cast(_StatefulEnv, env.unwrapped)
         state = _from_saveable(sub["state"])
         inner.state = tuple(state) if isinstance(inner.state, tuple) else state
         inner.np_random.bit_generator.state = sub["rng"]
@@ -146,4 +153,4 @@ def restore_env_state(envs: gym.vector.VectorEnv, saved: dict[str, Any]) -> None
         noisy = [w for w in chain if hasattr(w, "noise_rng")]
         for w, rng_state in zip(noisy, sub.get("noise_rngs", []), strict=False):
             w.noise_rng.bit_generator.state = rng_state
-    base._autoreset_envs = _from_saveable(saved["autoreset"])
+    sync_env._autoreset_envs = _from_saveable(saved["autoreset"])
