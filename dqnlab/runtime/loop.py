@@ -38,7 +38,7 @@ from dqnlab.envs.state import capture_env_state, restore_env_state
 from dqnlab.runtime.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, check_header, check_same_shapes
 from dqnlab.runtime.evaluation import EvalResult, EvaluationStopped, Evaluator
 from dqnlab.runtime.policy import POLICY_FILE, Policy
-from dqnlab.runtime.progress import Progress
+from dqnlab.runtime.progress import RECENT_EPISODES, Progress
 from dqnlab.runtime.rng import RngStreams
 from dqnlab.runtime.rundir import CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE, MetricsLog
 from dqnlab.runtime.summary import run_summary
@@ -122,7 +122,7 @@ class TrainLoop:
         self.solved_at: int | None = None
         self.stop_reason: str | None = None  # set by a stop rule other than the budgets
         self.seconds_before = 0.0  # training seconds spent before a resume
-        self.recent = deque(maxlen=20)
+        self.recent = deque(maxlen=RECENT_EPISODES)
 
     @classmethod
     def check_fits(cls, cfg: RunConfig, obs_shape: tuple[int, ...], n_actions: int, reset_info: dict) -> None:
