@@ -144,3 +144,10 @@ def test_train_with_tensorboard_writes_event_files(tmp_path, capsys):
     events = list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
     assert "tensorboard:" in capsys.readouterr().out
+
+
+def test_version_prints_the_package_version():
+    from dqnlab.core.version import __version__
+
+    code, out, err = run_cli("--version")
+    assert (code, out.strip(), err) == (0, f"dqnlab {__version__}", "")

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dqnlab.cli import argtypes
 from dqnlab.config import MAX_EVAL_EPISODES, MAX_STEPS
 from dqnlab.core.errors import DqnlabError, Interrupted
+from dqnlab.core.version import __version__
 from dqnlab.experiments.multiseed import MAX_SEEDS
 
 MAX_WORKERS = 1024
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dqnlab", description="Train, evaluate and compare DQN agents on CartPole-style tasks."
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"dqnlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=argtypes.Parser)
 
     t = sub.add_parser("train", help="train an agent and write a run directory")
