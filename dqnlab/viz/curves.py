@@ -29,7 +29,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -125,6 +125,7 @@ def run_figure(m: RunMetrics) -> Figure:
     """The figure of one run: two to four panels (see the module docstring)."""
     title = loss_title(m)
     lower = [name for name, shown in (("loss", title is not None), ("eps", shows_exploration(m))) if shown]
+    mosaic: list[Any]  # rows of panel names (matplotlib's stubs want its own HashableList type)
     if not lower:
         fig = new_figure(11, 4.2)
         mosaic = [["ret", "eval"]]
