@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from dqnlab.cli import argtypes
 from dqnlab.config import MAX_EVAL_EPISODES, MAX_STEPS
@@ -253,7 +254,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         fields = {"seed": args.seed, "total_steps": args.total_steps, "env.id": args.env}
         cfg = build_config(args.preset, args.config, args.overrides, **fields)
         result = train(cfg, args.run_dir, overwrite=args.overwrite, progress=not args.quiet)
-    print(format_summary(result.summary))
+    print(format_summary(result.summary, result.files))
     if args.tensorboard:
         from dqnlab.viz.tensorboard import write_tensorboard
 
@@ -290,7 +291,10 @@ def _train_seeds(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_summary(s: dict) -> str:
+def format_summary(s: dict, files: Sequence[str] = ()) -> str:
+    """The table `dqnlab train` prints at the end: the run, its result, the `files` it wrote and
+    the commands to run next."""
+
     def num(x, fmt="{:.1f}"):
         return "-" if x is None else fmt.format(x)
 
@@ -329,8 +333,31 @@ def format_summary(s: dict) -> str:
             f"{num(s['final_eval_seconds'], '{:.2f}')} s final evaluation",
         ),
     ]
+    if files:
+        rows.append(("files", ", ".join(files)))
+    rows += [("next" if i == 0 else "", command) for i, command in enumerate(next_commands(s["run_dir"], files))]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def next_commands(run_dir: str, files: Sequence[str] = ()) -> list[str]:
+    """What to run after training `run_dir`, one command a line with a comment saying why."""
+    import shlex
+
+    from dqnlab.viz import REPORT_FILE
+
+    run = shlex.quote(str(run_dir))
+    commands = [
+        (f"dqnlab evaluate {run} --seed 1", "100 other episodes (--obs-noise S, --max-steps N: robustness)"),
+        (f"dqnlab play {run} --human", "watch it in a window (--gif PATH: a GIF)"),
+    ]
+    if REPORT_FILE in files:
+        report = shlex.quote(str(Path(run_dir) / REPORT_FILE))
+        commands.append((report, "open in a browser: curves, config, an episode"))
+    else:
+        commands.append((f"dqnlab report {run}", "write curves.png, episode.gif, report.html"))
+    width = max(len(c) for c, _ in commands)
+    return [f"{c:<{width}}  # {why}" for c, why in commands]
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -404,8 +431,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from dqnlab.experiments.compare import COMPARE_MD, compare, format_table, resolve_entries
     from dqnlab.experiments.multiseed import parse_seeds
 
@@ -440,8 +465,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from dqnlab.experiments.sweep import format_trials, load_search_space, sweep
 
     space = load_search_space(args.space)

@@ -20,7 +20,7 @@ import copy
 import math
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,8 @@ class TrainResult:
     run_dir: Path
     summary: dict[str, Any]
     policy: Policy
+    files: list[str] = field(default_factory=list)
+    """Names of the files this training wrote in `run_dir` (set by dqnlab.train.train)."""
 
     @property
     def solved(self) -> bool:
