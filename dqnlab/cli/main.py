@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config field in every entry (repeatable)",
     )
-    c.add_argument("--quiet", action="store_true", help="no line per finished run")
+    c.add_argument("--quiet", action="store_true", help="no plan line and no progress line per finished run (stderr)")
 
     w = sub.add_parser("sweep", help="Optuna hyperparameter search, each trial scored on several seeds")
     w.add_argument(
@@ -431,7 +431,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from dqnlab.experiments.compare import COMPARE_MD, compare, format_table, resolve_entries
+    import shutil
+
+    from dqnlab.experiments.compare import COMPARE_MD, compare, format_terminal_table, resolve_entries
+    from dqnlab.experiments.fanout import default_workers
     from dqnlab.experiments.multiseed import parse_seeds
 
     seeds = parse_seeds(args.seeds)
@@ -444,8 +447,27 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     )
     if out.exists() and not out.is_dir():
         raise DqnlabError(f"--out {out} exists and is not a directory")
+    done = [0, 0]  # runs finished (before and now), runs in all
+
+    def plan(total: int, finished: int) -> None:
+        done[:] = [finished, total]
+        if args.quiet:
+            return
+        todo = total - finished
+        if args.backend == "ray":
+            where = f"on Ray ({args.ray_address or 'a local instance'})"
+        else:
+            workers = min(args.workers or default_workers(), max(todo, 1))
+            where = f"on {workers} worker{'s' if workers != 1 else ''}"
+        print(
+            f"[dqnlab] {total} run{'s' if total != 1 else ''} ({len(configs)} entries × {len(seeds)} seeds) "
+            f"{where}, {finished} already finished",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def report(label: str, row: dict) -> None:
+        done[0] += 1
         if not args.quiet:
             state = "solved" if row.get("solved") else row.get("status", "done")
             if row.get("status") == "failed":
@@ -454,13 +476,24 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 extra = " (checkpoint written)"
             else:
                 extra = f", eval mean {row.get('eval_mean'):.1f}"
-            print(f"[dqnlab] {label} seed {row.get('seed')}: {state}{extra}", file=sys.stderr, flush=True)
+            print(
+                f"[dqnlab] {done[0]}/{done[1]} {label} seed {row.get('seed')}: {state}{extra}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     result = compare(
-        configs, seeds, out, args.workers, on_result=report, backend=args.backend, ray_address=args.ray_address
+        configs,
+        seeds,
+        out,
+        args.workers,
+        on_result=report,
+        backend=args.backend,
+        ray_address=args.ray_address,
+        on_plan=plan,
     )
-    print(format_table(result))
-    print(f"written to {out} ({COMPARE_MD}, compare.json, curves.png)")
+    print(format_terminal_table(result, shutil.get_terminal_size().columns))
+    print(f"written to {out} ({COMPARE_MD}: the full table, compare.json, curves.png)")
     return 0
 
 
