@@ -213,9 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presets", help="list the presets")
     p.add_argument("--show", metavar="NAME", help="print the resolved config of one preset as YAML")
 
+    from dqnlab.cli import export
     from dqnlab.cli.viz import add_commands
 
     add_commands(sub)
+    export.add_command(sub)
     return parser
 
 
@@ -555,6 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
+        from dqnlab.cli.export import cmd_export
         from dqnlab.cli.viz import HANDLERS as VIZ_HANDLERS
 
         handler = {
@@ -563,6 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "presets": _cmd_presets,
             "compare": _cmd_compare,
             "sweep": _cmd_sweep,
+            "export": cmd_export,
             **VIZ_HANDLERS,
         }[args.command]
         return handler(args)
