@@ -479,3 +479,15 @@ def test_each_algorithm_draws_the_panels_it_has(runs, tmp_path, tiny):
     # a run in progress (no summary.json yet) is read by its config.yaml's algo
     (tmp_path / "tabular" / "summary.json").unlink()
     assert read_run_metrics(tmp_path / "tabular").algo == "tabular"
+
+
+@pytest.mark.parametrize("command", ["plot", "play", "report"])
+def test_each_viz_command_states_the_overwrite_rule_in_its_help(command, capsys):
+    from dqnlab.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "a run's own curves.png, episode.gif and report.html are derived from the run and rewritten" in text
+    assert "any other existing file (named with --out, --gif or --mp4) is replaced only with --overwrite" in text
