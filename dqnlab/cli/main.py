@@ -432,6 +432,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """'1 run', '4 runs'."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     import shutil
 
@@ -460,10 +465,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             where = f"on Ray ({args.ray_address or 'a local instance'})"
         else:
             workers = min(args.workers or default_workers(), max(todo, 1))
-            where = f"on {workers} worker{'s' if workers != 1 else ''}"
+            where = f"on {_count(workers, 'worker')}"
         print(
-            f"[dqnlab] {total} run{'s' if total != 1 else ''} ({len(configs)} entries × {len(seeds)} seeds) "
-            f"{where}, {finished} already finished",
+            f"[dqnlab] {_count(total, 'run')} ({_count(len(configs), 'entry', 'entries')} × "
+            f"{_count(len(seeds), 'seed')}) {where}, {finished} already finished",
             file=sys.stderr,
             flush=True,
         )
