@@ -85,6 +85,10 @@ def example_inputs(policy: Policy, n: int, seed: int = 0) -> np.ndarray:
     return rng.standard_normal((n, *policy.obs_shape)).astype(np.float32)
 
 
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
 def _metadata(policy: Policy) -> dict[str, str]:
     from dqnlab.core.version import __version__
 
@@ -116,16 +120,19 @@ def onnx_bytes(policy: Policy) -> bytes:
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch >= 2.9 calls this exporter legacy (DeprecationWarning)
         path = Path(tmp) / "policy.onnx"
-        torch.onnx.export(
-            policy.net.eval(),
-            (example,),
-            path,
-            input_names=[spec.name],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={spec.name: {0: "N"}, OUTPUT_NAME: {0: "N"}},
-            opset_version=ONNX_OPSET,
-            **kwargs,  # type: ignore[arg-type]
-        )
+        try:
+            torch.onnx.export(
+                policy.net.eval(),
+                (example,),
+                path,
+                input_names=[spec.name],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={spec.name: {0: "N"}, OUTPUT_NAME: {0: "N"}},
+                opset_version=ONNX_OPSET,
+                **kwargs,  # type: ignore[arg-type]
+            )
+        except Exception as exc:  # an operator the exporter cannot write, and the like
+            raise DqnlabError(f"ONNX export failed: {_first_line(exc)}", exit_code=1) from None
         model = onnx.load(path)
     model.doc_string = f"dqnlab {policy.algo} policy for {policy.env_id}: scores per action, act by argmax"
     for key, value in _metadata(policy).items():
@@ -139,8 +146,11 @@ def torchscript_bytes(policy: Policy) -> bytes:
     check_exportable(policy)
     example = torch.from_numpy(example_inputs(policy, 2))
     with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # torch >= 2.10 calls torch.jit deprecated; libtorch still loads it
-        traced = torch.jit.trace(policy.net.eval(), example)
+        warnings.simplefilter("ignore")  # torch 2.13 warns that torch.jit is deprecated; libtorch still loads it
+        try:
+            traced = torch.jit.trace(policy.net.eval(), example)
+        except Exception as exc:
+            raise DqnlabError(f"TorchScript export failed: {_first_line(exc)}", exit_code=1) from None
         buf = io.BytesIO()
         torch.jit.save(traced, buf, _extra_files={"dqnlab.json": json.dumps(_metadata(policy))})
     return buf.getvalue()
