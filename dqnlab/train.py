@@ -18,11 +18,14 @@ from dqnlab.core.fileio import atomic_write_text
 from dqnlab.envs.make import check_spaces, make_vec_env, reward_threshold
 from dqnlab.runtime.checkpoint import read_run_checkpoint
 from dqnlab.runtime.loop import RunContext, TrainingInterrupted, TrainLoop, TrainResult  # noqa: F401 (re-exported)
+from dqnlab.runtime.policy import POLICY_FILE
 from dqnlab.runtime.resources import check_fits_machine
 from dqnlab.runtime.rundir import (
+    CHECKPOINT_FILE,
     CONFIG_FILE,
     MARKER_FILE,
     METRICS_FILE,
+    SUMMARY_FILE,
     FolderLock,
     NewRunDir,
     check_path_text,
@@ -162,16 +165,24 @@ def _new_loop(cfg: RunConfig, run_dir: Path, envs, obs_shape, n_actions, thresho
         ) from None
 
 
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, POLICY_FILE, CHECKPOINT_FILE, SUMMARY_FILE)
+"""The files every finished training writes into its run directory (besides the plots and report)."""
+
+
 def _run_and_finish(loop: TrainLoop, cfg: RunConfig) -> TrainResult:
     try:
         result = loop.run()
     finally:
         loop.close()
+    result.files = list(RUN_FILES)
     if cfg.artifacts:
-        from dqnlab.viz import write_run_artifacts
+        from dqnlab.viz import CURVES_FILE, EPISODE_GIF_FILE, REPORT_FILE, write_run_artifacts
 
+        if loop.show_progress:  # a few seconds of drawing and rendering: say what is happening
+            names = ", ".join((CURVES_FILE, EPISODE_GIF_FILE, REPORT_FILE))
+            print(f"[dqnlab] writing {names} ...", file=sys.stderr, flush=True)
         try:
-            write_run_artifacts(result.run_dir)
+            result.files += [path.name for path in write_run_artifacts(result.run_dir)]
         except DqnlabError as exc:  # the run itself is complete and saved: only warn
             print(f"dqnlab: warning: could not write plots and report: {exc}", file=sys.stderr)
     return result

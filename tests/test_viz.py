@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
@@ -443,3 +444,50 @@ def test_tensorboard_missing_is_a_clear_error(run, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(DqnlabError, match=r'pip install "dqnlab\[tensorboard\]"'):
         _viz_cli(["tensorboard", str(run)])
+
+
+def _panel_titles(run_dir: Path) -> list[str]:
+    from dqnlab.viz.curves import run_figure
+
+    return [ax.get_title() for ax in run_figure(read_run_metrics(run_dir)).axes]
+
+
+def test_ppo_curves_warn_nothing_and_name_their_loss(tmp_path, tiny):
+    """PPO has no epsilon and its loss is not a TD loss: no empty epsilon panel, no 'TD loss',
+    and no RuntimeWarning (once 'All-NaN slice encountered' from the empty epsilon column)."""
+    from dqnlab.viz.curves import plot_curves
+
+    run = tmp_path / "ppo"
+    dqnlab.train(tiny(preset="ppo", total_steps=1500, **{"eval.every_steps": 500}), run, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        assert plot_curves([run], tmp_path / "ppo.png").read_bytes().startswith(PNG_MAGIC)
+        titles = _panel_titles(run)
+    assert titles == [
+        "Training episodes",
+        "Greedy evaluation",
+        "PPO loss: clipped surrogate + value − entropy (at each episode end)",
+    ]
+
+
+def test_each_algorithm_draws_the_panels_it_has(runs, tmp_path, tiny):
+    assert _panel_titles(runs[0])[2:] == ["TD loss (at each episode end)", "Exploration"]
+    dqnlab.train(tiny(preset="tabular", total_steps=1500), tmp_path / "tabular", progress=False)
+    assert _panel_titles(tmp_path / "tabular") == ["Training episodes", "Greedy evaluation", "Exploration"]
+    dqnlab.train(tiny(preset="lqr", total_steps=1500), tmp_path / "lqr", progress=False)
+    assert _panel_titles(tmp_path / "lqr") == ["Training episodes", "Greedy evaluation"]
+    # a run in progress (no summary.json yet) is read by its config.yaml's algo
+    (tmp_path / "tabular" / "summary.json").unlink()
+    assert read_run_metrics(tmp_path / "tabular").algo == "tabular"
+
+
+@pytest.mark.parametrize("command", ["plot", "play", "report"])
+def test_each_viz_command_states_the_overwrite_rule_in_its_help(command, capsys):
+    from dqnlab.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "a run's own curves.png, episode.gif and report.html are derived from the run and rewritten" in text
+    assert "any other existing file (named with --out, --gif or --mp4) is replaced only with --overwrite" in text

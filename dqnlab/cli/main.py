@@ -8,11 +8,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from dqnlab.cli import argtypes
 from dqnlab.config import MAX_EVAL_EPISODES, MAX_STEPS
 from dqnlab.core.errors import DqnlabError, Interrupted
+from dqnlab.core.version import __version__
 from dqnlab.experiments.multiseed import MAX_SEEDS
 
 MAX_WORKERS = 1024
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dqnlab", description="Train, evaluate and compare DQN agents on CartPole-style tasks."
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"dqnlab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=argtypes.Parser)
 
     t = sub.add_parser("train", help="train an agent and write a run directory")
@@ -162,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config field in every entry (repeatable)",
     )
-    c.add_argument("--quiet", action="store_true", help="no line per finished run")
+    c.add_argument("--quiet", action="store_true", help="no plan line and no progress line per finished run (stderr)")
 
     w = sub.add_parser("sweep", help="Optuna hyperparameter search, each trial scored on several seeds")
     w.add_argument(
@@ -211,9 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presets", help="list the presets")
     p.add_argument("--show", metavar="NAME", help="print the resolved config of one preset as YAML")
 
+    from dqnlab.cli import export
     from dqnlab.cli.viz import add_commands
 
     add_commands(sub)
+    export.add_command(sub)
     return parser
 
 
@@ -252,7 +257,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         fields = {"seed": args.seed, "total_steps": args.total_steps, "env.id": args.env}
         cfg = build_config(args.preset, args.config, args.overrides, **fields)
         result = train(cfg, args.run_dir, overwrite=args.overwrite, progress=not args.quiet)
-    print(format_summary(result.summary))
+    print(format_summary(result.summary, result.files))
     if args.tensorboard:
         from dqnlab.viz.tensorboard import write_tensorboard
 
@@ -289,7 +294,10 @@ def _train_seeds(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_summary(s: dict) -> str:
+def format_summary(s: dict, files: Sequence[str] = ()) -> str:
+    """The table `dqnlab train` prints at the end: the run, its result, the `files` it wrote and
+    the commands to run next."""
+
     def num(x, fmt="{:.1f}"):
         return "-" if x is None else fmt.format(x)
 
@@ -328,8 +336,31 @@ def format_summary(s: dict) -> str:
             f"{num(s['final_eval_seconds'], '{:.2f}')} s final evaluation",
         ),
     ]
+    if files:
+        rows.append(("files", ", ".join(files)))
+    rows += [("next" if i == 0 else "", command) for i, command in enumerate(next_commands(s["run_dir"], files))]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def next_commands(run_dir: str, files: Sequence[str] = ()) -> list[str]:
+    """What to run after training `run_dir`, one command a line with a comment saying why."""
+    import shlex
+
+    from dqnlab.viz import REPORT_FILE
+
+    run = shlex.quote(str(run_dir))
+    commands = [
+        (f"dqnlab evaluate {run} --seed 1", "100 other episodes (--obs-noise S, --max-steps N: robustness)"),
+        (f"dqnlab play {run} --human", "watch it in a window (--gif PATH: a GIF)"),
+    ]
+    if REPORT_FILE in files:
+        report = shlex.quote(str(Path(run_dir) / REPORT_FILE))
+        commands.append((report, "open in a browser: curves, config, an episode"))
+    else:
+        commands.append((f"dqnlab report {run}", "write curves.png, episode.gif, report.html"))
+    width = max(len(c) for c, _ in commands)
+    return [f"{c:<{width}}  # {why}" for c, why in commands]
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -402,10 +433,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_compare(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """'1 run', '4 runs'."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
-    from dqnlab.experiments.compare import COMPARE_MD, compare, format_table, resolve_entries
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import shutil
+
+    from dqnlab.experiments.compare import COMPARE_MD, compare, format_terminal_table, resolve_entries
+    from dqnlab.experiments.fanout import default_workers
     from dqnlab.experiments.multiseed import parse_seeds
 
     seeds = parse_seeds(args.seeds)
@@ -418,8 +455,27 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     )
     if out.exists() and not out.is_dir():
         raise DqnlabError(f"--out {out} exists and is not a directory")
+    done = [0, 0]  # runs finished (before and now), runs in all
+
+    def plan(total: int, finished: int) -> None:
+        done[:] = [finished, total]
+        if args.quiet:
+            return
+        todo = total - finished
+        if args.backend == "ray":
+            where = f"on Ray ({args.ray_address or 'a local instance'})"
+        else:
+            workers = min(args.workers or default_workers(), max(todo, 1))
+            where = f"on {_count(workers, 'worker')}"
+        print(
+            f"[dqnlab] {_count(total, 'run')} ({_count(len(configs), 'entry', 'entries')} × "
+            f"{_count(len(seeds), 'seed')}) {where}, {finished} already finished",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def report(label: str, row: dict) -> None:
+        done[0] += 1
         if not args.quiet:
             state = "solved" if row.get("solved") else row.get("status", "done")
             if row.get("status") == "failed":
@@ -428,19 +484,28 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 extra = " (checkpoint written)"
             else:
                 extra = f", eval mean {row.get('eval_mean'):.1f}"
-            print(f"[dqnlab] {label} seed {row.get('seed')}: {state}{extra}", file=sys.stderr, flush=True)
+            print(
+                f"[dqnlab] {done[0]}/{done[1]} {label} seed {row.get('seed')}: {state}{extra}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     result = compare(
-        configs, seeds, out, args.workers, on_result=report, backend=args.backend, ray_address=args.ray_address
+        configs,
+        seeds,
+        out,
+        args.workers,
+        on_result=report,
+        backend=args.backend,
+        ray_address=args.ray_address,
+        on_plan=plan,
     )
-    print(format_table(result))
-    print(f"written to {out} ({COMPARE_MD}, compare.json, curves.png)")
+    print(format_terminal_table(result, shutil.get_terminal_size().columns))
+    print(f"written to {out} ({COMPARE_MD}: the full table, compare.json, curves.png)")
     return 0
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from dqnlab.experiments.sweep import format_trials, load_search_space, sweep
 
     space = load_search_space(args.space)
@@ -498,6 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
+        from dqnlab.cli.export import cmd_export
         from dqnlab.cli.viz import HANDLERS as VIZ_HANDLERS
 
         handler = {
@@ -506,6 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "presets": _cmd_presets,
             "compare": _cmd_compare,
             "sweep": _cmd_sweep,
+            "export": cmd_export,
             **VIZ_HANDLERS,
         }[args.command]
         return handler(args)

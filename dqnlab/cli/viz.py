@@ -26,11 +26,23 @@ from dqnlab.core.errors import DqnlabError
 
 Handler = Callable[[argparse.Namespace], int]
 
+OVERWRITE_RULE = (
+    "Files: a run's own curves.png, episode.gif and report.html are derived from the run and "
+    "rewritten without asking; any other existing file (named with --out, --gif or --mp4) is "
+    "replaced only with --overwrite."
+)
+"""The overwrite rule of plot, play and report, as their --help states it (see the module docstring)."""
+
 
 def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     """Add plot, play, report and tensorboard to `sub`; return HANDLERS."""
 
-    p = sub.add_parser("plot", help="draw learning curves of one run, or of several (e.g. seeds) with a band")
+    p = sub.add_parser(
+        "plot",
+        help="draw learning curves of one run, or of several (e.g. seeds) with a band",
+        description="Draw the learning curves of one run, or of several (e.g. seeds) as a mean with a band. "
+        + OVERWRITE_RULE,
+    )
     p.add_argument("run_dirs", nargs="+", type=argtypes.path_text, metavar="RUN_DIR")
     p.add_argument(
         "--out",
@@ -45,9 +57,14 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
         default="ci95",
         help="band across several runs: 95%% bootstrap interval of the mean (default) or min-max",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file that is not the run's own")
 
-    v = sub.add_parser("play", help="watch the delivered policy: write a GIF or MP4, or show a window")
+    v = sub.add_parser(
+        "play",
+        help="watch the delivered policy: write a GIF or MP4, or show a window",
+        description="Watch the delivered policy: write a GIF (default RUN_DIR/episode.gif) or an MP4, or show "
+        "the episodes in a window. " + OVERWRITE_RULE,
+    )
     v.add_argument(
         "path",
         type=argtypes.path_text,
@@ -84,9 +101,15 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
     v.add_argument(
         "--width", type=argtypes.width, metavar="PX", help="frame width in pixels (default 300 for GIF, 600 for MP4)"
     )
-    v.add_argument("--overwrite", action="store_true", help="replace an existing --gif or --mp4 file")
+    v.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --gif or --mp4 file that is not the run's own"
+    )
 
-    r = sub.add_parser("report", help="write curves.png, episode.gif and a self-contained report.html into a run")
+    r = sub.add_parser(
+        "report",
+        help="write curves.png, episode.gif and a self-contained report.html into a run",
+        description="Write curves.png, episode.gif and a self-contained report.html into RUN_DIR. " + OVERWRITE_RULE,
+    )
     r.add_argument("run_dir", type=argtypes.path_text, metavar="RUN_DIR")
     r.add_argument("--no-gif", action="store_true", help="no episode animation (faster)")
     r.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the animated episode (default 0)")

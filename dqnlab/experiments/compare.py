@@ -93,16 +93,18 @@ def compare(
     *,
     backend: str = "local",
     ray_address: str | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Train every (label, config) on every seed (all runs share one pool of `workers`, or one Ray
     cluster: see dqnlab.experiments.fanout), skipping runs already finished in `out`; write compare.json,
-    compare.md and curves.png; return the comparison."""
+    compare.md and curves.png; return the comparison. `on_plan(runs, finished)` hears the plan
+    before any training, `on_result(label, summary)` of each run trained now as it finishes."""
     from dqnlab.experiments.fanout import check_backend
 
     check_backend(backend, ray_address, workers)  # before the output folder is created
     lock = open_output_folder(out, "compare")  # ours (marked) or new, and one comparison at a time
     try:
-        return _compare(configs, seeds, Path(out), workers, on_result, backend, ray_address)
+        return _compare(configs, seeds, Path(out), workers, on_result, backend, ray_address, on_plan)
     finally:
         lock.release()
 
@@ -115,6 +117,7 @@ def _compare(
     on_result: Callable[[str, dict[str, Any]], None] | None,
     backend: str,
     ray_address: str | None,
+    on_plan: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     runs = [
         PlannedRun((label, seed), seeded(cfg, seed), root / label / f"seed-{seed}")
@@ -122,7 +125,7 @@ def _compare(
         for seed in seeds
     ]
     report = None if on_result is None else (lambda key, summary: on_result(key[0], summary))
-    rows = train_runs(runs, workers, report, backend=backend, ray_address=ray_address)
+    rows = train_runs(runs, workers, report, backend=backend, ray_address=ray_address, on_plan=on_plan)
     result: dict[str, Any] = {"seeds": list(seeds), "entries": []}
     for label, cfg in configs:
         per_seed = []
@@ -189,7 +192,7 @@ def _f(x: float | None, fmt: str = "{:.1f}") -> str:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """Markdown table: one row per entry."""
+    """Markdown table: one row per entry (compare.md)."""
     head = (
         "| preset | algo | env | solved | final eval median | IQM [95% CI] | reached threshold | "
         "steps to solve (median) | s to solve (median) | train s (median) |"
@@ -223,3 +226,92 @@ def format_table(result: dict[str, Any]) -> str:
         "(median over the seeds that did)."
     )
     return "\n".join(lines)
+
+
+# The terminal table's columns, in display order: (header, priority); the lowest priority goes
+# first when the terminal is too narrow. The entry, its solve count and its median stay.
+_TERMINAL_COLUMNS = (
+    ("entry", 0),
+    ("algo", 7),
+    ("env", 8),
+    ("solved", 1),
+    ("eval median", 2),
+    ("IQM [95% CI]", 4),
+    ("reached", 9),
+    ("steps to solve", 3),
+    ("s to solve", 6),
+    ("train s", 5),
+)
+_TEXT_COLUMNS = (0, 1, 2)
+"""Indices of the left-aligned columns (entry, algo, env); numbers are right-aligned."""
+SHORT_LABEL = 20
+"""Characters an entry's label is cut to before any column is dropped to fit a narrow terminal."""
+MIN_LABEL = 8
+"""Characters of an entry's label kept at least, however narrow the terminal."""
+
+
+def format_terminal_table(result: dict[str, Any], width: int) -> str:
+    """The comparison for a terminal `width` characters wide: aligned columns (medians over
+    seeds), the least important dropped while the table is too wide, then long entry labels
+    shortened with '…'; the notes wrapped to `width`. The full table is compare.md."""
+    import textwrap
+
+    rows = []
+    for e in result["entries"]:
+        ev, st, ss, ts = e["eval_mean"], e["steps_to_solve"], e["seconds_to_solve"], e["train_seconds"]
+        rows.append(
+            [
+                e["label"],
+                e["algo"],
+                e["env_id"],
+                f"{e['solved']}/{e['runs']}" + (f" ({e['failed']} failed)" if e["failed"] else ""),
+                _f(ev and ev["median"]),
+                f"{ev['iqm']:.1f} [{ev['iqm_ci_low']:.1f}, {ev['iqm_ci_high']:.1f}]" if ev else "–",
+                f"{e['reached_threshold']}/{e['runs']}",
+                _f(st and st["median"], "{:.0f}"),
+                _f(ss and ss["median"], "{:.2f}"),
+                _f(ts and ts["median"], "{:.2f}"),
+            ]
+        )
+    keep = list(range(len(_TERMINAL_COLUMNS)))
+
+    def widths() -> list[int]:
+        return [max(len(_TERMINAL_COLUMNS[i][0]), *(len(r[i]) for r in rows)) for i in keep]
+
+    def total() -> int:
+        return sum(widths()) + 2 * (len(keep) - 1)
+
+    def shorten(floor: int) -> None:  # cut the entry labels to fit, to no fewer than `floor` characters
+        excess = total() - width
+        if excess > 0:
+            cut = max(floor, len("entry"), max(len(r[0]) for r in rows) - excess)
+            for r in rows:
+                if len(r[0]) > cut:
+                    r[0] = r[0][: cut - 1] + "…"
+
+    shorten(SHORT_LABEL)  # long labels give way first, then the least important columns, then labels again
+    by_priority = sorted(keep, key=lambda i: -_TERMINAL_COLUMNS[i][1])
+    while total() > width and by_priority and _TERMINAL_COLUMNS[by_priority[0]][1] > 2:
+        keep.remove(by_priority.pop(0))
+    shorten(MIN_LABEL)
+    w = widths()
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            cells[i].ljust(w[k]) if i in _TEXT_COLUMNS else cells[i].rjust(w[k]) for k, i in enumerate(keep)
+        ).rstrip()
+
+    lines = [line([name for name, _ in _TERMINAL_COLUMNS])] + [line(r) for r in rows]
+    dropped = [name for i, (name, _) in enumerate(_TERMINAL_COLUMNS) if i not in keep]
+    notes = [
+        "solved: the delivered policy's final evaluation reached the threshold; medians over seeds; "
+        "steps and s to solve: at the first evaluation that reached it."
+    ]
+    if dropped:
+        notes.append(f"Not shown at this width: {', '.join(dropped)} (all in compare.md).")
+    for e in result["entries"]:
+        rates = [r["success_rate"] for r in e["per_seed"] if r.get("success_rate") is not None]
+        if rates:
+            notes.append(f"{e['label']}: median task success rate {float(np.median(rates)):.0%}.")
+    wrap = max(width, 20)
+    return "\n".join(lines + [""] + [line for note in notes for line in textwrap.wrap(note, wrap)])

@@ -57,10 +57,13 @@ def train_runs(
     *,
     backend: str = "local",
     ray_address: str | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
 ) -> dict[Hashable, dict[str, Any]]:
     """Train every planned run that has not finished (new ones started, cut-off ones resumed), at
-    most `workers` at a time on `backend`; return every run's summary by key. `on_result(key,
-    summary)` is called for each run trained now, as it finishes."""
+    most `workers` at a time on `backend`; return every run's summary by key. `on_plan(runs,
+    finished)` is called once every folder has been checked, before any training: the number of
+    runs and how many of them have finished already. `on_result(key, summary)` is called for
+    each run trained now, as it finishes."""
     summaries: dict[Hashable, dict[str, Any]] = {}
     jobs = []
     for run in runs:
@@ -70,6 +73,8 @@ def train_runs(
             summaries[run.key] = summary
         else:
             jobs.append(RunJob(run.key, run.config.to_dict(), str(run.run_dir), resume=state == "resume"))
+    if on_plan:
+        on_plan(len(runs), len(summaries))
 
     def record(key: Hashable, summary: dict[str, Any]) -> None:
         summaries[key] = summary

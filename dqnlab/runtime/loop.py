@@ -20,7 +20,7 @@ import copy
 import math
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from dqnlab.envs.state import capture_env_state, restore_env_state
 from dqnlab.runtime.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, check_header, check_same_shapes
 from dqnlab.runtime.evaluation import EvalResult, EvaluationStopped, Evaluator
 from dqnlab.runtime.policy import POLICY_FILE, Policy
-from dqnlab.runtime.progress import Progress
+from dqnlab.runtime.progress import RECENT_EPISODES, Progress
 from dqnlab.runtime.rng import RngStreams
 from dqnlab.runtime.rundir import CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE, MetricsLog
 from dqnlab.runtime.summary import run_summary
@@ -58,6 +58,8 @@ class TrainResult:
     run_dir: Path
     summary: dict[str, Any]
     policy: Policy
+    files: list[str] = field(default_factory=list)
+    """Names of the files this training wrote in `run_dir` (set by dqnlab.train.train)."""
 
     @property
     def solved(self) -> bool:
@@ -122,7 +124,7 @@ class TrainLoop:
         self.solved_at: int | None = None
         self.stop_reason: str | None = None  # set by a stop rule other than the budgets
         self.seconds_before = 0.0  # training seconds spent before a resume
-        self.recent: deque[float] = deque(maxlen=20)
+        self.recent: deque[float] = deque(maxlen=RECENT_EPISODES)
 
     @classmethod
     def check_fits(cls, cfg: RunConfig, obs_shape: tuple[int, ...], n_actions: int, reset_info: dict) -> None:

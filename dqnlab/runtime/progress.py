@@ -1,10 +1,15 @@
 """Training progress: a tqdm bar on a terminal, a plain line per update otherwise (logs, CI).
-The training loop updates it once per evaluation."""
+The training loop updates it once per evaluation, right after the evaluation, so each update
+shows that evaluation's mean (`eval=`) beside the mean training return of the last
+RECENT_EPISODES episodes (`train_ret(20)=`) and, where the algorithm explores by epsilon, `eps=`."""
 
 from __future__ import annotations
 
 import sys
 from typing import TextIO
+
+RECENT_EPISODES = 20
+"""Training episodes in the `train_ret(N)` mean of the progress display."""
 
 
 class Progress:
@@ -29,19 +34,21 @@ class Progress:
         self._pos = initial
 
     def update(self, step: int, recent_return: float | None, epsilon: float | None, last_eval: float | None) -> None:
+        """Show `step` with the mean training return of the last RECENT_EPISODES episodes, the
+        exploration rate (None: not shown) and the evaluation just done."""
         if not self.enabled:
             return
-        fields = {
-            "return": "-" if recent_return is None else f"{recent_return:.1f}",
-            "eps": "" if epsilon is None else f"{epsilon:.3f}",
-            "eval": "-" if last_eval is None else f"{last_eval:.1f}",
-        }
-        if epsilon is None:  # algorithms without epsilon-greedy exploration
-            del fields["eps"]
+        fields = {f"train_ret({RECENT_EPISODES})": "-" if recent_return is None else f"{recent_return:.1f}"}
+        if epsilon is not None:  # algorithms without epsilon-greedy exploration show none
+            fields["eps"] = f"{epsilon:.3f}"
+        fields["eval"] = "-" if last_eval is None else f"{last_eval:.1f}"
         if self._bar is not None:
-            self._bar.update(step - self._pos)
-            self._pos = step
+            # The postfix first, then one redraw: tqdm's update() alone redraws only after its
+            # minimum interval, and before a postfix set afterwards, so the bar would lag one evaluation.
             self._bar.set_postfix(fields, refresh=False)
+            self._bar.update(step - self._pos)
+            self._bar.refresh()
+            self._pos = step
             return
         text = " ".join(f"{k}={v}" for k, v in fields.items())
         print(f"[dqnlab] step {step}/{self.total} {text}", file=self.stream, flush=True)

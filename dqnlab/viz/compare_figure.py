@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -12,11 +12,20 @@ from dqnlab.viz.metrics import read_run_metrics
 from dqnlab.viz.output import CURVES_FILE, write_output
 from dqnlab.viz.series import band_across_runs, common_grid, interp_to_grid, moving_mean
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 
 def write_compare_figure(result: dict[str, Any], root: Path) -> Path:
+    """Draw compare_figure and write it to ROOT/curves.png."""
+    return write_output(root / CURVES_FILE, png_bytes(compare_figure(result, root)))
+
+
+def compare_figure(result: dict[str, Any], root: Path) -> Figure:
     """Two panels, one colour per entry: greedy evaluation mean and the 100-episode mean of
     training returns against env steps, each the mean over seeds with a 95% bootstrap band; and
-    a third, the evaluations' task success rate, when some entry's runs record one."""
+    a third, the evaluations' task success rate, when some entry's runs record one. An entry
+    whose series is a single point (a baseline evaluated once) is a horizontal line at its level."""
     runs_of = {
         e["label"]: [
             read_run_metrics(root / e["label"] / f"seed-{r['seed']}")
@@ -63,15 +72,15 @@ def write_compare_figure(result: dict[str, Any], root: Path) -> Path:
                 continue
             values = np.stack([interp_to_grid(s, v, grid) for s, v in series])
             mean, low, high = band_across_runs(values, "ci95")
+            label = f"{e['label']} ({e['solved']}/{e['runs']} solved)"
+            if len(grid) == 1:
+                # One point (a fixed controller evaluated once, then stopped): a curve of one point
+                # draws nothing, so its level spans the panel, as a reference line.
+                ax.axhspan(low[0], high[0], color=color, alpha=0.15, linewidth=0)
+                ax.axhline(mean[0], color=color, linestyle=style, linewidth=1.8, label=label + ", one evaluation")
+                continue
             ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0)
-            ax.plot(
-                grid,
-                mean,
-                color=color,
-                linestyle=style,
-                linewidth=1.8,
-                label=f"{e['label']} ({e['solved']}/{e['runs']} solved)",
-            )
+            ax.plot(grid, mean, color=color, linestyle=style, linewidth=1.8, label=label)
     for ax, title in (
         (ax_eval, "Greedy evaluation mean (band: 95% CI over seeds)"),
         (ax_train, f"Training return, mean of last {WINDOW} episodes"),
@@ -112,4 +121,4 @@ def write_compare_figure(result: dict[str, Any], root: Path) -> Path:
         goals = {r.get("success_threshold") for e in result["entries"] for r in e["per_seed"]} - {None}
         if len(goals) == 1:
             ax_success.axhline(goals.pop(), color="0.3", linestyle="--", linewidth=1, label="success goal")
-    return write_output(root / CURVES_FILE, png_bytes(fig))
+    return fig

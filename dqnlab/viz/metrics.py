@@ -60,6 +60,7 @@ class RunMetrics:
     eval_std: np.ndarray  # (n_eval,) float64, population std over the evaluation episodes
     eval_wall: np.ndarray  # (n_eval,) float64
     eval_success: np.ndarray  # (n_eval,) float64, share of successful episodes (NaN: not a success task)
+    algo: str | None = None  # the algorithm that trained the run (summary.json or config.yaml), None if unknown
 
 
 def _float(text: str | None, column: str) -> float:
@@ -183,7 +184,14 @@ def read_run_metrics(run_dir: str | Path) -> RunMetrics:
         raise DqnlabError(f"cannot read {path}: {str(exc)[:200]}", exit_code=1) from None
     summary = read_summary(run)
     env_id, threshold = _env_and_threshold(run, summary)
-    return RunMetrics(name=run.resolve().name, env_id=env_id, threshold=threshold, summary=summary, **arrays)
+    return RunMetrics(
+        name=run.resolve().name,
+        env_id=env_id,
+        threshold=threshold,
+        summary=summary,
+        algo=_algo(run, summary),
+        **arrays,
+    )
 
 
 def read_summary(run: Path) -> dict[str, Any] | None:
@@ -258,6 +266,20 @@ def _limited(value: Any) -> float | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return x if abs(x) <= VALUE_LIMIT else None
+
+
+def _algo(run: Path, summary: dict | None) -> str | None:
+    """The run's algorithm: from summary.json when the run has finished, else from config.yaml
+    (a config without the field is DQN's, the only algorithm of dqnlab 0.1.0); None if unreadable."""
+    if summary is not None and isinstance(summary.get("algo"), str):
+        return summary["algo"][:100]
+    from dqnlab.config import load_yaml_file
+
+    try:
+        algo = load_yaml_file(run / CONFIG_FILE).get("algo", "dqn")
+    except (DqnlabError, AttributeError):
+        return None
+    return algo[:100] if isinstance(algo, str) else None
 
 
 def _env_and_threshold(run: Path, summary: dict | None) -> tuple[str | None, float | None]:
