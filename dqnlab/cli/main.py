@@ -470,9 +470,10 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     from dqnlab.config.presets import preset_description, preset_names
 
     if args.show:
-        from dqnlab.config import build_config, config_to_yaml
+        from dqnlab.config import build_config
+        from dqnlab.config.documented import documented_yaml
 
-        print(config_to_yaml(build_config(args.show)), end="")
+        print(documented_yaml(build_config(args.show)), end="")
         return 0
     names = preset_names()
     width = max(map(len, names))
