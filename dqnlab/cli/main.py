@@ -250,7 +250,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         fields = {"seed": args.seed, "total_steps": args.total_steps, "env.id": args.env}
         cfg = build_config(args.preset, args.config, args.overrides, **fields)
-        result = train(cfg, args.run_dir, overwrite=args.overwrite, progress=not args.quiet)
+        result = train(cfg, args.run_dir, overwrite=args.overwrite, progress=not args.quiet, cli_flags=True)
     print(format_summary(result.summary))
     if args.tensorboard:
         from dqnlab.viz.tensorboard import write_tensorboard
