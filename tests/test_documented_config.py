@@ -63,3 +63,12 @@ def test_presets_show_prints_the_documented_config(capsys):
     assert out == documented_yaml(build_config("ppo"))
     assert out.startswith("# dqnlab config: preset ppo, algo ppo")
     assert "\ndqn:" not in out and "\nppo:" in out and "critic_lr: null  # ppo.lr's: 0.001" in out
+
+
+def test_presets_lists_the_algorithm_and_environment_of_each(capsys):
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    starts = {line.split()[0]: line for line in lines if not line.startswith(" ")}
+    assert set(starts) == set(preset_names())
+    assert "[ppo, CartPole-v1]" in starts["ppo"] and "[dqn, dqnlab/CartPoleTarget-v0]" in starts["target"]
+    assert "[baseline, CartPole-v1]" in starts["lqr"] and "[dqn, CartPole-v0]" in starts["s2-config"]

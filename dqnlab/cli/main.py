@@ -480,11 +480,14 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     import shutil
     import textwrap
 
+    from dqnlab.config import build_config
+
     columns = max(60, shutil.get_terminal_size((100, 24)).columns)
     for name in names:
+        cfg = build_config(name)
         print(
             textwrap.fill(
-                preset_description(name),
+                f"[{cfg.algo}, {cfg.env.id}] {preset_description(name)}",
                 columns,
                 initial_indent=f"{name:<{width}}  ",
                 subsequent_indent=" " * (width + 2),
