@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from dqnlab.config.algorithms import ALGORITHM_SECTIONS, ALGORITHMS
-from dqnlab.config.schema import CONDITIONAL_OPTIONS, RunConfig
+from dqnlab.config.schema import CONDITIONAL_OPTIONS, PixelConfig, RunConfig
 from dqnlab.config.yaml_io import yaml_inline
 
 WIDTH = 100
@@ -33,7 +33,9 @@ def documented_yaml(config: RunConfig) -> str:
         + (f" Left out: {', '.join(unused)}, which algo {config.algo} does not read." if unused else ""),
         "",
     ) + [""]
-    inactive = {(section, name): when for section, name, applies, when in CONDITIONAL_OPTIONS if not applies(config)}
+    inactive = {
+        f"{section}.{name}": when for section, name, applies, when in CONDITIONAL_OPTIONS if not applies(config)
+    }
     notes = _null_notes(config)
     for name, field in RunConfig.model_fields.items():
         if name in unused:
@@ -52,13 +54,13 @@ def _section(
     field: FieldInfo,
     model: BaseModel,
     indent: str,
-    inactive: dict[tuple[str, str], str],
+    inactive: dict[str, str],
     notes: dict[str, str],
     path: tuple[str, ...],
 ) -> list[str]:
     doc = type(model).__doc__ or field.description or ""
     fields = type(model).model_fields
-    if name == "pixels" and not getattr(model, "enabled", True):
+    if isinstance(model, PixelConfig) and not model.enabled:
         # Pixel observations off: the frame settings cannot be changed (validation refuses them),
         # so only the switch is shown.
         others = ", ".join(f for f in fields if f != "mode")
@@ -71,8 +73,7 @@ def _section(
         if isinstance(value, BaseModel):
             lines += _section(key, sub_field, value, indent + "  ", inactive, notes, (*path, key))
         else:
-            when = inactive.get((path[0], key)) if len(path) == 1 else None
-            lines += _field(key, sub_field, value, indent + "  ", when, notes.get(dotted))
+            lines += _field(key, sub_field, value, indent + "  ", inactive.get(dotted), notes.get(dotted))
     return lines
 
 
