@@ -21,8 +21,10 @@ from dqnlab.runtime.loop import RunContext, TrainingInterrupted, TrainLoop, Trai
 from dqnlab.runtime.policy import POLICY_FILE
 from dqnlab.runtime.resources import check_fits_machine
 from dqnlab.runtime.rundir import (
+    ARGUMENTS,
     CHECKPOINT_FILE,
     CONFIG_FILE,
+    FLAGS,
     MARKER_FILE,
     METRICS_FILE,
     SUMMARY_FILE,
@@ -43,12 +45,16 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     total_steps: int | None = None,
+    cli_flags: bool = False,
 ) -> TrainResult:
     """Train an agent (``config.algo``) and write a run directory; returns the summary and delivered policy.
 
     `config` is a RunConfig, a dict in its shape, or None for the default preset. With
     `resume=True`, `run_dir` must hold a run; its config is used (`total_steps` may raise the
     budget) and training continues from checkpoint.pt exactly where it stopped.
+
+    An existing `run_dir` is refused unless `resume` or `overwrite` is given; the refusal names
+    these arguments (`resume=True`), or with `cli_flags` the command line's flags (`--resume`).
 
     The run directory has one writer: it is locked (an OS file lock, released when the process
     ends however it ends) from start to finish, and a second writer is refused.
@@ -69,7 +75,9 @@ def train(
     run_path = (
         check_path_text(run_dir) if run_dir is not None else default_run_dir(cfg.preset, cfg.env.id, str(cfg.seed))
     )
-    new = NewRunDir.plan(run_path, overwrite)  # refusals first: nothing is written yet
+    new = NewRunDir.plan(
+        run_path, overwrite, FLAGS if cli_flags else ARGUMENTS
+    )  # refusals first: nothing is written yet
     loop = None
     try:
         envs, obs_shape, n_actions, threshold = _prepare(cfg)

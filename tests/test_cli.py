@@ -71,11 +71,26 @@ def test_existing_run_dir_is_refused_and_left_untouched(tmp_path, capsys):
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     capsys.readouterr()
     assert main(["train", "--run-dir", str(run), *TINY]) == 2
-    assert "already exists" in one_error_line(capsys.readouterr().err)
+    assert "already exists; use --resume to continue it or --overwrite to replace it" in one_error_line(
+        capsys.readouterr().err
+    )
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     # --overwrite replaces it; --resume of a finished run changes nothing of its results
     assert main(["train", "--run-dir", str(run), "--overwrite", "--seed", "2", *TINY]) == 0
     assert "seed: 2" in (run / "config.yaml").read_text()
+
+
+def test_the_python_api_names_its_own_arguments_when_it_refuses_a_run_dir(tmp_path):
+    import dqnlab
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(dqnlab.DqnlabError, match=r"use resume=True to continue it or overwrite=True to replace it"):
+        dqnlab.train(dqnlab.build_config(total_steps=100), run_dir=run)
+    with pytest.raises(dqnlab.DqnlabError, match=r"^refusing to overwrite .*not a dqnlab run directory"):
+        dqnlab.train(dqnlab.build_config(total_steps=100), run_dir=run, overwrite=True)
+    assert [p.name for p in run.iterdir()] == ["notes.txt"]
 
 
 def test_resume_continues_with_a_larger_budget(tmp_path, capsys):

@@ -256,7 +256,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         fields = {"seed": args.seed, "total_steps": args.total_steps, "env.id": args.env}
         cfg = build_config(args.preset, args.config, args.overrides, **fields)
-        result = train(cfg, args.run_dir, overwrite=args.overwrite, progress=not args.quiet)
+        result = train(cfg, args.run_dir, overwrite=args.overwrite, progress=not args.quiet, cli_flags=True)
     print(format_summary(result.summary, result.files))
     if args.tensorboard:
         from dqnlab.viz.tensorboard import write_tensorboard
@@ -536,20 +536,24 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     from dqnlab.config.presets import preset_description, preset_names
 
     if args.show:
-        from dqnlab.config import build_config, config_to_yaml
+        from dqnlab.config import build_config
+        from dqnlab.config.documented import documented_yaml
 
-        print(config_to_yaml(build_config(args.show)), end="")
+        print(documented_yaml(build_config(args.show)), end="")
         return 0
     names = preset_names()
     width = max(map(len, names))
     import shutil
     import textwrap
 
+    from dqnlab.config import build_config
+
     columns = max(60, shutil.get_terminal_size((100, 24)).columns)
     for name in names:
+        cfg = build_config(name)
         print(
             textwrap.fill(
-                preset_description(name),
+                f"[{cfg.algo}, {cfg.env.id}] {preset_description(name)}",
                 columns,
                 initial_indent=f"{name:<{width}}  ",
                 subsequent_indent=" " * (width + 2),

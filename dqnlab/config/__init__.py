@@ -6,6 +6,7 @@ yaml_io.py     the safe YAML loader (no aliases, no duplicate keys) and dumper
 overrides.py   the one rule for dotted overrides (--set, YAML files, presets, sweeps)
 presets.py     the presets
 loading.py     preset + YAML file + overrides -> a validated RunConfig; config.yaml's text
+documented.py  a config as YAML with each field's description (`dqnlab presets --show`)
 """
 
 from dqnlab.config.loading import build_config, config_to_yaml

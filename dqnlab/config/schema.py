@@ -387,14 +387,12 @@ class EvalConfig(_Section):
     stop_train_return: float | None = None
     """Stop as soon as one training episode's return reaches this (a tutorial's criterion;
     None: off). The stop reason in summary.json is then `train_return`."""
-    env: dict[str, Any] = Field(default_factory=dict)
-    (
-        """Changes to the `env` section for evaluation only (during training and the final one), e.g.
-    `{obs_noise: 0.0, randomize: {}}` to judge a policy trained under noise on the clean
-    environment, or `{kwargs: {}}` to drop a training-only environment option. Allowed keys:
-    """
-        + ", ".join(EVAL_ENV_KEYS)
-        + """."""
+    env: dict[str, Any] = Field(
+        default_factory=dict,
+        # A description built from EVAL_ENV_KEYS: an attribute docstring must be a plain literal.
+        description="Changes to the `env` section for evaluation only (during training and the final one), e.g. "
+        "`{obs_noise: 0.0, randomize: {}}` to judge a policy trained under noise on the clean environment, "
+        "or `{kwargs: {}}` to drop a training-only environment option. Allowed keys: " + ", ".join(EVAL_ENV_KEYS) + ".",
     )
     deliver: Literal["best_eval", "last", "longest_episode"] = "best_eval"
     """Which network becomes policy.pt: the best evaluated one, the one training ended with, or
@@ -567,7 +565,7 @@ class RunConfig(BaseModel):
         if unknown:
             raise ValueError(f"eval.env cannot change env.{unknown[0]} (it may change: {', '.join(EVAL_ENV_KEYS)})")
         self.eval_env()  # validates the merged section
-        for section, name, applies, when in _CONDITIONAL_OPTIONS:
+        for section, name, applies, when in CONDITIONAL_OPTIONS:
             sect = getattr(self, section)
             default = type(sect).model_fields[name].get_default(call_default_factory=True)
             if not applies(self) and getattr(sect, name) != default:
@@ -590,9 +588,7 @@ class RunConfig(BaseModel):
         return self.model_dump(mode="json")
 
 
-# Options that only mean something in one mode. Setting one (to other than its default) while
-# the mode is off is almost always a mistake, so it is refused rather than silently ignored.
-_CONDITIONAL_OPTIONS = (
+CONDITIONAL_OPTIONS = (
     ("dqn", "tau", lambda c: c.dqn.target_update == "soft", "dqn.target_update is 'soft'"),
     ("dqn", "target_update_every", lambda c: c.dqn.target_update == "hard", "dqn.target_update is 'hard'"),
     ("dqn", "target_update_unit", lambda c: c.dqn.target_update == "hard", "dqn.target_update is 'hard'"),
@@ -620,6 +616,9 @@ _CONDITIONAL_OPTIONS = (
         for name in ("per_alpha", "per_beta_start", "per_beta_steps", "per_eps")
     ),
 )
+"""Options that only mean something in one mode: (section, field, applies(config), when). Setting
+one (to other than its default) while the mode is off is almost always a mistake, so it is refused
+rather than silently ignored; `dqnlab presets --show` notes when each applies."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -126,3 +126,9 @@ class _NoAliasDumper(yaml.SafeDumper):
 def dump_yaml(data: dict[str, Any]) -> str:
     """`data` as YAML, every value written out in full (no aliases: the loader refuses them)."""
     return yaml.dump(data, Dumper=_NoAliasDumper, sort_keys=False)
+
+
+def yaml_inline(value: Any) -> str:
+    """`value` as YAML on one line (flow style: `[128, 128]`, `{}`, `null`, `'off'`), as it reads back."""
+    text = yaml.dump(value, Dumper=_NoAliasDumper, default_flow_style=True, width=10**9, sort_keys=False)
+    return text.removesuffix("\n...\n").strip()

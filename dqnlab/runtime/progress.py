@@ -18,11 +18,9 @@ class Progress:
         self.enabled = enabled
         self.total = total
         self._bar = None
-        self._tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        if self._tty:
-            from tqdm import tqdm
-
-            self._bar = tqdm(
+        bar = bar_class(self.stream) if enabled else None
+        if bar is not None:
+            self._bar = bar(
                 total=total,
                 initial=initial,
                 file=self.stream,
@@ -56,3 +54,29 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def bar_class(stream: TextIO) -> type | None:
+    """The progress bar for `stream`: tqdm's notebook widget in a Jupyter kernel that has
+    ipywidgets (for the kernel's own stderr or stdout), tqdm's text bar on a terminal, None (a
+    plain line per update) otherwise."""
+    if stream in (sys.stderr, sys.stdout) and _in_jupyter_with_widgets():
+        from tqdm.notebook import tqdm as notebook_tqdm
+
+        return notebook_tqdm
+    if hasattr(stream, "isatty") and stream.isatty():
+        from tqdm import tqdm
+
+        return tqdm
+    return None
+
+
+def _in_jupyter_with_widgets() -> bool:
+    """Running in a Jupyter kernel (not a terminal IPython), with ipywidgets installed to draw the bar."""
+    ipython = sys.modules.get("IPython")  # never imported here: a kernel has imported it already
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return False
+    import importlib.util
+
+    return importlib.util.find_spec("ipywidgets") is not None

@@ -14,6 +14,7 @@ import csv
 import io
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from dqnlab.core.errors import DqnlabError
@@ -301,6 +302,22 @@ def _is_legacy_output(folder: Path, kind: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class OptionNames:
+    """How refusals name the caller's options: `dqnlab train`'s flags or `dqnlab.train`'s arguments."""
+
+    resume: str
+    """The option that continues a run."""
+    overwrite: str
+    """The option that replaces a run."""
+    refusing: str
+    """The start of a refusal to replace a folder."""
+
+
+FLAGS = OptionNames("--resume", "--overwrite", "refusing to --overwrite")
+ARGUMENTS = OptionNames("resume=True", "overwrite=True", "refusing to overwrite")
+
+
 class NewRunDir:
     """A new run directory, built beside its final place and moved there once the run has started.
 
@@ -314,41 +331,43 @@ class NewRunDir:
     the old run as it was. Nothing outside the staging folder and the old run's own files is
     ever touched, and symbolic links are never followed for deletion."""
 
-    def __init__(self, path: Path, replaces: bool, old_lock: FolderLock | None):
-        self.path, self.replaces, self.old_lock = path, replaces, old_lock
+    def __init__(self, path: Path, replaces: bool, old_lock: FolderLock | None, names: OptionNames = ARGUMENTS):
+        self.path, self.replaces, self.old_lock, self.names = path, replaces, old_lock, names
         self.staging: Path | None = None
         self.lock: FolderLock | None = None
 
     @classmethod
-    def plan(cls, path: str | Path, overwrite: bool) -> NewRunDir:
+    def plan(cls, path: str | Path, overwrite: bool, names: OptionNames = ARGUMENTS) -> NewRunDir:
+        """Check `path` for a new run (replacing the run there with `overwrite`); refusals name the
+        options by `names`."""
         p = check_path_text(path)
         if p.is_symlink():
             if overwrite and p.exists():
                 raise DqnlabError(
-                    f"refusing to --overwrite {p}: it is a symbolic link (to {os.readlink(p)}); name the folder itself"
+                    f"{names.refusing} {p}: it is a symbolic link (to {os.readlink(p)}); name the folder itself"
                 )
             p = p.resolve()  # a link to an empty folder: the run goes where it points
         if p.exists() and not p.is_dir():
             raise DqnlabError(f"run directory {p} exists and is not a directory")
         if not p.is_dir() or not any(p.iterdir()):
-            return cls(p, False, None)
+            return cls(p, False, None, names)
         if not overwrite:
             raise DqnlabError(
-                f"run directory {p} already exists; use --resume to continue it or --overwrite to replace it"
+                f"run directory {p} already exists; use {names.resume} to continue it or {names.overwrite} to replace it"
             )
         if not is_run_dir(p):
             raise DqnlabError(
-                f"refusing to --overwrite {p}: it is not a dqnlab run directory (no {MARKER_FILE} "
+                f"{names.refusing} {p}: it is not a dqnlab run directory (no {MARKER_FILE} "
                 "marker); dqnlab only replaces folders it wrote"
             )
         foreign = foreign_entries(p)
         if foreign:
             kind = "symbolic link" if foreign[0].is_symlink() else "folder" if foreign[0].is_dir() else "file"
             raise DqnlabError(
-                f"refusing to --overwrite {p}: it holds the {kind} {foreign[0]}, which dqnlab did not "
+                f"{names.refusing} {p}: it holds the {kind} {foreign[0]}, which dqnlab did not "
                 "write; move it out first (nothing was deleted)"
             )
-        return cls(p, True, FolderLock(p).acquire())
+        return cls(p, True, FolderLock(p).acquire(), names)
 
     def stage(self) -> Path:
         """Create the staging folder with the marker and this writer's lock; returns its path."""
@@ -380,7 +399,7 @@ class NewRunDir:
                 foreign = foreign_entries(self.path)
                 if foreign:
                     raise DqnlabError(
-                        f"refusing to --overwrite {self.path}: {foreign[0]} appeared in it, which dqnlab "
+                        f"{self.names.refusing} {self.path}: {foreign[0]} appeared in it, which dqnlab "
                         "did not write; move it out first (nothing was deleted)"
                     )
                 trash = self.path.parent / f".{self.path.name}.dqnlab-old-{os.getpid()}"
