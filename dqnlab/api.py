@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from dqnlab.algos.registry import load_policy
 from dqnlab.config import EnvConfig
 from dqnlab.core.errors import DqnlabError
+from dqnlab.envs.cartpole_vec import DEFAULT_RANDOMIZE
 from dqnlab.envs.make import check_spaces, make_vec_env
 from dqnlab.runtime.evaluation import EvalResult, Evaluator
 from dqnlab.runtime.policy import Policy
@@ -54,8 +55,6 @@ def evaluate(
     if episodes < 1:
         raise DqnlabError("episodes must be at least 1")
     if randomize is True:
-        from dqnlab.envs.cartpole_vec import DEFAULT_RANDOMIZE
-
         randomize = DEFAULT_RANDOMIZE
     try:
         env_cfg = EnvConfig.model_validate(

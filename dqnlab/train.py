@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from dqnlab.algos.registry import loop_class
-from dqnlab.config import RunConfig, config_to_yaml, validate_config
+from dqnlab.config import RunConfig, build_config, config_to_yaml, load_yaml_file, validate_config
 from dqnlab.core.errors import DqnlabError
 from dqnlab.core.fileio import atomic_write_text
 from dqnlab.envs.make import check_spaces, make_vec_env, reward_threshold
@@ -35,6 +35,7 @@ from dqnlab.runtime.rundir import (
     is_run_dir,
     write_marker,
 )
+from dqnlab.viz import CURVES_FILE, EPISODE_GIF_FILE, REPORT_FILE, write_run_artifacts
 
 
 def train(
@@ -67,8 +68,6 @@ def train(
     if isinstance(config, RunConfig):
         cfg = config
     else:
-        from dqnlab.config import build_config
-
         cfg = build_config() if config is None else validate_config(config)
     if total_steps is not None:
         cfg = validate_config({**cfg.to_dict(), "total_steps": total_steps})
@@ -108,8 +107,6 @@ def _resume(run_path: Path, total_steps: int | None, progress: bool, t_start: fl
     lock = FolderLock(run_path).acquire()
     loop = None
     try:
-        from dqnlab.config import load_yaml_file
-
         cfg = validate_config(load_yaml_file(run_path / CONFIG_FILE))
         if total_steps is not None:
             cfg = validate_config({**cfg.to_dict(), "total_steps": total_steps})
@@ -184,8 +181,6 @@ def _run_and_finish(loop: TrainLoop, cfg: RunConfig) -> TrainResult:
         loop.close()
     result.files = list(RUN_FILES)
     if cfg.artifacts:
-        from dqnlab.viz import CURVES_FILE, EPISODE_GIF_FILE, REPORT_FILE, write_run_artifacts
-
         if loop.show_progress:  # a few seconds of drawing and rendering: say what is happening
             names = ", ".join((CURVES_FILE, EPISODE_GIF_FILE, REPORT_FILE))
             print(f"[dqnlab] writing {names} ...", file=sys.stderr, flush=True)

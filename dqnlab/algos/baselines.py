@@ -11,6 +11,8 @@ import torch
 from torch import nn
 
 from dqnlab.config import BaselineConfig
+from dqnlab.core.errors import ConfigError
+from dqnlab.envs.lqr import lqr_gain
 from dqnlab.runtime.loop import RunContext, TrainLoop
 
 
@@ -71,8 +73,6 @@ def controller_net(extra: dict[str, Any], obs_dim: int, n_actions: int) -> nn.Mo
 def feedback_gain(name: str) -> np.ndarray:
     """The gain of a LinearFeedback controller: LQR's K on (x, x_dot, theta, theta_dot), or for
     `target_lqr` on (x, x_dot, theta, theta_dot, x - target) with x's weight moved to the offset."""
-    from dqnlab.envs.lqr import lqr_gain
-
     k = np.asarray(lqr_gain(), dtype=np.float64).reshape(-1)  # CartPole's default physics
     if name == "target_lqr":
         return np.concatenate(([0.0], k[1:], k[:1]))
@@ -101,8 +101,6 @@ class BaselineLoop(TrainLoop):
         try:
             controller_net({"baseline": cfg.baseline.model_dump(mode="json")}, obs_shape[0], n_actions)
         except ValueError as exc:
-            from dqnlab.core.errors import ConfigError
-
             raise ConfigError(f"baseline on {cfg.env.id}: {exc}") from None
 
     def __init__(self, ctx: RunContext):

@@ -10,6 +10,7 @@ from torch import nn
 
 from dqnlab.algos.schedules import epsilon_at, log_episode
 from dqnlab.config import TabularConfig
+from dqnlab.core.errors import ConfigError
 from dqnlab.runtime.loop import RunContext, TrainLoop
 
 
@@ -80,8 +81,6 @@ class TabularLoop(TrainLoop):
     def check_fits(cls, cfg, obs_shape, n_actions, reset_info) -> None:
         super().check_fits(cfg, obs_shape, n_actions, reset_info)
         if max(cfg.tabular.dims) >= obs_shape[0]:
-            from dqnlab.core.errors import ConfigError
-
             raise ConfigError(
                 f"tabular.dims {cfg.tabular.dims} do not fit {cfg.env.id}'s {obs_shape[0]}-dimensional observations"
             )

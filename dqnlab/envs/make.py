@@ -21,6 +21,7 @@ from gymnasium import spaces
 from dqnlab.config import EnvConfig
 from dqnlab.core.errors import ConfigError, preview
 from dqnlab.envs.pixels import PixelVectorEnv
+from dqnlab.envs.wrappers import ActionNoise, ObservationNoise
 
 EnvWrapperFn = Callable[[gym.Env], gym.Wrapper]
 """A wrapper for each sub-environment of a SyncVectorEnv (gym.make_vec's `wrappers`)."""
@@ -150,8 +151,6 @@ def _perturbed_setup(cfg: EnvConfig, spec: gym.envs.registration.EnvSpec):
             f"{' and '.join(physics)}: only for CartPole-style environments (CartPole-v0, CartPole-v1, "
             f"dqnlab/CartPoleTarget-v0), not '{cfg.id}' (env.obs_noise and env.action_noise work on any)"
         )
-    from dqnlab.envs.wrappers import ActionNoise, ObservationNoise
-
     wrappers: list[EnvWrapperFn] = []
     if any(cfg.obs_noise if isinstance(cfg.obs_noise, list) else [cfg.obs_noise]):
         wrappers.append(functools.partial(ObservationNoise, sigma=cfg.obs_noise))

@@ -26,10 +26,12 @@ from dqnlab.config.presets import PRESETS
 from dqnlab.core.errors import ConfigError
 from dqnlab.core.fileio import atomic_write_json, atomic_write_text
 from dqnlab.core.stopping import catch_stop_signals
+from dqnlab.experiments.fanout import check_backend
 from dqnlab.experiments.runs import PlannedRun, seeded, train_runs
 from dqnlab.experiments.stats import summarize
 from dqnlab.runtime.rundir import open_output_folder
 from dqnlab.viz.compare_figure import write_compare_figure
+from dqnlab.viz.metrics import read_run_metrics
 
 COMPARE_JSON = "compare.json"
 COMPARE_MD = "compare.md"
@@ -68,8 +70,6 @@ def solve_point(run_dir: Path, summary: dict[str, Any]) -> tuple[int | None, flo
     """(env steps, training seconds) at the first evaluation during training that solved the task
     (mean return at the summary's `threshold`, or success rate at its `success_threshold` when
     set), from metrics.csv; (None, None) if none did. The same rule for every algorithm and stop rule."""
-    from dqnlab.viz.metrics import read_run_metrics
-
     threshold, success_threshold = summary.get("threshold"), summary.get("success_threshold")
     if threshold is None and success_threshold is None:
         return None, None
@@ -99,8 +99,6 @@ def compare(
     cluster: see dqnlab.experiments.fanout), skipping runs already finished in `out`; write compare.json,
     compare.md and curves.png; return the comparison. `on_plan(runs, finished)` hears the plan
     before any training, `on_result(label, summary)` of each run trained now as it finishes."""
-    from dqnlab.experiments.fanout import check_backend
-
     check_backend(backend, ray_address, workers)  # before the output folder is created
     lock = open_output_folder(out, "compare")  # ours (marked) or new, and one comparison at a time
     try:

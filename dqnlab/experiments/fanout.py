@@ -61,6 +61,8 @@ from dqnlab.core.stopping import (
     stop_signal,
 )
 from dqnlab.runtime.resources import usable_cores
+from dqnlab.runtime.rundir import is_run_dir
+from dqnlab.train import TrainingInterrupted, train
 
 BACKENDS = ("local", "ray")
 RAY_INSTALL_HINT = "the ray backend needs Ray: pip install 'dqnlab[ray]'"
@@ -115,8 +117,6 @@ def train_job(job: RunJob) -> tuple[Hashable, dict[str, Any]]:
     """Train one job and return (key, summary); any exception becomes a failed summary, so one
     broken run never takes the others down, and a stop signal an interrupted one (the run wrote
     its checkpoint). Runs in whichever process or node the backend chose."""
-    from dqnlab.train import TrainingInterrupted, train
-
     # Signals become the stop flag from here on, so that one that arrives while the run is being
     # set up (or a Ray cancel, delivered as SIGINT) still ends in a checkpoint at its first step.
     with catch_stop_signals():
@@ -276,8 +276,6 @@ def _collect(w: _Worker, pool: list[_Worker], queue: deque[tuple[RunJob, int]], 
 def _resumable(job: RunJob) -> RunJob:
     """The job to run again after its process died: resumed if it got as far as a run directory
     (its checkpoint at step 0 is written before the first step)."""
-    from dqnlab.runtime.rundir import is_run_dir
-
     if not job.resume and is_run_dir(Path(job.run_dir)):
         return RunJob(job.key, job.config, job.run_dir, resume=True)
     return job

@@ -59,6 +59,7 @@ from dqnlab.config.overrides import apply_dotted
 from dqnlab.core.errors import ConfigError, DqnlabError, preview
 from dqnlab.core.fileio import atomic_write_text
 from dqnlab.core.stopping import catch_stop_signals, stop_signal
+from dqnlab.experiments.compare import solve_point
 from dqnlab.experiments.fanout import RunsInterrupted, backend_session, check_backend, default_workers
 from dqnlab.experiments.runs import PlannedRun, seeded, train_runs
 from dqnlab.experiments.stats import iqm
@@ -304,8 +305,6 @@ def trial_score(costs: list[float]) -> float:
 
 def run_cost(run_dir: Path, summary: dict[str, Any], total_steps: int) -> tuple[float, int | None]:
     """(cost, steps to solve) of one finished or failed run."""
-    from dqnlab.experiments.compare import solve_point
-
     steps = None
     if summary.get("status") == "finished":
         steps, _ = solve_point(run_dir, summary)

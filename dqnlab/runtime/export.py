@@ -35,6 +35,7 @@ import torch
 
 from dqnlab.core.errors import DqnlabError
 from dqnlab.core.fileio import atomic_write_bytes
+from dqnlab.core.version import __version__
 from dqnlab.runtime.policy import Policy
 
 EXPORTABLE = ("dqn", "ppo")
@@ -90,8 +91,6 @@ def _first_line(exc: Exception) -> str:
 
 
 def _metadata(policy: Policy) -> dict[str, str]:
-    from dqnlab.core.version import __version__
-
     meta = {
         "dqnlab_version": __version__,
         "algo": policy.algo,

@@ -15,6 +15,8 @@ from dqnlab.config import MAX_UNITS, NetworkConfig, PixelConfig
 from dqnlab.config.algorithms import ALGORITHMS
 from dqnlab.core.errors import DqnlabError, preview
 from dqnlab.core.fileio import atomic_torch_save
+from dqnlab.core.version import __version__
+from dqnlab.envs.pixels import PixelObservation
 
 POLICY_FORMAT = "dqnlab.policy"  # the file format's name, not a module path: never changes
 POLICY_VERSION = 1
@@ -63,8 +65,6 @@ class Policy:
         or for a pixel policy a dqnlab.envs.pixels.PixelObservation drawing frame stacks from it."""
         if self.pixels is None:
             return env
-        from dqnlab.envs.pixels import PixelObservation
-
         return PixelObservation(env, self.pixels)
 
     def _as_input(self, obs: Any) -> np.ndarray:
@@ -105,8 +105,6 @@ class Policy:
         return actions
 
     def to_dict(self) -> dict[str, Any]:
-        from dqnlab.core.version import __version__
-
         return {
             "format": POLICY_FORMAT,
             "format_version": POLICY_VERSION,

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dqnlab.core.errors import DqnlabError
+from dqnlab.core.fileio import atomic_write_json
+from dqnlab.core.version import __version__
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.csv"
@@ -77,9 +79,6 @@ OWN_RUN_FILES = frozenset((*RUN_FILES, *DERIVED_RUN_FILES, MARKER_FILE, LOCK_FIL
 
 
 def write_marker(folder: Path, kind: str) -> None:
-    from dqnlab.core.fileio import atomic_write_json
-    from dqnlab.core.version import __version__
-
     atomic_write_json(
         folder / MARKER_FILE, {"format": MARKER_FORMAT, "version": MARKER_VERSION, "kind": kind, "dqnlab": __version__}
     )

@@ -11,14 +11,13 @@ import numpy as np
 import torch
 
 from dqnlab.config import EnvConfig, RunConfig
+from dqnlab.core.version import __version__
 from dqnlab.envs.make import env_spec
 from dqnlab.runtime.evaluation import EvalResult, solves
 
 
 def versions() -> dict[str, str]:
     import gymnasium
-
-    from dqnlab.core.version import __version__
 
     return {
         "dqnlab": __version__,

@@ -27,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from dqnlab.config import load_yaml_file
 from dqnlab.core.errors import DqnlabError, preview
+from dqnlab.envs.make import reward_threshold
 from dqnlab.runtime.rundir import CONFIG_FILE, METRIC_COLUMNS, METRICS_FILE, SUMMARY_FILE
 
 # eval_success came later: runs written before it still load (their success rates read as NaN).
@@ -273,8 +275,6 @@ def _algo(run: Path, summary: dict | None) -> str | None:
     (a config without the field is DQN's, the only algorithm of dqnlab 0.1.0); None if unreadable."""
     if summary is not None and isinstance(summary.get("algo"), str):
         return summary["algo"][:100]
-    from dqnlab.config import load_yaml_file
-
     try:
         algo = load_yaml_file(run / CONFIG_FILE).get("algo", "dqn")
     except (DqnlabError, AttributeError):
@@ -286,9 +286,6 @@ def _env_and_threshold(run: Path, summary: dict | None) -> tuple[str | None, flo
     """From summary.json when the run has finished, else from config.yaml and the env's spec."""
     if summary is not None and isinstance(summary.get("env_id"), str):
         return summary["env_id"], _limited(summary.get("threshold"))
-    from dqnlab.config import load_yaml_file
-    from dqnlab.envs.make import reward_threshold
-
     try:
         cfg = load_yaml_file(run / CONFIG_FILE)
         env_id = cfg["env"]["id"]

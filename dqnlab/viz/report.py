@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dqnlab.core.errors import DqnlabError
+from dqnlab.core.version import __version__
 from dqnlab.runtime.rundir import CONFIG_FILE, MARKER_FILE, SUMMARY_FILE, is_run_dir
 from dqnlab.viz.metrics import read_summary
 from dqnlab.viz.output import REPORT_FILE, write_output
@@ -163,8 +164,6 @@ def report_html(
     else:
         parts.append(f"<pre>{e(config_text)}</pre>")
     parts.append("</section>")
-
-    from dqnlab.core.version import __version__
 
     parts.append(f'<p class="note">Written by dqnlab {e(__version__)} on {e(time.strftime("%Y-%m-%d %H:%M"))}.</p>')
     parts.append("</main></body></html>\n")

@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from dqnlab.core.errors import DqnlabError
+from dqnlab.envs.make import env_spec
 from dqnlab.runtime.policy import Policy
+from dqnlab.viz.output import write_output
 
 GIF_EVERY, GIF_WIDTH = 2, 300  # a 500-step CartPole episode: 251 frames, well under 1 MB
 MP4_EVERY, MP4_WIDTH = 1, 600  # video codecs make full frame rate and size cheap
@@ -103,8 +105,6 @@ def annotate(frame: np.ndarray, text: str, size: tuple[int, int]) -> np.ndarray:
 
 def _make_env(env_id: str, render_mode: str):
     import gymnasium as gym
-
-    from dqnlab.envs.make import env_spec
 
     env_spec(env_id)  # an unknown id becomes a ConfigError naming the closest one
     # On a headless machine SDL's probing prints ALSA and XDG_RUNTIME_DIR "errors" (audio, then
@@ -234,8 +234,6 @@ def gif_bytes(episodes: Sequence[Episode], frame_ms: int) -> bytes:
 
 def write_gif(path: str | Path, episodes: Sequence[Episode], fps: float, every: int) -> Path:
     """Write the episodes as a GIF at `fps` environment steps per second."""
-    from dqnlab.viz.output import write_output
-
     return write_output(path, gif_bytes(episodes, gif_frame_ms(fps, every)))
 
 
