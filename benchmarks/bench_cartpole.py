@@ -29,9 +29,19 @@ EVAL_SEED = 1_000_000  # evaluation episodes start from EVAL_SEED + 1000 * seed,
 THRESHOLD = 475.0
 
 # rl-baselines3-zoo hyperparams/dqn.yml, CartPole-v1
-SB3_ZOO = dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000, gamma=0.99,
-               target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
-               exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256]))
+SB3_ZOO = dict(
+    learning_rate=2.3e-3,
+    batch_size=64,
+    buffer_size=100_000,
+    learning_starts=1000,
+    gamma=0.99,
+    target_update_interval=10,
+    train_freq=256,
+    gradient_steps=128,
+    exploration_fraction=0.16,
+    exploration_final_eps=0.04,
+    policy_kwargs=dict(net_arch=[256, 256]),
+)
 SB3_STEPS = 50_000
 
 
@@ -40,6 +50,7 @@ def eval_seed(seed: int) -> int:
 
 
 # -- workers: each runs in a fresh interpreter (python bench_cartpole.py --worker ...) -----------
+
 
 def worker_dqnlab(seed: int, run_dir: str, overrides: list[str]) -> dict:
     t0 = time.perf_counter()
@@ -53,9 +64,17 @@ def worker_dqnlab(seed: int, run_dir: str, overrides: list[str]) -> dict:
     res = dqnlab.train(cfg, run_dir, progress=False)
     ev = dqnlab.evaluate(res.policy, episodes=100, seed=eval_seed(seed))
     s = res.summary
-    return {"system": "dqnlab", "seed": seed, "train_seconds": s["train_seconds"], "import_seconds": t_import,
-            "env_steps": s["env_steps"], "eval_mean": ev.mean, "eval_min": float(ev.returns.min()),
-            "solved": ev.mean >= THRESHOLD, "run_dir": run_dir}
+    return {
+        "system": "dqnlab",
+        "seed": seed,
+        "train_seconds": s["train_seconds"],
+        "import_seconds": t_import,
+        "env_steps": s["env_steps"],
+        "eval_mean": ev.mean,
+        "eval_min": float(ev.returns.min()),
+        "solved": ev.mean >= THRESHOLD,
+        "run_dir": run_dir,
+    }
 
 
 def worker_sb3(seed: int) -> dict:
@@ -65,7 +84,7 @@ def worker_sb3(seed: int) -> dict:
 
     import dqnlab
     from dqnlab.config import EnvConfig
-    from dqnlab.evaluation import Evaluator
+    from dqnlab.runtime.evaluation import Evaluator
 
     t_import = time.perf_counter() - t0
     torch.set_num_threads(1)
@@ -80,24 +99,33 @@ def worker_sb3(seed: int) -> dict:
         return model.predict(obs, deterministic=True)[0]
 
     ev = Evaluator(EnvConfig(id="CartPole-v1"), 100).run(act, 100, eval_seed(seed))
-    return {"system": "sb3", "seed": seed, "train_seconds": train_seconds, "import_seconds": t_import,
-            "env_steps": SB3_STEPS, "eval_mean": float(ev.returns.mean()), "eval_min": float(ev.returns.min()),
-            "solved": float(ev.returns.mean()) >= THRESHOLD, "versions": {"sb3": __import__("stable_baselines3").__version__,
-                                                                          "dqnlab": dqnlab.__version__}}
+    return {
+        "system": "sb3",
+        "seed": seed,
+        "train_seconds": train_seconds,
+        "import_seconds": t_import,
+        "env_steps": SB3_STEPS,
+        "eval_mean": float(ev.returns.mean()),
+        "eval_min": float(ev.returns.min()),
+        "solved": float(ev.returns.mean()) >= THRESHOLD,
+        "versions": {"sb3": __import__("stable_baselines3").__version__, "dqnlab": dqnlab.__version__},
+    }
 
 
 def worker_stability(seed: int, run_dir: str, overrides: list[str], after: int) -> dict:
     import torch
 
     import dqnlab
-    from dqnlab.rundir import read_metrics
+    from dqnlab.runtime.rundir import read_metrics
 
     torch.set_num_threads(1)
-    cfg = dqnlab.build_config(seed=seed, overrides=[*overrides, "eval.early_stop=false"],
-                              total_steps=70_000)
+    cfg = dqnlab.build_config(seed=seed, overrides=[*overrides, "eval.early_stop=false"], total_steps=70_000)
     dqnlab.train(cfg, run_dir, progress=False)
-    evals = [(int(r["env_step"]), float(r["eval_mean"])) for r in read_metrics(Path(run_dir) / "metrics.csv")
-             if r["kind"] == "eval"]
+    evals = [
+        (int(r["env_step"]), float(r["eval_mean"]))
+        for r in read_metrics(Path(run_dir) / "metrics.csv")
+        if r["kind"] == "eval"
+    ]
     first = next((step for step, mean in evals if mean >= THRESHOLD), None)
     if first is None:
         return {"seed": seed, "first_solve": None, "share_after": None, "evals_after": 0}
@@ -109,8 +137,12 @@ def worker_stability(seed: int, run_dir: str, overrides: list[str], after: int) 
 def spawn(kind: str, *args) -> dict:
     """Run one worker in a fresh process; return its JSON result plus the process wall time."""
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, __file__, "--worker", kind, json.dumps(args)], capture_output=True,
-                         text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         raise RuntimeError(f"{kind} worker failed:\n{out.stderr[-3000:]}")
@@ -121,8 +153,9 @@ def spawn(kind: str, *args) -> dict:
 
 # -- aggregation and report ---------------------------------------------------------------------
 
+
 def aggregate(rows: list[dict]) -> dict:
-    from dqnlab.stats import summarize
+    from dqnlab.experiments.stats import summarize
 
     out = {}
     for system in sorted({r["system"] for r in rows}):
@@ -139,15 +172,17 @@ def aggregate(rows: list[dict]) -> dict:
     if {"dqnlab", "sb3"} <= out.keys():
         # per seed, side by side: the ratio of SB3's to dqnlab's training time
         by = {(r["system"], r["seed"]): r for r in rows}
-        ratios = [by["sb3", s]["train_seconds"] / by["dqnlab", s]["train_seconds"]
-                  for s in sorted({r["seed"] for r in rows}) if ("sb3", s) in by and ("dqnlab", s) in by]
+        ratios = [
+            by["sb3", s]["train_seconds"] / by["dqnlab", s]["train_seconds"]
+            for s in sorted({r["seed"] for r in rows})
+            if ("sb3", s) in by and ("dqnlab", s) in by
+        ]
         out["speedup_train_seconds"] = summarize(ratios)
         out["speedup_of_medians"] = out["sb3"]["train_seconds"]["median"] / out["dqnlab"]["train_seconds"]["median"]
     return out
 
 
-def markdown(agg: dict, rows: list[dict], stability: list[dict] | None, command: str,
-             overrides: list[str] = ()) -> str:
+def markdown(agg: dict, rows: list[dict], stability: list[dict] | None, command: str, overrides: list[str] = ()) -> str:
     def ci(s, fmt="{:.1f}"):
         return f"{fmt.format(s['iqm'])} [{fmt.format(s['iqm_ci_low'])}, {fmt.format(s['iqm_ci_high'])}]"
 
@@ -170,13 +205,22 @@ def markdown(agg: dict, rows: list[dict], stability: list[dict] | None, command:
             f"| {dqnlab_label if system == 'dqnlab' else 'SB3 DQN, RL Zoo'} | {a['solved']}/{a['runs']} "
             f"| {a['eval_mean']['median']:.1f} | {ci(a['eval_mean'])} | {a['env_steps']['median']:.0f} "
             f"| {a['train_seconds']['median']:.2f} | {ci(a['train_seconds'], '{:.2f}')} "
-            f"| {a['process_seconds']['median']:.2f} | {a['import_seconds']['median']:.2f} |")
+            f"| {a['process_seconds']['median']:.2f} | {a['import_seconds']['median']:.2f} |"
+        )
     if "speedup_train_seconds" in agg:
         s = agg["speedup_train_seconds"]
-        lines += ["", f"Speed-up in training time (SB3 / dqnlab, per seed): median {s['median']:.1f}×, "
-                      f"IQM {ci(s)}×, min {s['min']:.1f}×; ratio of medians {agg['speedup_of_medians']:.1f}×."]
-    lines += ["", "Per seed (eval mean over 100 fresh episodes / training seconds / env steps):", "",
-              "| seed | dqnlab | SB3 |", "| --- | --- | --- |"]
+        lines += [
+            "",
+            f"Speed-up in training time (SB3 / dqnlab, per seed): median {s['median']:.1f}×, "
+            f"IQM {ci(s)}×, min {s['min']:.1f}×; ratio of medians {agg['speedup_of_medians']:.1f}×.",
+        ]
+    lines += [
+        "",
+        "Per seed (eval mean over 100 fresh episodes / training seconds / env steps):",
+        "",
+        "| seed | dqnlab | SB3 |",
+        "| --- | --- | --- |",
+    ]
     by = {(r["system"], r["seed"]): r for r in rows}
     for seed in sorted({r["seed"] for r in rows}):
         cells = []
@@ -187,11 +231,18 @@ def markdown(agg: dict, rows: list[dict], stability: list[dict] | None, command:
     if stability:
         solved = [s for s in stability if s["share_after"] is not None]
         shares = [s["share_after"] for s in solved]
-        lines += ["", "Stability (early stopping off, 70k steps): share of evaluations (every 1000 steps, 100 "
-                      "episodes) at ≥ 475 in the 50k steps after the first solve: "
-                      + (f"median {np.median(shares):.2f}, mean {np.mean(shares):.2f}, "
-                         f"min {np.min(shares):.2f} over {len(solved)} seeds that solved "
-                         f"(of {len(stability)})." if shares else "no seed solved.")]
+        lines += [
+            "",
+            "Stability (early stopping off, 70k steps): share of evaluations (every 1000 steps, 100 "
+            "episodes) at ≥ 475 in the 50k steps after the first solve: "
+            + (
+                f"median {np.median(shares):.2f}, mean {np.mean(shares):.2f}, "
+                f"min {np.min(shares):.2f} over {len(solved)} seeds that solved "
+                f"(of {len(stability)})."
+                if shares
+                else "no seed solved."
+            ),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -203,8 +254,10 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     systems = [s for s in ("dqnlab", "sb3") if any(r["system"] == s for r in rows)]
-    for ax, key, label in ((axes[0], "train_seconds", "training seconds (log)"),
-                           (axes[1], "eval_mean", "eval mean, 100 fresh episodes")):
+    for ax, key, label in (
+        (axes[0], "train_seconds", "training seconds (log)"),
+        (axes[1], "eval_mean", "eval mean, 100 fresh episodes"),
+    ):
         for i, system in enumerate(systems):
             ys = [r[key] for r in rows if r["system"] == system]
             xs = np.full(len(ys), i) + np.random.default_rng(0).uniform(-0.15, 0.15, len(ys))
@@ -236,7 +289,7 @@ def main() -> None:
         print(json.dumps(fn(*json.loads(a.args))))
         return
 
-    from dqnlab.seeds import parse_seeds
+    from dqnlab.experiments.multiseed import parse_seeds
 
     seeds = parse_seeds(a.seeds)
     out = Path(a.out)
@@ -251,8 +304,9 @@ def main() -> None:
             print(f"seed {seed} sb3:    {rows[-1]['eval_mean']:.1f} in {rows[-1]['train_seconds']:.2f} s", flush=True)
     if a.stability:
         for seed in seeds:
-            stability.append(spawn("stability", seed, str(out / f"runs-{stamp}" / f"stability-s{seed}"),
-                                   a.overrides, 50_000))
+            stability.append(
+                spawn("stability", seed, str(out / f"runs-{stamp}" / f"stability-s{seed}"), a.overrides, 50_000)
+            )
             print(f"seed {seed} stability: {stability[-1]}", flush=True)
     agg = aggregate(rows)
     command = "python benchmarks/bench_cartpole.py " + " ".join(sys.argv[1:])

@@ -20,14 +20,21 @@ from pathlib import Path
 
 
 def timed_run(cfg, seeds: list[int], root: Path, workers: int, backend: str) -> dict:
-    from dqnlab.seeds import run_seeds
+    from dqnlab.experiments.multiseed import run_seeds
 
     t0 = time.perf_counter()
     summary = run_seeds(cfg, seeds, root, workers, backend=backend)
     seconds = time.perf_counter() - t0
-    return {"backend": backend, "workers": workers, "runs": len(seeds), "seconds": round(seconds, 2),
-            "runs_per_minute": round(60 * len(seeds) / seconds, 2), "failed": summary["failed"],
-            "solved": summary["solved"], "median_train_seconds": summary["train_seconds"]["median"]}
+    return {
+        "backend": backend,
+        "workers": workers,
+        "runs": len(seeds),
+        "seconds": round(seconds, 2),
+        "runs_per_minute": round(60 * len(seeds) / seconds, 2),
+        "failed": summary["failed"],
+        "solved": summary["solved"],
+        "median_train_seconds": summary["train_seconds"]["median"],
+    }
 
 
 def ray_start_seconds(workers: int) -> float:
@@ -51,8 +58,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from dqnlab.config import build_config
-    from dqnlab.fanout import default_workers
-    from dqnlab.seeds import parse_seeds
+    from dqnlab.experiments.fanout import default_workers
+    from dqnlab.experiments.multiseed import parse_seeds
 
     seeds = parse_seeds(args.seeds)
     cfg = build_config("default", overrides=["artifacts=false", *args.overrides])
@@ -63,9 +70,14 @@ def main() -> None:
         if not args.no_ray:
             rows.append(timed_run(cfg, seeds, Path(tmp) / f"ray-{args.workers}", args.workers, "ray"))
     one, many = rows[0], rows[1]
-    result = {"seeds": args.seeds, "overrides": args.overrides, "cores": default_workers(),
-              "machine": f"{platform.processor() or platform.machine()}, {platform.python_version()}",
-              "rows": rows, "speedup": round(one["seconds"] / many["seconds"], 2)}
+    result = {
+        "seeds": args.seeds,
+        "overrides": args.overrides,
+        "cores": default_workers(),
+        "machine": f"{platform.processor() or platform.machine()}, {platform.python_version()}",
+        "rows": rows,
+        "speedup": round(one["seconds"] / many["seconds"], 2),
+    }
     if not args.no_ray:
         result["ray_overhead_seconds"] = round(rows[2]["seconds"] - many["seconds"], 2)
         result["ray_overhead_ratio"] = round(rows[2]["seconds"] / many["seconds"], 3)

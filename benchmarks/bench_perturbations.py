@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 import dqnlab
-from dqnlab.compare import compare, resolve_entries
-from dqnlab.seeds import parse_seeds
+from dqnlab.experiments.compare import compare, resolve_entries
+from dqnlab.experiments.multiseed import parse_seeds
 
 # name -> keyword arguments of dqnlab.evaluate
 PERTURBATIONS: dict[str, dict] = {
@@ -45,9 +45,15 @@ def main(argv=None) -> int:
     out = Path(args.out)
     seeds = parse_seeds(args.seeds)
     configs = resolve_entries(args.presets, ["artifacts=false"])
-    compare(configs, seeds, out / "runs", args.workers,
-            on_result=lambda label, s: print(f"trained {label} seed {s.get('seed')}: {s.get('eval_mean')}",
-                                             file=sys.stderr, flush=True))
+    compare(
+        configs,
+        seeds,
+        out / "runs",
+        args.workers,
+        on_result=lambda label, s: print(
+            f"trained {label} seed {s.get('seed')}: {s.get('eval_mean')}", file=sys.stderr, flush=True
+        ),
+    )
     results: dict[str, dict] = {}
     for label, _ in configs:
         results[label] = {}
@@ -55,25 +61,37 @@ def main(argv=None) -> int:
             means, survival = [], []
             for seed in seeds:
                 policy = dqnlab.load_policy(out / "runs" / label / f"seed-{seed}")
-                res = dqnlab.evaluate(policy, episodes=args.episodes, seed=1000 + seed, env_id="CartPole-v1",
-                                      **kwargs)
+                res = dqnlab.evaluate(policy, episodes=args.episodes, seed=1000 + seed, env_id="CartPole-v1", **kwargs)
                 means.append(res.mean)
                 survival.append(res.survival)
-            results[label][name] = {"means": means, "survival": survival,
-                                    "median_mean": float(np.median(means)), "median_survival": float(np.median(survival))}
-            print(f"{label:>10} | {name:<30} | median mean {np.median(means):8.1f} | "
-                  f"median survival {np.median(survival):.0%}", file=sys.stderr, flush=True)
-    (out / "perturbations.json").write_text(json.dumps({"seeds": seeds, "episodes": args.episodes,
-                                                        "results": results}, indent=1))
+            results[label][name] = {
+                "means": means,
+                "survival": survival,
+                "median_mean": float(np.median(means)),
+                "median_survival": float(np.median(survival)),
+            }
+            print(
+                f"{label:>10} | {name:<30} | median mean {np.median(means):8.1f} | "
+                f"median survival {np.median(survival):.0%}",
+                file=sys.stderr,
+                flush=True,
+            )
+    (out / "perturbations.json").write_text(
+        json.dumps({"seeds": seeds, "episodes": args.episodes, "results": results}, indent=1)
+    )
     head = "| perturbation | " + " | ".join(label for label, _ in configs) + " |"
     lines = [head, "|---|" + "---|" * len(configs)]
     for name in PERTURBATIONS:
-        cells = [f"{results[label][name]['median_mean']:.0f} ({results[label][name]['median_survival']:.0%})"
-                 for label, _ in configs]
+        cells = [
+            f"{results[label][name]['median_mean']:.0f} ({results[label][name]['median_survival']:.0%})"
+            for label, _ in configs
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"Median over seeds {args.seeds} of the mean return over {args.episodes} episodes "
-                 "(in brackets: the median share of episodes that survived to the step cap).")
+    lines.append(
+        f"Median over seeds {args.seeds} of the mean return over {args.episodes} episodes "
+        "(in brackets: the median share of episodes that survived to the step cap)."
+    )
     (out / "perturbations.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -24,8 +24,8 @@ import gymnasium as gym
 import numpy as np
 
 from dqnlab.config import EnvConfig, PixelConfig
-from dqnlab.envs import make_vec_env
-from dqnlab.pixels.view import BOTTOM, TOP, TUTORIAL_VIEW_W, render_view, tutorial_left
+from dqnlab.envs.make import make_vec_env
+from dqnlab.envs.pixels.view import BOTTOM, TOP, TUTORIAL_VIEW_W, render_view, tutorial_left
 
 VIEWS = {
     "tutorial 3x40x90": PixelConfig(mode="tutorial", height=40, width=90, color=True, frames=2, input="difference"),
@@ -64,7 +64,7 @@ def bench(seconds: float) -> list[dict]:
     def gym_s1():
         frame = gym_frame()[TOP:BOTTOM]
         left = int(tutorial_left(np.array([base.state[0]]))[0])
-        patch = Image.fromarray(np.ascontiguousarray(frame[:, left:left + TUTORIAL_VIEW_W]))
+        patch = Image.fromarray(np.ascontiguousarray(frame[:, left : left + TUTORIAL_VIEW_W]))
         return np.asarray(patch.resize((90, 40), Image.Resampling.BICUBIC))
 
     rows.append({"what": "gymnasium render + S1 crop/resize (PIL)", "envs": 1, "fps": _rate(gym_s1, 1, seconds)})
@@ -74,8 +74,13 @@ def bench(seconds: float) -> list[dict]:
         for n in (1, 8, 100):
             obs = np.zeros((n, 4))
             obs[:, 0], obs[:, 2] = rng.uniform(-2, 2, n), rng.uniform(-0.2, 0.2, n)
-            rows.append({"what": f"dqnlab rasteriser {name}", "envs": n,
-                         "fps": _rate(lambda: render_view(cfg, obs), n, seconds)})
+            rows.append(
+                {
+                    "what": f"dqnlab rasteriser {name}",
+                    "envs": n,
+                    "fps": _rate(lambda cfg=cfg, obs=obs: render_view(cfg, obs), n, seconds),
+                }
+            )
     for name, cfg in VIEWS.items():
         for n in (1, 8, 100):
             envs = make_vec_env(EnvConfig(id="CartPole-v1", pixels=cfg), n)
@@ -83,7 +88,7 @@ def bench(seconds: float) -> list[dict]:
             acts = rng.integers(0, 2, size=(64, n))
             k = [0]
 
-            def step():
+            def step(envs=envs, acts=acts, k=k):  # bound now: the loop moves on
                 k[0] += 1
                 envs.step(acts[k[0] % 64])
 

@@ -21,13 +21,21 @@ def run_one(args: tuple[str, int, int, str]) -> dict:
     overrides, seed, total, root = args
     from dqnlab import build_config, train
 
-    cfg = build_config("default", overrides=overrides.split() if overrides else [], seed=seed, total_steps=total,
-                       artifacts=False)
+    cfg = build_config(
+        "default", overrides=overrides.split() if overrides else [], seed=seed, total_steps=total, artifacts=False
+    )
     res = train(cfg, f"{root}/{abs(hash(overrides))}-s{seed}", progress=False)
     s = res.summary
-    return {"candidate": overrides, "seed": seed, "solved": s["solved"], "eval_mean": s["eval_mean"],
-            "steps": s["steps_to_threshold"] or s["env_steps"], "best_step": s["best_eval_step"],
-            "seconds": s["train_seconds"], "early": s["steps_to_threshold"] is not None}
+    return {
+        "candidate": overrides,
+        "seed": seed,
+        "solved": s["solved"],
+        "eval_mean": s["eval_mean"],
+        "steps": s["steps_to_threshold"] or s["env_steps"],
+        "best_step": s["best_eval_step"],
+        "seconds": s["train_seconds"],
+        "early": s["steps_to_threshold"] is not None,
+    }
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -55,10 +63,12 @@ def main() -> None:
     for c in candidates:
         rs = [r for r in rows if r["candidate"] == c]
         solved = sum(r["solved"] for r in rs)
-        print(f"{solved}/{len(rs)} solved  early {sum(r['early'] for r in rs)}  "
-              f"med steps {statistics.median(r['steps'] for r in rs):>7.0f}  "
-              f"med s {statistics.median(r['seconds'] for r in rs):5.2f}  "
-              f"worst {min(r['eval_mean'] for r in rs):6.1f}  | {c or '(default)'}")
+        print(
+            f"{solved}/{len(rs)} solved  early {sum(r['early'] for r in rs)}  "
+            f"med steps {statistics.median(r['steps'] for r in rs):>7.0f}  "
+            f"med s {statistics.median(r['seconds'] for r in rs):5.2f}  "
+            f"worst {min(r['eval_mean'] for r in rs):6.1f}  | {c or '(default)'}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,3 +1,3 @@
-from dqnlab.cli import main
+from dqnlab.cli.main import main
 
 raise SystemExit(main())

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from pydantic import ValidationError
 
+from dqnlab.algos.registry import load_policy
 from dqnlab.config import EnvConfig
-from dqnlab.envs import check_spaces, make_vec_env
-from dqnlab.errors import DqnlabError
-from dqnlab.evaluation import EvalResult, Evaluator
-from dqnlab.policy import Policy, load_policy
+from dqnlab.core.errors import DqnlabError
+from dqnlab.envs.cartpole_vec import DEFAULT_RANDOMIZE
+from dqnlab.envs.make import check_spaces, make_vec_env
+from dqnlab.runtime.evaluation import EvalResult, Evaluator
+from dqnlab.runtime.policy import Policy
+
+
+def _noise_values(obs_noise: float | Sequence[float]) -> float | list[float]:
+    """`obs_noise` as EnvConfig takes it: a list where it has dimensions (a sequence or an array),
+    else one float. (np.ndim does not narrow the type: the casts say what it found.)"""
+    if np.ndim(obs_noise):
+        return [float(v) for v in cast(Sequence[float], obs_noise)]
+    return float(cast(float, obs_noise))
 
 
 def evaluate(
@@ -34,10 +44,10 @@ def evaluate(
     episodes on the environment it was trained on (or `env_id`), starting from `seed`.
     `max_steps` replaces the environment's time limit (for long-horizon tests).
 
-    Perturbations, as the `env` section of a config (dqnlab.config.EnvConfig): `obs_noise`
+    Perturbations, as the `env` section of a config (dqnlab.config.schema.EnvConfig): `obs_noise`
     (Gaussian sigma, one or one per dimension), `action_noise` (probability of a uniformly
     random action), `force_noise` (relative sigma of each push), `randomize` (physics ranges
-    {name: (lo, hi)} drawn per episode, or True for dqnlab.cartpole_vec.DEFAULT_RANDOMIZE);
+    {name: (lo, hi)} drawn per episode, or True for dqnlab.envs.cartpole_vec.DEFAULT_RANDOMIZE);
     `env_kwargs` go to the environment's constructor. The result reports survival and, on
     CartPole-style environments, the cart's drift."""
     if not isinstance(policy, Policy):
@@ -45,22 +55,27 @@ def evaluate(
     if episodes < 1:
         raise DqnlabError("episodes must be at least 1")
     if randomize is True:
-        from dqnlab.cartpole_vec import DEFAULT_RANDOMIZE
-
         randomize = DEFAULT_RANDOMIZE
     try:
-        env_cfg = EnvConfig(
-            id=env_id or policy.env_id, max_episode_steps=max_steps, kwargs=dict(env_kwargs or {}),
-            obs_noise=[float(v) for v in obs_noise] if np.ndim(obs_noise) else float(obs_noise),
-            action_noise=action_noise, force_noise=force_noise, randomize=dict(randomize or {}),
-            # A pixel policy brings its own view: the evaluation envs draw the frames it was trained on.
-            **({"pixels": policy.pixels} if policy.pixels is not None else {}),
+        env_cfg = EnvConfig.model_validate(
+            {
+                "id": env_id or policy.env_id,
+                "max_episode_steps": max_steps,
+                "kwargs": dict(env_kwargs or {}),
+                "obs_noise": _noise_values(obs_noise),
+                "action_noise": action_noise,
+                "force_noise": force_noise,
+                "randomize": dict(randomize or {}),
+                # A pixel policy brings its own view: the evaluation envs draw the frames it was trained on.
+                **({"pixels": policy.pixels} if policy.pixels is not None else {}),
+            }
         )
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise DqnlabError(f"invalid evaluation setting{' ' + where if where else ''}: "
-                          f"{err['msg'].removeprefix('Value error, ')}") from None
+        raise DqnlabError(
+            f"invalid evaluation setting{' ' + where if where else ''}: {err['msg'].removeprefix('Value error, ')}"
+        ) from None
     probe = make_vec_env(env_cfg, 1)
     obs_shape, n_actions = check_spaces(probe, env_cfg.id)
     probe.close()
@@ -75,7 +90,7 @@ def evaluate(
     # more, and far slower when the cores are busy (threads spin waiting for each other).
     torch.set_num_threads(1)
     try:
-        return evaluator.run(policy, episodes, seed)
+        return evaluator.run(policy.act_batch, episodes, seed)
     finally:
         torch.set_num_threads(threads)
         evaluator.close()

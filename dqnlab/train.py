@@ -1,6 +1,6 @@
 """Training entry point: resolve the config, check it against the environment and the machine,
 build the run beside its final place (or lock the run to resume), run the algorithm's loop
-(``dqnlab.loop.TrainLoop`` subclasses), write plots and report."""
+(``dqnlab.runtime.loop.TrainLoop`` subclasses), write plots and report."""
 
 from __future__ import annotations
 
@@ -11,14 +11,31 @@ from typing import Any
 
 import torch
 
-from dqnlab.config import RunConfig, config_to_yaml, validate_config
-from dqnlab.envs import check_spaces, make_vec_env, reward_threshold
-from dqnlab.errors import DqnlabError
-from dqnlab.fileio import atomic_write_text, safe_torch_load
-from dqnlab.loop import CHECKPOINT_FORMAT, TrainingInterrupted, TrainLoop, TrainResult  # noqa: F401 (re-exported)
-from dqnlab.resources import check_fits_machine
-from dqnlab.rundir import (CHECKPOINT_FILE, CONFIG_FILE, MARKER_FILE, METRICS_FILE, FolderLock, NewRunDir,
-                           check_path_text, default_run_dir, is_run_dir, write_marker)
+from dqnlab.algos.registry import loop_class
+from dqnlab.config import RunConfig, build_config, config_to_yaml, load_yaml_file, validate_config
+from dqnlab.core.errors import DqnlabError
+from dqnlab.core.fileio import atomic_write_text
+from dqnlab.envs.make import check_spaces, make_vec_env, reward_threshold
+from dqnlab.runtime.checkpoint import read_run_checkpoint
+from dqnlab.runtime.loop import RunContext, TrainingInterrupted, TrainLoop, TrainResult  # noqa: F401 (re-exported)
+from dqnlab.runtime.policy import POLICY_FILE
+from dqnlab.runtime.resources import check_fits_machine
+from dqnlab.runtime.rundir import (
+    ARGUMENTS,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    FLAGS,
+    MARKER_FILE,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    FolderLock,
+    NewRunDir,
+    check_path_text,
+    default_run_dir,
+    is_run_dir,
+    write_marker,
+)
+from dqnlab.viz import CURVES_FILE, EPISODE_GIF_FILE, REPORT_FILE, write_run_artifacts
 
 
 def train(
@@ -29,12 +46,16 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     total_steps: int | None = None,
+    cli_flags: bool = False,
 ) -> TrainResult:
     """Train an agent (``config.algo``) and write a run directory; returns the summary and delivered policy.
 
     `config` is a RunConfig, a dict in its shape, or None for the default preset. With
     `resume=True`, `run_dir` must hold a run; its config is used (`total_steps` may raise the
     budget) and training continues from checkpoint.pt exactly where it stopped.
+
+    An existing `run_dir` is refused unless `resume` or `overwrite` is given; the refusal names
+    these arguments (`resume=True`), or with `cli_flags` the command line's flags (`--resume`).
 
     The run directory has one writer: it is locked (an OS file lock, released when the process
     ends however it ends) from start to finish, and a second writer is refused.
@@ -47,14 +68,15 @@ def train(
     if isinstance(config, RunConfig):
         cfg = config
     else:
-        from dqnlab.config import build_config
-
         cfg = build_config() if config is None else validate_config(config)
     if total_steps is not None:
         cfg = validate_config({**cfg.to_dict(), "total_steps": total_steps})
-    run_path = check_path_text(run_dir) if run_dir is not None else default_run_dir(cfg.preset, cfg.env.id,
-                                                                                       str(cfg.seed))
-    new = NewRunDir.plan(run_path, overwrite)  # refusals first: nothing is written yet
+    run_path = (
+        check_path_text(run_dir) if run_dir is not None else default_run_dir(cfg.preset, cfg.env.id, str(cfg.seed))
+    )
+    new = NewRunDir.plan(
+        run_path, overwrite, FLAGS if cli_flags else ARGUMENTS
+    )  # refusals first: nothing is written yet
     loop = None
     try:
         envs, obs_shape, n_actions, threshold = _prepare(cfg)
@@ -85,14 +107,12 @@ def _resume(run_path: Path, total_steps: int | None, progress: bool, t_start: fl
     lock = FolderLock(run_path).acquire()
     loop = None
     try:
-        from dqnlab.config import load_yaml_file
-
         cfg = validate_config(load_yaml_file(run_path / CONFIG_FILE))
         if total_steps is not None:
             cfg = validate_config({**cfg.to_dict(), "total_steps": total_steps})
         envs, obs_shape, n_actions, threshold = _prepare(cfg)
         try:
-            checkpoint = _load_checkpoint(run_path, cfg)
+            checkpoint = read_run_checkpoint(run_path, cfg)
             if not (run_path / MARKER_FILE).exists():
                 write_marker(run_path, "run")  # a run begun by dqnlab 0.1.0 is marked as ours from now on
             if checkpoint is None:
@@ -137,51 +157,21 @@ def _prepare(cfg: RunConfig) -> tuple[Any, tuple[int, ...], int, float | None]:
 
 def _new_loop(cfg: RunConfig, run_dir: Path, envs, obs_shape, n_actions, threshold, t_start, progress) -> TrainLoop:
     try:
-        return loop_class(cfg.algo)(cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress)
+        return loop_class(cfg.algo)(RunContext(cfg, run_dir, envs, obs_shape, n_actions, threshold, t_start, progress))
     except MemoryError:
-        raise DqnlabError("not enough memory for this config (replay buffer, networks or table); reduce it",
-                          exit_code=1) from None
+        raise DqnlabError(
+            "not enough memory for this config (replay buffer, networks or table); reduce it", exit_code=1
+        ) from None
     except RuntimeError as exc:  # torch's "can't allocate memory" and the like
         if "alloc" not in str(exc).lower():
             raise
-        raise DqnlabError("not enough memory for this config (replay buffer, networks or table); reduce it",
-                          exit_code=1) from None
+        raise DqnlabError(
+            "not enough memory for this config (replay buffer, networks or table); reduce it", exit_code=1
+        ) from None
 
 
-def _load_checkpoint(run_path: Path, cfg: RunConfig) -> dict | None:
-    """The run's checkpoint, refused unless it is a dqnlab checkpoint of this very config (apart
-    from the budget, which --total-steps may raise): a checkpoint from another run, or a
-    config.yaml edited since, would resume into something that is not the run it claims to be."""
-    ckpt_path = run_path / CHECKPOINT_FILE
-    if not ckpt_path.exists():
-        return None
-    checkpoint = safe_torch_load(ckpt_path, "checkpoint")
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise DqnlabError(f"{ckpt_path} is not a dqnlab checkpoint", exit_code=1)
-    try:
-        saved = validate_config(checkpoint.get("config"))
-    except DqnlabError as exc:
-        raise DqnlabError(f"{ckpt_path} holds an invalid config ({exc})", exit_code=1) from None
-    diff = first_difference({**saved.to_dict(), "total_steps": None}, {**cfg.to_dict(), "total_steps": None})
-    if diff is not None:
-        raise DqnlabError(f"cannot resume {run_path}: its {CONFIG_FILE} differs from the config its checkpoint was "
-                          f"trained with ({diff}), so the resume would not be exact; put {CONFIG_FILE} back, or "
-                          "train a new run with the changed config", exit_code=1)
-    return checkpoint
-
-
-def first_difference(a: Any, b: Any, key: str = "") -> str | None:
-    """The first place where two plain config dicts differ, as "key: A (checkpoint) vs B (now)"."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b), key=str):
-            diff = first_difference(a.get(k), b.get(k), f"{key}.{k}" if key else str(k))
-            if diff is not None:
-                return diff
-        return None
-    if a == b:
-        return None
-    show = lambda v: repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."  # noqa: E731
-    return f"{key or 'config'}: {show(a)} in the checkpoint, {show(b)} in {CONFIG_FILE}"
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, POLICY_FILE, CHECKPOINT_FILE, SUMMARY_FILE)
+"""The files every finished training writes into its run directory (besides the plots and report)."""
 
 
 def _run_and_finish(loop: TrainLoop, cfg: RunConfig) -> TrainResult:
@@ -189,30 +179,13 @@ def _run_and_finish(loop: TrainLoop, cfg: RunConfig) -> TrainResult:
         result = loop.run()
     finally:
         loop.close()
+    result.files = list(RUN_FILES)
     if cfg.artifacts:
-        from dqnlab.viz import write_run_artifacts
-
+        if loop.show_progress:  # a few seconds of drawing and rendering: say what is happening
+            names = ", ".join((CURVES_FILE, EPISODE_GIF_FILE, REPORT_FILE))
+            print(f"[dqnlab] writing {names} ...", file=sys.stderr, flush=True)
         try:
-            write_run_artifacts(result.run_dir)
+            result.files += [path.name for path in write_run_artifacts(result.run_dir)]
         except DqnlabError as exc:  # the run itself is complete and saved: only warn
             print(f"dqnlab: warning: could not write plots and report: {exc}", file=sys.stderr)
     return result
-
-
-def loop_class(algo: str) -> type[TrainLoop]:
-    """The training loop of `algo` (imported on demand: each pulls in only what it needs)."""
-    if algo == "dqn":
-        from dqnlab.dqn_loop import DQNLoop
-
-        return DQNLoop
-    if algo == "ppo":
-        from dqnlab.ppo import PPOLoop
-
-        return PPOLoop
-    if algo == "tabular":
-        from dqnlab.tabular import TabularLoop
-
-        return TabularLoop
-    from dqnlab.baselines import BaselineLoop
-
-    return BaselineLoop

@@ -8,14 +8,14 @@ import pytest
 import torch
 
 import dqnlab
-from dqnlab.baselines import AngleRule, LinearFeedback, RandomController
+from dqnlab.algos.baselines import AngleRule, LinearFeedback, RandomController
+from dqnlab.algos.ppo import gae, ppo_losses
+from dqnlab.algos.registry import load_policy
+from dqnlab.algos.schedules import log_episode
+from dqnlab.algos.tabular import QTable, discretise, q_update
 from dqnlab.config import TabularConfig
-from dqnlab.errors import ConfigError
-from dqnlab.policy import load_policy
-from dqnlab.ppo import gae, ppo_losses
-from dqnlab.presets import PRESETS
-from dqnlab.schedules import log_episode
-from dqnlab.tabular import QTable, discretise, q_update
+from dqnlab.config.presets import PRESETS
+from dqnlab.core.errors import ConfigError
 
 # -- PPO math -------------------------------------------------------------------------------------
 
@@ -76,8 +76,16 @@ def test_discretise_by_hand():
 def test_q_update_by_hand_including_terminal_and_repeats():
     table = np.zeros((3, 2))
     table[1] = [1.0, 4.0]
-    q_update(table, np.array([0, 0, 2]), np.array([1, 1, 0]), np.array([1.0, 1.0, 1.0]),
-             np.array([1, 1, 1]), np.array([0.0, 0.0, 1.0]), gamma=0.5, lr=0.1)
+    q_update(
+        table,
+        np.array([0, 0, 2]),
+        np.array([1, 1, 0]),
+        np.array([1.0, 1.0, 1.0]),
+        np.array([1, 1, 1]),
+        np.array([0.0, 0.0, 1.0]),
+        gamma=0.5,
+        lr=0.1,
+    )
     # (0,1): two increments of 0.1 * (1 + 0.5 * 4 - 0) = 0.3 each; (2,0): terminal, 0.1 * 1
     assert table[0, 1] == pytest.approx(0.6)
     assert table[2, 0] == pytest.approx(0.1)
@@ -119,13 +127,16 @@ def test_random_controller_is_reproducible():
 # -- runs end to end ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fields", [
-    {"algo": "ppo", "ppo.n_steps": 16, "ppo.minibatch_size": 32},
-    {"algo": "tabular"},
-    {"algo": "baseline", "baseline.controller": "lqr"},
-    {"algo": "baseline", "baseline.controller": "random"},
-    {"algo": "dqn", "dqn.prioritized": True, "network.dueling": True},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"algo": "ppo", "ppo.n_steps": 16, "ppo.minibatch_size": 32},
+        {"algo": "tabular"},
+        {"algo": "baseline", "baseline.controller": "lqr"},
+        {"algo": "baseline", "baseline.controller": "random"},
+        {"algo": "dqn", "dqn.prioritized": True, "network.dueling": True},
+    ],
+)
 def test_each_algorithm_trains_saves_and_reloads(tmp_path, tiny, fields):
     res = dqnlab.train(tiny(seed=1, total_steps=2000, **fields), tmp_path / "r", progress=False)
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
@@ -153,8 +164,16 @@ def test_sections_of_other_algorithms_are_refused(tiny):
 
 
 def test_tabular_dims_beyond_the_observation_are_one_line(tmp_path, tiny):
-    cfg = tiny(**{"algo": "tabular", "env.id": "Acrobot-v1", "tabular.dims": [0, 9], "tabular.bins": [2, 2],
-                  "tabular.low": [-1, -1], "tabular.high": [1, 1]})
+    cfg = tiny(
+        **{
+            "algo": "tabular",
+            "env.id": "Acrobot-v1",
+            "tabular.dims": [0, 9],
+            "tabular.bins": [2, 2],
+            "tabular.low": [-1, -1],
+            "tabular.high": [1, 1],
+        }
+    )
     with pytest.raises(ConfigError, match="do not fit"):
         dqnlab.train(cfg, tmp_path / "r", progress=False)
 
@@ -162,16 +181,27 @@ def test_tabular_dims_beyond_the_observation_are_one_line(tmp_path, tiny):
 def test_episode_budget_and_train_return_stop(tmp_path, tiny):
     s = dqnlab.train(tiny(total_steps=100_000, total_episodes=7), tmp_path / "a", progress=False).summary
     assert s["episodes"] == 7 and s["stop_reason"] == "total_episodes"
-    s = dqnlab.train(tiny(total_steps=100_000, **{"algo": "baseline", "baseline.controller": "lqr",
-                                                 "eval.stop_train_return": 200}), tmp_path / "b",
-                     progress=False).summary
+    s = dqnlab.train(
+        tiny(total_steps=100_000, **{"algo": "baseline", "baseline.controller": "lqr", "eval.stop_train_return": 200}),
+        tmp_path / "b",
+        progress=False,
+    ).summary
     assert s["stop_reason"] == "train_return" and s["longest_train_episode"] >= 200
 
 
 def test_patience_stops_when_evaluations_stop_improving(tmp_path, tiny):
     # The LQR's first evaluation is perfect; nothing can beat it, so patience 2 stops 2 later.
-    cfg = tiny(total_steps=100_000, **{"algo": "baseline", "baseline.controller": "lqr", "eval.patience": 2,
-                                       "eval.every_episodes": 1, "eval.episodes": 1, "env.num_envs": 1})
+    cfg = tiny(
+        total_steps=100_000,
+        **{
+            "algo": "baseline",
+            "baseline.controller": "lqr",
+            "eval.patience": 2,
+            "eval.every_episodes": 1,
+            "eval.episodes": 1,
+            "env.num_envs": 1,
+        },
+    )
     s = dqnlab.train(cfg, tmp_path / "r", progress=False).summary
     assert s["stop_reason"] == "patience" and s["episodes"] == 3
 
@@ -179,19 +209,31 @@ def test_patience_stops_when_evaluations_stop_improving(tmp_path, tiny):
 def test_deliver_longest_episode_keeps_that_network(tmp_path, tiny):
     cfg = tiny(total_steps=3000, **{"eval.deliver": "longest_episode", "env.num_envs": 1})
     res = dqnlab.train(cfg, tmp_path / "r", progress=False)
-    rows = [r for r in dqnlab.rundir.read_metrics(tmp_path / "r" / "metrics.csv") if r["kind"] == "train"]
+    rows = [r for r in dqnlab.runtime.rundir.read_metrics(tmp_path / "r" / "metrics.csv") if r["kind"] == "train"]
     assert res.summary["longest_train_episode"] == max(int(r["length"]) for r in rows)
     assert res.summary["best_eval_mean"] is None and res.summary["delivered"] == "longest_episode"
 
 
 def test_every_preset_is_a_valid_config_and_listed():
-    from dqnlab.cli import main
+    from dqnlab.cli.main import main
 
     for name in PRESETS:
         cfg = dqnlab.build_config(name)
         assert cfg.preset == name
-    for needed in ("s0-keras", "s2-config", "s3b-tabular", "s3c-soft", "s3c-lucky", "s3d-ppo", "s4-batchnorm",
-                   "ppo", "tabular", "random", "angle-rule", "lqr"):
+    for needed in (
+        "s0-keras",
+        "s2-config",
+        "s3b-tabular",
+        "s3c-soft",
+        "s3c-lucky",
+        "s3d-ppo",
+        "s4-batchnorm",
+        "ppo",
+        "tabular",
+        "random",
+        "angle-rule",
+        "lqr",
+    ):
         assert needed in PRESETS
     assert main(["presets"]) == 0
 
@@ -201,5 +243,9 @@ def test_fresh_starts_change_the_evaluation_episodes(tmp_path, tiny, fresh):
     # A deterministic policy: the same starts give the same evaluation means, fresh ones differ.
     cfg = tiny(total_steps=3000, **{"algo": "baseline", "baseline.controller": "angle", "eval.fresh_starts": fresh})
     dqnlab.train(cfg, tmp_path / "r", progress=False)
-    means = {r["eval_mean"] for r in dqnlab.rundir.read_metrics(tmp_path / "r" / "metrics.csv") if r["kind"] == "eval"}
+    means = {
+        r["eval_mean"]
+        for r in dqnlab.runtime.rundir.read_metrics(tmp_path / "r" / "metrics.csv")
+        if r["kind"] == "eval"
+    }
     assert (len(means) > 1) == fresh

@@ -24,10 +24,11 @@ import pytest
 import torch
 
 import dqnlab
-from dqnlab.config import MAX_UNITS, build_config, load_yaml_file, parse_override, validate_config
-from dqnlab.errors import ConfigError, DqnlabError, preview
-from dqnlab.fileio import atomic_write_json, safe_torch_load
-from dqnlab.sweep import load_search_space
+from dqnlab.config import MAX_UNITS, build_config, load_yaml_file, validate_config
+from dqnlab.config.overrides import parse_override
+from dqnlab.core.errors import ConfigError, DqnlabError, preview
+from dqnlab.core.fileio import atomic_write_json, safe_torch_load
+from dqnlab.experiments.sweep import load_search_space
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,14 +101,28 @@ def test_invalid_config_values_are_echoed_as_previews():
 # -- size- and count-like fields have upper bounds -----------------------------------------------
 
 
-@pytest.mark.parametrize("key, value", [
-    ("total_steps", 10**11), ("total_episodes", 10**11), ("checkpoint_every", 10**11), ("torch_threads", 100_000),
-    ("dqn.buffer_size", 10**10), ("dqn.batch_size", 10**7), ("dqn.learning_starts", 10**11),
-    ("dqn.gradient_steps", 10**6), ("explore.decay_steps", 10**11),
-    ("eval.episodes", 10**7), ("eval.final_episodes", 10**299), ("eval.max_envs", 10**5),
-    ("eval.every_steps", 10**11), ("env.max_episode_steps", 10**11),
-    ("network.hidden", [MAX_UNITS + 1]), ("network.hidden", [8] * 65), ("ppo.critic_hidden", [10**6]),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("total_steps", 10**11),
+        ("total_episodes", 10**11),
+        ("checkpoint_every", 10**11),
+        ("torch_threads", 100_000),
+        ("dqn.buffer_size", 10**10),
+        ("dqn.batch_size", 10**7),
+        ("dqn.learning_starts", 10**11),
+        ("dqn.gradient_steps", 10**6),
+        ("explore.decay_steps", 10**11),
+        ("eval.episodes", 10**7),
+        ("eval.final_episodes", 10**299),
+        ("eval.max_envs", 10**5),
+        ("eval.every_steps", 10**11),
+        ("env.max_episode_steps", 10**11),
+        ("network.hidden", [MAX_UNITS + 1]),
+        ("network.hidden", [8] * 65),
+        ("ppo.critic_hidden", [10**6]),
+    ],
+)
 def test_size_and_count_fields_have_upper_bounds(key, value):
     algo = "ppo" if key.startswith("ppo.") else None
     with pytest.raises(ConfigError) as exc:
@@ -115,31 +130,52 @@ def test_size_and_count_fields_have_upper_bounds(key, value):
     assert len(str(exc.value)) < 400
 
 
-@pytest.mark.parametrize("fields", [
-    {"algo": "ppo", "ppo.n_steps": 10**7}, {"algo": "ppo", "ppo.epochs": 10**6},
-    {"algo": "ppo", "ppo.minibatch_size": 10**7}, {"dqn.prioritized": True, "dqn.per_beta_steps": 10**11},
-    {"algo": "tabular", "tabular.bins": [1000, 1000, 1000, 1000]},  # 1e12 cells: 16 TB of table
-    {"env.pixels.mode": "tutorial", "network.conv": [[100_000, 4, 2]]},
-    {"env.pixels.mode": "tutorial", "network.conv": [[8, 1, 1]] * 65},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"algo": "ppo", "ppo.n_steps": 10**7},
+        {"algo": "ppo", "ppo.epochs": 10**6},
+        {"algo": "ppo", "ppo.minibatch_size": 10**7},
+        {"dqn.prioritized": True, "dqn.per_beta_steps": 10**11},
+        {"algo": "tabular", "tabular.bins": [1000, 1000, 1000, 1000]},  # 1e12 cells: 16 TB of table
+        {"env.pixels.mode": "tutorial", "network.conv": [[100_000, 4, 2]]},
+        {"env.pixels.mode": "tutorial", "network.conv": [[8, 1, 1]] * 65},
+    ],
+)
 def test_algorithm_sizes_have_upper_bounds(fields):
     with pytest.raises(ConfigError):
         build_config(**fields)
 
 
 def test_generous_sizes_stay_valid():
-    build_config(**{"total_steps": 10**10, "dqn.buffer_size": 10**9, "network.hidden": [MAX_UNITS] * 2,
-                    "torch_threads": 256, "eval.final_episodes": 10**6})
+    build_config(
+        **{
+            "total_steps": 10**10,
+            "dqn.buffer_size": 10**9,
+            "network.hidden": [MAX_UNITS] * 2,
+            "torch_threads": 256,
+            "eval.final_episodes": 10**6,
+        }
+    )
 
 
-@pytest.mark.parametrize("fields", [
-    {"eval.threshold": math.inf}, {"eval.threshold": math.nan}, {"eval.stop_threshold": -math.inf},
-    {"eval.stop_train_return": math.inf}, {"eval.stop_z": math.inf}, {"env.force_noise": math.inf},
-    {"env.randomize.length": [0.5, math.inf]}, {"env.obs_noise": [0.1, math.nan, 0.1, 0.1]},
-    {"env.kwargs": {"target_range": [1.0, math.inf]}}, {"dqn.max_grad_norm": math.inf},
-    {"algo": "tabular", "tabular.high": [2.4, 1.5, 0.21, math.inf]},
-    {"algo": "tabular", "tabular.low": [math.nan, -1.5, -0.21, -1.5]},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"eval.threshold": math.inf},
+        {"eval.threshold": math.nan},
+        {"eval.stop_threshold": -math.inf},
+        {"eval.stop_train_return": math.inf},
+        {"eval.stop_z": math.inf},
+        {"env.force_noise": math.inf},
+        {"env.randomize.length": [0.5, math.inf]},
+        {"env.obs_noise": [0.1, math.nan, 0.1, 0.1]},
+        {"env.kwargs": {"target_range": [1.0, math.inf]}},
+        {"dqn.max_grad_norm": math.inf},
+        {"algo": "tabular", "tabular.high": [2.4, 1.5, 0.21, math.inf]},
+        {"algo": "tabular", "tabular.low": [math.nan, -1.5, -0.21, -1.5]},
+    ],
+)
 def test_non_finite_numbers_are_refused_everywhere(fields):
     with pytest.raises(ConfigError):
         build_config(**fields)
@@ -152,16 +188,26 @@ def test_json_files_never_hold_nan_or_infinity(tmp_path):
     def refuse(token):
         raise AssertionError(f"invalid JSON token {token}")
 
-    assert json.loads(path.read_text(), parse_constant=refuse) == {"eval_mean": None, "ci": [1.0, None],
-                                                                    "n": {"x": None}, "ok": 2.5}
+    assert json.loads(path.read_text(), parse_constant=refuse) == {
+        "eval_mean": None,
+        "ci": [1.0, None],
+        "n": {"x": None},
+        "ok": 2.5,
+    }
 
 
 # -- env kwargs that change the vector autoreset mode --------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs", [{"vector_kwargs": {"autoreset_mode": "SameStep"}},
-                                    {"autoreset_mode": "SameStep"}, {"wrappers": []},
-                                    {"max_episode_steps": 10}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"vector_kwargs": {"autoreset_mode": "SameStep"}},
+        {"autoreset_mode": "SameStep"},
+        {"wrappers": []},
+        {"max_episode_steps": 10},
+    ],
+)
 def test_env_kwargs_that_reach_make_vec_are_refused(kwargs):
     # on Acrobot (SyncVectorEnv) vector_kwargs trained silently in SAME_STEP mode; on CartPole a traceback
     with pytest.raises(ConfigError, match="env.kwargs"):
@@ -173,14 +219,18 @@ def test_env_kwargs_that_reach_make_vec_are_refused(kwargs):
 def test_vector_env_that_autoresets_in_another_mode_is_refused():
     from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
-    from dqnlab.envs import make_vec_env
+    from dqnlab.envs.make import make_vec_env
 
     class SameStepCartPole(CartPoleVectorEnv):
         metadata = {**CartPoleVectorEnv.metadata, "autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
 
     env_id = "TestBadInput/SameStepCartPole-v0"
-    gym.register(env_id, entry_point="gymnasium.envs.classic_control.cartpole:CartPoleEnv",
-                 vector_entry_point=SameStepCartPole, max_episode_steps=500)
+    gym.register(
+        env_id,
+        entry_point="gymnasium.envs.classic_control.cartpole:CartPoleEnv",
+        vector_entry_point=SameStepCartPole,
+        max_episode_steps=500,
+    )
     try:
         with pytest.raises(ConfigError, match="autoresets in mode 'SameStep'"):
             make_vec_env(build_config(**{"env.id": env_id}).env, 2)
@@ -197,17 +247,20 @@ def _space(tmp_path, param: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("param, message", [
-    ("eval.episodes: {type: int, low: 10, high: 2000000}", "params.eval.episodes at 2000000"),
-    ("eval.episodes: {type: float, low: 10, high: 1.0e+299}", "magnitude at most"),
-    ("network.hidden: {type: categorical, choices: [[64], [100000]]}", r"at \[100000\]"),
-    ("dqn.lr: {type: float, low: -1.7e+308, high: 1.7e+308}", "magnitude at most"),
-    ("dqn.lr: {type: float, low: 5.0e-324, high: 1.0e-2, log: true}", "too close to 0"),
-    ("dqn.lr: {type: float, low: 0, high: 1, step: 1.0e-300}", "more than"),
-    ("dqn.batch_size: {type: int, low: 1, high: 64, step: 0.5}", "whole number"),
-    ("eval.every_steps: {type: int, low: 1, high: " + "9" * 400 + "}", "at most"),
-    ("eval.threshold: {type: categorical, choices: [400, .inf]}", "finite"),
-])
+@pytest.mark.parametrize(
+    "param, message",
+    [
+        ("eval.episodes: {type: int, low: 10, high: 2000000}", "params.eval.episodes at 2000000"),
+        ("eval.episodes: {type: float, low: 10, high: 1.0e+299}", "magnitude at most"),
+        ("network.hidden: {type: categorical, choices: [[64], [100000]]}", r"at \[100000\]"),
+        ("dqn.lr: {type: float, low: -1.7e+308, high: 1.7e+308}", "magnitude at most"),
+        ("dqn.lr: {type: float, low: 5.0e-324, high: 1.0e-2, log: true}", "too close to 0"),
+        ("dqn.lr: {type: float, low: 0, high: 1, step: 1.0e-300}", "more than"),
+        ("dqn.batch_size: {type: int, low: 1, high: 64, step: 0.5}", "whole number"),
+        ("eval.every_steps: {type: int, low: 1, high: " + "9" * 400 + "}", "at most"),
+        ("eval.threshold: {type: categorical, choices: [400, .inf]}", "finite"),
+    ],
+)
 def test_sweep_ranges_are_checked_at_both_ends_and_away_from_float_limits(tmp_path, param, message):
     # before: the high end was never validated (a trial could draw 1e299 evaluation episodes), and
     # ranges near float limits raised OverflowError or decimal.InvalidOperation inside Optuna
@@ -228,9 +281,18 @@ def test_sweep_accepts_ordinary_ranges(tmp_path):
 def finished_run(tmp_path_factory):
     """A tiny finished DQN run (a few seconds), copied by the tests that damage it."""
     run = tmp_path_factory.mktemp("runs") / "run"
-    cfg = build_config(**{"total_steps": 1200, "checkpoint_every": 600, "eval.every_steps": 600,
-                          "eval.episodes": 2, "eval.final_episodes": 2, "eval.early_stop": False,
-                          "dqn.learning_starts": 200, "artifacts": False})
+    cfg = build_config(
+        **{
+            "total_steps": 1200,
+            "checkpoint_every": 600,
+            "eval.every_steps": 600,
+            "eval.episodes": 2,
+            "eval.final_episodes": 2,
+            "eval.early_stop": False,
+            "dqn.learning_starts": 200,
+            "artifacts": False,
+        }
+    )
     dqnlab.train(cfg, run, progress=False)
     return run
 
@@ -263,11 +325,20 @@ def edit_summary(run: Path, **fields) -> None:
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")  # numpy's and matplotlib's overflow warnings: stderr noise
-@pytest.mark.parametrize("kind, column, value", [
-    ("train", "return", "1e308"), ("train", "return", "-1e308"), ("train", "return", "inf"),
-    ("train", "epsilon", "inf"), ("train", "epsilon", "nan"), ("train", "loss", "-1e308"),
-    ("eval", "eval_std", "1e308"), ("eval", "eval_mean", "nan"), ("train", "wall_seconds", "inf"),
-])
+@pytest.mark.parametrize(
+    "kind, column, value",
+    [
+        ("train", "return", "1e308"),
+        ("train", "return", "-1e308"),
+        ("train", "return", "inf"),
+        ("train", "epsilon", "inf"),
+        ("train", "epsilon", "nan"),
+        ("train", "loss", "-1e308"),
+        ("eval", "eval_std", "1e308"),
+        ("eval", "eval_mean", "nan"),
+        ("train", "wall_seconds", "inf"),
+    ],
+)
 def test_plot_and_report_draw_absurd_metric_values_as_gaps(tmp_path, finished_run, kind, column, value):
     # before: tracebacks from matplotlib (overflow in ticks, NaN axis limits, a singular matrix)
     from dqnlab.viz import write_run_artifacts
@@ -279,10 +350,17 @@ def test_plot_and_report_draw_absurd_metric_values_as_gaps(tmp_path, finished_ru
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
-@pytest.mark.parametrize("fields", [
-    {"eval_mean": "abc"}, {"eval_std": "x"}, {"threshold": "abc"}, {"threshold": 1e308}, {"success_rate": "x"},
-    {"env_id": [1] * 100_000},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"eval_mean": "abc"},
+        {"eval_std": "x"},
+        {"threshold": "abc"},
+        {"threshold": 1e308},
+        {"success_rate": "x"},
+        {"env_id": [1] * 100_000},
+    ],
+)
 def test_plot_and_report_survive_a_damaged_summary(tmp_path, finished_run, fields):
     # before: tracebacks ('Unknown format code'), overflow in the axes, and a 100k-item env_id
     # took half a minute to draw as a title and was copied into the page twice
@@ -295,9 +373,15 @@ def test_plot_and_report_survive_a_damaged_summary(tmp_path, finished_run, field
     assert time.perf_counter() - t0 < 15 and report.stat().st_size < 500_000
 
 
-@pytest.mark.parametrize("value, message", [
-    ("-5", "outside"), ("1" + "0" * 30, "outside"), ("9" * 5000, "not a whole number"), ("abc", "not a whole"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("-5", "outside"),
+        ("1" + "0" * 30, "outside"),
+        ("9" * 5000, "not a whole number"),
+        ("abc", "not a whole"),
+    ],
+)
 def test_plot_refuses_impossible_env_steps_with_one_line(tmp_path, finished_run, value, message):
     from dqnlab.viz.metrics import read_run_metrics
 
@@ -326,7 +410,7 @@ def flip_byte_in_tensor_data(path: Path) -> str:
     with zipfile.ZipFile(path) as archive:
         member = max((m for m in archive.infolist() if "/data/" in m.filename), key=lambda m: m.file_size)
     data = bytearray(path.read_bytes())
-    name_len, extra_len = struct.unpack("<HH", data[member.header_offset + 26:member.header_offset + 30])
+    name_len, extra_len = struct.unpack("<HH", data[member.header_offset + 26 : member.header_offset + 30])
     start = member.header_offset + 30 + name_len + extra_len
     data[start + member.file_size // 2] ^= 0x10
     path.write_bytes(bytes(data))
@@ -339,8 +423,9 @@ def test_flipped_byte_in_a_tensor_is_refused_naming_file_and_member(tmp_path, fi
     path.write_bytes((finished_run / name).read_bytes())
     member = flip_byte_in_tensor_data(path)
     torch.load(path, weights_only=True)  # the problem: torch does not check the CRCs, this loads
-    with pytest.raises(DqnlabError, match=f"{what} .*{name} is damaged \\(checksum mismatch in archive member "
-                                          f"'{member}'\\)") as exc:
+    with pytest.raises(
+        DqnlabError, match=f"{what} .*{name} is damaged \\(checksum mismatch in archive member '{member}'\\)"
+    ) as exc:
         safe_torch_load(path, what)
     assert exc.value.exit_code == 1
 
@@ -370,11 +455,11 @@ def test_archive_with_compressed_or_overlapping_members_is_refused(tmp_path, fin
         dst.writestr("x/data/0", b"\0" * 100_000)
     data = bytearray(overlapping.read_bytes())
     eocd = data.rindex(b"PK\x05\x06")
-    (cd_size, cd_offset) = struct.unpack("<II", data[eocd + 12:eocd + 20])
-    entry = bytes(data[cd_offset:cd_offset + cd_size])
+    (cd_size, cd_offset) = struct.unpack("<II", data[eocd + 12 : eocd + 20])
+    entry = bytes(data[cd_offset : cd_offset + cd_size])
     copies = 50
     body = data[:cd_offset] + entry * copies
-    tail = bytearray(data[eocd:eocd + 22])
+    tail = bytearray(data[eocd : eocd + 22])
     tail[8:12] = struct.pack("<HH", copies, copies)
     tail[12:16] = struct.pack("<I", len(entry) * copies)
     overlapping.write_bytes(bytes(body + tail))
@@ -394,19 +479,22 @@ def _policy_dict(run: Path) -> dict:
     return safe_torch_load(run / "policy.pt", "policy file")
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"network": {"hidden": [MAX_UNITS] * 64}}, "do not match|shape"),  # 1 TB if built
-    ({"network": {"hidden": [10**9]}}, "between 1 and"),
-    ({"obs_shape": [10**9]}, "obs_shape"),
-    ({"obs_shape": [4, 4]}, "obs_shape"),
-    ({"obs_shape": ["4"]}, "whole numbers"),
-    ({"n_actions": 10**9}, "n_actions"),
-    ({"n_actions": 3}, "shape"),
-    ({"algo": "tabular", "extra": {"tabular": {"bins": [10**4] * 4}}}, "cells"),
-    ({"algo": "x" * 10**6}, "not a name"),
-    ({"env_id": ["CartPole-v1"] * 10**5}, "not a name"),
-    ({"state_dict": {}}, "do not match"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"network": {"hidden": [MAX_UNITS] * 64}}, "do not match|shape"),  # 1 TB if built
+        ({"network": {"hidden": [10**9]}}, "between 1 and"),
+        ({"obs_shape": [10**9]}, "obs_shape"),
+        ({"obs_shape": [4, 4]}, "obs_shape"),
+        ({"obs_shape": ["4"]}, "whole numbers"),
+        ({"n_actions": 10**9}, "n_actions"),
+        ({"n_actions": 3}, "shape"),
+        ({"algo": "tabular", "extra": {"tabular": {"bins": [10**4] * 4}}}, "cells"),
+        ({"algo": "x" * 10**6}, "not a name"),
+        ({"env_id": ["CartPole-v1"] * 10**5}, "not a name"),
+        ({"state_dict": {}}, "do not match"),
+    ],
+)
 def test_crafted_policy_fields_are_refused_before_building(tmp_path, finished_run, change, message):
     data = _policy_dict(finished_run)
     data.update(change)
@@ -442,12 +530,17 @@ def test_checkpoint_metrics_bytes_must_lie_within_metrics_csv(tmp_path, finished
     assert "metrics_bytes" in str(_resume_with(run, metrics_bytes=value))
 
 
-@pytest.mark.parametrize("changes", [
-    {"algo_state__buffer__pos": 10**12}, {"algo_state__buffer__size": -5},
-    {"algo_state__nstep__count": torch.full((8,), 10**6, dtype=torch.int64)},
-    {"obs": torch.zeros(3, 4)}, {"counters__recent": ["x"]},
-    {"best_state": {"0.weight": torch.zeros(1)}},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"algo_state__buffer__pos": 10**12},
+        {"algo_state__buffer__size": -5},
+        {"algo_state__nstep__count": torch.full((8,), 10**6, dtype=torch.int64)},
+        {"obs": torch.zeros(3, 4)},
+        {"counters__recent": ["x"]},
+        {"best_state": {"0.weight": torch.zeros(1)}},
+    ],
+)
 def test_checkpoint_counters_and_shapes_are_checked_on_resume(tmp_path, finished_run, changes):
     # before: a ring position outside the buffer or a wrong shape surfaced as a traceback mid-training
     run = copy_run(finished_run, tmp_path / "run")
@@ -472,12 +565,14 @@ def _setup_files(cwd: Path, run: Path) -> dict[str, str]:
     _write(cwd / "dup.yaml", "seed: 1\nseed: 2\n")
     _write(cwd / "big.yaml", f"seed: {BIG}\n")
     _write(cwd / "inf.yaml", "eval:\n  threshold: .inf\n")
-    for name, param in [("sw_high", "eval.episodes: {type: int, low: 10, high: 1e299}"),
-                        ("sw_limits", "dqn.lr: {type: float, low: -1.7e+308, high: 1.7e+308}"),
-                        ("sw_subnormal", "dqn.lr: {type: float, low: 5.0e-324, high: 0.01, log: true}"),
-                        ("sw_step", "dqn.lr: {type: float, low: 0, high: 1, step: 1.0e-300}"),
-                        ("sw_choice", "network.hidden: {type: categorical, choices: [[64], [100000]]}"),
-                        ("sw_bigint", f"eval.every_steps: {{type: int, low: 1, high: {BIG}}}")]:
+    for name, param in [
+        ("sw_high", "eval.episodes: {type: int, low: 10, high: 1e299}"),
+        ("sw_limits", "dqn.lr: {type: float, low: -1.7e+308, high: 1.7e+308}"),
+        ("sw_subnormal", "dqn.lr: {type: float, low: 5.0e-324, high: 0.01, log: true}"),
+        ("sw_step", "dqn.lr: {type: float, low: 0, high: 1, step: 1.0e-300}"),
+        ("sw_choice", "network.hidden: {type: categorical, choices: [[64], [100000]]}"),
+        ("sw_bigint", f"eval.every_steps: {{type: int, low: 1, high: {BIG}}}"),
+    ]:
         _write(cwd / f"{name}.yaml", SWEEP_BASE + param + "\n")
     # damaged copies of the finished run
     flipped = copy_run(run, cwd / "flipped")
@@ -496,9 +591,15 @@ def _setup_files(cwd: Path, run: Path) -> dict[str, str]:
     # holding a user's file or a link, a run being written by another process, an edited run
     proj = cwd / "proj"
     (proj / "src").mkdir(parents=True)
-    for name, text in (("config.yaml", "my: settings\n"), ("metrics.csv", "my,own\n1,2\n"), ("curves.png", "mine"),
-                       ("episode.gif", "mine"), ("compare.json", "{}"), ("trials.csv", "mine"),
-                       ("src/main.py", "print(1)\n")):
+    for name, text in (
+        ("config.yaml", "my: settings\n"),
+        ("metrics.csv", "my,own\n1,2\n"),
+        ("curves.png", "mine"),
+        ("episode.gif", "mine"),
+        ("compare.json", "{}"),
+        ("trials.csv", "mine"),
+        ("src/main.py", "print(1)\n"),
+    ):
         _write(proj / name, text)
     (cwd / "linkproj").symlink_to(proj)
     copy_run(run, cwd / "noted")
@@ -527,16 +628,39 @@ HOSTILE = [
     ("1e10 buffer", ["train", "--set", "dqn.buffer_size=10000000000", "--run-dir", "r"], 2, ["r"]),
     ("1e299 final episodes", ["train", "--set", "eval.final_episodes=1e299", "--run-dir", "r"], 2, ["r"]),
     ("huge hidden layer", ["train", "--set", "network.hidden=[1000000]", "--run-dir", "r"], 2, ["r"]),
-    ("65 hidden layers", ["train", "--set", "network.hidden=[" + ",".join(["8"] * 65) + "]", "--run-dir", "r"],
-     2, ["r"]),
+    (
+        "65 hidden layers",
+        ["train", "--set", "network.hidden=[" + ",".join(["8"] * 65) + "]", "--run-dir", "r"],
+        2,
+        ["r"],
+    ),
     ("100k torch threads", ["train", "--set", "torch_threads=100000", "--run-dir", "r"], 2, ["r"]),
-    ("1e12-cell Q-table", ["train", "--preset", "tabular", "--set", "tabular.bins=[1000,1000,1000,1000]",
-                           "--run-dir", "r"], 2, ["r"]),
-    ("PPO rollout of 1e7 steps", ["train", "--preset", "ppo", "--set", "ppo.n_steps=10000000", "--run-dir", "r"],
-     2, ["r"]),
-    ("autoreset mode in env kwargs", ["train", "--env", "Acrobot-v1", "--set",
-                                      "env.kwargs={vector_kwargs: {autoreset_mode: SameStep}}", "--run-dir", "r"],
-     2, ["r"]),
+    (
+        "1e12-cell Q-table",
+        ["train", "--preset", "tabular", "--set", "tabular.bins=[1000,1000,1000,1000]", "--run-dir", "r"],
+        2,
+        ["r"],
+    ),
+    (
+        "PPO rollout of 1e7 steps",
+        ["train", "--preset", "ppo", "--set", "ppo.n_steps=10000000", "--run-dir", "r"],
+        2,
+        ["r"],
+    ),
+    (
+        "autoreset mode in env kwargs",
+        [
+            "train",
+            "--env",
+            "Acrobot-v1",
+            "--set",
+            "env.kwargs={vector_kwargs: {autoreset_mode: SameStep}}",
+            "--run-dir",
+            "r",
+        ],
+        2,
+        ["r"],
+    ),
     ("100 kB env id", ["train", "--env", LONG, "--run-dir", "r"], 2, ["r"]),
     ("100 kB preset", ["train", "--preset", LONG, "--run-dir", "r"], 2, ["r"]),
     ("100 kB unknown key", ["train", "--set", LONG + "=1", "--run-dir", "r"], 2, ["r"]),
@@ -555,10 +679,18 @@ HOSTILE = [
     ("play --every 1e18", ["play", "{run}", "--gif", "o.gif", "--every", "1000000000000000000"], 2, ["o.gif"]),
     ("play --width 1e9", ["play", "{run}", "--gif", "o.gif", "--width", "1000000000"], 2, ["o.gif"]),
     ("play --episodes 1e12", ["play", "{run}", "--gif", "o.gif", "--episodes", "1000000000000"], 2, ["o.gif"]),
-    ("play frames too long for a GIF", ["play", "{run}", "--gif", "o.gif", "--fps", "0.01", "--every", "10000"],
-     2, ["o.gif"]),
-    ("play frames too long for a video", ["play", "{run}", "--mp4", "o.mp4", "--fps", "0.01", "--every", "10000"],
-     2, ["o.mp4"]),
+    (
+        "play frames too long for a GIF",
+        ["play", "{run}", "--gif", "o.gif", "--fps", "0.01", "--every", "10000"],
+        2,
+        ["o.gif"],
+    ),
+    (
+        "play frames too long for a video",
+        ["play", "{run}", "--mp4", "o.mp4", "--fps", "0.01", "--every", "10000"],
+        2,
+        ["o.mp4"],
+    ),
     ("evaluate 1e10 episodes", ["evaluate", "{run}", "--episodes", "10000000000"], 2, []),
     ("evaluate flipped policy", ["evaluate", "flipped"], 1, []),
     ("play flipped policy", ["play", "flipped", "--gif", "o.gif"], 1, ["o.gif"]),
@@ -580,21 +712,29 @@ HOSTILE = [
     ("overwrite a run holding a user's file", ["train", "--run-dir", "noted", "--overwrite"], 2, []),
     ("overwrite a run holding a symlink", ["train", "--run-dir", "linked", "--overwrite"], 2, []),
     ("replay too large for memory", ["train", "--set", "dqn.buffer_size=1000000000", "--run-dir", "r"], 2, ["r"]),
-    ("more torch threads than cores", ["train", "--set", f"torch_threads={os.cpu_count() + 1}", "--run-dir", "r"],
-     2, ["r"]),
+    (
+        "more torch threads than cores",
+        ["train", "--set", f"torch_threads={os.cpu_count() + 1}", "--run-dir", "r"],
+        2,
+        ["r"],
+    ),
     # one writer per run
     ("overwrite a run another process writes", ["train", "--run-dir", "locked", "--overwrite"], 1, []),
     ("resume a run another process writes", ["train", "--resume", "locked"], 1, []),
     # resume is exact or refused
     ("resume an edited config.yaml", ["train", "--resume", "edited", "--quiet"], 1, []),
-    ("compare on more workers than 4 per core", ["compare", "lqr", "--seeds", "0-1", "--out", "o", "--workers",
-                                                 str(4 * len(os.sched_getaffinity(0)) + 1)], 2, ["o"]),
+    (
+        "compare on more workers than 4 per core",
+        ["compare", "lqr", "--seeds", "0-1", "--out", "o", "--workers", str(4 * len(os.sched_getaffinity(0)) + 1)],
+        2,
+        ["o"],
+    ),
 ]
 
 
 @pytest.fixture(scope="module")
 def hostile_cwd(tmp_path_factory, finished_run):
-    from dqnlab.rundir import FolderLock
+    from dqnlab.runtime.rundir import FolderLock
 
     cwd = tmp_path_factory.mktemp("hostile")
     placeholders = _setup_files(cwd, finished_run)
@@ -606,8 +746,11 @@ def hostile_cwd(tmp_path_factory, finished_run):
 def _tree(path: Path) -> dict[str, str]:
     """Every file under `path` with a hash of its bytes: what a refused command must leave alone
     (a run's lock file holds the pid of its last writer, which a refused resume may be)."""
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(path.rglob("*")) if p.is_file() and p.name != ".dqnlab.lock"}
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and p.name != ".dqnlab.lock"
+    }
 
 
 @pytest.mark.parametrize("name, args, code, absent", HOSTILE, ids=[case[0] for case in HOSTILE])
@@ -616,8 +759,14 @@ def test_hostile_cli_input_is_one_short_line(hostile_cwd, name, args, code, abse
     args = [placeholders.get(a, a) for a in args]
     before = _tree(cwd)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "dqnlab", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dqnlab", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
     _, stderr = proc.communicate(timeout=300)
     proc.stderr = stderr
     try:  # no process of the command's own session outlives it

@@ -9,14 +9,37 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ["--set", "total_steps=1200", "--set", "artifacts=false", "--set", "eval.episodes=3",
-        "--set", "eval.final_episodes=3", "--set", "dqn.learning_starts=300"]
+TINY = [
+    "--set",
+    "total_steps=1200",
+    "--set",
+    "artifacts=false",
+    "--set",
+    "eval.episodes=3",
+    "--set",
+    "eval.final_episodes=3",
+    "--set",
+    "dqn.learning_starts=300",
+]
 
 
 def test_bench_cartpole_smoke(tmp_path):
     out = tmp_path / "bench"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_cartpole.py"), "--seeds", "0-1",
-                           "--no-sb3", "--out", str(out), *TINY], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_cartpole.py"),
+            "--seeds",
+            "0-1",
+            "--no-sb3",
+            "--out",
+            str(out),
+            *TINY,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = json.loads((out / "rows.json").read_text())["rows"]
     assert [r["seed"] for r in rows] == [0, 1] and all(r["system"] == "dqnlab" for r in rows)
@@ -25,16 +48,30 @@ def test_bench_cartpole_smoke(tmp_path):
 
 
 def test_tune_default_smoke():
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tune_default.py"), "--seeds", "0-1",
-                           "--total-steps", "800", "--workers", "1", "--candidate", "eval.episodes=2"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "tune_default.py"),
+            "--seeds",
+            "0-1",
+            "--total-steps",
+            "800",
+            "--workers",
+            "1",
+            "--candidate",
+            "eval.episodes=2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "/2 solved" in done.stdout and "eval.episodes=2" in done.stdout
 
 
 @pytest.mark.parametrize("name", ["sweep_default.yaml", "sweep_target.yaml"])
 def test_benchmark_search_spaces_make_valid_configs(name):
-    from dqnlab.sweep import load_search_space, trial_config
+    from dqnlab.experiments.sweep import load_search_space, trial_config
 
     space = load_search_space(ROOT / "benchmarks" / name)
     assert space.params and space.enqueue

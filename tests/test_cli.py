@@ -7,16 +7,34 @@ import sys
 
 import pytest
 
-from dqnlab.cli import main
+from dqnlab.cli.main import main
 
-TINY = ["--total-steps", "1500", "--quiet", "--set", "eval.every_steps=500", "--set", "eval.episodes=3",
-        "--set", "eval.final_episodes=3", "--set", "dqn.learning_starts=300", "--set", "artifacts=false"]
+TINY = [
+    "--total-steps",
+    "1500",
+    "--quiet",
+    "--set",
+    "eval.every_steps=500",
+    "--set",
+    "eval.episodes=3",
+    "--set",
+    "eval.final_episodes=3",
+    "--set",
+    "dqn.learning_starts=300",
+    "--set",
+    "artifacts=false",
+]
 
 
 def run_cli(*args):
     """The real console script in a subprocess: exit code, stdout, stderr."""
-    proc = subprocess.run([sys.executable, "-m", "dqnlab", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "dqnlab", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -33,6 +51,7 @@ def test_train_evaluate_presets_end_to_end(tmp_path):
     code, out, err = run_cli("train", "--seed", "1", "--run-dir", str(run), *TINY[:-2])  # with plots and report
     assert code == 0, err
     assert str(run) in out and "solved" in out
+    assert "writing" not in err  # --quiet
     for name in ("curves.png", "episode.gif", "report.html"):
         assert (run / name).stat().st_size > 0, name
     code, out, err = run_cli("evaluate", str(run), "--episodes", "5", "--json")
@@ -52,11 +71,26 @@ def test_existing_run_dir_is_refused_and_left_untouched(tmp_path, capsys):
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     capsys.readouterr()
     assert main(["train", "--run-dir", str(run), *TINY]) == 2
-    assert "already exists" in one_error_line(capsys.readouterr().err)
+    assert "already exists; use --resume to continue it or --overwrite to replace it" in one_error_line(
+        capsys.readouterr().err
+    )
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     # --overwrite replaces it; --resume of a finished run changes nothing of its results
     assert main(["train", "--run-dir", str(run), "--overwrite", "--seed", "2", *TINY]) == 0
     assert "seed: 2" in (run / "config.yaml").read_text()
+
+
+def test_the_python_api_names_its_own_arguments_when_it_refuses_a_run_dir(tmp_path):
+    import dqnlab
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(dqnlab.DqnlabError, match=r"use resume=True to continue it or overwrite=True to replace it"):
+        dqnlab.train(dqnlab.build_config(total_steps=100), run_dir=run)
+    with pytest.raises(dqnlab.DqnlabError, match=r"^refusing to overwrite .*not a dqnlab run directory"):
+        dqnlab.train(dqnlab.build_config(total_steps=100), run_dir=run, overwrite=True)
+    assert [p.name for p in run.iterdir()] == ["notes.txt"]
 
 
 def test_resume_continues_with_a_larger_budget(tmp_path, capsys):
@@ -126,3 +160,40 @@ def test_train_with_tensorboard_writes_event_files(tmp_path, capsys):
     events = list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
     assert "tensorboard:" in capsys.readouterr().out
+
+
+def test_version_prints_the_package_version():
+    from dqnlab.core.version import __version__
+
+    code, out, err = run_cli("--version")
+    assert (code, out.strip(), err) == (0, f"dqnlab {__version__}", "")
+
+
+def test_train_says_what_it_writes_and_what_to_run_next(tmp_path):
+    """The seconds spent drawing plots get a line first; the summary lists the files and the next commands."""
+    run = tmp_path / "run"
+    args = [a for a in TINY[:-2] if a != "--quiet"]  # progress on, plots and report on
+    code, out, err = run_cli("train", "--run-dir", str(run), *args)
+    assert code == 0, err
+    lines = err.splitlines()
+    assert lines[-2].startswith("[dqnlab] step 15")
+    assert lines[-1] == "[dqnlab] writing curves.png, episode.gif, report.html ..."
+    table = dict(line.split(None, 1) for line in out.splitlines() if line[:1].strip())
+    files = "config.yaml, metrics.csv, policy.pt, checkpoint.pt, summary.json, curves.png, episode.gif, report.html"
+    assert table["files"] == files
+    assert all((run / name).is_file() for name in files.split(", "))
+    assert table["next"].startswith(f"dqnlab evaluate {run} --seed 1 ")
+    rest = out.split("next", 1)[1].splitlines()
+    assert rest[1].strip().startswith(f"dqnlab play {run} --human")
+    assert rest[2].strip().startswith(f"{run / 'report.html'} ") and "# open in a browser" in rest[2]
+
+
+def test_summary_without_artifacts_suggests_writing_the_report():
+    from dqnlab.cli.main import next_commands
+
+    commands = next_commands("runs/my run", ["config.yaml"])
+    assert [c.split("  #")[0].strip() for c in commands] == [
+        "dqnlab evaluate 'runs/my run' --seed 1",
+        "dqnlab play 'runs/my run' --human",
+        "dqnlab report 'runs/my run'",
+    ]

@@ -4,15 +4,9 @@ import math
 
 import pytest
 
-from dqnlab.config import (
-    RunConfig,
-    build_config,
-    config_to_yaml,
-    load_yaml_file,
-    parse_override,
-    validate_config,
-)
-from dqnlab.errors import ConfigError, DqnlabError
+from dqnlab.config import RunConfig, build_config, config_to_yaml, load_yaml_file, validate_config
+from dqnlab.config.overrides import parse_override
+from dqnlab.core.errors import ConfigError, DqnlabError
 
 
 def config_error(**kwargs) -> str:
@@ -52,8 +46,7 @@ def test_yaml_round_trip(tmp_path):
 def test_explicit_fields_and_override_precedence(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("seed: 3\ndqn:\n  gamma: 0.9\n  batch_size: 32\n", encoding="utf-8")
-    cfg = build_config(config_file=path, overrides=["dqn.gamma=0.8"], total_steps=1234,
-                       **{"env.id": "CartPole-v0"})
+    cfg = build_config(config_file=path, overrides=["dqn.gamma=0.8"], total_steps=1234, **{"env.id": "CartPole-v0"})
     assert cfg.seed == 3  # from the file
     assert cfg.dqn.batch_size == 32  # from the file
     assert cfg.dqn.gamma == 0.8  # the override beats the file
@@ -67,21 +60,24 @@ def test_explicit_fields_and_override_precedence(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, key, value", [
-    ("dqn.batch_size=64", ("dqn", "batch_size"), 64),
-    ("dqn.lr=0.001", ("dqn", "lr"), 0.001),
-    ("dqn.lr=1e-3", ("dqn", "lr"), 0.001),  # YAML 1.1 would leave this a string
-    ("dqn.lr=2.5E-4", ("dqn", "lr"), 2.5e-4),
-    ("network.hidden=[64,64]", ("network", "hidden"), [64, 64]),
-    ("network.hidden=[]", ("network", "hidden"), []),
-    ("dqn.max_grad_norm=null", ("dqn", "max_grad_norm"), None),
-    ("dqn.double=true", ("dqn", "double"), True),
-    ("dqn.double=false", ("dqn", "double"), False),
-    ("env.id=CartPole-v1", ("env", "id"), "CartPole-v1"),
-    ("seed=5", ("seed",), 5),
-    ("  seed =5", ("seed",), 5),  # whitespace around the key
-    ("env.id=a=b", ("env", "id"), "a=b"),  # only the first '=' splits
-])
+@pytest.mark.parametrize(
+    "text, key, value",
+    [
+        ("dqn.batch_size=64", ("dqn", "batch_size"), 64),
+        ("dqn.lr=0.001", ("dqn", "lr"), 0.001),
+        ("dqn.lr=1e-3", ("dqn", "lr"), 0.001),  # YAML 1.1 would leave this a string
+        ("dqn.lr=2.5E-4", ("dqn", "lr"), 2.5e-4),
+        ("network.hidden=[64,64]", ("network", "hidden"), [64, 64]),
+        ("network.hidden=[]", ("network", "hidden"), []),
+        ("dqn.max_grad_norm=null", ("dqn", "max_grad_norm"), None),
+        ("dqn.double=true", ("dqn", "double"), True),
+        ("dqn.double=false", ("dqn", "double"), False),
+        ("env.id=CartPole-v1", ("env", "id"), "CartPole-v1"),
+        ("seed=5", ("seed",), 5),
+        ("  seed =5", ("seed",), 5),  # whitespace around the key
+        ("env.id=a=b", ("env", "id"), "a=b"),  # only the first '=' splits
+    ],
+)
 def test_parse_override(text, key, value):
     k, v = parse_override(text)
     assert k == key
@@ -97,8 +93,15 @@ def test_parse_override_malformed(text):
 
 
 def test_overrides_reach_the_config():
-    cfg = build_config(overrides=["dqn.lr=1e-3", "network.hidden=[16,8]", "dqn.max_grad_norm=null",
-                                  "dqn.double=false", "dqn.batch_size=64"])
+    cfg = build_config(
+        overrides=[
+            "dqn.lr=1e-3",
+            "network.hidden=[16,8]",
+            "dqn.max_grad_norm=null",
+            "dqn.double=false",
+            "dqn.batch_size=64",
+        ]
+    )
     assert cfg.dqn.lr == 0.001
     assert cfg.network.hidden == [16, 8]
     assert cfg.dqn.max_grad_norm is None
@@ -111,12 +114,15 @@ def test_overrides_reach_the_config():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("override, suggestion", [
-    ("dqn.lrr=0.1", "'dqn.lr'"),
-    ("sed=1", "'seed'"),
-    ("explore.decay_step=10", "'explore.decay_steps'"),
-    ("network.hiden=[8]", "'network.hidden'"),
-])
+@pytest.mark.parametrize(
+    "override, suggestion",
+    [
+        ("dqn.lrr=0.1", "'dqn.lr'"),
+        ("sed=1", "'seed'"),
+        ("explore.decay_step=10", "'explore.decay_steps'"),
+        ("network.hiden=[8]", "'network.hidden'"),
+    ],
+)
 def test_unknown_key_suggests_closest(override, suggestion):
     msg = config_error(overrides=[override])
     key = override.split("=")[0]
@@ -131,28 +137,34 @@ def test_unknown_key_in_file_suggests_closest(tmp_path):
     assert "'dqnn'" in msg and "did you mean 'dqn'" in msg
 
 
-@pytest.mark.parametrize("override, key", [
-    ("dqn.batch_size=abc", "dqn.batch_size"),
-    ("dqn.gamma=[1,2]", "dqn.gamma"),
-    ("seed=1.5", "seed"),
-    ("explore.schedule=linar", "explore.schedule"),
-    ("dqn=3", "dqn"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("dqn.batch_size=abc", "dqn.batch_size"),
+        ("dqn.gamma=[1,2]", "dqn.gamma"),
+        ("seed=1.5", "seed"),
+        ("explore.schedule=linar", "explore.schedule"),
+        ("dqn=3", "dqn"),
+    ],
+)
 def test_wrong_type_names_the_key(override, key):
     msg = config_error(overrides=[override])
     assert f"'{key}'" in msg
 
 
-@pytest.mark.parametrize("override, key", [
-    ("dqn.gamma=1.5", "dqn.gamma"),
-    ("dqn.gamma=-0.1", "dqn.gamma"),
-    ("dqn.batch_size=0", "dqn.batch_size"),
-    ("dqn.lr=0", "dqn.lr"),
-    ("env.num_envs=0", "env.num_envs"),
-    ("explore.end=2", "explore.end"),
-    ("seed=-1", "seed"),
-    ("env.max_episode_steps=0", "env.max_episode_steps"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("dqn.gamma=1.5", "dqn.gamma"),
+        ("dqn.gamma=-0.1", "dqn.gamma"),
+        ("dqn.batch_size=0", "dqn.batch_size"),
+        ("dqn.lr=0", "dqn.lr"),
+        ("env.num_envs=0", "env.num_envs"),
+        ("explore.end=2", "explore.end"),
+        ("seed=-1", "seed"),
+        ("env.max_episode_steps=0", "env.max_episode_steps"),
+    ],
+)
 def test_out_of_range_names_the_key(override, key):
     msg = config_error(overrides=[override])
     assert f"'{key}'" in msg
@@ -211,18 +223,21 @@ def test_config_error_is_a_dqnlab_error_with_usage_exit_code():
     assert info.value.exit_code == 2
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"overrides": ["dqn.lrr=0.1"]},
-    {"overrides": ["dqn.batch_size=abc"]},
-    {"overrides": ["dqn.gamma=1.5"]},
-    {"overrides": ["dqn.batch_size=0"]},
-    {"overrides": ["network.hidden=[8,-1]"]},
-    {"overrides": ["env.id=5"]},
-    {"overrides": ["noequals"]},
-    {"overrides": ['explore.schedule="multi\\nline"']},  # a YAML escape: the value holds a newline
-    {"preset": "defualt"},
-    {"preset": "zzz"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"overrides": ["dqn.lrr=0.1"]},
+        {"overrides": ["dqn.batch_size=abc"]},
+        {"overrides": ["dqn.gamma=1.5"]},
+        {"overrides": ["dqn.batch_size=0"]},
+        {"overrides": ["network.hidden=[8,-1]"]},
+        {"overrides": ["env.id=5"]},
+        {"overrides": ["noequals"]},
+        {"overrides": ['explore.schedule="multi\\nline"']},  # a YAML escape: the value holds a newline
+        {"preset": "defualt"},
+        {"preset": "zzz"},
+    ],
+)
 def test_every_error_is_one_line(kwargs):
     config_error(**kwargs)  # asserts no '\n' in the message
 
@@ -240,14 +255,17 @@ def test_scientific_notation_in_config_file_like_set(tmp_path):
     assert build_config(config_file=path).total_steps == 50_000
 
 
-@pytest.mark.parametrize("overrides, key", [
-    (["dqn.tau=0.1"], "dqn.tau"),  # soft-update rate while updates are hard copies
-    (["dqn.target_update=soft", "dqn.target_update_every=7"], "dqn.target_update_every"),
-    (["explore.decrement=0.01"], "explore.decrement"),  # the default schedule is linear
-    (["explore.schedule=decrement", "explore.decay_steps=10"], "explore.decay_steps"),
-    (["explore.episode_decay=0.9"], "explore.episode_decay"),
-    (["eval.early_stop=false", "eval.stop_z=3"], "eval.stop_z"),
-])
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["dqn.tau=0.1"], "dqn.tau"),  # soft-update rate while updates are hard copies
+        (["dqn.target_update=soft", "dqn.target_update_every=7"], "dqn.target_update_every"),
+        (["explore.decrement=0.01"], "explore.decrement"),  # the default schedule is linear
+        (["explore.schedule=decrement", "explore.decay_steps=10"], "explore.decay_steps"),
+        (["explore.episode_decay=0.9"], "explore.episode_decay"),
+        (["eval.early_stop=false", "eval.stop_z=3"], "eval.stop_z"),
+    ],
+)
 def test_option_that_does_not_apply_is_refused(overrides, key):
     with pytest.raises(ConfigError) as exc:
         build_config(overrides=overrides)
@@ -255,8 +273,44 @@ def test_option_that_does_not_apply_is_refused(overrides, key):
 
 
 def test_options_that_apply_are_accepted():
-    cfg = build_config(overrides=["dqn.target_update=soft", "dqn.tau=0.1", "explore.schedule=decrement",
-                                  "explore.decrement=0.01"])
+    cfg = build_config(
+        overrides=["dqn.target_update=soft", "dqn.tau=0.1", "explore.schedule=decrement", "explore.decrement=0.01"]
+    )
     assert cfg.dqn.tau == 0.1 and cfg.explore.decrement == 0.01
     # a full dump (as in config.yaml) holds every option at its default and loads back
     assert build_config(overrides=[]).model_validate(cfg.to_dict()) == cfg
+
+
+# -- one rule for dotted overrides (#15) ----------------------------------------------------------
+
+
+def test_set_with_a_mapping_replaces_the_presets_mapping():
+    # before: --set deep-merged a mapping, so robust kept randomising and target kept margin 0.25
+    robust = build_config("robust", overrides=["env.randomize={}"])
+    assert robust.env.randomize.ranges() == {}
+    assert build_config("robust").env.randomize.ranges()  # the preset itself randomises
+    target = build_config("target", overrides=["env.kwargs={}"])
+    assert target.env.kwargs == {}
+    assert build_config("target", overrides=["env.kwargs={move_prob: 0.01}"]).env.kwargs == {"move_prob": 0.01}
+
+
+def test_a_yaml_file_sets_fields_one_by_one_and_an_empty_mapping_resets_a_section(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("preset: robust\nenv:\n  randomize: {length: [0.4, 0.6]}\n  kwargs: {}\n")
+    cfg = build_config(config_file=f)
+    preset = build_config("robust").env.randomize
+    assert cfg.env.randomize.length == (0.4, 0.6)  # this field changed
+    assert cfg.env.randomize.masspole == preset.masspole  # the preset's other ranges stay
+    f.write_text("preset: robust\nenv:\n  randomize: {}\n")
+    assert build_config(config_file=f).env.randomize.ranges() == {}
+
+
+def test_sweeps_fixed_values_follow_the_same_rule(tmp_path):
+    from dqnlab.experiments.sweep import load_search_space, trial_config
+
+    space = tmp_path / "s.yaml"
+    space.write_text(
+        "preset: robust\nfixed: {env.randomize: {}}\nparams:\n  ppo.lr: {type: float, low: 0.001, high: 0.01}\n"
+    )
+    cfg = trial_config(load_search_space(space), {"ppo.lr": 0.002})
+    assert cfg.env.randomize.ranges() == {} and cfg.ppo.lr == 0.002

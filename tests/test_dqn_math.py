@@ -1,16 +1,18 @@
-"""TD targets, next-state values, the DQN loss, and target-network updates, with hand numbers."""
+"""TD targets, next-state values, the DQN loss and its gradient, target-network updates (in the
+learner and when the training loop calls for them) and epsilon-greedy acting, with hand numbers."""
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.testing import assert_close
 
+from dqnlab.algos.dqn import DQNLearner, DQNLoop, epsilon_greedy, next_state_value, td_loss, td_loss_grad, td_target
+from dqnlab.algos.replay import Batch
 from dqnlab.config import DQNConfig, NetworkConfig
-from dqnlab.dqn import DQNLearner, next_state_value, td_target
-from dqnlab.networks import build_q_network
-from dqnlab.replay import Batch
+from dqnlab.nn.networks import build_mlp
 
 
 def exact(a, b):
@@ -93,6 +95,44 @@ def test_next_state_value_double_equals_max_when_networks_agree():
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "weights, huber, mse",
+    [
+        # TD errors [-2, -0.5, 0, 0.5, 3]: Huber 1.5, 0.125, 0, 0.125, 2.5; squared 4, 0.25, 0, 0.25, 9
+        (None, 4.25 / 5, 13.5 / 5),
+        ([1.0, 0.5, 1.0, 0.0, 2.0], (1.5 + 0.0625 + 5.0) / 5, (4 + 0.125 + 18) / 5),
+    ],
+)
+def test_td_loss_hand_numbers(weights, huber, mse):
+    td = torch.tensor([-2.0, -0.5, 0.0, 0.5, 3.0])
+    w = None if weights is None else torch.tensor(weights)
+    assert td_loss(td, "huber", w).item() == pytest.approx(huber, rel=1e-6)
+    assert td_loss(td, "mse", w).item() == pytest.approx(mse, rel=1e-6)
+    # and their gradients by hand: clamp(d, -1, 1) / 5 and 2 d / 5, times the weights
+    ones = torch.ones(5) if w is None else w
+    assert_close(td_loss_grad(td, "huber", w), torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0]) / 5 * ones)
+    assert_close(td_loss_grad(td, "mse", w), td * 2 / 5 * ones)
+
+
+@pytest.mark.parametrize("kind", ["huber", "mse"])
+@pytest.mark.parametrize("with_weights", [False, True])
+def test_td_loss_grad_is_the_gradient_of_td_loss(kind, with_weights):
+    # The fast path's hand-written gradient is autograd's gradient of the one loss definition,
+    # on both sides of Huber's kink at |d| = 1 and on it.
+    g = torch.Generator().manual_seed(0)
+    td = torch.cat([torch.randn(61, generator=g) * 2, torch.tensor([-1.0, 1.0, 0.0])]).requires_grad_(True)
+    w = torch.rand(64, generator=g) if with_weights else None
+    td_loss(td, kind, w).backward()
+    assert_close(td_loss_grad(td.detach(), kind, w), td.grad, rtol=1e-6, atol=1e-9)
+
+
+def test_td_loss_refuses_an_unknown_kind():
+    with pytest.raises(ValueError, match="unknown TD loss"):
+        td_loss(torch.zeros(2), "l1")
+    with pytest.raises(ValueError, match="unknown TD loss"):
+        td_loss_grad(torch.zeros(2), "l1")
+
+
 def hand_batch():
     # obs rows pick Q columns of the online net; actions select one of them.
     return Batch(
@@ -105,15 +145,18 @@ def hand_batch():
     )
 
 
-@pytest.mark.parametrize("double, loss_name, expected", [
-    # Q_online(obs) = [[0, 1], [1, 0]]; chosen q = [Q(s1,1), Q(s2,0)] = [1, 1]
-    # double: next values [1, -1]; y = [1 + 0.5 * 1, 0.5 (terminated)] = [1.5, 0.5]; errors [-0.5, 0.5]
-    (True, "mse", 0.25),  # mean(0.25, 0.25)
-    (True, "huber", 0.125),  # |e| < 1: 0.5 e^2 = 0.125 each
-    # max: next values [3, 2]; y = [1 + 0.5 * 3, 0.5] = [2.5, 0.5]; errors [-1.5, 0.5]
-    (False, "mse", 1.25),  # mean(2.25, 0.25)
-    (False, "huber", 0.5625),  # mean(1.5 - 0.5, 0.125) = mean(1.0, 0.125)
-])
+@pytest.mark.parametrize(
+    "double, loss_name, expected",
+    [
+        # Q_online(obs) = [[0, 1], [1, 0]]; chosen q = [Q(s1,1), Q(s2,0)] = [1, 1]
+        # double: next values [1, -1]; y = [1 + 0.5 * 1, 0.5 (terminated)] = [1.5, 0.5]; errors [-0.5, 0.5]
+        (True, "mse", 0.25),  # mean(0.25, 0.25)
+        (True, "huber", 0.125),  # |e| < 1: 0.5 e^2 = 0.125 each
+        # max: next values [3, 2]; y = [1 + 0.5 * 3, 0.5] = [2.5, 0.5]; errors [-1.5, 0.5]
+        (False, "mse", 1.25),  # mean(2.25, 0.25)
+        (False, "huber", 0.5625),  # mean(1.5 - 0.5, 0.125) = mean(1.0, 0.125)
+    ],
+)
 def test_loss_hand_numbers(double, loss_name, expected):
     online = linear_net(ONLINE_W)
     learner = DQNLearner(online, DQNConfig(double=double, loss=loss_name))
@@ -125,16 +168,19 @@ def test_loss_hand_numbers(double, loss_name, expected):
 
 
 @pytest.mark.parametrize("fast", [False, True])
-@pytest.mark.parametrize("loss_name, expected", [
-    # max targets: errors Q - y = [-1.5, 0.5] (see above); importance weights [0.5, 1.0]
-    ("mse", 0.6875),  # mean(0.5 * 2.25, 1.0 * 0.25)
-    ("huber", 0.3125),  # mean(0.5 * (1.5 - 0.5), 1.0 * 0.125)
-])
+@pytest.mark.parametrize(
+    "loss_name, expected",
+    [
+        # max targets: errors Q - y = [-1.5, 0.5] (see above); importance weights [0.5, 1.0]
+        ("mse", 0.6875),  # mean(0.5 * 2.25, 1.0 * 0.25)
+        ("huber", 0.3125),  # mean(0.5 * (1.5 - 0.5), 1.0 * 0.125)
+    ],
+)
 def test_importance_weighted_loss_hand_numbers(fast, loss_name, expected):
     # nn.Linear alone takes autograd; wrapped in nn.Sequential it takes the fast path.
     online = nn.Sequential(linear_net(ONLINE_W)) if fast else linear_net(ONLINE_W)
     learner = DQNLearner(online, DQNConfig(double=False, loss=loss_name, max_grad_norm=None))
-    assert (learner._fast is not None) == fast
+    assert learner.fast_path == fast
     target = learner.target[0] if fast else learner.target
     with torch.no_grad():
         target.weight.copy_(torch.tensor(TARGET_W))
@@ -157,7 +203,7 @@ def test_importance_weighted_loss_hand_numbers(fast, loss_name, expected):
 
 def small_net(batch_norm=False, seed=0):
     torch.manual_seed(seed)
-    return build_q_network(NetworkConfig(hidden=[8], batch_norm=batch_norm), 4, 2)
+    return build_mlp(NetworkConfig(hidden=[8], batch_norm=batch_norm), 4, 2)
 
 
 def random_batch(n=16, seed=0):
@@ -237,6 +283,35 @@ def test_hard_update_in_episode_units_is_not_done_by_update():
     learner.update(random_batch())
     for k, v in learner.target.state_dict().items():
         exact(v, initial[k])
+
+
+@pytest.mark.parametrize("unit", ["steps", "episodes"])
+def test_sync_target_hard_copies_only_on_multiples_of_its_own_unit(unit):
+    other = "episodes" if unit == "steps" else "steps"
+    cfg = DQNConfig(target_update="hard", target_update_every=3, target_update_unit=unit)
+    learner = DQNLearner(small_net(), cfg)
+    copies = []
+    learner.hard_update = lambda: copies.append(True)
+    for count in range(1, 10):
+        learner.sync_target(other, count)  # the other unit's events never copy
+    assert copies == []
+    for count in range(1, 10):
+        copies.clear()
+        learner.sync_target(unit, count)
+        assert copies == ([True] if count % 3 == 0 else [])
+
+
+def test_sync_target_soft_only_after_gradient_steps():
+    learner = DQNLearner(small_net(), DQNConfig(target_update="soft", tau=0.2, target_update_unit="episodes"))
+    taus = []
+    learner.soft_update = taus.append
+    learner.hard_update = lambda: taus.append("hard")
+    for count in range(1, 5):
+        learner.sync_target("episodes", count)
+    assert taus == []
+    for count in range(1, 5):
+        learner.sync_target("steps", count)
+    assert taus == [0.2] * 4
 
 
 def perturbed_learner(cfg, batch_norm):
@@ -339,7 +414,7 @@ def test_learner_state_dict_round_trip_continues_identically():
 
 def test_batchnorm_with_batch_size_one_is_refused_or_works():
     from dqnlab.config import build_config
-    from dqnlab.errors import ConfigError
+    from dqnlab.core.errors import ConfigError
 
     try:
         cfg = build_config(overrides=["network.batch_norm=true", "network.hidden=[8]", "dqn.batch_size=1"])
@@ -348,3 +423,105 @@ def test_batchnorm_with_batch_size_one_is_refused_or_works():
     learner = DQNLearner(small_net(batch_norm=True), cfg.dqn)
     learner.update(random_batch(n=1))  # the other: a batch of one must not crash
     assert not learner.online.training
+
+
+# ---------------------------------------------------------------------------------------------
+# Target sync in the training loop: each kind exactly when due
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dqn_loop(tmp_path, tiny):
+    from dqnlab.envs.make import make_vec_env
+    from dqnlab.runtime.loop import RunContext
+
+    loops = []
+
+    def build(**fields):
+        cfg = tiny(
+            **{"dqn.learning_starts": 64, "dqn.batch_size": 16, "dqn.train_freq": 4, "env.num_envs": 4, **fields}
+        )
+        loop = DQNLoop(RunContext(cfg, tmp_path, make_vec_env(cfg.env, cfg.env.num_envs), (4,), 2, 475.0, 0.0, False))
+        loops.append(loop)
+        return loop
+
+    yield build
+    for loop in loops:
+        loop.close()
+
+
+def record_syncs(loop):
+    """Log (kind, gradient steps, finished episodes) at each target sync the learner does."""
+    log = []
+    hard, soft = loop.learner.hard_update, loop.learner.soft_update
+
+    def hard_logged():
+        log.append(("hard", loop.learner.grad_steps, loop.episodes))
+        hard()
+
+    def soft_logged(tau):
+        log.append(("soft", loop.learner.grad_steps, loop.episodes))
+        soft(tau)
+
+    loop.learner.hard_update, loop.learner.soft_update = hard_logged, soft_logged
+    return log
+
+
+def run_until(loop, episodes, grad_steps):
+    while loop.episodes < episodes or loop.learner.grad_steps < grad_steps:
+        loop.advance()
+
+
+def test_loop_hard_sync_every_k_gradient_steps(dqn_loop):
+    loop = dqn_loop(**{"dqn.target_update": "hard", "dqn.target_update_unit": "steps", "dqn.target_update_every": 5})
+    log = record_syncs(loop)
+    run_until(loop, episodes=8, grad_steps=40)
+    assert loop.episodes >= 8  # episodes ended, and copied nothing
+    assert [(kind, steps) for kind, steps, _ in log] == [("hard", k) for k in range(5, loop.learner.grad_steps + 1, 5)]
+
+
+def test_loop_hard_sync_every_k_episodes(dqn_loop):
+    loop = dqn_loop(**{"dqn.target_update": "hard", "dqn.target_update_unit": "episodes", "dqn.target_update_every": 3})
+    log = record_syncs(loop)
+    run_until(loop, episodes=10, grad_steps=20)
+    assert [(kind, episodes) for kind, _, episodes in log] == [("hard", e) for e in range(3, loop.episodes + 1, 3)]
+
+
+def test_loop_episode_end_copies_the_online_network(dqn_loop):
+    loop = dqn_loop(**{"dqn.target_update": "hard", "dqn.target_update_unit": "episodes", "dqn.target_update_every": 3})
+    with torch.no_grad():
+        next(loop.learner.online.parameters()).add_(1.0)
+    loop.episodes = 4  # the loop counts the episode, then calls on_episode_end
+    loop.on_episode_end(0)
+    assert states_differ(loop.learner.target, loop.learner.online)
+    loop.episodes = 6
+    loop.on_episode_end(0)
+    assert_state_equal(loop.learner.target, loop.learner.online)
+
+
+def test_loop_soft_sync_after_every_gradient_step_and_nowhere_else(dqn_loop):
+    loop = dqn_loop(**{"dqn.target_update": "soft", "dqn.tau": 0.1})
+    log = record_syncs(loop)
+    run_until(loop, episodes=8, grad_steps=30)
+    assert [(kind, steps) for kind, steps, _ in log] == [("soft", k) for k in range(1, loop.learner.grad_steps + 1)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Acting
+# ---------------------------------------------------------------------------------------------
+
+
+def test_epsilon_greedy_extremes_and_draw_order():
+    greedy = np.array([1, 0, 1, 0, 1, 0])
+    exact(torch.from_numpy(epsilon_greedy(greedy, 0.0, np.random.default_rng(0), 2)), torch.from_numpy(greedy))
+    rng = np.random.default_rng(1)
+    acts = epsilon_greedy(greedy, 1.0, rng, 5)
+    # epsilon 1: every action random, from the second draw of the stream (the first decides)
+    ref = np.random.default_rng(1)
+    ref.random(6)
+    assert acts.tolist() == ref.integers(0, 5, size=6).tolist()
+    # the stream advances the same way whatever epsilon is
+    a, b = np.random.default_rng(2), np.random.default_rng(2)
+    epsilon_greedy(greedy, 0.0, a, 2)
+    epsilon_greedy(greedy, 1.0, b, 2)
+    assert a.random() == b.random()

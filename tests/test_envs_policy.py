@@ -9,12 +9,14 @@ import pytest
 import torch
 from numpy.testing import assert_array_equal
 
+from dqnlab.algos.registry import load_policy
 from dqnlab.config import EnvConfig, NetworkConfig
-from dqnlab.envs import capture_env_state, make_vec_env, restore_env_state, reward_threshold
-from dqnlab.errors import ConfigError, DqnlabError
-from dqnlab.evaluation import Evaluator
-from dqnlab.networks import build_q_network
-from dqnlab.policy import POLICY_FILE, Policy, load_policy
+from dqnlab.core.errors import ConfigError, DqnlabError
+from dqnlab.envs.make import make_vec_env, reward_threshold
+from dqnlab.envs.state import capture_env_state, restore_env_state
+from dqnlab.nn.networks import build_mlp
+from dqnlab.runtime.evaluation import Evaluator
+from dqnlab.runtime.policy import POLICY_FILE, Policy
 
 # ---------------------------------------------------------------------------------------------
 # make_vec_env
@@ -93,8 +95,8 @@ def rollout(envs, actions):
 
 def assert_same_rollouts(a, b):
     assert len(a) == len(b)
-    for t, (x, y) in enumerate(zip(a, b)):
-        for field, u, v in zip(("obs", "reward", "terminated", "truncated"), x, y):
+    for t, (x, y) in enumerate(zip(a, b, strict=True)):
+        for field, u, v in zip(("obs", "reward", "terminated", "truncated"), x, y, strict=True):
             assert_array_equal(u, v, err_msg=f"step {t}: {field} differs")
 
 
@@ -155,14 +157,20 @@ def _capture_then_restore_into_fresh(env_id, max_steps):
     assert_same_rollouts(first, second)
 
 
-@pytest.mark.parametrize("env_id, max_steps", [
-    ("CartPole-v1", None), ("CartPole-v1", 9),
-    ("MountainCar-v0", None), ("MountainCar-v0", 9),
-    # Acrobot's reset state is float32 and its step() makes it float64: restoring a float64
-    # state into a freshly reset env must not round it to float32 (no short time limit here, so
-    # the restored state carries on for all 25 steps instead of being replaced by a reset).
-    ("Acrobot-v1", None), ("Acrobot-v1", 9),
-])
+@pytest.mark.parametrize(
+    "env_id, max_steps",
+    [
+        ("CartPole-v1", None),
+        ("CartPole-v1", 9),
+        ("MountainCar-v0", None),
+        ("MountainCar-v0", 9),
+        # Acrobot's reset state is float32 and its step() makes it float64: restoring a float64
+        # state into a freshly reset env must not round it to float32 (no short time limit here, so
+        # the restored state carries on for all 25 steps instead of being replaced by a reset).
+        ("Acrobot-v1", None),
+        ("Acrobot-v1", 9),
+    ],
+)
 def test_capture_restore_into_fresh_env(env_id, max_steps):
     _capture_then_restore_into_fresh(env_id, max_steps)
 
@@ -175,7 +183,7 @@ def test_capture_restore_into_fresh_env(env_id, max_steps):
 def make_policy(batch_norm=False, seed=0):
     net_cfg = NetworkConfig(hidden=[16, 16], batch_norm=batch_norm)
     torch.manual_seed(seed)
-    net = build_q_network(net_cfg, 4, 2)
+    net = build_mlp(net_cfg, 4, 2)
     if batch_norm:  # give the running statistics non-default values
         net.train()
         with torch.no_grad():
@@ -266,12 +274,15 @@ def test_load_policy_truncated_file(tmp_path, fraction):
     load_error(bad)
 
 
-@pytest.mark.parametrize("obj", [
-    {"weights": torch.zeros(3)},
-    {"format": "something.else", "state_dict": {}},
-    [1, 2, 3],
-    torch.zeros(2),
-])
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"weights": torch.zeros(3)},
+        {"format": "something.else", "state_dict": {}},
+        [1, 2, 3],
+        torch.zeros(2),
+    ],
+)
 def test_load_policy_foreign_torch_file(tmp_path, obj):
     path = tmp_path / "foreign.pt"
     torch.save(obj, path)

@@ -6,22 +6,23 @@ import json
 import numpy as np
 import pytest
 import torch
+from controllers import acts
 from numpy.testing import assert_array_equal
 
 import dqnlab
-from dqnlab import control
-from dqnlab.cli import main
+from dqnlab.cli.main import main
 from dqnlab.config import EnvConfig, NetworkConfig
-from dqnlab.envs import make_vec_env
-from dqnlab.evaluation import EvalResult, Evaluator
-from dqnlab.networks import build_q_network
-from dqnlab.policy import Policy
+from dqnlab.envs import lqr as control
+from dqnlab.envs.make import make_vec_env
+from dqnlab.nn.networks import build_mlp
+from dqnlab.runtime.evaluation import EvalResult, Evaluator
+from dqnlab.runtime.policy import Policy
 
 
 def lqr_policy() -> Policy:
     """A linear Q-network whose greedy action is the LQR push: Q1 - Q0 = -K s."""
     cfg = NetworkConfig(hidden=[])
-    net = build_q_network(cfg, 4, 2)
+    net = build_mlp(cfg, 4, 2)
     with torch.no_grad():
         net[-1].weight.zero_()
         net[-1].bias.zero_()
@@ -35,7 +36,7 @@ def always_right(obs):
 
 def test_the_linear_network_is_the_lqr_controller():
     obs = np.random.default_rng(0).uniform(-0.2, 0.2, size=(500, 4)).astype(np.float32)
-    assert_array_equal(lqr_policy()(obs), control.lqr_actions(obs))
+    assert_array_equal(lqr_policy()(obs), acts("lqr")(obs))
 
 
 def test_old_style_results_still_work():
@@ -46,7 +47,7 @@ def test_old_style_results_still_work():
 def test_survival_and_drift_of_a_balancing_controller():
     ev = Evaluator(EnvConfig(max_episode_steps=2000), max_envs=10, track_drift=True)
     try:
-        res = ev.run(control.lqr_actions, 20, seed=0)
+        res = ev.run(acts("lqr"), 20, seed=0)
     finally:
         ev.close()
     assert_array_equal(res.lengths, 2000)
@@ -94,8 +95,9 @@ def test_api_evaluate_under_perturbations():
     policy = lqr_policy()
     plain = dqnlab.evaluate(policy, episodes=10, seed=0, max_steps=1000)
     assert plain.survival == 1.0 and plain.max_abs_x is not None
-    noisy = dqnlab.evaluate(policy, episodes=10, seed=0, max_steps=1000, obs_noise=0.05, action_noise=0.1,
-                            force_noise=0.1, randomize=True)
+    noisy = dqnlab.evaluate(
+        policy, episodes=10, seed=0, max_steps=1000, obs_noise=0.05, action_noise=0.1, force_noise=0.1, randomize=True
+    )
     assert noisy.lengths.max() <= 1000
     assert not np.array_equal(plain.max_abs_x, noisy.max_abs_x)
     with pytest.raises(dqnlab.DqnlabError, match="action_noise"):
@@ -124,9 +126,25 @@ def test_cli_reports_survival_and_drift(tmp_path, capsys):
 def test_cli_evaluates_under_noise_and_randomized_physics(tmp_path, capsys):
     path = tmp_path / "policy.pt"
     lqr_policy().save(path)
-    code, out, err = _run(capsys, "evaluate", str(path), "--episodes", "4", "--max-steps", "300", "--seed", "5",
-                          "--obs-noise", "0.05", "--action-noise", "0.1", "--force-noise", "0.1",
-                          "--randomize-physics", "--json")
+    code, out, err = _run(
+        capsys,
+        "evaluate",
+        str(path),
+        "--episodes",
+        "4",
+        "--max-steps",
+        "300",
+        "--seed",
+        "5",
+        "--obs-noise",
+        "0.05",
+        "--action-noise",
+        "0.1",
+        "--force-noise",
+        "0.1",
+        "--randomize-physics",
+        "--json",
+    )
     assert code == 0, err
     result = json.loads(out)
     assert result["seed"] == 5
@@ -136,12 +154,15 @@ def test_cli_evaluates_under_noise_and_randomized_physics(tmp_path, capsys):
     assert code == 0 and "under obs noise [0.1, 0.0, 0.0, 0.0]" in out
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--obs-noise", "0.1,0.1"], "2 values but observations have 4"),
-    (["--obs-noise", "abc"], "expected a number"),
-    (["--action-noise", "1.5"], "probability"),
-    (["--force-noise", "-1"], ">= 0"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--obs-noise", "0.1,0.1"], "2 values but observations have 4"),
+        (["--obs-noise", "abc"], "expected a number"),
+        (["--action-noise", "1.5"], "probability"),
+        (["--force-noise", "-1"], ">= 0"),
+    ],
+)
 def test_cli_bad_perturbations_are_one_line(tmp_path, capsys, args, expected):
     path = tmp_path / "policy.pt"
     lqr_policy().save(path)
@@ -153,9 +174,9 @@ def test_cli_bad_perturbations_are_one_line(tmp_path, capsys, args, expected):
 
 def test_target_task_outcomes_are_reported():
     ev = Evaluator(EnvConfig(id="dqnlab/CartPoleTarget-v0"), max_envs=10)
-    good = ev.run(control.target_lqr_actions, 20, seed=0)
-    blind = ev.run(control.lqr_actions, 20, seed=0)  # balances at x = 0, ignores the target
+    good = ev.run(acts("target_lqr", 5), 20, seed=0)
+    blind = ev.run(acts("lqr"), 20, seed=0)  # balances at x = 0, ignores the target
     ev.close()
     assert good.success_rate >= 0.9 and good.as_dict()["mean_abs_offset_last_100"] < 0.1
     assert blind.success_rate < 0.5 and blind.as_dict()["mean_abs_offset_last_100"] > 0.3
-    assert "success_rate" not in Evaluator(EnvConfig()).run(control.lqr_actions, 2, seed=0).as_dict()
+    assert "success_rate" not in Evaluator(EnvConfig()).run(acts("lqr"), 2, seed=0).as_dict()

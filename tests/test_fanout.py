@@ -1,4 +1,4 @@
-"""dqnlab.fanout: the local pool and Ray give the same runs; dead workers are contained; Ray is optional."""
+"""dqnlab.experiments.fanout: the local pool and Ray give the same runs; dead workers are contained; Ray is optional."""
 
 import json
 import os
@@ -6,13 +6,12 @@ import signal
 import sys
 
 import pytest
-
-from dqnlab.cli import main
-from dqnlab.config import build_config
-from dqnlab.errors import DqnlabError
-from dqnlab.fanout import RunJob, run_jobs
-
 from conftest import metrics_without_wall
+
+from dqnlab.cli.main import main
+from dqnlab.config import build_config
+from dqnlab.core.errors import DqnlabError
+from dqnlab.experiments.fanout import RunJob, run_jobs
 
 
 def _die():
@@ -26,15 +25,31 @@ class Die:
         return _die, ()
 
 
-TIMINGS = {"train_seconds", "final_eval_seconds", "wall_seconds", "seconds", "started", "finished", "run_dir",
-           "versions", "host"}
+TIMINGS = {
+    "train_seconds",
+    "final_eval_seconds",
+    "wall_seconds",
+    "seconds",
+    "started",
+    "finished",
+    "run_dir",
+    "versions",
+    "host",
+}
 
 
 def _jobs(root):
-    dqn = build_config(total_steps=1500, artifacts=False, **{"eval.every_steps": 500, "eval.episodes": 3,
-                                                             "eval.final_episodes": 5, "dqn.learning_starts": 200})
-    lqr = build_config(algo="baseline", total_steps=1000, artifacts=False,
-                       **{"eval.every_steps": 500, "eval.episodes": 3, "eval.final_episodes": 3})
+    dqn = build_config(
+        total_steps=1500,
+        artifacts=False,
+        **{"eval.every_steps": 500, "eval.episodes": 3, "eval.final_episodes": 5, "dqn.learning_starts": 200},
+    )
+    lqr = build_config(
+        algo="baseline",
+        total_steps=1000,
+        artifacts=False,
+        **{"eval.every_steps": 500, "eval.episodes": 3, "eval.final_episodes": 3},
+    )
     jobs = [RunJob(("dqn", s), {**dqn.to_dict(), "seed": s}, str(root / f"dqn-{s}")) for s in (0, 1)]
     jobs.append(RunJob(("lqr", 0), lqr.to_dict(), str(root / "lqr-0")))
     jobs.append(RunJob(("killer", 0), {**lqr.to_dict(), "die": Die()}, str(root / "killer")))
@@ -81,8 +96,9 @@ def test_local_pool_and_local_ray_give_identical_runs(tmp_path):
         name = f"{key[0]}-{key[1]}"
         assert metrics_without_wall(tmp_path / "local" / name) == metrics_without_wall(tmp_path / "ray" / name)
         assert json.loads((tmp_path / "ray" / name / "summary.json").read_text())["status"] == "finished"
-    assert local[("dqn", 0)]["eval_mean"] != local[("dqn", 1)]["eval_mean"] or \
-        metrics_without_wall(tmp_path / "local" / "dqn-0") != metrics_without_wall(tmp_path / "local" / "dqn-1")
+    assert local[("dqn", 0)]["eval_mean"] != local[("dqn", 1)]["eval_mean"] or metrics_without_wall(
+        tmp_path / "local" / "dqn-0"
+    ) != metrics_without_wall(tmp_path / "local" / "dqn-1")
 
 
 def test_ray_backend_without_ray_is_one_line(tmp_path, monkeypatch, capsys):

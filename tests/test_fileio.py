@@ -7,15 +7,15 @@ import pickle
 import pytest
 import torch
 
-from dqnlab.errors import DqnlabError
-from dqnlab.fileio import (
+from dqnlab.algos.registry import load_policy
+from dqnlab.core.errors import DqnlabError
+from dqnlab.core.fileio import (
     atomic_torch_save,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     safe_torch_load,
 )
-from dqnlab.policy import load_policy
 
 
 def listing(directory):
@@ -74,8 +74,12 @@ def test_safe_torch_load_errors_are_single_lines(tmp_path):
     (tmp_path / "empty.pt").write_bytes(b"")
     (tmp_path / "junk.pt").write_bytes(b"\x80\x02not really a pickle" * 10)
     (tmp_path / "dir.pt").mkdir()
-    for name, fragment in [("missing.pt", "not found"), ("empty.pt", "empty"), ("junk.pt", "cannot load"),
-                           ("dir.pt", "directory")]:
+    for name, fragment in [
+        ("missing.pt", "not found"),
+        ("empty.pt", "empty"),
+        ("junk.pt", "cannot load"),
+        ("dir.pt", "directory"),
+    ]:
         with pytest.raises(DqnlabError) as info:
             safe_torch_load(tmp_path / name, "test file")
         msg = str(info.value)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import dqnlab
-from dqnlab.rundir import read_metrics
+from dqnlab.runtime.rundir import read_metrics
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures" / "0.1.0"
@@ -34,7 +34,7 @@ def test_golden_run_is_reproduced_exactly(name, tmp_path):
     now = record.golden_record(tmp_path / name)
     assert now["summary"] == golden["summary"]
     assert len(now["metrics"]) == len(golden["metrics"])
-    for i, (a, b) in enumerate(zip(now["metrics"], golden["metrics"])):
+    for i, (a, b) in enumerate(zip(now["metrics"], golden["metrics"], strict=True)):
         assert a == b, f"metrics row {i} differs"
     assert now["policy_sha256"] == golden["policy_sha256"]
 
@@ -71,8 +71,7 @@ def test_release_checkpoint_resume_matches_a_run_never_stopped(algo, tmp_path):
     the run trained with that budget from the start by this version."""
     preset, overrides = record.FIXTURES[algo]
     budget = overrides["total_steps"] + 300
-    resumed = dqnlab.train(run_dir=_old_run(algo, tmp_path / "old"), resume=True, total_steps=budget,
-                           progress=False)
+    resumed = dqnlab.train(run_dir=_old_run(algo, tmp_path / "old"), resume=True, total_steps=budget, progress=False)
     fresh = record.train_run(preset, {**overrides, "total_steps": budget}, tmp_path / "fresh")
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]  # noqa: E731
     assert strip(read_metrics(resumed.run_dir / "metrics.csv")) == strip(read_metrics(fresh.run_dir / "metrics.csv"))

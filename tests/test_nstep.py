@@ -12,7 +12,7 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
-from dqnlab.nstep import NStepCollector, n_step_return
+from dqnlab.algos.dqn import NStepCollector, n_step_return
 
 N, GAMMA = 3, 0.5
 
@@ -22,8 +22,15 @@ def o(*ids):
 
 
 def push(c, env_ids, obs, actions, rewards, next_obs, terminated, truncated):
-    return c.push(np.array(env_ids), o(*obs), np.array(actions), np.array(rewards, dtype=np.float32),
-                  o(*next_obs), np.array(terminated), np.array(truncated))
+    return c.push(
+        np.array(env_ids),
+        o(*obs),
+        np.array(actions),
+        np.array(rewards, dtype=np.float32),
+        o(*next_obs),
+        np.array(terminated),
+        np.array(truncated),
+    )
 
 
 def step1(c):
@@ -115,7 +122,8 @@ def test_subset_of_envs_and_truncation_flush():
 def test_n1_is_the_plain_transition():
     c = NStepCollector(1, 0.9, 1)
     obs, actions, returns, next_obs, terminated, discounts = unpack(
-        push(c, [0], [7], [1], [2.0], [8], [False], [False]))
+        push(c, [0], [7], [1], [2.0], [8], [False], [False])
+    )
     assert (obs, actions, next_obs) == ([7], [1], [8])
     assert_allclose(returns, [2.0])
     assert_allclose(discounts, np.float32([0.9]), rtol=0, atol=0)
@@ -123,7 +131,7 @@ def test_n1_is_the_plain_transition():
 
 def test_output_goes_into_the_replay_buffer():
     # The collector's output is what the training loop passes to ReplayBuffer.add.
-    from dqnlab.replay import ReplayBuffer
+    from dqnlab.algos.replay import ReplayBuffer
 
     c = NStepCollector(N, GAMMA, 2)
     step1(c)
@@ -148,7 +156,7 @@ def test_state_dict_round_trip_continues_identically():
     b.load_state_dict(state)
     for step in (step3, step4, step5):
         out_a, out_b = step(a), step(b)
-        for x, y in zip(out_a, out_b):
+        for x, y in zip(out_a, out_b, strict=True):
             assert_array_equal(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
     # And the restored collector gives the hand-computed numbers (not just the same as `a`).
     c = NStepCollector(N, GAMMA, 2)
@@ -163,3 +171,79 @@ def test_load_state_dict_replaces_existing_windows():
     step1(a)
     a.load_state_dict(empty_state)
     assert (a.count == 0).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# Pixel frames: kept in the replay buffer's dtype (uint8), not widened to float32
+# ---------------------------------------------------------------------------------------------
+
+
+def frames(*values):
+    """One 2x3 uint8 frame per value, filled with it."""
+    return np.stack([np.full((2, 3), v, dtype=np.uint8) for v in values])
+
+
+def test_pixel_frames_stay_uint8_and_exact():
+    from dqnlab.algos.replay import ReplayBuffer
+
+    c = NStepCollector(2, 0.5, 1, (2, 3), np.uint8)
+    assert c.obs.dtype == np.uint8
+    assert c.push([0], frames(0), [1], [1.0], frames(128), [False], [False]) is None
+    obs, actions, returns, next_obs, terminated, discounts = c.push(
+        [0], frames(128), [0], [2.0], frames(255), [False], [True]
+    )  # truncated: the window flushes
+    assert obs.dtype == np.uint8 and next_obs.dtype == np.uint8
+    assert obs[:, 0, 0].tolist() == [0, 128] and next_obs[:, 0, 0].tolist() == [255, 255]
+    assert actions.tolist() == [1, 0] and terminated.tolist() == [False, False]
+    assert_allclose(returns, [1.0 + 0.5 * 2.0, 2.0], rtol=0, atol=0)
+    assert_allclose(discounts, [0.25, 0.5], rtol=0, atol=0)
+    assert c.state_dict()["obs"].dtype == torch.uint8  # checkpoints keep them small too
+    buf = ReplayBuffer(4, (2, 3), torch.uint8)
+    buf.add(obs, actions, returns, next_obs, terminated, discounts)
+    assert buf.obs[:2, 0, 0].tolist() == [0, 128]
+
+
+def test_float32_frames_of_a_release_0_1_0_checkpoint_load_as_uint8():
+    old = NStepCollector(N, GAMMA, 2, (2, 3))  # 0.1.0 kept every observation as float32
+    old.push(
+        [0, 1],
+        frames(7, 255).astype(np.float32),
+        [0, 1],
+        [1.0, 2.0],
+        frames(8, 0).astype(np.float32),
+        [False, False],
+        [False, False],
+    )
+    state = old.state_dict()
+    assert state["obs"].dtype == torch.float32
+    new = NStepCollector(N, GAMMA, 2, (2, 3), np.uint8)
+    new.load_state_dict(state)
+    assert new.obs.dtype == np.uint8
+    assert_array_equal(new.obs, old.obs.astype(np.uint8))
+    assert_array_equal(new.obs.astype(np.float32), old.obs)  # exact: whole numbers 0..255
+    for bad in (0.5, 256.0, -1.0, float("nan")):
+        damaged = dict(state, obs=state["obs"].clone())
+        damaged["obs"][0, 0, 0, 0] = bad
+        with pytest.raises(ValueError, match="do not fit uint8"):
+            NStepCollector(N, GAMMA, 2, (2, 3), np.uint8).load_state_dict(damaged)
+
+
+def test_pixel_training_loop_keeps_uint8_in_the_n_step_windows(tmp_path):
+    import dqnlab
+    from dqnlab.algos.dqn import DQNLoop
+    from dqnlab.envs.make import check_spaces, make_vec_env
+    from dqnlab.runtime.loop import RunContext
+
+    cfg = dqnlab.build_config("pixels", **{"dqn.buffer_size": 64, "dqn.n_step": 3, "env.num_envs": 2})
+    envs = make_vec_env(cfg.env, cfg.env.num_envs)
+    obs_shape, n_actions = check_spaces(envs, cfg.env.id)
+    loop = DQNLoop(RunContext(cfg, tmp_path, envs, obs_shape, n_actions, None, 0.0, False))
+    try:
+        assert loop.buffer.obs.dtype == torch.uint8
+        assert loop.nstep.obs.dtype == np.uint8
+        while len(loop.buffer) < 8:
+            loop.advance()
+        assert loop.nstep.obs.dtype == np.uint8
+        assert loop.nstep.obs.max() > 0  # frames went through it
+    finally:
+        loop.close()

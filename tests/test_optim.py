@@ -1,4 +1,4 @@
-"""dqnlab.optim against torch.optim, step by step and bit for bit."""
+"""dqnlab.nn.optim against torch.optim, step by step and bit for bit."""
 
 import copy
 import io
@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from dqnlab.optim import _FUSED as FUSED  # torch.optim must use the same kernel to match exactly
-from dqnlab.optim import Adam, RMSprop, clip_grad_norm_, clip_grad_value_, make_optimizer
+from dqnlab.nn.optim import _FUSED as FUSED  # torch.optim must use the same kernel to match exactly
+from dqnlab.nn.optim import Adam, RMSprop, clip_grad_norm_, clip_grad_value_, make_optimizer
 
 STEPS = 20
 
@@ -30,7 +30,7 @@ def backward(net, step):
 
 
 def max_abs_diff(a: nn.Module, b: nn.Module) -> float:
-    return max((pa - pb).abs().max().item() for pa, pb in zip(a.parameters(), b.parameters()))
+    return max((pa - pb).abs().max().item() for pa, pb in zip(a.parameters(), b.parameters(), strict=True))
 
 
 def run_pair(ours_factory, torch_factory, steps=STEPS, start=0, nets=None):
@@ -54,14 +54,18 @@ def test_adam_matches_torch_exactly(lr):
 
 
 def test_adamw_weight_decay_matches_torch_adamw_exactly():
-    net_a, _, _, _ = run_pair(lambda p: Adam(p, 0.01, weight_decay=0.01),
-                              lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.01, fused=FUSED))
+    net_a, _, _, _ = run_pair(
+        lambda p: Adam(p, 0.01, weight_decay=0.01),
+        lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.01, fused=FUSED),
+    )
     assert max_abs_diff(net_a, make_net()) > 1e-4
 
 
 def test_adamw_differs_from_adam():
     # weight_decay must actually do something.
-    a, _, _, _ = run_pair(lambda p: Adam(p, 0.01, weight_decay=0.01), lambda p: torch.optim.AdamW(p, lr=0.01, fused=FUSED))
+    a, _, _, _ = run_pair(
+        lambda p: Adam(p, 0.01, weight_decay=0.01), lambda p: torch.optim.AdamW(p, lr=0.01, fused=FUSED)
+    )
     b, _, _, _ = run_pair(lambda p: Adam(p, 0.01), lambda p: torch.optim.Adam(p, lr=0.01, fused=FUSED))
     assert max_abs_diff(a, b) > 0
 
@@ -72,11 +76,14 @@ def test_rmsprop_matches_torch_exactly(lr):
     assert max_abs_diff(net_a, make_net()) > 1e-4
 
 
-@pytest.mark.parametrize("name, torch_factory", [
-    ("adam", lambda p, lr: torch.optim.Adam(p, lr=lr, fused=FUSED)),
-    ("adamw", lambda p, lr: torch.optim.AdamW(p, lr=lr, fused=FUSED)),  # torch's default weight_decay, 0.01
-    ("rmsprop", lambda p, lr: torch.optim.RMSprop(p, lr=lr)),
-])
+@pytest.mark.parametrize(
+    "name, torch_factory",
+    [
+        ("adam", lambda p, lr: torch.optim.Adam(p, lr=lr, fused=FUSED)),
+        ("adamw", lambda p, lr: torch.optim.AdamW(p, lr=lr, fused=FUSED)),  # torch's default weight_decay, 0.01
+        ("rmsprop", lambda p, lr: torch.optim.RMSprop(p, lr=lr)),
+    ],
+)
 def test_make_optimizer_names_match_torch(name, torch_factory):
     run_pair(lambda p: make_optimizer(name, p, 0.01), lambda p: torch_factory(p, 0.01), steps=5)
 
@@ -113,11 +120,15 @@ def roundtrip(state):
     return torch.load(f, weights_only=True)  # optimizer state must be tensors and plain data
 
 
-@pytest.mark.parametrize("factory", [
-    lambda p: Adam(p, 0.01),
-    lambda p: Adam(p, 0.01, weight_decay=0.01),
-    lambda p: RMSprop(p, 0.01),
-], ids=["adam", "adamw", "rmsprop"])
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda p: Adam(p, 0.01),
+        lambda p: Adam(p, 0.01, weight_decay=0.01),
+        lambda p: RMSprop(p, 0.01),
+    ],
+    ids=["adam", "adamw", "rmsprop"],
+)
 def test_state_dict_round_trip_continues_identically(factory):
     net = make_net()
     opt = factory(net.parameters())
@@ -169,7 +180,7 @@ def test_clip_grad_norm_matches_torch(scale, max_norm):
     set_grads(b, 0, scale)
     clip_grad_norm_(list(a.parameters()), max_norm)
     total_b = torch.nn.utils.clip_grad_norm_(b.parameters(), max_norm)
-    for pa, pb in zip(a.parameters(), b.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa.grad, pb.grad)
     new_norm = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in a.parameters()]))
     if total_b > max_norm:
@@ -202,14 +213,16 @@ def test_clip_grad_value_matches_torch():
     set_grads(b, 1, 3.0)
     clip_grad_value_(list(a.parameters()), 0.5)
     torch.nn.utils.clip_grad_value_(b.parameters(), 0.5)
-    for pa, pb in zip(a.parameters(), b.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa.grad, pb.grad, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 def test_foreach_fallback_matches_torch_exactly(monkeypatch, weight_decay):
     # Where torch lacks the fused kernels, the foreach path must equal torch's default Adam/AdamW.
-    monkeypatch.setattr("dqnlab.optim._FUSED", False)
+    monkeypatch.setattr("dqnlab.nn.optim._FUSED", False)
     reference = torch.optim.AdamW if weight_decay else torch.optim.Adam
-    run_pair(lambda p: Adam(p, 0.01, weight_decay=weight_decay),
-             lambda p: reference(p, lr=0.01, weight_decay=weight_decay, foreach=True))
+    run_pair(
+        lambda p: Adam(p, 0.01, weight_decay=weight_decay),
+        lambda p: reference(p, lr=0.01, weight_decay=weight_decay, foreach=True),
+    )

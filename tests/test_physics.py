@@ -1,11 +1,11 @@
-"""dqnlab.physics against Gymnasium's CartPoleEnv.step, and its linearisation against hand math."""
+"""dqnlab.envs.physics against Gymnasium's CartPoleEnv.step, and its linearisation against hand math."""
 
 import numpy as np
 import pytest
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from numpy.testing import assert_allclose, assert_array_equal
 
-from dqnlab.physics import CartPoleParams, accelerations, action_force, linearized_dynamics, step_state
+from dqnlab.envs.physics import CartPoleParams, accelerations, action_force, linearized_dynamics, step_state
 
 
 def _gym_step(env: CartPoleEnv, state: np.ndarray, action: int) -> np.ndarray:
@@ -49,7 +49,7 @@ def test_default_parameters_match_gymnasium_exactly(integrator):
     env.kinematics_integrator = integrator
     states = _random_states(rng, 300)
     actions = rng.integers(0, 2, size=300)
-    expected = np.array([_gym_step(env, s, int(a)) for s, a in zip(states, actions)])
+    expected = np.array([_gym_step(env, s, int(a)) for s, a in zip(states, actions, strict=True)])
     got = step_state(states.T, action_force(actions, 10.0), integrator=integrator).T  # batched (4, N)
     assert_array_equal(got, expected)  # same operations in the same order: bit-identical
 
@@ -59,8 +59,12 @@ def test_randomised_parameters_match_gymnasium():
     env = CartPoleEnv()
     n = 300
     values = {
-        "gravity": rng.uniform(5, 15, n), "masscart": rng.uniform(0.3, 3, n), "masspole": rng.uniform(0.02, 1, n),
-        "length": rng.uniform(0.1, 2, n), "force_mag": rng.uniform(2, 20, n), "tau": rng.uniform(0.005, 0.05, n),
+        "gravity": rng.uniform(5, 15, n),
+        "masscart": rng.uniform(0.3, 3, n),
+        "masspole": rng.uniform(0.02, 1, n),
+        "length": rng.uniform(0.1, 2, n),
+        "force_mag": rng.uniform(2, 20, n),
+        "tau": rng.uniform(0.005, 0.05, n),
     }
     states = _random_states(rng, n)
     actions = rng.integers(0, 2, size=n)

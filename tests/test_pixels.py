@@ -9,20 +9,23 @@ import pytest
 import torch
 
 import dqnlab
+from dqnlab.algos.registry import load_policy
 from dqnlab.config import EnvConfig, NetworkConfig, PixelConfig, conv_output_hw
-from dqnlab.envs import capture_env_state, make_vec_env, restore_env_state
-from dqnlab.errors import ConfigError, DqnlabError
-from dqnlab.networks import PixelQNetwork
-from dqnlab.pixels import PixelObservation, PixelVectorEnv, raster
-from dqnlab.pixels.frames import FrameStack
-from dqnlab.pixels.view import BOTTOM, TOP, TUTORIAL_VIEW_W, render_view, tutorial_left
-from dqnlab.policy import Policy, load_policy
+from dqnlab.core.errors import ConfigError, DqnlabError
+from dqnlab.envs.make import make_vec_env
+from dqnlab.envs.pixels import PixelObservation, PixelVectorEnv, raster
+from dqnlab.envs.pixels.frames import FrameStack
+from dqnlab.envs.pixels.view import BOTTOM, TOP, TUTORIAL_VIEW_W, render_view, tutorial_left
+from dqnlab.envs.state import capture_env_state, restore_env_state
+from dqnlab.nn.networks import PixelQNetwork
+from dqnlab.runtime.policy import Policy
 
 TRACK = PixelConfig(mode="track")
 TUTORIAL = PixelConfig(mode="tutorial", height=40, width=90, color=True, frames=2, input="difference")
 
 
 # -- the rasteriser ------------------------------------------------------------------------------
+
 
 def test_interval_coverage_by_hand():
     cov = raster._interval_coverage(np.array([0.0, 1.0, 2.5, 10.0]), 1.0, 0.0, 3.0)
@@ -62,7 +65,7 @@ def test_rasteriser_matches_gymnasium_downscaled(cfg):
             frame = env.render()[TOP:BOTTOM]
             left = int(tutorial_left(state[:1])[0]) if cfg.mode == "tutorial" else 0
             view_w = TUTORIAL_VIEW_W if cfg.mode == "tutorial" else raster.SCREEN_W
-            patch = Image.fromarray(np.ascontiguousarray(frame[:, left:left + view_w]))
+            patch = Image.fromarray(np.ascontiguousarray(frame[:, left : left + view_w]))
             theirs = np.asarray(patch.resize((cfg.width, cfg.height), Image.Resampling.BOX))
             ours = render_view(cfg, state[None])[0].transpose(1, 2, 0)
             errors.append(np.abs(theirs.astype(float) - ours).mean())
@@ -85,7 +88,7 @@ def test_gray_frames_are_pillows_luma_of_the_colour_ones():
     obs = np.array([[0.3, 0.0, 0.1, 0.0], [-2.0, 0.0, -0.2, 0.0]])
     colour = render_view(TRACK.model_copy(update={"color": True}), obs)
     gray = render_view(TRACK, obs)
-    for c, g in zip(colour, gray):
+    for c, g in zip(colour, gray, strict=True):
         luma = np.asarray(Image.fromarray(c.transpose(1, 2, 0)).convert("L")).astype(int)
         assert np.abs(luma - g[0].astype(int)).max() <= 1
 
@@ -100,6 +103,7 @@ def test_upright_pole_at_full_resolution_is_where_gymnasium_draws_it():
 
 
 # -- views and shapes ------------------------------------------------------------------------------
+
 
 def test_view_shapes_and_dtype():
     obs = np.zeros((5, 4))
@@ -129,6 +133,7 @@ def test_conv_output_size_by_hand():
 
 
 # -- frame history ----------------------------------------------------------------------------------
+
 
 def test_frame_stack_push_and_restart():
     stack = FrameStack(2, 3, (1, 1, 2))
@@ -200,6 +205,7 @@ def test_single_env_wrapper_matches_the_vector_env():
 
 # -- network, config, policy ----------------------------------------------------------------------
 
+
 def test_difference_input_is_last_frame_minus_previous():
     net = PixelQNetwork(NetworkConfig(conv=[(4, 5, 2)], hidden=[8]), TUTORIAL, 2).eval()
     frames = torch.randint(0, 256, (3, 6, 40, 90), dtype=torch.uint8)
@@ -213,7 +219,7 @@ def test_difference_input_is_last_frame_minus_previous():
 
 
 def test_network_inputs_by_hand():
-    from dqnlab.networks import DIFFERENCE_GAIN
+    from dqnlab.nn.networks import DIFFERENCE_GAIN
 
     x = torch.tensor([[[[255.0, 0.0]], [[51.0, 0.0]]]], dtype=torch.float32)  # (1, 2 frames, 1, 2)
     nc = NetworkConfig(conv=[(1, 1, 1)], hidden=[])
@@ -254,8 +260,14 @@ def test_presets_resolve():
 def test_pixel_policy_round_trip_and_state_observations_refused(tmp_path):
     cfg = dqnlab.build_config(preset="pixels")
     net = PixelQNetwork(cfg.network, cfg.env.pixels, 2)
-    policy = Policy(net, "CartPole-v1", cfg.env.pixels.obs_shape(), 2, cfg.network,
-                    extra={"pixels": cfg.env.pixels.model_dump(mode="json")})
+    policy = Policy(
+        net,
+        "CartPole-v1",
+        cfg.env.pixels.obs_shape(),
+        2,
+        cfg.network,
+        extra={"pixels": cfg.env.pixels.model_dump(mode="json")},
+    )
     policy.save(tmp_path / "policy.pt")
     loaded = load_policy(tmp_path / "policy.pt")  # weights_only loading
     assert loaded.pixels == cfg.env.pixels and loaded.obs_shape == (2, 32, 96)

@@ -8,18 +8,23 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
+from dqnlab.algos.replay import PrioritizedReplayBuffer, ReplayBuffer, SumTree, beta_at, importance_weights
 from dqnlab.config import build_config
-from dqnlab.errors import ConfigError
-from dqnlab.prioritized import PrioritizedReplayBuffer, SumTree, beta_at, importance_weights
-from dqnlab.replay import ReplayBuffer
+from dqnlab.core.errors import ConfigError
 
 
 def transitions(values, obs_dim=2):
     """n transitions tagged by the integers in `values`: obs = [v, v], reward = 10 v, ..."""
     v = np.asarray(values, dtype=np.float64)
     obs = np.repeat(v[:, None], obs_dim, axis=1).astype(np.float32)
-    return obs, v.astype(np.int64) % 3, (10 * v).astype(np.float32), obs + 0.5, v.astype(np.int64) % 2 == 1, \
-        np.full(len(v), 0.99, dtype=np.float32)
+    return (
+        obs,
+        v.astype(np.int64) % 3,
+        (10 * v).astype(np.float32),
+        obs + 0.5,
+        v.astype(np.int64) % 2 == 1,
+        np.full(len(v), 0.99, dtype=np.float32),
+    )
 
 
 def assert_tree_consistent(tree: SumTree):
@@ -260,15 +265,27 @@ def test_load_state_dict_of_a_uniform_buffer_is_refused():
 
 
 def test_prioritized_options_are_accepted_when_on():
-    cfg = build_config(overrides=["dqn.prioritized=true", "dqn.per_alpha=0.7", "dqn.per_beta_start=0.5",
-                                  "dqn.per_beta_steps=1000", "dqn.per_eps=1e-5"])
-    assert (cfg.dqn.per_alpha, cfg.dqn.per_beta_start, cfg.dqn.per_beta_steps, cfg.dqn.per_eps) == \
-        (0.7, 0.5, 1000, 1e-5)
+    cfg = build_config(
+        overrides=[
+            "dqn.prioritized=true",
+            "dqn.per_alpha=0.7",
+            "dqn.per_beta_start=0.5",
+            "dqn.per_beta_steps=1000",
+            "dqn.per_eps=1e-5",
+        ]
+    )
+    assert (cfg.dqn.per_alpha, cfg.dqn.per_beta_start, cfg.dqn.per_beta_steps, cfg.dqn.per_eps) == (
+        0.7,
+        0.5,
+        1000,
+        1e-5,
+    )
     assert build_config(overrides=[]).model_validate(cfg.to_dict()) == cfg
 
 
-@pytest.mark.parametrize("override", ["dqn.per_alpha=0.7", "dqn.per_beta_start=0.5", "dqn.per_beta_steps=10",
-                                      "dqn.per_eps=0.01"])
+@pytest.mark.parametrize(
+    "override", ["dqn.per_alpha=0.7", "dqn.per_beta_start=0.5", "dqn.per_beta_steps=10", "dqn.per_eps=0.01"]
+)
 def test_prioritized_options_without_prioritized_are_refused(override):
     with pytest.raises(ConfigError) as exc:
         build_config(overrides=[override])
@@ -283,8 +300,9 @@ def test_prioritized_with_sequential_sampling_is_refused():
     assert "dqn.prioritized" in msg and "sequential" in msg and "\n" not in msg
 
 
-@pytest.mark.parametrize("override", ["dqn.per_alpha=1.5", "dqn.per_beta_start=-0.1", "dqn.per_beta_steps=0",
-                                      "dqn.per_eps=0"])
+@pytest.mark.parametrize(
+    "override", ["dqn.per_alpha=1.5", "dqn.per_beta_start=-0.1", "dqn.per_beta_steps=0", "dqn.per_eps=0"]
+)
 def test_prioritized_options_out_of_range(override):
     with pytest.raises(ConfigError, match=override.split("=")[0]):
         build_config(overrides=["dqn.prioritized=true", override])

@@ -7,7 +7,7 @@ import pytest
 import torch
 from numpy.testing import assert_array_equal
 
-from dqnlab.replay import ReplayBuffer
+from dqnlab.algos.replay import ReplayBuffer
 
 
 def transitions(values, obs_dim=2):
@@ -104,8 +104,7 @@ def test_sample_shapes_and_dtypes():
     buf = ReplayBuffer(8, (3,))
     # Feed float64 observations and bool terminations: the buffer must convert them.
     obs = np.arange(12, dtype=np.float64).reshape(4, 3)
-    buf.add(obs, np.array([0, 1, 0, 1]), np.ones(4), obs + 1, np.array([False, True, False, False]),
-            np.full(4, 0.99))
+    buf.add(obs, np.array([0, 1, 0, 1]), np.ones(4), obs + 1, np.array([False, True, False, False]), np.full(4, 0.99))
     batch = buf.sample(6, torch.Generator().manual_seed(0))
     assert batch.obs.shape == (6, 3) and batch.obs.dtype == torch.float32
     assert batch.next_obs.shape == (6, 3) and batch.next_obs.dtype == torch.float32
@@ -146,7 +145,7 @@ def test_sampling_is_deterministic_for_the_same_generator_seed():
     a = buf.sample(16, torch.Generator().manual_seed(42))
     b = buf.sample(16, torch.Generator().manual_seed(42))
     c = buf.sample(16, torch.Generator().manual_seed(43))
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
     assert not torch.equal(a.obs, c.obs)  # a different seed gives a different batch
     s1 = buf.sample_indices(8, torch.Generator().manual_seed(7), sequential=True)
@@ -162,7 +161,7 @@ def test_sequential_sampling_is_a_contiguous_run_in_insertion_order():
         ids = b.obs[:, 0].numpy().astype(int)
         assert len(ids) == 5
         assert_array_equal(np.diff(ids), np.ones(4, dtype=int))
-        assert 100 <= ids[0] and ids[-1] <= 111
+        assert ids[0] >= 100 and ids[-1] <= 111
 
 
 def test_sequential_sampling_after_wraparound_follows_insertion_order():
@@ -209,7 +208,7 @@ def test_state_dict_round_trip(n_added):
     for seq in (False, True):
         a = buf.sample(5, torch.Generator().manual_seed(1), sequential=seq)
         b = other.sample(5, torch.Generator().manual_seed(1), sequential=seq)
-        for x, y in zip(a, b):
+        for x, y in zip(a, b, strict=True):
             torch.testing.assert_close(x, y, rtol=0, atol=0)
     buf.add(*transitions([50]))
     other.add(*transitions([50]))

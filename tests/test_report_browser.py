@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dqnlab.rundir import write_marker
-
+from dqnlab.runtime.rundir import write_marker
 from dqnlab.viz.curves import plot_curves
 from dqnlab.viz.report import write_report
 from dqnlab.viz.video import Episode, write_gif
@@ -41,17 +40,27 @@ def _synthetic_run(run: Path) -> Path:
         if ep % 30 == 0:
             rows.append(f"eval,{step},{ep},,,0.1,,{min(500, 2 * length)}.0,12.5,{step / 5000:.4f}")
     (run / "metrics.csv").write_text("\n".join(rows) + "\n")
-    (run / "summary.json").write_text('{"status": "finished", "solved": true, "env_id": "CartPole-v1", '
-                                      '"threshold": 475.0, "eval_mean": 500.0, "eval_std": 0.0, "eval_episodes": 100, '
-                                      f'"best_eval_step": {step}, "env_steps": {step}, "seed": 0}}')
+    (run / "summary.json").write_text(
+        '{"status": "finished", "solved": true, "env_id": "CartPole-v1", '
+        '"threshold": 475.0, "eval_mean": 500.0, "eval_std": 0.0, "eval_episodes": 100, '
+        f'"best_eval_step": {step}, "env_steps": {step}, "seed": 0}}'
+    )
     return run
 
 
 def _chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--host-resolver-rules=MAP * ~NOTFOUND",  # no name resolves: the page must need no network
-             f"--user-data-dir={profile}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--host-resolver-rules=MAP * ~NOTFOUND",  # no name resolves: the page must need no network
+        f"--user-data-dir={profile}",
+    ]
     return subprocess.run([BROWSER, *flags, *args], capture_output=True, text=True, timeout=90)
 
 
@@ -61,7 +70,7 @@ def report(tmp_path_factory) -> Path:
     curves = plot_curves([run], run / "curves.png")
     frames = [np.full((100, 150, 3), 255, np.uint8) for _ in range(4)]
     for i, f in enumerate(frames):
-        f[20:80, 20 + 20 * i:80 + 20 * i] = MAGENTA
+        f[20:80, 20 + 20 * i : 80 + 20 * i] = MAGENTA
     gif = write_gif(run / "episode.gif", [Episode(0, 3.0, 3, frames)], fps=50, every=1)
     return write_report(run, curves_png=curves, animation_gif=gif, animation_caption="a test animation")
 

@@ -12,27 +12,44 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import metrics_without_wall
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dqnlab
-from conftest import metrics_without_wall
 from dqnlab.config import validate_config
-from dqnlab.errors import ConfigError, DqnlabError
-from dqnlab.fileio import safe_torch_load
+from dqnlab.core.errors import ConfigError, DqnlabError
+from dqnlab.core.fileio import safe_torch_load
 
 # A run of a few seconds with frequent checkpoints, for interrupting.
 RUN_CONFIG = {
-    "total_steps": 6000, "checkpoint_every": 500, "eval": {"every_steps": 500, "episodes": 3, "final_episodes": 3,
-                                                           "early_stop": False},
-    "dqn": {"learning_starts": 300}, "env": {"num_envs": 4}, "artifacts": False,
+    "total_steps": 6000,
+    "checkpoint_every": 500,
+    "eval": {"every_steps": 500, "episodes": 3, "final_episodes": 3, "early_stop": False},
+    "dqn": {"learning_starts": 300},
+    "env": {"num_envs": 4},
+    "artifacts": False,
 }
 
 
 def start(run_dir, cfg_file, *extra):
-    return subprocess.Popen([sys.executable, "-m", "dqnlab", "train", "--config", str(cfg_file), "--run-dir",
-                             str(run_dir), "--quiet", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dqnlab",
+            "train",
+            "--config",
+            str(cfg_file),
+            "--run-dir",
+            str(run_dir),
+            "--quiet",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(path, proc, timeout=120):
@@ -44,8 +61,12 @@ def wait_for(path, proc, timeout=120):
 
 
 def resume(run_dir):
-    return subprocess.run([sys.executable, "-m", "dqnlab", "train", "--resume", str(run_dir), "--quiet"],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "dqnlab", "train", "--resume", str(run_dir), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +124,7 @@ def test_sigint_sigterm_checkpoint_and_mark_interrupted(tmp_path, reference, sig
 
 
 def test_divergence_stops_cleanly_and_keeps_good_files(tmp_path, monkeypatch):
-    from dqnlab import dqn
+    from dqnlab.algos import dqn
 
     original = dqn.DQNLearner.update
     calls = {"n": 0}
@@ -130,9 +151,11 @@ def test_divergence_stops_cleanly_and_keeps_good_files(tmp_path, monkeypatch):
 
 def test_malicious_checkpoint_is_not_executed_on_resume(tmp_path):
     run = tmp_path / "run"
-    dqnlab.train(dqnlab.build_config(**{"total_steps": 600, "eval.episodes": 2, "eval.final_episodes": 2,
-                                               "artifacts": False}), run,
-                 progress=False)
+    dqnlab.train(
+        dqnlab.build_config(**{"total_steps": 600, "eval.episodes": 2, "eval.final_episodes": 2, "artifacts": False}),
+        run,
+        progress=False,
+    )
     marker = tmp_path / "pwned"
 
     class Evil:
@@ -157,12 +180,13 @@ def test_unwritable_run_dir_is_reported_before_training(tmp_path):
 # -- property-based: only clean errors come out of the loaders --------------------------------
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.floats(allow_nan=True) | st.text(max_size=8),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3),
     max_leaves=8,
 )
-config_keys = st.sampled_from(["seed", "total_steps", "algo", "env", "dqn", "network", "explore", "eval", "preset",
-                               "dqn.lr", "bogus"])
+config_keys = st.sampled_from(
+    ["seed", "total_steps", "algo", "env", "dqn", "network", "explore", "eval", "preset", "dqn.lr", "bogus"]
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -186,11 +210,11 @@ def test_random_bytes_as_policy_fail_cleanly(tmp_path, blob):
 @pytest.fixture(scope="module")
 def valid_policy_bytes(tmp_path_factory):
     from dqnlab.config import NetworkConfig
-    from dqnlab.networks import build_q_network
-    from dqnlab.policy import Policy
+    from dqnlab.nn.networks import build_mlp
+    from dqnlab.runtime.policy import Policy
 
     path = tmp_path_factory.mktemp("p") / "policy.pt"
-    Policy(build_q_network(NetworkConfig(hidden=[8]), 4, 2), "CartPole-v1", (4,), 2, NetworkConfig(hidden=[8])).save(path)
+    Policy(build_mlp(NetworkConfig(hidden=[8]), 4, 2), "CartPole-v1", (4,), 2, NetworkConfig(hidden=[8])).save(path)
     return path.read_bytes()
 
 
@@ -217,8 +241,11 @@ def test_damaged_policy_files_load_or_fail_cleanly(tmp_path, valid_policy_bytes,
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("fin") / "run"
-    dqnlab.train(dqnlab.build_config(**{"total_steps": 600, "eval.episodes": 2, "eval.final_episodes": 2,
-                                        "artifacts": False}), run, progress=False)
+    dqnlab.train(
+        dqnlab.build_config(**{"total_steps": 600, "eval.episodes": 2, "eval.final_episodes": 2, "artifacts": False}),
+        run,
+        progress=False,
+    )
     return run
 
 
@@ -239,7 +266,7 @@ def test_random_bytes_as_checkpoint_fail_cleanly_on_resume(tmp_path, finished_ru
 
 
 def test_policy_for_another_environment_is_refused(finished_run, capsys):
-    from dqnlab.cli import main
+    from dqnlab.cli.main import main
 
     assert main(["evaluate", str(finished_run), "--env", "Acrobot-v1", "--episodes", "2"]) == 2
     err = capsys.readouterr().err
@@ -260,9 +287,28 @@ def small_disk(tmp_path):
 
 def test_full_disk_is_one_line_and_corrupts_nothing(small_disk):
     run = small_disk / "run"
-    code = subprocess.run([sys.executable, "-m", "dqnlab", "train", "--run-dir", str(run), "--quiet",
-                           "--total-steps", "20000", "--set", "checkpoint_every=3000", "--set", "artifacts=false",
-                           "--set", "eval.early_stop=false"], capture_output=True, text=True, timeout=300)
+    code = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dqnlab",
+            "train",
+            "--run-dir",
+            str(run),
+            "--quiet",
+            "--total-steps",
+            "20000",
+            "--set",
+            "checkpoint_every=3000",
+            "--set",
+            "artifacts=false",
+            "--set",
+            "eval.early_stop=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert code.returncode == 1
     assert code.stderr.strip().splitlines() == ["dqnlab: error: No space left on device"]
     assert not list(run.glob(".*.tmp"))  # no half-written temporary files left behind

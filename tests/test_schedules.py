@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from dqnlab import schedules
+from dqnlab.algos import schedules
 from dqnlab.config import ExploreConfig
 
 
@@ -110,7 +110,7 @@ def test_epsilon_at_constant_is_start_forever():
 
 
 def test_learning_rate_schedules_by_hand():
-    from dqnlab.schedules import lr_at
+    from dqnlab.algos.schedules import lr_at
 
     assert lr_at(1e-3, "constant", 500, 1000) == 1e-3
     assert lr_at(1e-3, "linear", 0, 1000) == 1e-3
@@ -121,11 +121,12 @@ def test_learning_rate_schedules_by_hand():
 
 def test_dqn_linear_learning_rate_reaches_the_optimizer(tmp_path, tiny):
     import dqnlab
-    from dqnlab.dqn_loop import DQNLoop
-    from dqnlab.envs import make_vec_env
+    from dqnlab.algos.dqn import DQNLoop
+    from dqnlab.envs.make import make_vec_env
+    from dqnlab.runtime.loop import RunContext
 
     cfg = tiny(total_steps=2000, **{"dqn.lr_schedule": "linear", "dqn.lr": 1e-3})
-    loop = DQNLoop(cfg, tmp_path, make_vec_env(cfg.env, cfg.env.num_envs), (4,), 2, 475.0, 0.0, False)
+    loop = DQNLoop(RunContext(cfg, tmp_path, make_vec_env(cfg.env, cfg.env.num_envs), (4,), 2, 475.0, 0.0, False))
     try:
         while loop.env_steps < 1000:
             loop.advance()

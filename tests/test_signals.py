@@ -15,18 +15,25 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import metrics_without_wall
 
 import dqnlab
-from conftest import metrics_without_wall
-from dqnlab.evaluation import Evaluator
-from dqnlab.fileio import safe_torch_load
-from dqnlab.stopping import request_stop
+from dqnlab.core.fileio import safe_torch_load
+from dqnlab.core.stopping import request_stop
+from dqnlab.runtime.evaluation import Evaluator
 from dqnlab.train import TrainingInterrupted
 
 # Baseline runs of a few seconds: long enough to be under way when the signal comes, short enough
 # that re-running all of them stays cheap. Periodic checkpoints make a cut-off run resumable anyway.
-RUN_SETTINGS = {"total_steps": 40000, "checkpoint_every": 5000, "eval.every_steps": 5000, "eval.episodes": 2,
-                "eval.final_episodes": 2, "eval.early_stop": False, "artifacts": False}
+RUN_SETTINGS = {
+    "total_steps": 40000,
+    "checkpoint_every": 5000,
+    "eval.every_steps": 5000,
+    "eval.episodes": 2,
+    "eval.final_episodes": 2,
+    "eval.early_stop": False,
+    "artifacts": False,
+}
 SETS = [arg for key, value in RUN_SETTINGS.items() for arg in ("--set", f"{key}={str(value).lower()}")]
 TIMEOUT = 600  # generous: the machine may be shared; nothing here is a speed assertion
 CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -69,8 +76,11 @@ def assert_no_process_left(known, session, timeout=60):
     (zombies waiting for their reaper do not count)."""
 
     def left():
-        return [pid for pid, (_, sid, start, state) in _processes().items()
-                if state != "Z" and (known.get(pid) == start or sid == session)]
+        return [
+            pid
+            for pid, (_, sid, start, state) in _processes().items()
+            if state != "Z" and (known.get(pid) == start or sid == session)
+        ]
 
     t0 = time.monotonic()
     while left() and time.monotonic() - t0 < timeout:
@@ -88,15 +98,17 @@ def start(args, logs):
     worker that keeps a pipe open would leave a reader waiting forever."""
     logs.mkdir(exist_ok=True)
     with open(logs / "stdout", "w") as out, open(logs / "stderr", "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "dqnlab", *map(str, args)], stdout=out, stderr=err,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dqnlab", *map(str, args)], stdout=out, stderr=err, start_new_session=True
+        )
     proc.stderr_file = logs / "stderr"
     return proc
 
 
 def run(args):
-    return subprocess.run([sys.executable, "-m", "dqnlab", *map(str, args)], capture_output=True, text=True,
-                          timeout=TIMEOUT)
+    return subprocess.run(
+        [sys.executable, "-m", "dqnlab", *map(str, args)], capture_output=True, text=True, timeout=TIMEOUT
+    )
 
 
 def wait_for_checkpoint(root, proc, pattern="*/seed-*/checkpoint.pt", timeout=TIMEOUT):
@@ -161,8 +173,9 @@ def _check_compare_finishes(out, args):
     assert len(rows) == 8 and all(r["status"] == "finished" for r in rows), rows
 
 
-@pytest.mark.parametrize("sig, whole_group", [(signal.SIGTERM, False), (signal.SIGINT, True)],
-                         ids=["sigterm", "ctrl-c-to-the-process-group"])
+@pytest.mark.parametrize(
+    "sig, whole_group", [(signal.SIGTERM, False), (signal.SIGINT, True)], ids=["sigterm", "ctrl-c-to-the-process-group"]
+)
 def test_a_signal_stops_the_whole_compare_and_the_same_command_continues(compare_args, sig, whole_group):
     out, args = compare_args
     args = [*args, "--workers", "2"]
@@ -241,8 +254,10 @@ def test_sigterm_stops_a_compare_on_ray(compare_args):
 
 def test_sigterm_stops_train_seeds(tmp_path):
     root = tmp_path / "seeds"
-    proc = start(["train", "--preset", "lqr", "--seeds", "0-3", "--workers", "2", "--run-dir", root, "--quiet",
-                  *SETS], tmp_path / "logs")
+    proc = start(
+        ["train", "--preset", "lqr", "--seeds", "0-3", "--workers", "2", "--run-dir", root, "--quiet", *SETS],
+        tmp_path / "logs",
+    )
     wait_for_checkpoint(root, proc, "seed-*/checkpoint.pt")
     code, err, known = signal_and_finish(proc, signal.SIGTERM)
     assert_no_process_left(known, proc.pid)
@@ -260,8 +275,9 @@ def test_sigterm_stops_a_sweep_and_the_same_command_continues(tmp_path):
     pytest.importorskip("optuna")
     space = tmp_path / "space.yaml"
     fixed = "".join(f"  {key}: {str(value).lower()}\n" for key, value in RUN_SETTINGS.items())
-    space.write_text(f"preset: lqr\nfixed:\n{fixed}params:\n"
-                     "  baseline.controller: {type: categorical, choices: [lqr, angle]}\n")
+    space.write_text(
+        f"preset: lqr\nfixed:\n{fixed}params:\n  baseline.controller: {{type: categorical, choices: [lqr, angle]}}\n"
+    )
     out = tmp_path / "sw"
     args = ["sweep", space, "--trials", "1", "--seeds", "4", "--workers", "2", "--out", out, "--quiet"]
     proc = start(args, out.parent / "logs")
@@ -292,9 +308,25 @@ def test_sigint_during_the_final_evaluation_leaves_an_interrupted_summary_and_re
     # no evaluation during training (the first would be due after the budget), the last network
     # delivered as it is: what follows training is the final evaluation alone, one episode of
     # 60,000 steps (some seconds)
-    proc = start(["train", *LONG_EPISODES, "--run-dir", run_dir, "--set", "total_steps=2000",
-                  "--set", "eval.every_steps=100000", "--set", "eval.deliver=last",
-                  "--set", "env.max_episode_steps=60000", "--set", "eval.final_episodes=1"], tmp_path / "logs")
+    proc = start(
+        [
+            "train",
+            *LONG_EPISODES,
+            "--run-dir",
+            run_dir,
+            "--set",
+            "total_steps=2000",
+            "--set",
+            "eval.every_steps=100000",
+            "--set",
+            "eval.deliver=last",
+            "--set",
+            "env.max_episode_steps=60000",
+            "--set",
+            "eval.final_episodes=1",
+        ],
+        tmp_path / "logs",
+    )
     ckpt = run_dir / "checkpoint.pt"
     wait_for_checkpoint(run_dir, proc, "checkpoint.pt")
     first = ckpt.stat().st_ino
@@ -317,9 +349,23 @@ def test_sigint_during_the_final_evaluation_leaves_an_interrupted_summary_and_re
 def test_sigint_during_a_long_evaluation_in_training_stops_it(tmp_path):
     run_dir = tmp_path / "run"
     # the first evaluation (after 1000 steps) is one episode of up to a million steps (minutes)
-    proc = start(["train", *LONG_EPISODES, "--run-dir", run_dir, "--set", "total_steps=100000",
-                  "--set", "eval.every_steps=1000", "--set", "eval.episodes=1",
-                  "--set", "env.max_episode_steps=1000000"], tmp_path / "logs")
+    proc = start(
+        [
+            "train",
+            *LONG_EPISODES,
+            "--run-dir",
+            run_dir,
+            "--set",
+            "total_steps=100000",
+            "--set",
+            "eval.every_steps=1000",
+            "--set",
+            "eval.episodes=1",
+            "--set",
+            "env.max_episode_steps=1000000",
+        ],
+        tmp_path / "logs",
+    )
     wait_for_checkpoint(run_dir, proc, "checkpoint.pt")
     time.sleep(2)
     code, err, _ = signal_and_finish(proc, signal.SIGINT)
@@ -364,8 +410,17 @@ def test_a_run_cut_off_in_an_evaluation_resumes_exactly(tmp_path, tiny, monkeypa
     monkeypatch.undo()
     resumed = dqnlab.train(run_dir=tmp_path / "run", resume=True, progress=False)
     assert metrics_without_wall(tmp_path / "ref") == metrics_without_wall(tmp_path / "run")
-    for key in ("status", "solved", "env_steps", "episodes", "eval_mean", "eval_std", "best_eval_step",
-                "best_eval_mean", "stop_reason"):
+    for key in (
+        "status",
+        "solved",
+        "env_steps",
+        "episodes",
+        "eval_mean",
+        "eval_std",
+        "best_eval_step",
+        "best_eval_mean",
+        "stop_reason",
+    ):
         assert resumed.summary[key] == reference.summary[key], key
     a, b = (safe_torch_load(d / "policy.pt", "policy")["state_dict"] for d in (tmp_path / "ref", tmp_path / "run"))
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from dqnlab.errors import ConfigError
-from dqnlab.seeds import aggregate, parse_seeds
-from dqnlab.stats import bootstrap_ci, iqm, summarize
+from dqnlab.core.errors import ConfigError
+from dqnlab.experiments.multiseed import aggregate, parse_seeds
+from dqnlab.experiments.stats import bootstrap_ci, iqm, summarize
 
 
 def test_iqm_by_hand():
@@ -36,8 +36,10 @@ def test_summarize_fields():
     assert s["iqm_ci_low"] <= s["iqm"] <= s["iqm_ci_high"]
 
 
-@pytest.mark.parametrize("text, seeds", [("0-3", [0, 1, 2, 3]), ("5", [5]), ("0,3,5", [0, 3, 5]),
-                                         ("0-2,10-11", [0, 1, 2, 10, 11]), ("2,1,2", [1, 2])])
+@pytest.mark.parametrize(
+    "text, seeds",
+    [("0-3", [0, 1, 2, 3]), ("5", [5]), ("0,3,5", [0, 3, 5]), ("0-2,10-11", [0, 1, 2, 10, 11]), ("2,1,2", [1, 2])],
+)
 def test_parse_seeds(text, seeds):
     assert parse_seeds(text) == seeds
 
@@ -61,28 +63,96 @@ def test_aggregate_counts_failures_and_solves():
 
 
 def test_train_seeds_cli(tmp_path, capsys):
-    from dqnlab.cli import main
+    from dqnlab.cli.main import main
 
     root = tmp_path / "many"
-    code = main(["train", "--seeds", "0-1", "--workers", "2", "--run-dir", str(root), "--quiet",
-                 "--total-steps", "800", "--set", "eval.episodes=2", "--set", "eval.final_episodes=2",
-                 "--set", "eval.every_steps=400", "--set", "dqn.learning_starts=200", "--set", "artifacts=false"])
+    code = main(
+        [
+            "train",
+            "--seeds",
+            "0-1",
+            "--workers",
+            "2",
+            "--run-dir",
+            str(root),
+            "--quiet",
+            "--total-steps",
+            "800",
+            "--set",
+            "eval.episodes=2",
+            "--set",
+            "eval.final_episodes=2",
+            "--set",
+            "eval.every_steps=400",
+            "--set",
+            "dqn.learning_starts=200",
+            "--set",
+            "artifacts=false",
+        ]
+    )
     assert code == 0
     summary = json.loads((root / "seeds_summary.json").read_text())
     assert summary["seeds"] == [0, 1] and summary["failed"] == 0
     assert (root / "seed-0" / "policy.pt").is_file() and (root / "seed-1" / "policy.pt").is_file()
     # the two seeds are different runs
-    assert summary["per_seed"][0]["eval_mean"] != summary["per_seed"][1]["eval_mean"] or \
-        (root / "seed-0" / "metrics.csv").read_text() != (root / "seed-1" / "metrics.csv").read_text()
+    assert (
+        summary["per_seed"][0]["eval_mean"] != summary["per_seed"][1]["eval_mean"]
+        or (root / "seed-0" / "metrics.csv").read_text() != (root / "seed-1" / "metrics.csv").read_text()
+    )
     assert "solved" in capsys.readouterr().out
-    # the same output folder again is refused, its results untouched
+    # the same output folder with another config is refused, its results untouched
     before = (root / "seeds_summary.json").read_bytes()
     assert main(["train", "--seeds", "0-1", "--run-dir", str(root), "--quiet"]) == 2
+    assert "different config" in capsys.readouterr().err
     assert (root / "seeds_summary.json").read_bytes() == before
 
 
+def test_train_seeds_again_continues_cut_off_runs_and_keeps_finished_ones(tmp_path):
+    """`train --seeds` into the same folder continues it, as compare and sweep do (#15)."""
+    from dqnlab.cli.main import main
+
+    root = tmp_path / "many"
+    cmd = [
+        "train",
+        "--seeds",
+        "0-1",
+        "--workers",
+        "1",
+        "--run-dir",
+        str(root),
+        "--quiet",
+        "--total-steps",
+        "800",
+        "--set",
+        "eval.episodes=2",
+        "--set",
+        "eval.final_episodes=2",
+        "--set",
+        "eval.every_steps=400",
+        "--set",
+        "dqn.learning_starts=200",
+        "--set",
+        "artifacts=false",
+        "--set",
+        "checkpoint_every=400",
+    ]
+    assert main(cmd) == 0
+    finished = (root / "seed-0" / "summary.json").stat().st_mtime_ns
+    (root / "seed-1" / "summary.json").unlink()  # seed 1 cut off after its last checkpoint
+    whole = (root / "seed-1" / "metrics.csv").read_text()
+    assert main(cmd) == 0
+    assert (root / "seed-0" / "summary.json").stat().st_mtime_ns == finished  # not retrained
+    assert json.loads((root / "seed-1" / "summary.json").read_text())["status"] == "finished"
+    rows = [line.split(",")[:-1] for line in (root / "seed-1" / "metrics.csv").read_text().splitlines()]
+    assert rows == [line.split(",")[:-1] for line in whole.splitlines()]  # resumed exactly
+    # more seeds: only the new one trains
+    assert main([*cmd[:2], "0-2", *cmd[3:]]) == 0
+    assert json.loads((root / "seeds_summary.json").read_text())["seeds"] == [0, 1, 2]
+    assert (root / "seed-0" / "summary.json").stat().st_mtime_ns == finished
+
+
 def test_eval_lower_bound_by_hand():
-    from dqnlab.evaluation import EvalResult
+    from dqnlab.runtime.evaluation import EvalResult
 
     r = EvalResult(np.array([480.0, 490.0, 500.0, 470.0]), np.ones(4, dtype=np.int64))
     # mean 485, population std sqrt(125) = 11.18, standard error 11.18 / 2

@@ -5,15 +5,16 @@ import csv
 
 import numpy as np
 import pytest
+from controllers import acts
 
 import dqnlab
-from dqnlab.baselines import BaselineLoop, feedback_gain
-from dqnlab.compare import solve_point
-from dqnlab.control import target_lqr_actions
-from dqnlab.envs import make_vec_env
-from dqnlab.errors import ConfigError
-from dqnlab.evaluation import EvalResult, solves
-from dqnlab.rundir import METRIC_COLUMNS, MetricsLog
+from dqnlab.algos.baselines import BaselineLoop, feedback_gain
+from dqnlab.core.errors import ConfigError
+from dqnlab.envs.make import make_vec_env
+from dqnlab.experiments.compare import solve_point
+from dqnlab.runtime.evaluation import EvalResult, solves
+from dqnlab.runtime.loop import RunContext
+from dqnlab.runtime.rundir import METRIC_COLUMNS, MetricsLog
 from dqnlab.viz.curves import run_figure
 from dqnlab.viz.metrics import read_run_metrics
 
@@ -51,13 +52,22 @@ def test_target_lqr_gain_matches_the_control_module():
     rng = np.random.default_rng(0)
     obs = np.concatenate([rng.normal(0, 0.05, (64, 4)), rng.uniform(-1.5, 1.5, (64, 1))], axis=1)
     u = -(obs @ feedback_gain("target_lqr"))
-    np.testing.assert_array_equal((u > 0).astype(np.int64), target_lqr_actions(obs))
+    np.testing.assert_array_equal((u > 0).astype(np.int64), acts("target_lqr", 5)(obs))
 
 
 def test_target_lqr_baseline_stops_on_success_and_solves(tmp_path, tiny):
-    cfg = tiny(total_steps=50_000, **{"algo": "baseline", "baseline.controller": "target_lqr", "env.id": TARGET,
-                                      "eval.success_threshold": 0.95, "eval.early_stop": True,
-                                      "eval.episodes": 20, "eval.final_episodes": 20})
+    cfg = tiny(
+        total_steps=50_000,
+        **{
+            "algo": "baseline",
+            "baseline.controller": "target_lqr",
+            "env.id": TARGET,
+            "eval.success_threshold": 0.95,
+            "eval.early_stop": True,
+            "eval.episodes": 20,
+            "eval.final_episodes": 20,
+        },
+    )
     s = dqnlab.train(cfg, tmp_path / "r", progress=False).summary
     assert s["stop_reason"] == "threshold" and s["solved"]
     assert s["success_threshold"] == 0.95 and s["success_rate"] >= 0.95 and s["best_eval_success"] >= 0.95
@@ -68,31 +78,39 @@ def test_target_lqr_baseline_stops_on_success_and_solves(tmp_path, tiny):
         confirm = [r for r in csv.DictReader(f) if r["kind"] == "confirm"]
     assert len(confirm) == 1 and float(confirm[0]["eval_success"]) >= 0.95
     # The run's figure shows the success rate on a second axis of the evaluation panel.
-    assert len(run_figure(m).axes) == 5
+    assert len(run_figure(m).axes) == 3  # returns, evaluation (a baseline has no loss or epsilon)
 
 
 def test_a_controller_that_ignores_the_target_is_not_solved(tmp_path, tiny):
     # The plain LQR balances at x = 0 (a high return) but reaches a random target only by chance.
-    cfg = tiny(total_steps=2000, **{"algo": "baseline", "baseline.controller": "lqr", "env.id": TARGET,
-                                    "eval.success_threshold": 0.95, "eval.early_stop": True,
-                                    "eval.episodes": 20, "eval.final_episodes": 20})
+    cfg = tiny(
+        total_steps=2000,
+        **{
+            "algo": "baseline",
+            "baseline.controller": "lqr",
+            "env.id": TARGET,
+            "eval.success_threshold": 0.95,
+            "eval.early_stop": True,
+            "eval.episodes": 20,
+            "eval.final_episodes": 20,
+        },
+    )
     s = dqnlab.train(cfg, tmp_path / "r", progress=False).summary
     assert s["stop_reason"] == "total_steps" and not s["solved"]
     assert s["eval_mean"] > 250 and s["success_rate"] < 0.5
     assert solve_point(tmp_path / "r", s) == (None, None)
 
 
-def test_runs_without_success_keep_four_panels(tmp_path, tiny):
+def test_runs_without_success_have_no_success_axis(tmp_path, tiny):
     dqnlab.train(tiny(**{"algo": "baseline", "baseline.controller": "lqr"}), tmp_path / "r", progress=False)
     m = read_run_metrics(tmp_path / "r")
-    assert np.isnan(m.eval_success).all() and len(run_figure(m).axes) == 4
+    assert np.isnan(m.eval_success).all() and len(run_figure(m).axes) == 2
 
 
 def test_best_evaluation_goes_by_success_rate_first(tmp_path, tiny):
-    cfg = tiny(**{"algo": "baseline", "baseline.controller": "random", "env.id": TARGET,
-                  "eval.success_threshold": 0.9})
+    cfg = tiny(**{"algo": "baseline", "baseline.controller": "random", "env.id": TARGET, "eval.success_threshold": 0.9})
     envs = make_vec_env(cfg.env, cfg.env.num_envs)
-    run = BaselineLoop(cfg, tmp_path, envs, (5,), 2, 450.0, 0.0, False)
+    run = BaselineLoop(RunContext(cfg, tmp_path, envs, (5,), 2, 450.0, 0.0, False))
     try:
         run.best_mean, run.best_success = 400.0, 0.5
         assert run._beats_best(result([True] * 6 + [False] * 4, returns=[100.0] * 10))  # 60% beats 50%
@@ -108,12 +126,15 @@ def test_success_threshold_needs_a_task_that_reports_success(tmp_path, tiny):
         dqnlab.train(cfg, tmp_path / "r", progress=False)
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"eval.success_threshold": 0.9, "eval.threshold": 400}, "eval.threshold"),
-    ({"eval.success_threshold": 0.9, "eval.stop_threshold": 400}, "eval.stop_threshold"),
-    ({"eval.success_threshold": 1.5}, "success_threshold"),
-    ({"eval.success_threshold": 0}, "success_threshold"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"eval.success_threshold": 0.9, "eval.threshold": 400}, "eval.threshold"),
+        ({"eval.success_threshold": 0.9, "eval.stop_threshold": 400}, "eval.stop_threshold"),
+        ({"eval.success_threshold": 1.5}, "success_threshold"),
+        ({"eval.success_threshold": 0}, "success_threshold"),
+    ],
+)
 def test_success_threshold_config_errors(fields, message):
     with pytest.raises(ConfigError, match=message):
         dqnlab.build_config(**fields)
@@ -170,14 +191,17 @@ def test_eval_env_merges_into_the_env_section():
     assert dqnlab.build_config().eval_env() == dqnlab.build_config().env
 
 
-@pytest.mark.parametrize("value, message", [
-    ({"id": "Acrobot-v1"}, "cannot change env.id"),
-    ({"pixels": {"mode": "track"}}, "cannot change env.pixels"),
-    ({"obs_noise": -1}, "in eval.env: env.obs_noise must be"),
-    ({"randomize": {"lenght": [0.4, 0.6]}}, "did you mean 'env.randomize.length'"),
-    ({"max_episode_steps": 0}, "env.max_episode_steps"),
-    (5, "eval.env"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"id": "Acrobot-v1"}, "cannot change env.id"),
+        ({"pixels": {"mode": "track"}}, "cannot change env.pixels"),
+        ({"obs_noise": -1}, "in eval.env: env.obs_noise must be"),
+        ({"randomize": {"lenght": [0.4, 0.6]}}, "did you mean 'env.randomize.length'"),
+        ({"max_episode_steps": 0}, "env.max_episode_steps"),
+        (5, "eval.env"),
+    ],
+)
 def test_eval_env_errors_are_one_line(value, message):
     with pytest.raises(ConfigError, match=message) as info:
         dqnlab.build_config(**{"eval.env": value})
@@ -192,12 +216,20 @@ def test_report_rows_show_task_success_only_for_tasks_that_report_it():
     assert "task success" not in dict(summary_rows({"threshold": 475.0}))
 
 
-@pytest.mark.parametrize("fields", [
-    {"eval.success_threshold": 0.9},  # CartPole reports no success
-    {"algo": "baseline", "baseline.controller": "target_lqr"},  # no target in CartPole's observation
-    {"algo": "tabular", "tabular.dims": [0, 7], "tabular.bins": [2, 2], "tabular.low": [-1, -1],
-     "tabular.high": [1, 1]},  # beyond the observation
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"eval.success_threshold": 0.9},  # CartPole reports no success
+        {"algo": "baseline", "baseline.controller": "target_lqr"},  # no target in CartPole's observation
+        {
+            "algo": "tabular",
+            "tabular.dims": [0, 7],
+            "tabular.bins": [2, 2],
+            "tabular.low": [-1, -1],
+            "tabular.high": [1, 1],
+        },  # beyond the observation
+    ],
+)
 def test_a_config_that_does_not_fit_the_env_touches_no_run_directory(tmp_path, tiny, fields):
     old = tmp_path / "old"
     dqnlab.train(tiny(**{"algo": "baseline", "baseline.controller": "lqr"}), old, progress=False)

@@ -6,10 +6,9 @@ import os
 
 import pytest
 
-import dqnlab.sweep as sweep_mod
-from dqnlab.cli import main
+from dqnlab.cli.main import main
 from dqnlab.config import build_config
-from dqnlab.sweep import load_search_space, seed_cost, sweep, trial_score
+from dqnlab.experiments.sweep import load_search_space, seed_cost, sweep, trial_score
 
 optuna = pytest.importorskip("optuna")
 
@@ -58,7 +57,9 @@ def test_sweep_runs_writes_best_yaml_and_resumes_after_a_kill(tmp_path, monkeypa
     first = (out / "trial-0" / "seed-0" / "summary.json").stat().st_mtime_ns
 
     # A sweep killed in trial 2: seed 0 finished, seed 1's run left unfinished (no summary).
-    real_run_jobs, calls = sweep_mod.run_jobs, []
+    import dqnlab.experiments.runs as runs_mod
+
+    real_run_jobs, calls = runs_mod.run_jobs, []
 
     def dying_run_jobs(jobs, *args, **kwargs):
         calls.append(jobs)
@@ -67,7 +68,7 @@ def test_sweep_runs_writes_best_yaml_and_resumes_after_a_kill(tmp_path, monkeypa
             (out / "trial-2" / "seed-1" / "summary.json").unlink()
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep_mod, "run_jobs", dying_run_jobs)
+    monkeypatch.setattr(runs_mod, "run_jobs", dying_run_jobs)
     with pytest.raises(KeyboardInterrupt):
         sweep(load_search_space(space_file), 3, 2, out, workers=1)
     monkeypatch.undo()
@@ -84,8 +85,16 @@ def test_sweep_runs_writes_best_yaml_and_resumes_after_a_kill(tmp_path, monkeypa
     assert (out / "trial-2" / "seed-0" / "summary.json").stat().st_mtime_ns == killed
     resumed = json.loads((out / "trial-2" / "seed-1" / "summary.json").read_text())
     assert resumed["status"] == "finished"
-    assert sorted(p.name for p in out.iterdir()) == [".dqnlab", ".dqnlab.lock", "best.yaml", "study.db", "trial-0",
-                                                      "trial-1", "trial-2", "trials.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".dqnlab",
+        ".dqnlab.lock",
+        "best.yaml",
+        "study.db",
+        "trial-0",
+        "trial-1",
+        "trial-2",
+        "trials.csv",
+    ]
     # a different search space in the same folder is refused, not mixed in
     space_file.write_text(SPACE.replace("high: 1.0e-2", "high: 2.0e-2"))
     assert main([*cmd, "--trials", "4"]) == 2
@@ -93,19 +102,22 @@ def test_sweep_runs_writes_best_yaml_and_resumes_after_a_kill(tmp_path, monkeypa
     assert len(err) == 1 and "another search space" in err[0]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("preset: default\nparams:\n  dqn.lrr: {type: float, low: 0.1, high: 1}\n", "did you mean 'dqn.lr'"),
-    ("preset: default\nparams:\n  dqn.lr: {low: 0.1, high: 1}\n", "type must be one of float, int, categorical"),
-    ("preset: default\nparams:\n  dqn.lr: {type: float, low: 1, high: 0.1}\n", "low (1) is above high (0.1)"),
-    ("preset: default\nparams:\n  dqn.lr: {type: float, low: 0, high: 1, log: true}\n", "log scale needs low > 0"),
-    ("preset: default\nparams:\n  dqn.batch_size: {type: categorical, choices: []}\n", "non-empty list"),
-    ("preset: default\nparams:\n  dqn.batch_size: {type: int, low: 1.5, high: 8}\n", "whole numbers"),
-    ("preset: default\nparams:\n  dqn.lr: {type: float, low: 0.1, high: 1, stepp: 2}\n", "unknown field 'stepp'"),
-    ("preset: default\nparms:\n  dqn.lr: {type: float, low: 0.1, high: 1}\n", "unknown top-level key 'parms'"),
-    ("preset: default\n", "params must map at least one"),
-    ("preset: defualt\nparams:\n  dqn.lr: {type: float, low: 0.1, high: 1}\n", "did you mean 'default'"),
-    ("params:\n  dqn.lr: [type: float\n", "YAML syntax error"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("preset: default\nparams:\n  dqn.lrr: {type: float, low: 0.1, high: 1}\n", "did you mean 'dqn.lr'"),
+        ("preset: default\nparams:\n  dqn.lr: {low: 0.1, high: 1}\n", "type must be one of float, int, categorical"),
+        ("preset: default\nparams:\n  dqn.lr: {type: float, low: 1, high: 0.1}\n", "low (1) is above high (0.1)"),
+        ("preset: default\nparams:\n  dqn.lr: {type: float, low: 0, high: 1, log: true}\n", "log scale needs low > 0"),
+        ("preset: default\nparams:\n  dqn.batch_size: {type: categorical, choices: []}\n", "non-empty list"),
+        ("preset: default\nparams:\n  dqn.batch_size: {type: int, low: 1.5, high: 8}\n", "whole numbers"),
+        ("preset: default\nparams:\n  dqn.lr: {type: float, low: 0.1, high: 1, stepp: 2}\n", "unknown field 'stepp'"),
+        ("preset: default\nparms:\n  dqn.lr: {type: float, low: 0.1, high: 1}\n", "unknown top-level key 'parms'"),
+        ("preset: default\n", "params must map at least one"),
+        ("preset: defualt\nparams:\n  dqn.lr: {type: float, low: 0.1, high: 1}\n", "did you mean 'default'"),
+        ("params:\n  dqn.lr: [type: float\n", "YAML syntax error"),
+    ],
+)
 def test_bad_search_spaces_are_one_line(tmp_path, capsys, text, message):
     space_file = tmp_path / "space.yaml"
     space_file.write_text(text)
@@ -122,11 +134,16 @@ def test_missing_search_space_file_is_one_line(tmp_path, capsys):
 
 def test_enqueued_parameters_are_the_first_trials(tmp_path):
     space_file = tmp_path / "space.yaml"
-    space_file.write_text(SPACE + "enqueue:\n  - {dqn.lr: 0.003, dqn.batch_size: 64, network.hidden: [64], "
-                                  "dqn.target_update_every: 50}\n")
+    space_file.write_text(
+        SPACE + "enqueue:\n  - {dqn.lr: 0.003, dqn.batch_size: 64, network.hidden: [64], dqn.target_update_every: 50}\n"
+    )
     out = tmp_path / "sw"
-    assert main(["sweep", str(space_file), "--seeds", "1", "--out", str(out), "--workers", "1", "--quiet",
-                 "--trials", "2"]) == 0
+    assert (
+        main(
+            ["sweep", str(space_file), "--seeds", "1", "--out", str(out), "--workers", "1", "--quiet", "--trials", "2"]
+        )
+        == 0
+    )
     first = _trials(out)[0]
     assert float(first["dqn.lr"]) == 0.003 and first["dqn.batch_size"] == "64"
     cfg = build_config(config_file=out / "trial-0" / "seed-0" / "config.yaml")
@@ -138,3 +155,21 @@ def test_enqueue_of_an_unknown_parameter_is_one_line(tmp_path, capsys):
     space_file.write_text(SPACE + "enqueue:\n  - {dqn.gamma: 0.9}\n")
     assert main(["sweep", str(space_file), "--trials", "1", "--out", str(tmp_path / "o")]) == 2
     assert "enqueue names 'dqn.gamma'" in capsys.readouterr().err
+
+
+def test_sweep_seeds_take_a_range_like_train_and_compare(tmp_path, capsys):
+    """--seeds is a count K (seeds 0..K-1) or, as in train and compare, a range (#15)."""
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "preset: lqr\nfixed: {total_steps: 300, artifacts: false, eval: {episodes: 2, final_episodes: 2}}\n"
+        "params:\n  eval.every_steps: {type: int, low: 100, high: 200}\n"
+    )
+    out = tmp_path / "sw"
+    assert (
+        main(["sweep", str(space), "--trials", "1", "--seeds", "3-4", "--workers", "1", "--out", str(out), "--quiet"])
+        == 0
+    )
+    assert sorted(p.name for p in (out / "trial-0").iterdir()) == ["seed-3", "seed-4"]
+    capsys.readouterr()
+    assert main(["sweep", str(space), "--trials", "1", "--seeds", "4-3", "--out", str(out)]) == 2
+    assert "backwards" in capsys.readouterr().err

@@ -6,10 +6,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import metrics_without_wall
 
 import dqnlab
-from conftest import metrics_without_wall
-from dqnlab.fileio import safe_torch_load
+from dqnlab.core.fileio import safe_torch_load
 
 
 def policy_weights(run_dir):
@@ -28,8 +28,17 @@ def test_run_directory_contents(tmp_path, tiny):
     for name in ("config.yaml", "metrics.csv", "policy.pt", "checkpoint.pt", "summary.json"):
         assert (run / name).is_file(), name
     summary = json.loads((run / "summary.json").read_text())
-    for key in ("solved", "env_steps", "train_seconds", "eval_mean", "eval_std", "eval_episodes", "seed",
-                "preset", "versions"):
+    for key in (
+        "solved",
+        "env_steps",
+        "train_seconds",
+        "eval_mean",
+        "eval_std",
+        "eval_episodes",
+        "seed",
+        "preset",
+        "versions",
+    ):
         assert key in summary, key
     assert summary == res.summary
     assert summary["env_steps"] >= 3000 and summary["eval_episodes"] == 4
@@ -54,8 +63,11 @@ RESUMABLE = {
     "dqn": {},
     "dqn-acrobot": {"env.id": "Acrobot-v1"},
     "dqn-prioritized-dueling": {"dqn.prioritized": True, "network.dueling": True},
-    "dqn-batchnorm-per-episode-target": {"network.batch_norm": True, "dqn.target_update_unit": "episodes",
-                                         "dqn.target_update_every": 3},
+    "dqn-batchnorm-per-episode-target": {
+        "network.batch_norm": True,
+        "dqn.target_update_unit": "episodes",
+        "dqn.target_update_every": 3,
+    },
     # constant rates: a linear schedule spans total_steps, which this test changes on resume
     "ppo": {"algo": "ppo", "ppo.n_steps": 16, "ppo.minibatch_size": 32, "ppo.epochs": 2, "ppo.lr_schedule": "constant"},
     "tabular": {"algo": "tabular"},
@@ -99,8 +111,11 @@ def test_autoreset_step_never_enters_the_buffer(tmp_path, tiny):
 
 def test_truncated_transitions_are_bootstrapped(tmp_path, tiny):
     # A 10-step time limit: nearly every episode is truncated, never terminated by the limit.
-    cfg = tiny(seed=0, total_steps=1500, **{"dqn.n_step": 1, "env.max_episode_steps": 10,
-                                            "explore.schedule": "constant", "explore.start": 0.0})
+    cfg = tiny(
+        seed=0,
+        total_steps=1500,
+        **{"dqn.n_step": 1, "env.max_episode_steps": 10, "explore.schedule": "constant", "explore.start": 0.0},
+    )
     dqnlab.train(cfg, tmp_path / "r", progress=False)
     buf = safe_torch_load(tmp_path / "r" / "checkpoint.pt", "checkpoint")["algo_state"]["buffer"]
     rows = metrics_without_wall(tmp_path / "r")
@@ -124,8 +139,11 @@ def test_loaded_policy_matches_delivered_policy(tmp_path, tiny):
 
 @pytest.mark.parametrize("env_id", ["Acrobot-v1", "MountainCar-v0"])
 def test_other_discrete_envs_train(tmp_path, tiny, env_id):
-    res = dqnlab.train(tiny(seed=0, total_steps=1500, **{"env.id": env_id, "eval.episodes": 2,
-                                                         "eval.final_episodes": 2}), tmp_path / "r", progress=False)
+    res = dqnlab.train(
+        tiny(seed=0, total_steps=1500, **{"env.id": env_id, "eval.episodes": 2, "eval.final_episodes": 2}),
+        tmp_path / "r",
+        progress=False,
+    )
     assert res.summary["env_id"] == env_id and res.summary["env_steps"] >= 1500
 
 

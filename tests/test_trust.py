@@ -16,15 +16,42 @@ from pathlib import Path
 import pytest
 
 import dqnlab
-from dqnlab.cli import main
-from dqnlab.errors import DqnlabError
-from dqnlab.rundir import LOCK_FILE, MARKER_FILE, FolderLock, is_run_dir
+from dqnlab.cli.main import main
+from dqnlab.core.errors import DqnlabError
+from dqnlab.runtime.rundir import LOCK_FILE, MARKER_FILE, FolderLock, is_run_dir
 
-TINY = ["--total-steps", "600", "--quiet", "--set", "eval.every_steps=300", "--set", "eval.episodes=2",
-        "--set", "eval.final_episodes=2", "--set", "dqn.learning_starts=100", "--set", "artifacts=false",
-        "--set", "dqn.buffer_size=1000"]
-LONG = ["--quiet", "--set", "total_steps=50000000", "--set", "eval.early_stop=false", "--set", "artifacts=false",
-        "--set", "eval.episodes=2", "--set", "dqn.buffer_size=1000", "--set", "checkpoint_every=1000"]
+TINY = [
+    "--total-steps",
+    "600",
+    "--quiet",
+    "--set",
+    "eval.every_steps=300",
+    "--set",
+    "eval.episodes=2",
+    "--set",
+    "eval.final_episodes=2",
+    "--set",
+    "dqn.learning_starts=100",
+    "--set",
+    "artifacts=false",
+    "--set",
+    "dqn.buffer_size=1000",
+]
+LONG = [
+    "--quiet",
+    "--set",
+    "total_steps=50000000",
+    "--set",
+    "eval.early_stop=false",
+    "--set",
+    "artifacts=false",
+    "--set",
+    "eval.episodes=2",
+    "--set",
+    "dqn.buffer_size=1000",
+    "--set",
+    "checkpoint_every=1000",
+]
 
 
 def snapshot(folder: Path) -> dict[str, bytes | str]:
@@ -92,10 +119,18 @@ def test_overwrite_through_a_symlink_to_a_home_like_folder_deletes_nothing(tmp_p
     assert snapshot(home) == before
 
 
-@pytest.mark.parametrize("argv", [
-    ["train", "--run-dir", ""], ["train", "--resume", ""], ["train", "--seeds", "0-1", "--run-dir", ""],
-    ["compare", "default", "--out", ""], ["plot", ""], ["play", "", "--gif", "x.gif"], ["report", ""],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--run-dir", ""],
+        ["train", "--resume", ""],
+        ["train", "--seeds", "0-1", "--run-dir", ""],
+        ["compare", "default", "--out", ""],
+        ["plot", ""],
+        ["play", "", "--gif", "x.gif"],
+        ["report", ""],
+    ],
+)
 def test_an_empty_path_is_an_error_not_the_current_folder(argv, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "config.yaml").write_text("mine: true\n")
@@ -181,8 +216,22 @@ def test_overwrite_keeps_the_old_run_when_the_new_config_cannot_fit_in_memory(ol
 
 def test_a_table_too_large_for_memory_is_refused_before_anything_is_written(tmp_path, capsys):
     bins = "[10000,10000,10000,1000]"  # 10**15 cells
-    assert main(["train", "--preset", "tabular", "--run-dir", str(tmp_path / "t"), "--total-steps", "100",
-                 "--set", f"tabular.bins={bins}"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "tabular",
+                "--run-dir",
+                str(tmp_path / "t"),
+                "--total-steps",
+                "100",
+                "--set",
+                f"tabular.bins={bins}",
+            ]
+        )
+        == 2
+    )
     assert "tabular" in error_line(capsys)  # the config's bound on cells, before any memory estimate
     assert list(tmp_path.iterdir()) == []
 
@@ -194,7 +243,7 @@ def test_more_torch_threads_than_cores_is_refused_before_anything_is_written(tmp
 
 
 def test_a_failure_while_starting_keeps_the_old_run_and_leaves_nothing_half_made(old_run, tmp_path, monkeypatch):
-    from dqnlab.loop import TrainLoop
+    from dqnlab.runtime.loop import TrainLoop
 
     def disk_full(self):
         raise OSError(28, "No space left on device")
@@ -252,8 +301,10 @@ def test_sweep_refuses_an_out_folder_holding_a_users_files(tmp_path, capsys):
     (out / "trials.csv").write_text("my,table\n")
     (out / "best.yaml").write_text("my: best\n")
     space = tmp_path / "space.yaml"
-    space.write_text("preset: lqr\nfixed: {total_steps: 300, artifacts: false}\n"
-                     "params:\n  eval.episodes: {type: int, low: 2, high: 3}\n")
+    space.write_text(
+        "preset: lqr\nfixed: {total_steps: 300, artifacts: false}\n"
+        "params:\n  eval.episodes: {type: int, low: 2, high: 3}\n"
+    )
     before = snapshot(out)
     assert main(["sweep", str(space), "--trials", "1", "--seeds", "1", "--out", str(out), "--quiet"]) == 2
     error_line(capsys)
@@ -273,8 +324,19 @@ def test_compare_label_of_a_dotted_file_name_stays_inside_out(tmp_path, monkeypa
 
 def test_a_comparison_written_by_0_1_0_without_marker_is_continued(tmp_path, capsys):
     out = tmp_path / "out"
-    cmd = ["compare", "lqr", "--seeds", "0", "--out", str(out), "--quiet", "--set", "total_steps=300",
-           "--set", "artifacts=false"]
+    cmd = [
+        "compare",
+        "lqr",
+        "--seeds",
+        "0",
+        "--out",
+        str(out),
+        "--quiet",
+        "--set",
+        "total_steps=300",
+        "--set",
+        "artifacts=false",
+    ]
     assert main(cmd) == 0
     for marked in (out, out / "lqr" / "seed-0"):  # as 0.1.0 left it: no markers, no locks
         (marked / MARKER_FILE).unlink()
@@ -286,13 +348,45 @@ def test_a_comparison_written_by_0_1_0_without_marker_is_continued(tmp_path, cap
 
 def test_a_second_compare_into_the_same_out_is_refused(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["compare", "lqr", "--seeds", "0", "--out", str(out), "--quiet", "--set", "total_steps=300",
-                 "--set", "artifacts=false"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "lqr",
+                "--seeds",
+                "0",
+                "--out",
+                str(out),
+                "--quiet",
+                "--set",
+                "total_steps=300",
+                "--set",
+                "artifacts=false",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     held = FolderLock(out).acquire()  # another compare writing there
     try:
-        assert main(["compare", "lqr", "--seeds", "0-1", "--out", str(out), "--quiet", "--set", "total_steps=300",
-                     "--set", "artifacts=false"]) == 1
+        assert (
+            main(
+                [
+                    "compare",
+                    "lqr",
+                    "--seeds",
+                    "0-1",
+                    "--out",
+                    str(out),
+                    "--quiet",
+                    "--set",
+                    "total_steps=300",
+                    "--set",
+                    "artifacts=false",
+                ]
+            )
+            == 1
+        )
         assert "in use by another dqnlab process" in error_line(capsys)
     finally:
         held.release()
@@ -302,8 +396,11 @@ def test_a_second_compare_into_the_same_out_is_refused(tmp_path, capsys):
 
 
 def _start_long_train(run: Path, *extra: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "dqnlab", "train", "--run-dir", str(run), *LONG, *extra],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dqnlab", "train", "--run-dir", str(run), *LONG, *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 120
     while not (run / "checkpoint.pt").exists():
         assert proc.poll() is None, proc.stderr.read()
@@ -334,8 +431,11 @@ def test_two_resumes_of_one_run_do_not_interleave(tmp_path, capsys):
     first = _start_long_train(run)
     first.send_signal(signal.SIGTERM)
     assert first.wait(60) == 143
-    resumed = subprocess.Popen([sys.executable, "-m", "dqnlab", "train", "--resume", str(run), "--quiet"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    resumed = subprocess.Popen(
+        [sys.executable, "-m", "dqnlab", "train", "--resume", str(run), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.time() + 60
         while FolderLock(run).acquire().release() is None:  # wait until the resume holds the lock

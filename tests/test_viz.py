@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
@@ -18,14 +19,21 @@ import numpy as np
 import pytest
 
 import dqnlab
-from dqnlab.errors import DqnlabError
+from dqnlab.core.errors import DqnlabError
+from dqnlab.runtime.rundir import write_marker
 from dqnlab.viz import write_run_artifacts
 from dqnlab.viz.metrics import parse_metrics_rows, read_run_metrics
-from dqnlab.rundir import write_marker
 from dqnlab.viz.output import check_output_path, is_derived_file, write_output
 from dqnlab.viz.report import report_html
-from dqnlab.viz.series import (band_across_runs, common_grid, ema, interp_to_grid, last_per_step, moving_mean,
-                               steps_per_second)
+from dqnlab.viz.series import (
+    band_across_runs,
+    common_grid,
+    ema,
+    interp_to_grid,
+    last_per_step,
+    moving_mean,
+    steps_per_second,
+)
 from dqnlab.viz.video import gif_frame_ms, kept_frame_indices, scaled_size
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -33,6 +41,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # ---------------------------------------------------------------------------------------------
 # pure helpers
+
 
 def test_moving_mean_is_trailing_and_shorter_at_the_start():
     x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
@@ -123,14 +132,36 @@ def test_gif_frame_time_is_real_time_and_not_too_short():
 
 def test_parse_metrics_rows_skips_confirm_and_reads_blanks_as_nan():
     def row(**kw):
-        base = dict.fromkeys(("kind", "env_step", "episode", "return", "length", "epsilon", "loss", "eval_mean",
-                              "eval_std", "wall_seconds"), "")
+        base = dict.fromkeys(
+            (
+                "kind",
+                "env_step",
+                "episode",
+                "return",
+                "length",
+                "epsilon",
+                "loss",
+                "eval_mean",
+                "eval_std",
+                "wall_seconds",
+            ),
+            "",
+        )
         return {**base, **kw}
 
-    rows = [row(kind="train", env_step="10", episode="1", **{"return": "10.0"}, length="10", epsilon="0.9",
-                wall_seconds="0.1"),
-            row(kind="eval", env_step="20", eval_mean="50.5", eval_std="2.0", epsilon="0.8", wall_seconds="0.2"),
-            row(kind="confirm", env_step="20", eval_mean="40.0", eval_std="1.0", wall_seconds="0.2")]
+    rows = [
+        row(
+            kind="train",
+            env_step="10",
+            episode="1",
+            **{"return": "10.0"},
+            length="10",
+            epsilon="0.9",
+            wall_seconds="0.1",
+        ),
+        row(kind="eval", env_step="20", eval_mean="50.5", eval_std="2.0", epsilon="0.8", wall_seconds="0.2"),
+        row(kind="confirm", env_step="20", eval_mean="40.0", eval_std="1.0", wall_seconds="0.2"),
+    ]
     a = parse_metrics_rows(rows, "m.csv")
     assert a["train_step"].tolist() == [10] and a["train_return"].tolist() == [10.0]
     assert np.isnan(a["train_loss"][0])
@@ -142,8 +173,14 @@ def test_parse_metrics_rows_skips_confirm_and_reads_blanks_as_nan():
 
 
 def test_report_html_escapes_and_embeds_and_fetches_nothing():
-    page = report_html("run <1>", {"solved": True, "env_id": "CartPole-v1", "eval_mean": 500.0},
-                       "note: <script>alert(1)</script>\n", PNG_MAGIC + b"x", b"GIF89a", "caption & more")
+    page = report_html(
+        "run <1>",
+        {"solved": True, "env_id": "CartPole-v1", "eval_mean": 500.0},
+        "note: <script>alert(1)</script>\n",
+        PNG_MAGIC + b"x",
+        b"GIF89a",
+        "caption & more",
+    )
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert 'src="data:image/png;base64,' in page and 'src="data:image/gif;base64,' in page
     assert "caption &amp; more" in page and "run &lt;1&gt;" in page
@@ -178,21 +215,32 @@ def test_output_rule_replaces_only_derived_files(tmp_path):
 
 
 def test_importing_dqnlab_and_the_viz_modules_stays_light():
-    code = ("import sys, dqnlab, dqnlab.viz, dqnlab.cli_viz, dqnlab.viz.curves, dqnlab.viz.video, "
-            "dqnlab.viz.report, dqnlab.viz.tensorboard; "
-            "heavy = [m for m in ('matplotlib', 'PIL', 'pygame', 'imageio_ffmpeg', 'tensorboard') "
-            "if m in sys.modules]; "
-            "print(heavy); assert not heavy")
+    code = (
+        "import sys, dqnlab, dqnlab.viz, dqnlab.cli.viz, dqnlab.viz.curves, dqnlab.viz.video, "
+        "dqnlab.viz.report, dqnlab.viz.tensorboard; "
+        "heavy = [m for m in ('matplotlib', 'PIL', 'pygame', 'imageio_ffmpeg', 'tensorboard') "
+        "if m in sys.modules]; "
+        "print(heavy); assert not heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
 
 
 # ---------------------------------------------------------------------------------------------
 # on real (tiny) runs
 
+
 def _train(run_dir: Path, seed: int) -> Path:
-    cfg = dqnlab.build_config(seed=seed, total_steps=1500, **{"eval.every_steps": 500, "eval.episodes": 3,
-                                                               "eval.final_episodes": 3, "dqn.learning_starts": 300,
-                                                               "artifacts": False})
+    cfg = dqnlab.build_config(
+        seed=seed,
+        total_steps=1500,
+        **{
+            "eval.every_steps": 500,
+            "eval.episodes": 3,
+            "eval.final_episodes": 3,
+            "dqn.learning_starts": 300,
+            "artifacts": False,
+        },
+    )
     dqnlab.train(cfg, run_dir, progress=False)
     return run_dir
 
@@ -230,9 +278,9 @@ def _gif_frames(path: Path) -> tuple[int, tuple[int, int]]:
 
 
 def _viz_cli(argv: list[str]) -> int:
-    """The viz commands as dqnlab's CLI parses them (whether or not dqnlab.cli wires them yet)."""
-    from dqnlab.cli import _Parser
-    from dqnlab.cli_viz import add_commands
+    """The viz commands as dqnlab's CLI parses them (whether or not dqnlab.cli.main wires them yet)."""
+    from dqnlab.cli.argtypes import Parser as _Parser
+    from dqnlab.cli.viz import add_commands
 
     parser = _Parser(prog="dqnlab")
     handlers = add_commands(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
@@ -261,8 +309,12 @@ def test_write_run_artifacts_writes_valid_small_files(run):
 
 def test_play_writes_a_gif_with_one_frame_per_kept_step(run, tmp_path, capsys):
     out = tmp_path / "two.gif"
-    assert _viz_cli(["play", str(run), "--episodes", "2", "--seed", "5", "--every", "3", "--width", "150",
-                     "--gif", str(out)]) == 0
+    assert (
+        _viz_cli(
+            ["play", str(run), "--episodes", "2", "--seed", "5", "--every", "3", "--width", "150", "--gif", str(out)]
+        )
+        == 0
+    )
     policy = dqnlab.load_policy(run)
     lengths = [_episode_length(policy, 5), _episode_length(policy, 6)]
     frames, size = _gif_frames(out)
@@ -324,8 +376,12 @@ def test_plot_one_and_several_runs(runs, tmp_path):
 
 def test_bad_inputs_are_one_line_errors(runs, tmp_path):
     missing = str(tmp_path / "missing")
-    for argv in (["plot", missing], ["play", missing], ["report", missing], ["plot", missing, str(runs[0]),
-                                                                            "--out", str(tmp_path / "x.png")]):
+    for argv in (
+        ["plot", missing],
+        ["play", missing],
+        ["report", missing],
+        ["plot", missing, str(runs[0]), "--out", str(tmp_path / "x.png")],
+    ):
         with pytest.raises(DqnlabError, match="not found") as err:
             _viz_cli(argv)
         assert "\n" not in str(err.value)
@@ -355,10 +411,10 @@ def test_bad_inputs_are_one_line_errors(runs, tmp_path):
 
 
 def test_main_cli_prints_viz_errors_on_one_line(tmp_path, capsys):
-    from dqnlab.cli import build_parser, main
+    from dqnlab.cli.main import build_parser, main
 
     if "plot" not in build_parser().format_help():
-        pytest.skip("dqnlab.cli does not register the viz commands yet (see dqnlab.cli_viz.add_commands)")
+        pytest.skip("dqnlab.cli.main does not register the viz commands yet (see dqnlab.cli.viz.add_commands)")
     assert main(["plot", str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err.strip() == f"dqnlab: error: run directory not found: {tmp_path / 'missing'}"
 
@@ -388,3 +444,50 @@ def test_tensorboard_missing_is_a_clear_error(run, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(DqnlabError, match=r'pip install "dqnlab\[tensorboard\]"'):
         _viz_cli(["tensorboard", str(run)])
+
+
+def _panel_titles(run_dir: Path) -> list[str]:
+    from dqnlab.viz.curves import run_figure
+
+    return [ax.get_title() for ax in run_figure(read_run_metrics(run_dir)).axes]
+
+
+def test_ppo_curves_warn_nothing_and_name_their_loss(tmp_path, tiny):
+    """PPO has no epsilon and its loss is not a TD loss: no empty epsilon panel, no 'TD loss',
+    and no RuntimeWarning (once 'All-NaN slice encountered' from the empty epsilon column)."""
+    from dqnlab.viz.curves import plot_curves
+
+    run = tmp_path / "ppo"
+    dqnlab.train(tiny(preset="ppo", total_steps=1500, **{"eval.every_steps": 500}), run, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        assert plot_curves([run], tmp_path / "ppo.png").read_bytes().startswith(PNG_MAGIC)
+        titles = _panel_titles(run)
+    assert titles == [
+        "Training episodes",
+        "Greedy evaluation",
+        "PPO loss: clipped surrogate + value − entropy (at each episode end)",
+    ]
+
+
+def test_each_algorithm_draws_the_panels_it_has(runs, tmp_path, tiny):
+    assert _panel_titles(runs[0])[2:] == ["TD loss (at each episode end)", "Exploration"]
+    dqnlab.train(tiny(preset="tabular", total_steps=1500), tmp_path / "tabular", progress=False)
+    assert _panel_titles(tmp_path / "tabular") == ["Training episodes", "Greedy evaluation", "Exploration"]
+    dqnlab.train(tiny(preset="lqr", total_steps=1500), tmp_path / "lqr", progress=False)
+    assert _panel_titles(tmp_path / "lqr") == ["Training episodes", "Greedy evaluation"]
+    # a run in progress (no summary.json yet) is read by its config.yaml's algo
+    (tmp_path / "tabular" / "summary.json").unlink()
+    assert read_run_metrics(tmp_path / "tabular").algo == "tabular"
+
+
+@pytest.mark.parametrize("command", ["plot", "play", "report"])
+def test_each_viz_command_states_the_overwrite_rule_in_its_help(command, capsys):
+    from dqnlab.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "a run's own curves.png, episode.gif and report.html are derived from the run and rewritten" in text
+    assert "any other existing file (named with --out, --gif or --mp4) is replaced only with --overwrite" in text

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dqnlab.errors import DqnlabError
+from dqnlab.core.errors import DqnlabError
 from dqnlab.viz.output import CURVES_FILE, EPISODE_GIF_FILE, REPORT_FILE
 
 __all__ = ["CURVES_FILE", "EPISODE_GIF_FILE", "REPORT_FILE", "write_run_artifacts"]
@@ -30,12 +30,11 @@ def write_run_artifacts(run_dir: Path, gif: bool = True, seed: int = 0) -> list[
     2nd frame at 300 px wide: under 0.3 MB and about 2 s of rendering for a 500-step CartPole
     episode. Raises DqnlabError if the run directory, its metrics.csv or (with `gif`) its
     policy.pt is missing or damaged, or a file cannot be written."""
-    from dqnlab.policy import load_policy
+    from dqnlab.algos.registry import load_policy
+    from dqnlab.runtime.rundir import MARKER_FILE, is_run_dir
     from dqnlab.viz.curves import plot_curves
     from dqnlab.viz.report import write_report
     from dqnlab.viz.video import GIF_EVERY, GIF_WIDTH, default_fps, record_episodes, write_gif
-
-    from dqnlab.rundir import MARKER_FILE, is_run_dir
 
     run = Path(run_dir)
     if not run.is_dir():
@@ -50,8 +49,10 @@ def write_run_artifacts(run_dir: Path, gif: bool = True, seed: int = 0) -> list[
         animation = write_gif(run / EPISODE_GIF_FILE, episodes, default_fps(policy.env_id), GIF_EVERY)
         written.append(animation)
         ep = episodes[0]
-        caption = (f"One greedy episode of the delivered policy (policy.pt) on {policy.env_id}, reset with seed "
-                   f"{ep.seed}: return {ep.total_return:g} in {ep.length} steps. Real time, one "
-                   f"frame every {GIF_EVERY} steps.")
+        caption = (
+            f"One greedy episode of the delivered policy (policy.pt) on {policy.env_id}, reset with seed "
+            f"{ep.seed}: return {ep.total_return:g} in {ep.length} steps. Real time, one "
+            f"frame every {GIF_EVERY} steps."
+        )
     written.append(write_report(run, curves_png=written[0], animation_gif=animation, animation_caption=caption))
     return written

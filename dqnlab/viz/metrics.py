@@ -27,8 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from dqnlab.errors import DqnlabError, preview
-from dqnlab.rundir import CONFIG_FILE, METRIC_COLUMNS, METRICS_FILE, SUMMARY_FILE
+from dqnlab.config import load_yaml_file
+from dqnlab.core.errors import DqnlabError, preview
+from dqnlab.envs.make import reward_threshold
+from dqnlab.runtime.rundir import CONFIG_FILE, METRIC_COLUMNS, METRICS_FILE, SUMMARY_FILE
 
 # eval_success came later: runs written before it still load (their success rates read as NaN).
 REQUIRED_COLUMNS = tuple(c for c in METRIC_COLUMNS if c != "eval_success")
@@ -60,6 +62,7 @@ class RunMetrics:
     eval_std: np.ndarray  # (n_eval,) float64, population std over the evaluation episodes
     eval_wall: np.ndarray  # (n_eval,) float64
     eval_success: np.ndarray  # (n_eval,) float64, share of successful episodes (NaN: not a success task)
+    algo: str | None = None  # the algorithm that trained the run (summary.json or config.yaml), None if unknown
 
 
 def _float(text: str | None, column: str) -> float:
@@ -105,9 +108,11 @@ def parse_metrics_table(header: Sequence[str], rows: Iterable[list[str]], source
     kind_at, step_at = col["kind"], col["env_step"]
     # Flat arrays of doubles: 8 bytes a value, where a list of tuples would take some 20 times that.
     train, evals = array("d"), array("d")
-    series = {"train": (train, [(c, col[c]) for c in _TRAIN]),
-              # eval_success came later: a file without the column reads it as blank
-              "eval": (evals, [(c, col.get(c, width)) for c in _EVAL])}
+    series = {
+        "train": (train, [(c, col[c]) for c in _TRAIN]),
+        # eval_success came later: a file without the column reads it as blank
+        "eval": (evals, [(c, col.get(c, width)) for c in _EVAL]),
+    }
     limit, nan = VALUE_LIMIT, math.nan
     for line, row in enumerate(rows, start=2):  # line 1 is the header
         if len(row) <= width:
@@ -138,9 +143,16 @@ def parse_metrics_table(header: Sequence[str], rows: Iterable[list[str]], source
     t = t[np.argsort(t[:, 0], kind="stable")]
     e = e[np.argsort(e[:, 0], kind="stable")]
     return {
-        "train_step": t[:, 0].astype(np.int64), "train_return": t[:, 1], "train_length": t[:, 2],
-        "train_epsilon": t[:, 3], "train_loss": t[:, 4], "train_wall": t[:, 5],
-        "eval_step": e[:, 0].astype(np.int64), "eval_mean": e[:, 1], "eval_std": e[:, 2], "eval_wall": e[:, 3],
+        "train_step": t[:, 0].astype(np.int64),
+        "train_return": t[:, 1],
+        "train_length": t[:, 2],
+        "train_epsilon": t[:, 3],
+        "train_loss": t[:, 4],
+        "train_wall": t[:, 5],
+        "eval_step": e[:, 0].astype(np.int64),
+        "eval_mean": e[:, 1],
+        "eval_std": e[:, 2],
+        "eval_wall": e[:, 3],
         "eval_success": e[:, 4],
     }
 
@@ -158,8 +170,11 @@ def read_run_metrics(run_dir: str | Path) -> RunMetrics:
         raise DqnlabError(f"{run} holds no {METRICS_FILE}: not a dqnlab run directory")
     try:
         if path.stat().st_size > MAX_METRICS_BYTES:
-            raise DqnlabError(f"{path} is {path.stat().st_size / 1e9:.1f} GB, more than any run writes "
-                              f"(at most {MAX_METRICS_BYTES / 1e9:.0f} GB are read)", exit_code=1)
+            raise DqnlabError(
+                f"{path} is {path.stat().st_size / 1e9:.1f} GB, more than any run writes "
+                f"(at most {MAX_METRICS_BYTES / 1e9:.0f} GB are read)",
+                exit_code=1,
+            )
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
             header = next(reader, [])
@@ -171,7 +186,14 @@ def read_run_metrics(run_dir: str | Path) -> RunMetrics:
         raise DqnlabError(f"cannot read {path}: {str(exc)[:200]}", exit_code=1) from None
     summary = read_summary(run)
     env_id, threshold = _env_and_threshold(run, summary)
-    return RunMetrics(name=run.resolve().name, env_id=env_id, threshold=threshold, summary=summary, **arrays)
+    return RunMetrics(
+        name=run.resolve().name,
+        env_id=env_id,
+        threshold=threshold,
+        summary=summary,
+        algo=_algo(run, summary),
+        **arrays,
+    )
 
 
 def read_summary(run: Path) -> dict[str, Any] | None:
@@ -189,11 +211,33 @@ def read_summary(run: Path) -> dict[str, Any] | None:
 
 
 # summary.json fields that the plots and the report format as numbers.
-_NUMBER_FIELDS = ("threshold", "success_threshold", "env_steps", "episodes", "grad_steps", "updates", "seed",
-                  "train_seconds", "steps_to_threshold", "best_eval_mean", "best_eval_success", "best_eval_step",
-                  "longest_train_episode", "eval_mean", "eval_std", "eval_min", "eval_max", "eval_episodes",
-                  "eval_mean_length", "success_rate", "mean_abs_offset_last_100", "final_eval_seconds",
-                  "max_episode_steps", "cells", "cells_visited")
+_NUMBER_FIELDS = (
+    "threshold",
+    "success_threshold",
+    "env_steps",
+    "episodes",
+    "grad_steps",
+    "updates",
+    "seed",
+    "train_seconds",
+    "steps_to_threshold",
+    "best_eval_mean",
+    "best_eval_success",
+    "best_eval_step",
+    "longest_train_episode",
+    "eval_mean",
+    "eval_std",
+    "eval_min",
+    "eval_max",
+    "eval_episodes",
+    "eval_mean_length",
+    "success_rate",
+    "mean_abs_offset_last_100",
+    "final_eval_seconds",
+    "max_episode_steps",
+    "cells",
+    "cells_visited",
+)
 
 
 def clean_summary(data: dict[Any, Any]) -> dict[str, Any]:
@@ -226,13 +270,22 @@ def _limited(value: Any) -> float | None:
     return x if abs(x) <= VALUE_LIMIT else None
 
 
+def _algo(run: Path, summary: dict | None) -> str | None:
+    """The run's algorithm: from summary.json when the run has finished, else from config.yaml
+    (a config without the field is DQN's, the only algorithm of dqnlab 0.1.0); None if unreadable."""
+    if summary is not None and isinstance(summary.get("algo"), str):
+        return summary["algo"][:100]
+    try:
+        algo = load_yaml_file(run / CONFIG_FILE).get("algo", "dqn")
+    except (DqnlabError, AttributeError):
+        return None
+    return algo[:100] if isinstance(algo, str) else None
+
+
 def _env_and_threshold(run: Path, summary: dict | None) -> tuple[str | None, float | None]:
     """From summary.json when the run has finished, else from config.yaml and the env's spec."""
     if summary is not None and isinstance(summary.get("env_id"), str):
         return summary["env_id"], _limited(summary.get("threshold"))
-    from dqnlab.config import load_yaml_file
-    from dqnlab.envs import reward_threshold
-
     try:
         cfg = load_yaml_file(run / CONFIG_FILE)
         env_id = cfg["env"]["id"]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dqnlab.errors import DqnlabError
-from dqnlab.fileio import atomic_write_bytes
-from dqnlab.rundir import folder_kind
+from dqnlab.core.errors import DqnlabError
+from dqnlab.core.fileio import atomic_write_bytes
+from dqnlab.runtime.rundir import folder_kind
 
 CURVES_FILE = "curves.png"
 EPISODE_GIF_FILE = "episode.gif"

@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dqnlab.errors import DqnlabError
-from dqnlab.rundir import CONFIG_FILE, MARKER_FILE, SUMMARY_FILE, is_run_dir
+from dqnlab.core.errors import DqnlabError
+from dqnlab.core.version import __version__
+from dqnlab.runtime.rundir import CONFIG_FILE, MARKER_FILE, SUMMARY_FILE, is_run_dir
 from dqnlab.viz.metrics import read_summary
 from dqnlab.viz.output import REPORT_FILE, write_output
 
@@ -57,23 +58,39 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     threshold = s.get("threshold")
     rows = [
         ("environment", f"{s.get('env_id', '–')}  (preset {s.get('preset') or '–'}, seed {s.get('seed', '–')})"),
-        ("final evaluation", f"mean {_num(s.get('eval_mean'))} ± {_num(s.get('eval_std'))} over "
-                             f"{s.get('eval_episodes') or '–'} fresh episodes "
-                             f"(min {_num(s.get('eval_min'), '{:g}')}, max {_num(s.get('eval_max'), '{:g}')})"),
+        (
+            "final evaluation",
+            f"mean {_num(s.get('eval_mean'))} ± {_num(s.get('eval_std'))} over "
+            f"{s.get('eval_episodes') or '–'} fresh episodes "
+            f"(min {_num(s.get('eval_min'), '{:g}')}, max {_num(s.get('eval_max'), '{:g}')})",
+        ),
         ("solve threshold", "none" if threshold is None else f"{threshold:g}"),
     ]
     if s.get("success_rate") is not None:
         goal = s.get("success_threshold")
-        rows.append(("task success", f"{s['success_rate']:.0%} of the final episodes"
-                     + ("" if goal is None else f" (solved at {goal:.0%}: this replaces the return threshold)")))
+        rows.append(
+            (
+                "task success",
+                f"{s['success_rate']:.0%} of the final episodes"
+                + ("" if goal is None else f" (solved at {goal:.0%}: this replaces the return threshold)"),
+            )
+        )
     rows += [
-        ("best evaluation in training", f"{_num(s.get('best_eval_mean'))} at env step {s.get('best_eval_step', '–')} "
-                                        "(the delivered policy)"),
+        (
+            "best evaluation in training",
+            f"{_num(s.get('best_eval_mean'))} at env step {s.get('best_eval_step', '–')} (the delivered policy)",
+        ),
         ("threshold reached at", "–" if s.get("steps_to_threshold") is None else f"env step {s['steps_to_threshold']}"),
-        ("budget used", f"{s.get('env_steps', '–')} env steps, {s.get('episodes', '–')} episodes, "
-                        f"{s.get('grad_steps', '–')} gradient steps"),
-        ("time", f"{_num(s.get('train_seconds'), '{:.2f}')} s training, "
-                 f"{_num(s.get('final_eval_seconds'), '{:.2f}')} s final evaluation"),
+        (
+            "budget used",
+            f"{s.get('env_steps', '–')} env steps, {s.get('episodes', '–')} episodes, "
+            f"{s.get('grad_steps', '–')} gradient steps",
+        ),
+        (
+            "time",
+            f"{_num(s.get('train_seconds'), '{:.2f}')} s training, "
+            f"{_num(s.get('final_eval_seconds'), '{:.2f}')} s final evaluation",
+        ),
         ("status", f"{s.get('status', '–')} (stopped by {s.get('stop_reason', '–')})"),
     ]
     versions = s.get("versions")
@@ -82,8 +99,14 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def report_html(title: str, summary: dict[str, Any] | None, config_text: str | None,
-                curves_png: bytes | None, animation_gif: bytes | None, animation_caption: str = "") -> str:
+def report_html(
+    title: str,
+    summary: dict[str, Any] | None,
+    config_text: str | None,
+    curves_png: bytes | None,
+    animation_gif: bytes | None,
+    animation_caption: str = "",
+) -> str:
     """The whole page as one string. Every text from the run is HTML-escaped; absent parts are
     replaced by a one-line note saying how to produce them."""
     e = html.escape
@@ -104,14 +127,17 @@ def report_html(title: str, summary: dict[str, Any] | None, config_text: str | N
         "<section><h2>Summary</h2>",
     ]
     if summary is None:
-        parts.append(f'<p class="note">This run has no {SUMMARY_FILE} yet: it is still training, or it stopped '
-                     "before the end.</p>")
+        parts.append(
+            f'<p class="note">This run has no {SUMMARY_FILE} yet: it is still training, or it stopped '
+            "before the end.</p>"
+        )
     else:
         parts.append("<table>")
         parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in summary_rows(summary)]
         parts.append("</table>")
-        parts.append(f"<details><summary>all of {SUMMARY_FILE}</summary>"
-                     f"<pre>{e(json.dumps(summary, indent=2))}</pre></details>")
+        parts.append(
+            f"<details><summary>all of {SUMMARY_FILE}</summary><pre>{e(json.dumps(summary, indent=2))}</pre></details>"
+        )
     parts.append("</section>")
 
     parts.append("<section><h2>Learning curves</h2>")
@@ -125,9 +151,11 @@ def report_html(title: str, summary: dict[str, Any] | None, config_text: str | N
     if animation_gif is None:
         parts.append('<p class="note">No animation: <code>dqnlab play RUN_DIR</code> records one.</p>')
     else:
-        parts.append(f'<figure style="margin:0"><img src="{data_uri(animation_gif, "image/gif")}" '
-                     f'alt="an episode of the delivered policy">'
-                     f"<figcaption>{e(animation_caption)}</figcaption></figure>")
+        parts.append(
+            f'<figure style="margin:0"><img src="{data_uri(animation_gif, "image/gif")}" '
+            f'alt="an episode of the delivered policy">'
+            f"<figcaption>{e(animation_caption)}</figcaption></figure>"
+        )
     parts.append("</section>")
 
     parts.append(f"<section><h2>Configuration ({CONFIG_FILE})</h2>")
@@ -136,8 +164,6 @@ def report_html(title: str, summary: dict[str, Any] | None, config_text: str | N
     else:
         parts.append(f"<pre>{e(config_text)}</pre>")
     parts.append("</section>")
-
-    from dqnlab import __version__
 
     parts.append(f'<p class="note">Written by dqnlab {e(__version__)} on {e(time.strftime("%Y-%m-%d %H:%M"))}.</p>')
     parts.append("</main></body></html>\n")
@@ -159,8 +185,13 @@ def _read(path: Path, limit: int | None = None) -> bytes | None:
         raise DqnlabError(f"cannot read {path}: {exc.strerror or exc}", exit_code=1) from None
 
 
-def write_report(run_dir: str | Path, curves_png: Path | None = None, animation_gif: Path | None = None,
-                 animation_caption: str = "", out: str | Path | None = None) -> Path:
+def write_report(
+    run_dir: str | Path,
+    curves_png: Path | None = None,
+    animation_gif: Path | None = None,
+    animation_caption: str = "",
+    out: str | Path | None = None,
+) -> Path:
     """Write the report of `run_dir` (to RUN_DIR/report.html unless `out`), embedding the given
     PNG and GIF files, and return its path. Raises DqnlabError if `run_dir` is not a run
     directory or a file cannot be read or written."""
@@ -169,9 +200,11 @@ def write_report(run_dir: str | Path, curves_png: Path | None = None, animation_
         raise DqnlabError(f"{run} is not a dqnlab run directory (no {MARKER_FILE} marker)")
     summary = read_summary(run)  # damaged: the page says there is no summary rather than failing
     config = _read(run / CONFIG_FILE, MAX_CONFIG_SHOWN)
-    config_text = None if config is None else config.decode("utf-8", errors="replace")
-    if config is not None and len(config) > MAX_CONFIG_SHOWN:
-        config_text = config_text[:MAX_CONFIG_SHOWN] + f"\n... ({CONFIG_FILE} is longer; the rest is not shown)"
+    config_text: str | None = None
+    if config is not None:
+        config_text = config.decode("utf-8", errors="replace")
+        if len(config) > MAX_CONFIG_SHOWN:
+            config_text = config_text[:MAX_CONFIG_SHOWN] + f"\n... ({CONFIG_FILE} is longer; the rest is not shown)"
     page = report_html(
         title=run.resolve().name,
         summary=summary,

@@ -79,8 +79,9 @@ def common_grid(series: list[tuple[np.ndarray, np.ndarray]], points: int = 200) 
     return np.linspace(start, end, points if end > start else 1)
 
 
-def band_across_runs(values: np.ndarray, band: Band = "ci95", resamples: int = 1000,
-                     seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def band_across_runs(
+    values: np.ndarray, band: Band = "ci95", resamples: int = 1000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean, low, high) over runs at each grid point of `values` (runs, points).
 
     ``ci95``: the 95% percentile-bootstrap interval of the mean over runs (runs resampled with

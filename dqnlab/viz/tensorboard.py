@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dqnlab.errors import DqnlabError
-from dqnlab.rundir import METRICS_FILE, TENSORBOARD_DIR, is_run_dir
+from dqnlab.core.errors import DqnlabError
+from dqnlab.runtime.rundir import METRICS_FILE, TENSORBOARD_DIR, is_run_dir
 from dqnlab.viz.metrics import read_run_metrics
 from dqnlab.viz.series import steps_per_second
 

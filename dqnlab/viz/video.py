@@ -26,8 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dqnlab.errors import DqnlabError
-from dqnlab.policy import Policy
+from dqnlab.core.errors import DqnlabError
+from dqnlab.envs.make import env_spec
+from dqnlab.runtime.policy import Policy
+from dqnlab.viz.output import write_output
 
 GIF_EVERY, GIF_WIDTH = 2, 300  # a 500-step CartPole episode: 251 frames, well under 1 MB
 MP4_EVERY, MP4_WIDTH = 1, 600  # video codecs make full frame rate and size cheap
@@ -90,15 +92,19 @@ def annotate(frame: np.ndarray, text: str, size: tuple[int, int]) -> np.ndarray:
     if img.size != size:
         img = img.resize(size, Image.Resampling.LANCZOS)
     font_px = max(10, size[0] // 22)
-    ImageDraw.Draw(img).text((font_px // 2, font_px // 3), text, fill=(0, 0, 0), font=_font(font_px),
-                             stroke_width=max(1, font_px // 7), stroke_fill=(255, 255, 255))
+    ImageDraw.Draw(img).text(
+        (font_px // 2, font_px // 3),
+        text,
+        fill=(0, 0, 0),
+        font=_font(font_px),
+        stroke_width=max(1, font_px // 7),
+        stroke_fill=(255, 255, 255),
+    )
     return np.asarray(img)
 
 
 def _make_env(env_id: str, render_mode: str):
     import gymnasium as gym
-
-    from dqnlab.envs import env_spec
 
     env_spec(env_id)  # an unknown id becomes a ConfigError naming the closest one
     # On a headless machine SDL's probing prints ALSA and XDG_RUNTIME_DIR "errors" (audio, then
@@ -128,8 +134,9 @@ def _label(episode: int, episodes: int, step: int, total: float) -> str:
     return f"{prefix}step {step}   return {total:g}"
 
 
-def record_episodes(policy: Policy, episodes: int = 1, seed: int = 0, every: int = GIF_EVERY,
-                    width: int = GIF_WIDTH, even: bool = False) -> list[Episode]:
+def record_episodes(
+    policy: Policy, episodes: int = 1, seed: int = 0, every: int = GIF_EVERY, width: int = GIF_WIDTH, even: bool = False
+) -> list[Episode]:
     """Play `episodes` greedy episodes of `policy` on its environment (episode ``i`` reset with
     ``seed + i``) and return their kept, annotated frames (see the module docstring)."""
     if episodes < 1 or every < 1 or width < 16:
@@ -155,8 +162,11 @@ def record_episodes(policy: Policy, episodes: int = 1, seed: int = 0, every: int
                     frames.append(annotate(env.render(), _label(i, episodes, step, total), size))
                     held += frames[-1].nbytes
                     if held > MAX_FRAME_BYTES:
-                        raise DqnlabError(f"the frames would take more than {MAX_FRAME_BYTES / 1e9:.0f} GB of memory; "
-                                          "use fewer --episodes, a larger --every or a smaller --width", exit_code=1)
+                        raise DqnlabError(
+                            f"the frames would take more than {MAX_FRAME_BYTES / 1e9:.0f} GB of memory; "
+                            "use fewer --episodes, a larger --every or a smaller --width",
+                            exit_code=1,
+                        )
             out.append(Episode(seed + i, total, step, frames))
         return out
     except Exception as exc:
@@ -181,8 +191,10 @@ def gif_frame_ms(fps: float, every: int) -> int:
     every `every` steps; a DqnlabError if browsers would not honour it (see MIN_GIF_FRAME_MS)."""
     seconds = frame_seconds(fps, every)
     if seconds * 1000 < MIN_GIF_FRAME_MS:
-        raise DqnlabError(f"GIF frames of {seconds * 1000:.0f} ms play slowly in browsers (at least "
-                          f"{MIN_GIF_FRAME_MS} ms); use a larger --every or a lower --fps")
+        raise DqnlabError(
+            f"GIF frames of {seconds * 1000:.0f} ms play slowly in browsers (at least "
+            f"{MIN_GIF_FRAME_MS} ms); use a larger --every or a lower --fps"
+        )
     return round(seconds * 1000)
 
 
@@ -193,8 +205,10 @@ def frame_seconds(fps: float, every: int) -> float:
         raise DqnlabError(f"--fps must be a finite number > 0 and --every at least 1, got {fps:g} and {every}")
     seconds = every / fps
     if seconds > MAX_FRAME_SECONDS:
-        raise DqnlabError(f"frames of {seconds:.3g} s are longer than a GIF or video can show (at most "
-                          f"{MAX_FRAME_SECONDS:.0f} s); use a smaller --every or a higher --fps")
+        raise DqnlabError(
+            f"frames of {seconds:.3g} s are longer than a GIF or video can show (at most "
+            f"{MAX_FRAME_SECONDS:.0f} s); use a smaller --every or a higher --fps"
+        )
     return seconds
 
 
@@ -220,8 +234,6 @@ def gif_bytes(episodes: Sequence[Episode], frame_ms: int) -> bytes:
 
 def write_gif(path: str | Path, episodes: Sequence[Episode], fps: float, every: int) -> Path:
     """Write the episodes as a GIF at `fps` environment steps per second."""
-    from dqnlab.viz.output import write_output
-
     return write_output(path, gif_bytes(episodes, gif_frame_ms(fps, every)))
 
 
@@ -231,17 +243,24 @@ def write_mp4(path: str | Path, episodes: Sequence[Episode], fps: float, every: 
     try:
         import imageio_ffmpeg
     except ImportError:
-        raise DqnlabError('MP4 needs the video extra: pip install "dqnlab[video]" (or write a GIF with --gif)'
-                          ) from None
+        raise DqnlabError(
+            'MP4 needs the video extra: pip install "dqnlab[video]" (or write a GIF with --gif)'
+        ) from None
     p = Path(path)
     frames = [f for ep in episodes for f in ep.frames]
     height, width = frames[0].shape[:2]
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".mp4", dir=p.parent if p.parent.is_dir() else None)
     os.close(fd)
     try:
-        writer = imageio_ffmpeg.write_frames(tmp, (width, height), fps=fps / every, codec="libx264",
-                                             macro_block_size=1, ffmpeg_log_level="error",
-                                             output_params=["-movflags", "+faststart"])
+        writer = imageio_ffmpeg.write_frames(
+            tmp,
+            (width, height),
+            fps=fps / every,
+            codec="libx264",
+            macro_block_size=1,
+            ffmpeg_log_level="error",
+            output_params=["-movflags", "+faststart"],
+        )
         writer.send(None)  # start ffmpeg
         for f in frames:
             writer.send(np.ascontiguousarray(f))
@@ -262,8 +281,9 @@ def has_display() -> bool:
     return True  # macOS and Windows always have their window system
 
 
-def play_in_window(policy: Policy, episodes: int = 1, seed: int = 0,
-                   fps: float | None = None) -> list[tuple[float, int]]:
+def play_in_window(
+    policy: Policy, episodes: int = 1, seed: int = 0, fps: float | None = None
+) -> list[tuple[float, int]]:
     """Show `episodes` greedy episodes in a window at `fps` steps per second (default: the
     environment's render_fps); returns (return, length) per episode. Raises DqnlabError
     without a display."""

@@ -25,23 +25,76 @@ GOLDEN = {
     "default": ("default", {"total_steps": 3000, "artifacts": False}),
     "ppo": ("ppo", {"total_steps": 3000, "artifacts": False}),
     "tabular": ("tabular", {"total_steps": 3000, "artifacts": False}),
-    "pixels": ("pixels", {"total_steps": 1500, "artifacts": False, "dqn.buffer_size": 2000,
-                          "dqn.learning_starts": 500, "eval.episodes": 10, "eval.final_episodes": 10}),
+    "pixels": (
+        "pixels",
+        {
+            "total_steps": 1500,
+            "artifacts": False,
+            "dqn.buffer_size": 2000,
+            "dqn.learning_starts": 500,
+            "eval.episodes": 10,
+            "eval.final_episodes": 10,
+        },
+    ),
 }
 
 # Small runs whose policy.pt and checkpoint.pt become the release fixtures.
 FIXTURES = {
-    "dqn": ("default", {"total_steps": 1200, "artifacts": False, "dqn.buffer_size": 1000,
-                        "eval.episodes": 5, "eval.final_episodes": 5, "checkpoint_every": 1000}),
-    "ppo": ("ppo", {"total_steps": 1200, "artifacts": False, "eval.episodes": 5, "eval.final_episodes": 5,
-                    "checkpoint_every": 1000}),
-    "tabular": ("tabular", {"total_steps": 1200, "artifacts": False, "eval.episodes": 5,
-                            "eval.final_episodes": 5, "checkpoint_every": 1000}),
-    "baseline": ("lqr", {"total_steps": 1200, "artifacts": False, "eval.episodes": 5, "eval.final_episodes": 5,
-                         "checkpoint_every": 1000}),
-    "pixels": ("pixels", {"total_steps": 300, "artifacts": False, "dqn.buffer_size": 50, "dqn.batch_size": 16,
-                          "dqn.learning_starts": 100, "eval.episodes": 2, "eval.final_episodes": 2,
-                          "eval.every_steps": 200, "checkpoint_every": 200}),
+    "dqn": (
+        "default",
+        {
+            "total_steps": 1200,
+            "artifacts": False,
+            "dqn.buffer_size": 1000,
+            "eval.episodes": 5,
+            "eval.final_episodes": 5,
+            "checkpoint_every": 1000,
+        },
+    ),
+    "ppo": (
+        "ppo",
+        {
+            "total_steps": 1200,
+            "artifacts": False,
+            "eval.episodes": 5,
+            "eval.final_episodes": 5,
+            "checkpoint_every": 1000,
+        },
+    ),
+    "tabular": (
+        "tabular",
+        {
+            "total_steps": 1200,
+            "artifacts": False,
+            "eval.episodes": 5,
+            "eval.final_episodes": 5,
+            "checkpoint_every": 1000,
+        },
+    ),
+    "baseline": (
+        "lqr",
+        {
+            "total_steps": 1200,
+            "artifacts": False,
+            "eval.episodes": 5,
+            "eval.final_episodes": 5,
+            "checkpoint_every": 1000,
+        },
+    ),
+    "pixels": (
+        "pixels",
+        {
+            "total_steps": 300,
+            "artifacts": False,
+            "dqn.buffer_size": 50,
+            "dqn.batch_size": 16,
+            "dqn.learning_starts": 100,
+            "eval.episodes": 2,
+            "eval.final_episodes": 2,
+            "eval.every_steps": 200,
+            "checkpoint_every": 200,
+        },
+    ),
 }
 
 
@@ -58,7 +111,7 @@ def weights_digest(state_dict) -> str:
 def golden_record(run_dir: Path) -> dict:
     """What a golden run must reproduce, read back from its run directory."""
     import dqnlab
-    from dqnlab.rundir import read_metrics
+    from dqnlab.runtime.rundir import read_metrics
 
     rows = [{k: v for k, v in r.items() if k != "wall_seconds"} for r in read_metrics(run_dir / "metrics.csv")]
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -66,8 +119,19 @@ def golden_record(run_dir: Path) -> dict:
     return {
         "metrics": rows,
         "policy_sha256": weights_digest(policy.net.state_dict()),
-        "summary": {k: summary.get(k) for k in ("env_steps", "episodes", "grad_steps", "eval_mean", "eval_std",
-                                                 "stop_reason", "best_eval_step", "steps_to_threshold")},
+        "summary": {
+            k: summary.get(k)
+            for k in (
+                "env_steps",
+                "episodes",
+                "grad_steps",
+                "eval_mean",
+                "eval_std",
+                "stop_reason",
+                "best_eval_step",
+                "steps_to_threshold",
+            )
+        },
     }
 
 

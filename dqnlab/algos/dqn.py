@@ -1,0 +1,614 @@
+"""Deep Q-Network (Mnih et al. 2015) with Double DQN targets, n-step returns, a hard or soft
+target network and optional prioritised replay, on the same vector environments as PPO.
+
+One environment step of training, in the order it happens:
+
+1. Act: the online network's greedy action, replaced by a uniformly random one with probability
+   epsilon (``epsilon_greedy``; epsilon from ``dqnlab.algos.schedules.epsilon_at``).
+2. Collect: each real transition (NEXT_STEP autoreset steps are none) goes into replay
+   (``dqnlab.algos.replay``), through the ``NStepCollector`` when n > 1, which turns n one-step
+   transitions into one with the discounted sum of their rewards and the bootstrap discount gamma^k.
+3. Learn, once every `train_freq` transitions after `learning_starts`, `gradient_steps` times
+   (``DQNLearner.update``): sample a minibatch (uniform, or by priority with importance weights);
+   TD targets y = r + gamma^k (1 - terminated) Q_target(s', a*) (``td_target``,
+   ``next_state_value``: a* from the target network, or from the online one with Double DQN);
+   the Huber or squared loss of the TD errors Q(s, a) - y and its gradient (``td_loss``,
+   ``td_loss_grad``); clip, optimizer step; new priorities from the TD errors.
+4. Sync the target network (``DQNLearner.sync_target``, the one place for it, called after every
+   gradient step and at every episode end): soft (Polyak) after each gradient step, or a hard
+   copy every K gradient steps or every K finished episodes.
+
+Sections of this module: the math (pure functions of tensors, tested against hand computations);
+n-step returns; the learner (networks, optimizer, update, target sync); acting; the training loop
+(``DQNLoop``: collection, update cadence, checkpoint state, memory estimate, policy network).
+
+The gradient step has two implementations behind one seam, chosen once when the learner is
+built: the reference, autograd through the network module; and, for plain MLPs (and
+``dqn.fast_path``, the default), the hand-written forward and backward of ``dqnlab.nn.fast_mlp``,
+about 3x faster on a CPU. Both take the loss and its gradient from ``td_loss``/``td_loss_grad``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dqnlab.algos.replay import Batch, PrioritizedReplayBuffer, ReplayBuffer, beta_at
+from dqnlab.algos.schedules import epsilon_at, lr_at
+from dqnlab.config import DQNConfig, PixelConfig
+from dqnlab.nn import fast_mlp
+from dqnlab.nn.networks import PixelQNetwork, build_mlp, has_batch_norm, q_network_parameters, seeded_q_network
+from dqnlab.nn.optim import clip_grad_norm_, clip_grad_value_, make_optimizer
+from dqnlab.runtime.loop import RunContext, TrainLoop
+
+# ---------------------------------------------------------------------------------------------
+# The math: TD target, next-state value, loss and its gradient
+# ---------------------------------------------------------------------------------------------
+
+
+def td_target(
+    rewards: torch.Tensor, next_q: torch.Tensor, terminated: torch.Tensor, gamma: float | torch.Tensor
+) -> torch.Tensor:
+    """r + gamma * (1 - terminated) * next_q, with `gamma` the bootstrap discount (gamma^k for
+    a k-step transition, so per transition).
+
+    Only termination cuts the bootstrap: a time-limit truncation is not a terminal state, so a
+    truncated transition (terminated = 0) still bootstraps from its next observation.
+    """
+    return rewards + gamma * (1.0 - terminated) * next_q
+
+
+def next_state_value(
+    online: Callable[[torch.Tensor], torch.Tensor],
+    target: Callable[[torch.Tensor], torch.Tensor],
+    next_obs: torch.Tensor,
+    double: bool,
+) -> torch.Tensor:
+    """max_a Q_target(s', a), or with Double DQN Q_target(s', argmax_a Q_online(s', a)). (B,)"""
+    next_q_target = target(next_obs)  # (B, A)
+    if not double:
+        return next_q_target.max(dim=1).values
+    best = online(next_obs).argmax(dim=1, keepdim=True)  # (B, 1)
+    return next_q_target.gather(1, best).squeeze(1)
+
+
+def td_loss(td_error: torch.Tensor, kind: str, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The TD loss of a batch: mean_i w_i * l(delta_i) over the TD errors delta = Q(s, a) - y, (B,),
+    with l the Huber loss (delta 1: 0.5 d^2 inside [-1, 1], |d| - 0.5 outside) or the squared
+    error, and w the importance weights of prioritised replay (all 1 when None).
+
+    The one definition of the loss: the autograd reference differentiates it, the fast path
+    takes its gradient from ``td_loss_grad`` below. A scalar, with a graph when `td_error` has one.
+    """
+    if kind == "huber":
+        abs_td = td_error.abs()
+        per_sample = torch.where(abs_td < 1.0, 0.5 * td_error * td_error, abs_td - 0.5)
+    elif kind == "mse":
+        per_sample = td_error * td_error
+    else:
+        raise ValueError(f"unknown TD loss {kind!r}")
+    if weights is not None:
+        per_sample = per_sample * weights
+    return per_sample.mean()
+
+
+def td_loss_grad(td_error: torch.Tensor, kind: str, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """d td_loss / d td_error, by hand (no graph): clamp(delta, -1, 1) / B for Huber, 2 delta / B
+    for the squared error, times the weights. (B,)"""
+    n = td_error.shape[0]
+    if kind == "huber":
+        grad = td_error.clamp(-1.0, 1.0) / n
+    elif kind == "mse":
+        grad = td_error * (2.0 / n)
+    else:
+        raise ValueError(f"unknown TD loss {kind!r}")
+    if weights is not None:  # multiplied last, as autograd does through td_loss's product
+        grad = grad * weights
+    return grad
+
+
+# ---------------------------------------------------------------------------------------------
+# n-step returns
+# ---------------------------------------------------------------------------------------------
+
+
+def n_step_return(rewards: np.ndarray, gamma: float) -> float:
+    """sum_i gamma^i * rewards[i]."""
+    return float(np.sum(rewards * gamma ** np.arange(len(rewards))))
+
+
+class NStepCollector:
+    """Turns the 1-step transitions of N parallel environments into n-step ones.
+
+    Each environment keeps a ring of its last n (obs, action, reward). A full window emits its
+    oldest entry as (s_t, a_t, R = sum_{i<n} gamma^i r_{t+i}, s_{t+n}, terminated=0, gamma^n).
+    When an episode ends, every pending entry is emitted with its shorter horizon k, bootstrap
+    discount gamma^k and the episode's terminated flag: a time-limit truncation still bootstraps.
+    The common case (full windows, no episode end) is computed for all environments at once.
+
+    Observations are held in `obs_dtype`, the replay buffer's: pixel frames stay uint8.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        gamma: float,
+        num_envs: int,
+        obs_shape: tuple[int, ...] | None = None,
+        obs_dtype: np.dtype | type = np.float32,
+    ):
+        self.n, self.gamma, self.num_envs = n, gamma, num_envs
+        self.obs_dtype = np.dtype(obs_dtype)
+        self.powers = gamma ** np.arange(n, dtype=np.float64)  # (n,)
+        self.obs: np.ndarray | None = (
+            None if obs_shape is None else np.zeros((n, num_envs, *obs_shape), self.obs_dtype)
+        )  # (n, N, *obs_shape)
+        self.actions = np.zeros((n, num_envs), dtype=np.int64)
+        self.rewards = np.zeros((n, num_envs), dtype=np.float64)
+        self.pos = np.zeros(num_envs, dtype=np.int64)  # pushes so far, per env (ring slot = pos % n)
+        self.count = np.zeros(num_envs, dtype=np.int64)  # entries pending in each window
+
+    def push(
+        self,
+        env_ids: np.ndarray,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+    ):
+        """Add one transition for each env in `env_ids` (row k of each array belongs to env_ids[k]);
+        return the n-step transitions now complete as arrays (obs, actions, returns, next_obs,
+        terminated, discounts), or None."""
+        env_ids = np.asarray(env_ids, dtype=np.int64)
+        if self.obs is None:
+            self.obs = np.zeros((self.n, self.num_envs, *obs.shape[1:]), self.obs_dtype)
+        slots = self.pos[env_ids] % self.n
+        self.obs[slots, env_ids] = obs
+        self.actions[slots, env_ids] = actions
+        self.rewards[slots, env_ids] = rewards
+        self.pos[env_ids] += 1
+        self.count[env_ids] += 1
+        done = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
+
+        parts = []
+        full = ~done & (self.count[env_ids] == self.n)
+        if full.any():  # every window of length n: one matrix expression for all of them
+            envs = env_ids[full]
+            window = (self.pos[envs][None, :] - self.n + np.arange(self.n)[:, None]) % self.n  # (n, k)
+            returns = (self.powers[:, None] * self.rewards[window, envs[None, :]]).sum(axis=0)
+            first = window[0]
+            parts.append(
+                (
+                    self.obs[first, envs],
+                    self.actions[first, envs],
+                    returns,
+                    next_obs[full],
+                    np.zeros(len(envs), dtype=bool),
+                    np.full(len(envs), self.gamma**self.n),
+                )
+            )
+            self.count[envs] -= 1
+        for k in np.flatnonzero(done):  # episode ends: flush the whole window, shorter horizons
+            e = env_ids[k]
+            c = int(self.count[e])
+            slots_e = (self.pos[e] - c + np.arange(c)) % self.n  # oldest first
+            rews = self.rewards[slots_e, e]
+            for j in range(c):
+                horizon = c - j  # entry j bootstraps after the episode's last step
+                parts.append(
+                    (
+                        self.obs[slots_e[j], e][None],
+                        self.actions[slots_e[j], e][None],
+                        np.array([n_step_return(rews[j:], self.gamma)]),
+                        next_obs[k][None],
+                        np.array([bool(terminated[k])]),
+                        np.array([self.gamma**horizon]),
+                    )
+                )
+            self.count[e] = 0
+        if not parts:
+            return None
+        cols = list(zip(*parts, strict=True))
+        return (
+            np.concatenate(cols[0]),
+            np.concatenate(cols[1]),
+            np.concatenate(cols[2]).astype(np.float32),
+            np.concatenate(cols[3]),
+            np.concatenate(cols[4]),
+            np.concatenate(cols[5]).astype(np.float32),
+        )
+
+    def state_dict(self) -> dict:
+        return {
+            "obs": None if self.obs is None else torch.from_numpy(self.obs.copy()),
+            "actions": torch.from_numpy(self.actions.copy()),
+            "rewards": torch.from_numpy(self.rewards.copy()),
+            "pos": torch.from_numpy(self.pos.copy()),
+            "count": torch.from_numpy(self.count.copy()),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        # Shapes are fixed by (n, num_envs); counts index the rings, so damaged ones are refused.
+        ring = (self.n, self.num_envs)
+        for name, shape in (("actions", ring), ("rewards", ring), ("pos", ring[1:]), ("count", ring[1:])):
+            if tuple(state[name].shape) != shape:
+                raise ValueError(f"n-step {name} of shape {tuple(state[name].shape)}, expected {shape}")
+        if state["obs"] is not None and tuple(state["obs"].shape[:2]) != ring:
+            raise ValueError(f"n-step observations of shape {tuple(state['obs'].shape)} do not fit {ring}")
+        if (state["pos"] < 0).any() or (state["count"] < 0).any() or (state["count"] > self.n).any():
+            raise ValueError("n-step counters out of range")
+        self.obs = None if state["obs"] is None else self._in_obs_dtype(state["obs"].numpy())
+        self.actions = state["actions"].numpy().copy()
+        self.rewards = state["rewards"].numpy().copy()
+        self.pos = state["pos"].numpy().copy()
+        self.count = state["count"].numpy().copy()
+
+    def _in_obs_dtype(self, obs: np.ndarray) -> np.ndarray:
+        """A copy of checkpointed observations in `obs_dtype`. Release 0.1.0 held pixel frames here
+        as float32: their values (whole numbers 0..255) convert exactly; any others are refused."""
+        if obs.dtype == self.obs_dtype:
+            return obs.copy()
+        if np.issubdtype(self.obs_dtype, np.integer):
+            info = np.iinfo(self.obs_dtype)
+            with np.errstate(invalid="ignore"):
+                exact = (obs >= info.min) & (obs <= info.max) & (np.floor(obs) == obs)  # NaN: False
+            if not exact.all():
+                raise ValueError(f"n-step observations do not fit {self.obs_dtype}")
+        return obs.astype(self.obs_dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# The learner: online and target networks, optimizer, update, target sync
+# ---------------------------------------------------------------------------------------------
+
+
+class DQNLearner:
+    """Online and target Q-networks with their optimizer, the gradient step and the target sync.
+
+    In-place invariant (what the fast path and the target sync rely on): the learner keeps
+    references to the networks' parts, taken once here: the online parameters (``_params``, for
+    clipping; the optimizer's own list), the tensors of both networks (``_lerp_pairs`` and
+    ``_copy_pairs``, for the soft sync), and, on the fast path, the ``nn.Linear`` modules of both
+    networks (``_online_fn``, ``_target_fn``, ``_mlp``; these read ``.weight``/``.bias`` at each
+    call). They stay valid because nothing replaces a module or a Parameter afterwards: the hard
+    sync is ``target.load_state_dict(online.state_dict())``, and ``load_state_dict`` (also used on
+    resume) ``copy_``s into the existing tensors; the optimizers step the parameters in place
+    (``_foreach_*_`` or the fused Adam kernel), clipping scales ``.grad`` in place, and BatchNorm
+    updates its running statistics in place. The fast backward assigns new ``.grad`` tensors, but
+    on the same Parameter objects the optimizer holds. A target rebuilt by ``copy.deepcopy`` (or
+    ``load_state_dict(assign=True)``) would break this: the fast path would keep acting on the
+    old modules.
+    """
+
+    def __init__(self, online: nn.Module, cfg: DQNConfig):
+        self.cfg = cfg
+        self.online = online
+        self.target = copy.deepcopy(online)
+        self.target.requires_grad_(False)
+        self.optimizer = make_optimizer(cfg.optimizer, online.parameters(), cfg.lr)
+        self.batch_norm = has_batch_norm(online)
+        # Acting and targets use running statistics; only the gradient step uses batch statistics.
+        self.online.eval()
+        self.target.eval()
+        self.grad_steps = 0
+        self._last_td: torch.Tensor | None = None  # signed TD errors of the last update, (B,)
+        self._params: list[torch.Tensor] = list(self.online.parameters())
+        pairs = list(
+            zip(
+                list(self.target.parameters()) + list(self.target.buffers()),
+                list(self.online.parameters()) + list(self.online.buffers()),
+                strict=True,
+            )
+        )
+        self._lerp_pairs = (
+            [t for t, o in pairs if t.is_floating_point()],
+            [o for t, o in pairs if t.is_floating_point()],
+        )
+        self._copy_pairs = [(t, o) for t, o in pairs if not t.is_floating_point()]
+        # The seam, chosen once: plain MLPs take the hand-written forward/backward unless
+        # dqn.fast_path is off; everything else (BatchNorm, dueling, pixels) autograd.
+        online_mlp = fast_mlp.mlp_layers(online) if cfg.fast_path and not self.batch_norm else None
+        self.fast_path = online_mlp is not None  # the gradient step runs on fast_mlp (else autograd)
+        self._online_fn: Callable[[torch.Tensor], torch.Tensor]
+        self._target_fn: Callable[[torch.Tensor], torch.Tensor]
+        self._mlp = online_mlp
+        if online_mlp is not None:
+            layers, kind = online_mlp
+            target_mlp = fast_mlp.mlp_layers(self.target)  # the same architecture: a plain MLP too
+            assert target_mlp is not None
+            target_layers = target_mlp[0]
+            self._online_fn = functools.partial(fast_mlp.forward, layers, kind)
+            self._target_fn = functools.partial(fast_mlp.forward, target_layers, kind)
+            self._backward = self._fast_backward
+        else:
+            self._online_fn, self._target_fn = self.online, self.target
+            self._backward = self._autograd_backward
+
+    @torch.no_grad()
+    def targets(self, batch: Batch) -> torch.Tensor:
+        """TD targets of `batch`. (B,)"""
+        next_q = next_state_value(self._online_fn, self._target_fn, batch.next_obs, self.cfg.double)
+        return td_target(batch.rewards, next_q, batch.terminated, batch.discounts)
+
+    def update(self, batch: Batch) -> torch.Tensor:
+        """One gradient step on `batch`, then the target sync it calls for; returns the (detached) loss.
+
+        With ``batch.weights`` (prioritised replay) the loss is the importance-weighted mean of
+        the per-sample losses; ``last_td_abs`` then holds the batch's new priorities."""
+        loss, self._last_td = self.gradients(batch)
+        if self.cfg.clip_grad_value is not None:
+            clip_grad_value_(self._params, self.cfg.clip_grad_value)
+        if self.cfg.max_grad_norm is not None:
+            clip_grad_norm_(self._params, self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.grad_steps += 1
+        self.sync_target("steps", self.grad_steps)
+        return loss.detach()
+
+    def gradients(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The TD loss of `batch` and its gradients, written into the online parameters' ``.grad``,
+        by the path chosen in ``__init__``. Returns (loss, detached TD errors Q(s, a) - y, (B,))."""
+        return self._backward(batch, self.targets(batch))
+
+    def _autograd_backward(self, batch: Batch, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reference: the loss through the network module, gradients by autograd."""
+        loss, td = self._reference_loss(batch, y)
+        self.optimizer.zero_grad()
+        loss.backward()
+        return loss, td
+
+    def _fast_backward(self, batch: Batch, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same step on dqnlab.nn.fast_mlp: the loss's gradient by hand (``td_loss_grad``),
+        backpropagated through the MLP by hand."""
+        assert self._mlp is not None
+        layers, kind = self._mlp
+        q_all, acts = fast_mlp.forward_keeping_activations(layers, kind, batch.obs)  # (B, A)
+        actions = batch.actions.unsqueeze(1)  # (B, 1)
+        td = q_all.gather(1, actions).squeeze(1) - y  # (B,)
+        loss = td_loss(td, self.cfg.loss, batch.weights)
+        grad_q = td_loss_grad(td, self.cfg.loss, batch.weights)  # dLoss/dQ(s, a), (B,)
+        grad_out = torch.zeros_like(q_all).scatter_(1, actions, grad_q.unsqueeze(1))  # dLoss/dQ(s, .), (B, A)
+        fast_mlp.backward(layers, kind, acts, grad_out)
+        return loss, td
+
+    def _reference_loss(self, batch: Batch, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss with its autograd graph, detached TD errors Q(s, a) - y, (B,))."""
+        if self.batch_norm:
+            self.online.train()
+        q = self.online(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)  # (B,)
+        if self.batch_norm:
+            self.online.eval()
+        td = q - y
+        return td_loss(td, self.cfg.loss, batch.weights), td.detach()
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """The TD loss of `batch` with its autograd graph, through the network module (the reference)."""
+        return self._reference_loss(batch, self.targets(batch))[0]
+
+    @property
+    def last_td_abs(self) -> torch.Tensor | None:
+        """|Q(s, a) - y| of each sample of the last update's batch, (B,), detached: the new
+        priorities for prioritised replay. None before the first update."""
+        return None if self._last_td is None else self._last_td.abs()
+
+    # -- target sync ---------------------------------------------------------------------------
+    def sync_target(self, unit: str, count: int) -> None:
+        """Bring the target network up to date as `target_update` says; the one place that does.
+
+        Called with ("steps", gradient steps so far) after every gradient step (by ``update``) and
+        with ("episodes", finished training episodes so far) after every episode end (by the loop):
+        soft: target <- target + tau * (online - target) after every gradient step;
+        hard: a copy of the online network when `count` of `target_update_unit` reaches a multiple
+        of `target_update_every`.
+        """
+        cfg = self.cfg
+        if cfg.target_update == "soft":
+            if unit == "steps":
+                self.soft_update(cfg.tau)
+        elif unit == cfg.target_update_unit and count % cfg.target_update_every == 0:
+            self.hard_update()
+
+    def hard_update(self) -> None:
+        """target <- online, parameters and BatchNorm statistics, copied in place (see the class)."""
+        self.target.load_state_dict(self.online.state_dict())
+
+    @torch.no_grad()
+    def soft_update(self, tau: float) -> None:
+        """target <- target + tau * (online - target), parameters and BatchNorm statistics alike."""
+        torch._foreach_lerp_(self._lerp_pairs[0], self._lerp_pairs[1], tau)
+        for t, o in self._copy_pairs:  # BatchNorm's integer num_batches_tracked counter
+            t.copy_(o)
+
+    # -- acting and checkpoints ----------------------------------------------------------------
+    @torch.no_grad()
+    def greedy_actions(self, obs: torch.Tensor) -> torch.Tensor:
+        return self._online_fn(obs).argmax(dim=1)
+
+    def state_dict(self) -> dict:
+        return {
+            "online": self.online.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "grad_steps": self.grad_steps,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.online.load_state_dict(state["online"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.grad_steps = int(state["grad_steps"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Acting
+# ---------------------------------------------------------------------------------------------
+
+
+def epsilon_greedy(greedy: np.ndarray, epsilon: float, rng: np.random.Generator, n_actions: int) -> np.ndarray:
+    """Each greedy action replaced, with probability `epsilon`, by a uniformly random one. (N,)
+
+    Draws N uniforms, then N random actions, from `rng` whatever epsilon is, so that the stream
+    (and a resumed run) does not depend on how many envs explored."""
+    n = len(greedy)
+    explore = rng.random(n) < epsilon
+    random_actions = rng.integers(0, n_actions, size=n)
+    return np.where(explore, random_actions, greedy)
+
+
+# ---------------------------------------------------------------------------------------------
+# The training loop
+# ---------------------------------------------------------------------------------------------
+
+
+class DQNLoop(TrainLoop):
+    algo = "dqn"
+
+    def __init__(self, ctx: RunContext):
+        super().__init__(ctx)
+        cfg, obs_shape, n_actions = ctx.cfg, ctx.obs_shape, ctx.n_actions
+        self.explore_rng = np.random.default_rng(self.streams.explore)
+        self.replay_gen = torch.Generator().manual_seed(self.streams.replay)
+        pixels = cfg.env.pixels
+        online = seeded_q_network(cfg.network, obs_shape[0], n_actions, self.streams.network, pixels)
+        self.learner = DQNLearner(online, cfg.dqn)
+        # Frames are uint8 in 0..255 and stay so in replay and in the n-step windows (the network
+        # scales them): 4x less memory.
+        obs_dtype = torch.uint8 if pixels.enabled else torch.float32
+        self.buffer: ReplayBuffer
+        if cfg.dqn.prioritized:
+            self.buffer = PrioritizedReplayBuffer(
+                cfg.dqn.buffer_size, obs_shape, cfg.dqn.per_alpha, cfg.dqn.per_eps, obs_dtype
+            )
+        else:
+            self.buffer = ReplayBuffer(cfg.dqn.buffer_size, obs_shape, obs_dtype)
+        self.gammas = np.full(cfg.env.num_envs, cfg.dqn.gamma, dtype=np.float32)
+        self.nstep = self._new_nstep()
+        self.since_update = 0  # transitions collected since the last round of gradient steps
+
+    @classmethod
+    def build_policy_net(cls, network, obs_shape, n_actions, extra) -> nn.Module:
+        # A pixel policy keeps its env.pixels section in extra["pixels"]: its frames' shape comes from there.
+        if "pixels" in extra:
+            return PixelQNetwork(network, PixelConfig.model_validate(extra["pixels"]), n_actions)
+        return build_mlp(network, obs_shape[0], n_actions)
+
+    @classmethod
+    def memory_estimate(cls, cfg, obs_shape, n_actions) -> dict[str, float]:
+        obs_bytes = float(np.prod(obs_shape)) * (1 if cfg.env.pixels.enabled else 4)
+        slot = 2 * obs_bytes + 8 + 4 + 4 + 4  # obs, next_obs, action, reward, terminated, discount
+        replay = cfg.dqn.buffer_size * slot
+        if cfg.dqn.prioritized:
+            replay += 2 * 2 * cfg.dqn.buffer_size * 8  # the sum tree: about 2 leaves' worth of float64 nodes
+        params = q_network_parameters(cfg.network, obs_shape, n_actions)
+        return {
+            "replay buffer": replay,
+            # torch.save serialises the whole buffer in memory before the atomic write
+            "replay buffer copy while checkpointing": replay,
+            # online, target, gradients, two Adam moments, the best network kept
+            "Q-networks and optimizer": 6.0 * 4 * params,
+        }
+
+    def _new_nstep(self) -> NStepCollector | None:
+        d = self.cfg.dqn
+        if d.n_step <= 1:
+            return None
+        # The replay buffer's observation dtype (a zero-copy view gives its NumPy name).
+        return NStepCollector(d.n_step, d.gamma, self.cfg.env.num_envs, self.obs_shape, self.buffer.obs.numpy().dtype)
+
+    def exploration(self) -> float:
+        return epsilon_at(self.cfg.explore, self.env_steps, self.episodes)
+
+    def greedy_act(self, obs: np.ndarray) -> np.ndarray:
+        return self.learner.greedy_actions(torch.from_numpy(obs)).numpy()
+
+    def policy_net(self) -> nn.Module:
+        return self.learner.online
+
+    def advance(self) -> None:
+        greedy = self.learner.greedy_actions(torch.from_numpy(self.obs)).numpy()
+        actions = epsilon_greedy(greedy, self.exploration(), self.explore_rng, self.n_actions)
+        obs = self.obs
+        valid, next_obs, reward, terminated, truncated = self.env_step(actions)
+        n_valid = int(valid.sum())
+        if n_valid:
+            self._collect(valid, obs, actions, reward, next_obs, terminated, truncated)
+        self.obs = next_obs
+        self._learn(n_valid)
+
+    def _collect(self, valid, obs, actions, reward, next_obs, terminated, truncated) -> None:
+        """Store the valid transitions of one step, as n-step transitions when n > 1."""
+        n_valid = int(valid.sum())
+        if self.nstep is None:
+            self.buffer.add(
+                obs[valid], actions[valid], reward[valid], next_obs[valid], terminated[valid], self.gammas[:n_valid]
+            )
+            return
+        out = self.nstep.push(
+            np.flatnonzero(valid),
+            obs[valid],
+            actions[valid],
+            reward[valid],
+            next_obs[valid],
+            terminated[valid],
+            truncated[valid],
+        )
+        if out is not None:
+            self.buffer.add(*out)
+
+    def _learn(self, n_valid: int) -> None:
+        """`gradient_steps` updates for every `train_freq` transitions collected, once
+        `learning_starts` environment steps are done and replay holds a batch."""
+        dqn = self.cfg.dqn
+        if self.env_steps < dqn.learning_starts or len(self.buffer) < dqn.batch_size:
+            return
+        self.since_update += n_valid
+        while self.since_update >= dqn.train_freq:
+            self.since_update -= dqn.train_freq
+            if isinstance(self.buffer, PrioritizedReplayBuffer):  # importance-sampling exponent, over env steps
+                self.buffer.beta = beta_at(self.env_steps, dqn.per_beta_start, dqn.per_beta_steps)
+            self.learner.optimizer.lr = lr_at(dqn.lr, dqn.lr_schedule, self.env_steps, self.cfg.total_steps)
+            for _ in range(dqn.gradient_steps):
+                batch = self.buffer.sample(dqn.batch_size, self.replay_gen, dqn.replay_sampling == "sequential")
+                self.last_loss = self.learner.update(batch)  # the target sync per gradient step included
+                if isinstance(self.buffer, PrioritizedReplayBuffer):  # new TD errors are the new priorities
+                    assert batch.indices is not None and self.learner.last_td_abs is not None
+                    self.buffer.update_priorities(batch.indices, self.learner.last_td_abs)
+
+    def on_episode_end(self, env_index: int) -> None:
+        self.learner.sync_target("episodes", self.episodes)
+
+    def algo_state(self) -> dict[str, Any]:
+        return {
+            "learner": self.learner.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "nstep": None if self.nstep is None else self.nstep.state_dict(),
+            "rng": {"explore": self.explore_rng.bit_generator.state, "replay": self.replay_gen.get_state()},
+            "since_update": self.since_update,
+        }
+
+    def load_algo_state(self, state: dict[str, Any]) -> None:
+        self.learner.load_state_dict(state["learner"])
+        self.buffer.load_state_dict(state["buffer"])
+        if self.nstep is not None:
+            self.nstep.load_state_dict(state["nstep"])
+        self.explore_rng.bit_generator.state = state["rng"]["explore"]
+        self.replay_gen.set_state(state["rng"]["replay"])
+        self.since_update = int(state["since_update"])
+
+    def on_env_restart(self) -> None:
+        self.nstep = self._new_nstep()
+
+    def policy_extra(self) -> dict[str, Any]:
+        pixels = self.cfg.env.pixels
+        return {"pixels": pixels.model_dump(mode="json")} if pixels.enabled else {}
+
+    def algo_summary(self) -> dict[str, Any]:
+        return {"grad_steps": self.learner.grad_steps}

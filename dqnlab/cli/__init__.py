@@ -1,0 +1,1 @@
+"""The `dqnlab` command line: argument types, the training commands, the viz commands."""

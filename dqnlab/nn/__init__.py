@@ -1,0 +1,1 @@
+"""Neural-network building blocks: Q-networks, the hand-written MLP fast path, foreach optimizers."""
