@@ -1,3 +1,3 @@
 """dqnlab's version, in the ground layer so that any module can name it in the files it writes."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
