@@ -57,6 +57,7 @@ DPI = 100
 _BAND_LABELS = {"ci95": "95% bootstrap CI of the mean", "minmax": "min–max across runs"}
 LOSS_TITLES = {
     "dqn": "TD loss",
+    "pqn": "Q(λ) loss",
     "ppo": "PPO loss: clipped surrogate + value − entropy",
 }
 """What the `loss` column of metrics.csv is, for the algorithms that minimise one."""
