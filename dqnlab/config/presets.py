@@ -238,14 +238,14 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "pqn": (
         "PQN for CartPole-v1: Q(lambda 0.65) on rollouts of 16 vector envs x 16 steps, 2 epochs of 4 "
-        "minibatches, a relu 128-128 Q-network with LayerNorm, no replay and no target network, lr 1e-3 "
-        "decayed linearly, epsilon 1 -> 0.05 over 10k steps.",
+        "minibatches, a relu 128-128 Q-network with LayerNorm, no replay and no target network, lr 3e-3 "
+        "decayed linearly, epsilon 1 -> 0.05 over 5k steps.",
         {
             "algo": "pqn",
             "env": {"num_envs": 16},
             "network": {"layer_norm": True},
-            "pqn": {"n_steps": 16},
-            "explore": {"decay_steps": 10_000},
+            "pqn": {"n_steps": 16, "lr": 3e-3},
+            "explore": {"decay_steps": 5_000},
             "total_steps": 100_000,
             "eval": {"every_steps": 2000},
         },
