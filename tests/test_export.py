@@ -42,6 +42,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
             total_steps=1000, **{"network.dueling": True, "network.batch_norm": True, "dqn.fast_path": False}
         ),
         "ppo": tiny_config(preset="ppo", total_steps=1500, **{"eval.every_steps": 500}),
+        "pqn": tiny_config(preset="pqn", total_steps=4000, **{"eval.every_steps": 1000}),  # LayerNorm
         "pixels": tiny_config(**pixels),
         "tabular": tiny_config(preset="tabular", total_steps=500),
         "lqr": tiny_config(preset="lqr", total_steps=500),
@@ -99,7 +100,7 @@ def assert_same_actions(policy, inputs: np.ndarray, scores: np.ndarray) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
-@pytest.mark.parametrize("name", ["dqn", "dqn-dueling-bn", "ppo", "pixels"])
+@pytest.mark.parametrize("name", ["dqn", "dqn-dueling-bn", "ppo", "pqn", "pixels"])
 def test_exported_models_act_as_the_policy(runs, name, tmp_path, capsys):
     policy = dqnlab.load_policy(runs[name])
     onnx_path, ts_path = tmp_path / "policy.onnx", tmp_path / "policy.pt"

@@ -72,6 +72,8 @@ RESUMABLE = {
     "ppo": {"algo": "ppo", "ppo.n_steps": 16, "ppo.minibatch_size": 32, "ppo.epochs": 2, "ppo.lr_schedule": "constant"},
     "tabular": {"algo": "tabular"},
     "random": {"algo": "baseline", "baseline.controller": "random"},
+    "pqn": {"algo": "pqn", "network.layer_norm": True, "pqn.n_steps": 16, "pqn.lr_schedule": "constant"},
+    "dqn-layernorm": {"network.layer_norm": True},
 }
 
 

@@ -449,7 +449,14 @@ def test_tensorboard_missing_is_a_clear_error(run, monkeypatch):
 def _panel_titles(run_dir: Path) -> list[str]:
     from dqnlab.viz.curves import run_figure
 
-    return [ax.get_title() for ax in run_figure(read_run_metrics(run_dir)).axes]
+    # A second y-axis (success rate, |Q|) shares its panel and has no title of its own.
+    return [ax.get_title() for ax in run_figure(read_run_metrics(run_dir)).axes if ax.get_title()]
+
+
+def _y_labels(run_dir: Path) -> list[str]:
+    from dqnlab.viz.curves import run_figure
+
+    return [ax.get_ylabel() for ax in run_figure(read_run_metrics(run_dir)).axes]
 
 
 def test_ppo_curves_warn_nothing_and_name_their_loss(tmp_path, tiny):
@@ -472,8 +479,10 @@ def test_ppo_curves_warn_nothing_and_name_their_loss(tmp_path, tiny):
 
 def test_each_algorithm_draws_the_panels_it_has(runs, tmp_path, tiny):
     assert _panel_titles(runs[0])[2:] == ["TD loss (at each episode end)", "Exploration"]
+    assert "max |Q|" in _y_labels(runs[0])  # DQN's Q scale beside its loss: the divergence guard's curve
     dqnlab.train(tiny(preset="tabular", total_steps=1500), tmp_path / "tabular", progress=False)
     assert _panel_titles(tmp_path / "tabular") == ["Training episodes", "Greedy evaluation", "Exploration"]
+    assert "max |Q|" not in _y_labels(tmp_path / "tabular")
     dqnlab.train(tiny(preset="lqr", total_steps=1500), tmp_path / "lqr", progress=False)
     assert _panel_titles(tmp_path / "lqr") == ["Training episodes", "Greedy evaluation"]
     # a run in progress (no summary.json yet) is read by its config.yaml's algo

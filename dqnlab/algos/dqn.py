@@ -47,6 +47,9 @@ from dqnlab.nn.networks import PixelQNetwork, build_mlp, has_batch_norm, q_netwo
 from dqnlab.nn.optim import clip_grad_norm_, clip_grad_value_, make_optimizer
 from dqnlab.runtime.loop import RunContext, TrainLoop
 
+PROBE_STATES = 256
+"""States on which the divergence guard reads |Q| at each evaluation (see DQNLoop.value_range)."""
+
 # ---------------------------------------------------------------------------------------------
 # The math: TD target, next-state value, loss and its gradient
 # ---------------------------------------------------------------------------------------------
@@ -432,6 +435,11 @@ class DQNLearner:
     def greedy_actions(self, obs: torch.Tensor) -> torch.Tensor:
         return self._online_fn(obs).argmax(dim=1)
 
+    @torch.no_grad()
+    def q_values(self, obs: torch.Tensor) -> torch.Tensor:
+        """The online network's Q(s, .) of a batch of observations. (B, A)"""
+        return self._online_fn(obs)
+
     def state_dict(self) -> dict:
         return {
             "online": self.online.state_dict(),
@@ -492,6 +500,7 @@ class DQNLoop(TrainLoop):
         self.gammas = np.full(cfg.env.num_envs, cfg.dqn.gamma, dtype=np.float32)
         self.nstep = self._new_nstep()
         self.since_update = 0  # transitions collected since the last round of gradient steps
+        self.reward_abs_max = 0.0  # the largest |reward| of a step collected so far (the guard's bound)
 
     @classmethod
     def build_policy_net(cls, network, obs_shape, n_actions, extra) -> nn.Module:
@@ -546,6 +555,7 @@ class DQNLoop(TrainLoop):
     def _collect(self, valid, obs, actions, reward, next_obs, terminated, truncated) -> None:
         """Store the valid transitions of one step, as n-step transitions when n > 1."""
         n_valid = int(valid.sum())
+        self.reward_abs_max = max(self.reward_abs_max, float(np.abs(reward[valid]).max()))
         if self.nstep is None:
             self.buffer.add(
                 obs[valid], actions[valid], reward[valid], next_obs[valid], terminated[valid], self.gammas[:n_valid]
@@ -585,6 +595,16 @@ class DQNLoop(TrainLoop):
     def on_episode_end(self, env_index: int) -> None:
         self.learner.sync_target("episodes", self.episodes)
 
+    def value_range(self) -> tuple[float, float, float] | None:
+        # The newest PROBE_STATES stored states: no random draw (the replay stream stays as it
+        # was), and the states the current policy visits, where a diverging estimate shows first.
+        n = min(len(self.buffer), PROBE_STATES)
+        if n == 0:
+            return None
+        newest = (self.buffer.pos - 1 - torch.arange(n)) % self.buffer.capacity
+        q = self.learner.q_values(self.buffer.obs[newest])  # (n, A)
+        return float(q.abs().max()), self.reward_abs_max, self.cfg.dqn.gamma
+
     def algo_state(self) -> dict[str, Any]:
         return {
             "learner": self.learner.state_dict(),
@@ -592,6 +612,7 @@ class DQNLoop(TrainLoop):
             "nstep": None if self.nstep is None else self.nstep.state_dict(),
             "rng": {"explore": self.explore_rng.bit_generator.state, "replay": self.replay_gen.get_state()},
             "since_update": self.since_update,
+            "reward_abs_max": self.reward_abs_max,
         }
 
     def load_algo_state(self, state: dict[str, Any]) -> None:
@@ -602,6 +623,10 @@ class DQNLoop(TrainLoop):
         self.explore_rng.bit_generator.state = state["rng"]["explore"]
         self.replay_gen.set_state(state["rng"]["replay"])
         self.since_update = int(state["since_update"])
+        if "reward_abs_max" in state:
+            self.reward_abs_max = float(state["reward_abs_max"])
+        elif len(self.buffer):  # a checkpoint from before the guard: what replay holds (n-step sums at most)
+            self.reward_abs_max = float(self.buffer.rewards[: len(self.buffer)].abs().max())
 
     def on_env_restart(self) -> None:
         self.nstep = self._new_nstep()

@@ -32,6 +32,11 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
     "ppo": AlgorithmEntry(
         "dqnlab.algos.ppo:PPOLoop", ("network", "ppo"), "PPO: clipped surrogate, GAE, separate actor and critic"
     ),
+    "pqn": AlgorithmEntry(
+        "dqnlab.algos.pqn:PQNLoop",
+        ("network", "pqn", "explore"),
+        "PQN: Q(lambda) on rollouts of parallel envs, LayerNorm, no replay, no target network",
+    ),
     "tabular": AlgorithmEntry(
         "dqnlab.algos.tabular:TabularLoop", ("explore", "tabular"), "Q-learning on a table over a discretised state"
     ),
@@ -42,5 +47,5 @@ ALGORITHMS: dict[str, AlgorithmEntry] = {
     ),
 }
 
-ALGORITHM_SECTIONS = ("network", "dqn", "explore", "ppo", "tabular", "baseline")
+ALGORITHM_SECTIONS = ("network", "dqn", "explore", "ppo", "pqn", "tabular", "baseline")
 """Config sections that only some algorithms read (env, eval and the top-level fields are everyone's)."""

@@ -236,6 +236,20 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "eval": {"every_steps": 2000},
         },
     ),
+    "pqn": (
+        "PQN for CartPole-v1: Q(lambda 0.65) on rollouts of 16 vector envs x 16 steps, 2 epochs of 4 "
+        "minibatches, a relu 128-128 Q-network with LayerNorm, no replay and no target network, lr 3e-3 "
+        "decayed linearly, epsilon 1 -> 0.05 over 5k steps.",
+        {
+            "algo": "pqn",
+            "env": {"num_envs": 16},
+            "network": {"layer_norm": True},
+            "pqn": {"n_steps": 16, "lr": 3e-3},
+            "explore": {"decay_steps": 5_000},
+            "total_steps": 100_000,
+            "eval": {"every_steps": 2000},
+        },
+    ),
     "tabular": (
         "Tabular Q-learning with our discretisation: all four dimensions in 3 x 3 x 8 x 8 bins, "
         "lr 0.1, gamma 0.99, epsilon falling as log10 of the episode to 0.05.",

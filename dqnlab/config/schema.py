@@ -208,6 +208,10 @@ class NetworkConfig(_Section):
     batch_norm: bool = False
     """BatchNorm1d after each hidden linear layer (before the activation). Acting and targets use
     the running statistics (eval mode); only gradient steps use batch statistics."""
+    layer_norm: bool = False
+    """LayerNorm after each hidden linear layer (before the activation): normalises each sample's
+    features, so unlike BatchNorm it acts the same in training and acting. PQN relies on it in
+    place of a target network (Gallici et al. 2024)."""
     conv: list[tuple[int, int, int]] = Field(default_factory=list)
     """Pixel observations (env.pixels) only: convolutions (out_channels, kernel, stride), no
     padding, each followed by [BatchNorm2d and] the activation, applied before the `hidden`
@@ -220,6 +224,8 @@ class NetworkConfig(_Section):
     @model_validator(mode="after")
     def _positive_sizes(self) -> NetworkConfig:
         check_hidden(self.hidden, "network.hidden")
+        if self.batch_norm and self.layer_norm:
+            raise ValueError("network.batch_norm and network.layer_norm: choose one normalisation")
         if len(self.conv) > MAX_LAYERS:
             raise ValueError(f"network.conv: at most {MAX_LAYERS} convolutions, got {len(self.conv)}")
         if any(min(layer) < 1 for layer in self.conv):
@@ -440,6 +446,29 @@ class PPOConfig(_Section):
         return self
 
 
+class PQNConfig(_Section):
+    n_steps: int = Field(default=32, ge=1, le=MAX_ROLLOUT_STEPS)
+    """Steps per environment in each rollout (rollout size = n_steps * env.num_envs)."""
+    epochs: int = Field(default=2, ge=1, le=MAX_GRADIENT_STEPS)
+    """Passes over each rollout."""
+    minibatches: int = Field(default=4, ge=1, le=MAX_BATCH)
+    """Minibatches per pass: each gradient step takes about rollout size / minibatches samples."""
+    lr: float = Field(default=1e-3, gt=0.0, le=1.0)
+    """Adam learning rate."""
+    lr_schedule: Literal["constant", "linear"] = "linear"
+    """A constant rate, or decayed linearly to 0 over `total_steps`."""
+    gamma: float = Field(default=0.99, ge=0.0, le=1.0)
+    """Discount factor."""
+    q_lambda: float = Field(default=0.65, ge=0.0, le=1.0)
+    """Lambda of the Q(lambda) targets: 0 is the one-step target r + gamma max Q(s'), 1 the
+    discounted return to the end of the rollout (bootstrapped where a rollout or a time limit
+    cuts an episode)."""
+    loss: Literal["mse", "huber"] = "mse"
+    """Squared error (PQN's) or Huber (smooth L1, delta 1) between Q(s, a) and its target."""
+    max_grad_norm: float | None = Field(default=10.0, gt=0.0)
+    """Clip the gradient's global norm (None: no clipping)."""
+
+
 class TabularConfig(_Section):
     dims: list[int] = Field(default_factory=lambda: [0, 1, 2, 3])
     """Observation dimensions that are discretised; the others are ignored."""
@@ -521,6 +550,8 @@ class RunConfig(BaseModel):
     """Evaluation, early stopping and delivery."""
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     """PPO settings (algo ppo; the actor and critic MLPs take `network`)."""
+    pqn: PQNConfig = Field(default_factory=PQNConfig)
+    """PQN settings (algo pqn; the Q-network takes `network`, exploration `explore`)."""
     tabular: TabularConfig = Field(default_factory=TabularConfig)
     """Tabular Q-learning settings (algo tabular; exploration from `explore`)."""
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
@@ -540,8 +571,12 @@ class RunConfig(BaseModel):
                     f"section '{section}' has no effect with algo '{self.algo}' "
                     f"(it is used by: {', '.join(algos)}); remove it"
                 )
-        if self.algo == "ppo" and (self.network.batch_norm or getattr(self.network, "dueling", False)):
-            raise ValueError("network.batch_norm and network.dueling are DQN options; PPO's networks are plain MLPs")
+        if self.algo == "ppo" and (self.network.batch_norm or self.network.dueling or self.network.layer_norm):
+            raise ValueError(
+                "network.batch_norm, layer_norm and dueling are options of the Q-network; PPO's networks are plain MLPs"
+            )
+        if self.algo == "pqn" and (self.network.batch_norm or self.network.dueling):
+            raise ValueError("network.batch_norm and network.dueling are DQN options; PQN's Q-network is an MLP")
         if self.algo == "ppo" and self.ppo.rollout_until_done and self.env.num_envs != 1:
             raise ValueError("ppo.rollout_until_done needs env.num_envs 1 (one episode per update)")
         pixels = self.env.pixels

@@ -35,7 +35,7 @@ class DuelingHead(nn.Module):
 
 
 def build_mlp(cfg: NetworkConfig, obs_dim: int, n_actions: int) -> nn.Sequential:
-    """Linear -> [BatchNorm] -> activation for each hidden size, then a linear head (or, with
+    """Linear -> [BatchNorm or LayerNorm] -> activation for each hidden size, then a linear head (or, with
     ``cfg.dueling``, a DuelingHead): DQN's Q-network, and PPO's actor (logits) and critic
     (n_actions 1).
 
@@ -50,6 +50,8 @@ def build_mlp(cfg: NetworkConfig, obs_dim: int, n_actions: int) -> nn.Sequential
         layers.append(nn.Linear(width, size))
         if cfg.batch_norm:
             layers.append(nn.BatchNorm1d(size))
+        if cfg.layer_norm:
+            layers.append(nn.LayerNorm(size))
         layers.append(_ACTIVATIONS[cfg.activation]())
         width = size
     layers.append(DuelingHead(width, n_actions) if cfg.dueling else nn.Linear(width, n_actions))
@@ -74,7 +76,7 @@ def q_network_parameters(cfg: NetworkConfig, obs_shape: tuple[int, ...], n_actio
         h, w = conv_output_hw(obs_shape[1], obs_shape[2], cfg.conv)
         width = channels * h * w
     head = n_actions + 1 if cfg.dueling else n_actions
-    norm = 2 * sum(cfg.hidden) if cfg.batch_norm else 0
+    norm = 2 * sum(cfg.hidden) if cfg.batch_norm or cfg.layer_norm else 0  # a scale and a shift per unit
     return convs + mlp_parameters([width, *cfg.hidden, head]) + norm
 
 

@@ -38,7 +38,7 @@ from dqnlab.core.fileio import atomic_write_bytes
 from dqnlab.core.version import __version__
 from dqnlab.runtime.policy import Policy
 
-EXPORTABLE = ("dqn", "ppo")
+EXPORTABLE = ("dqn", "ppo", "pqn")
 """Algorithms whose policies are networks that export."""
 ONNX_OPSET = 17
 """ONNX operator set of the exported models: read by onnxruntime 1.14 and later."""

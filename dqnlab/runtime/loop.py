@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -42,6 +43,19 @@ from dqnlab.runtime.progress import RECENT_EPISODES, Progress
 from dqnlab.runtime.rng import RngStreams
 from dqnlab.runtime.rundir import CHECKPOINT_FILE, METRICS_FILE, SUMMARY_FILE, MetricsLog
 from dqnlab.runtime.summary import run_summary
+
+VALUE_SLACK = 1.5
+"""The divergence guard warns when |Q| passes this many times its bound. Some overshoot is normal
+(an approximator trained on bootstrapped targets, early in training); a diverging run goes far
+past it (a traced target-task run went from 75 to 3,400 against a bound of 100)."""
+
+
+def value_bound(reward_abs_max: float, gamma: float) -> float:
+    """The largest |Q| any policy can have when every |reward| is at most `reward_abs_max`:
+    the sum of reward_abs_max * gamma^t over t >= 0 (infinite for gamma = 1 and a nonzero reward)."""
+    if gamma >= 1.0:
+        return math.inf if reward_abs_max > 0 else 0.0
+    return reward_abs_max / (1.0 - gamma)
 
 
 class TrainingInterrupted(Interrupted):
@@ -125,6 +139,11 @@ class TrainLoop:
         self.stop_reason: str | None = None  # set by a stop rule other than the budgets
         self.seconds_before = 0.0  # training seconds spent before a resume
         self.recent: deque[float] = deque(maxlen=RECENT_EPISODES)
+        # The divergence guard (see value_range): the largest |Q| seen at an evaluation, the bound
+        # the rewards allow, and the first time the first left the second (None: never).
+        self.q_max: float | None = None
+        self.q_bound: float | None = None
+        self.value_warning: dict[str, float] | None = None
 
     @classmethod
     def check_fits(cls, cfg: RunConfig, obs_shape: tuple[int, ...], n_actions: int, reset_info: dict) -> None:
@@ -189,6 +208,13 @@ class TrainLoop:
 
     def on_episode_end(self, env_index: int) -> None:
         """Called once per finished training episode, after the counters are updated."""
+
+    def value_range(self) -> tuple[float, float, float] | None:
+        """(the largest |Q| the network being trained predicts on recently stored states, the
+        largest |reward| stored so far, gamma) for value-based algorithms, or None. Read at every
+        evaluation: the first goes to metrics.csv (`q_max`), and a run whose |Q| passes
+        VALUE_SLACK times ``value_bound`` is warned about once, on stderr and in summary.json."""
+        return None
 
     def eval_state(self) -> Any:
         """State that evaluating the greedy policy changes (a random controller's generator; None
@@ -391,6 +417,7 @@ class TrainLoop:
             )
         self.evaluations += 1
         self.last_eval, self.last_eval_step = res.mean, self.env_steps
+        value_range = self.value_range()
         self.metrics.row(
             kind="eval",
             env_step=self.env_steps,
@@ -398,9 +425,12 @@ class TrainLoop:
             eval_mean=res.mean,
             eval_std=res.std,
             eval_success=res.success_rate,
+            q_max=None if value_range is None else value_range[0],
             epsilon=self.exploration(),
             wall_seconds=wall,
         )
+        if value_range is not None:
+            self._guard_values(value_range[0], value_bound(value_range[1], value_range[2]))
         if (ev.deliver == "best_eval" and self._beats_best(res)) or ev.deliver == "last":
             self._keep_best(res.mean, res.success_rate)
         if ev.patience is not None and self.evaluations - self.best_eval_index >= ev.patience:
@@ -421,6 +451,20 @@ class TrainLoop:
                     return
             self.solved_at = self.env_steps
             self.stop_reason = "threshold"
+
+    def _guard_values(self, q_max: float, bound: float) -> None:
+        """Keep the Q scale for the summary, and warn once when it leaves its possible range."""
+        self.q_max = q_max if self.q_max is None else max(self.q_max, q_max)
+        self.q_bound = bound
+        if self.value_warning is None and q_max > VALUE_SLACK * bound:
+            self.value_warning = {"env_step": self.env_steps, "q_max": q_max, "q_bound": bound}
+            print(
+                f"[dqnlab] warning: Q-values are diverging in {self.run_dir} at step {self.env_steps}: "
+                f"max |Q| {q_max:.4g} > {bound:.4g} = max |reward| / (1 - gamma), the most any return can be "
+                "(summary.json records it as value_warning; metrics.csv's q_max column tracks |Q|)",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def _beats_best(self, res: EvalResult) -> bool:
         """Better than the best evaluation so far: by mean return, or with eval.success_threshold
@@ -489,6 +533,9 @@ class TrainLoop:
                 "stop_reason": self.stop_reason,
                 "seconds": self.seconds_before + time.perf_counter() - self.t_start,
                 "recent": list(self.recent),
+                "q_max": self.q_max,
+                "q_bound": self.q_bound,
+                "value_warning": self.value_warning,
             },
             "last_loss": self.last_loss,
             "best_state": self.best_state,
@@ -516,6 +563,9 @@ class TrainLoop:
             if not all(isinstance(r, (int, float)) for r in recent):
                 raise ValueError("recent returns are not numbers")
             self.recent.extend(recent)
+            # Absent in checkpoints written before the divergence guard.
+            self.q_max, self.q_bound = c.get("q_max"), c.get("q_bound")
+            self.value_warning = c.get("value_warning")
             self.last_loss = state["last_loss"]
             best = state["best_state"]
             if best is not None:
@@ -578,6 +628,9 @@ class TrainLoop:
                 "best_success": self.best_success,
                 "best_step": self.best_step,
                 "longest": self.longest,
+                "q_max": self.q_max,
+                "q_bound": self.q_bound,
+                "value_warning": self.value_warning,
             },
             algo_summary=self.algo_summary(),
             train_seconds=seconds,

@@ -38,6 +38,7 @@ METRIC_COLUMNS = (
     "eval_mean",
     "eval_std",
     "eval_success",  # share of the evaluation's episodes that the env called a success (target tasks)
+    "q_max",  # at an evaluation: the largest |Q| on recently stored states (value-based algorithms)
     "wall_seconds",
 )
 

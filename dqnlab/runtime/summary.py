@@ -52,7 +52,7 @@ def run_summary(
     """The summary of a run: how it ended (`status` "finished" or "interrupted", `stop_reason`),
     whether the delivered policy's final evaluation `final` solved the task, and the counters
     of the training loop (env_steps, episodes, solved_at, best_mean, best_success, best_step,
-    longest)."""
+    longest, and optionally q_max, q_bound, value_warning)."""
     fd = final.as_dict() if final is not None else {}
     c, deliver = counters, cfg.eval.deliver
     return {
@@ -75,6 +75,11 @@ def run_summary(
         "best_eval_success": c["best_success"] if deliver == "best_eval" else None,
         "best_eval_step": c["best_step"],
         "longest_train_episode": c["longest"] if c["episodes"] else None,
+        # The divergence guard (value-based algorithms; null otherwise): the largest |Q| seen at an
+        # evaluation, the most the rewards allow, and where |Q| first went far past it (null: never).
+        "q_max": c.get("q_max"),
+        "q_bound": c.get("q_bound"),
+        "value_warning": c.get("value_warning"),
         "delivered": deliver,
         "eval_mean": fd.get("mean"),
         "eval_std": fd.get("std"),

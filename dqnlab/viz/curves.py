@@ -9,7 +9,10 @@ One run, up to four panels sharing the env-step axis:
                      delivered policy's final evaluation as an error bar at the step it was saved
   loss               the last loss at each episode end and its 100-episode mean (log scale),
                      titled by what it is (DQN's TD loss, PPO's combined loss); only for
-                     algorithms that minimise a loss (not tabular, not the baselines)
+                     algorithms that minimise a loss (not tabular, not the baselines); for DQN,
+                     on a second axis, the largest |Q| at each evaluation (metrics.csv's q_max)
+                     and the most any return can be (summary.json's q_bound), so that a
+                     diverging value estimate shows
   exploration        epsilon at each episode end; only for algorithms that explore by epsilon
                      (DQN, tabular): PPO samples its stochastic policy instead
 The run's algorithm (summary.json or config.yaml) decides; for an algorithm dqnlab does not know,
@@ -27,6 +30,7 @@ its object-oriented API with the Agg canvas, so no global backend is switched fo
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +57,7 @@ DPI = 100
 _BAND_LABELS = {"ci95": "95% bootstrap CI of the mean", "minmax": "min–max across runs"}
 LOSS_TITLES = {
     "dqn": "TD loss",
+    "pqn": "Q(λ) loss",
     "ppo": "PPO loss: clipped surrogate + value − entropy",
 }
 """What the `loss` column of metrics.csv is, for the algorithms that minimise one."""
@@ -219,6 +224,21 @@ def _loss_panel(ax: Axes, m: RunMetrics, title: str) -> None:
     else:
         _empty(ax, "no gradient step yet")
     ax.set_ylabel("loss")
+    finite = np.isfinite(m.eval_q_max)
+    if finite.any():
+        ax_q = ax.twinx()
+        ax_q.plot(
+            *_thin(m.eval_step[finite], m.eval_q_max[finite]),
+            color="C3",
+            marker=".",
+            linewidth=1.2,
+            label="max |Q| (at evaluations)",
+        )
+        bound = (m.summary or {}).get("q_bound")
+        if isinstance(bound, (int, float)) and math.isfinite(bound):
+            ax_q.axhline(bound, color="C3", linestyle=":", linewidth=1, label=f"max |reward| / (1 - γ) = {bound:.4g}")
+        ax_q.set_ylabel("max |Q|")
+        ax_q.legend(loc="lower right", fontsize=8)
 
 
 def _exploration_panel(ax: Axes, m: RunMetrics) -> None:

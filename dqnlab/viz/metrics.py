@@ -32,8 +32,8 @@ from dqnlab.core.errors import DqnlabError, preview
 from dqnlab.envs.make import reward_threshold
 from dqnlab.runtime.rundir import CONFIG_FILE, METRIC_COLUMNS, METRICS_FILE, SUMMARY_FILE
 
-# eval_success came later: runs written before it still load (their success rates read as NaN).
-REQUIRED_COLUMNS = tuple(c for c in METRIC_COLUMNS if c != "eval_success")
+# eval_success and q_max came later: runs written before them still load (their values read as NaN).
+REQUIRED_COLUMNS = tuple(c for c in METRIC_COLUMNS if c not in ("eval_success", "q_max"))
 VALUE_LIMIT = 1e15
 """Largest magnitude plotted: far beyond any return, loss or step count of a real run, and far
 below where matplotlib's tick arithmetic overflows (near 1e308)."""
@@ -62,6 +62,7 @@ class RunMetrics:
     eval_std: np.ndarray  # (n_eval,) float64, population std over the evaluation episodes
     eval_wall: np.ndarray  # (n_eval,) float64
     eval_success: np.ndarray  # (n_eval,) float64, share of successful episodes (NaN: not a success task)
+    eval_q_max: np.ndarray  # (n_eval,) float64, largest |Q| on recent states (NaN: not a value-based algorithm)
     algo: str | None = None  # the algorithm that trained the run (summary.json or config.yaml), None if unknown
 
 
@@ -88,7 +89,7 @@ def _step(text: str | None) -> int:
 
 
 _TRAIN = ("return", "length", "epsilon", "loss", "wall_seconds")
-_EVAL = ("eval_mean", "eval_std", "wall_seconds", "eval_success")
+_EVAL = ("eval_mean", "eval_std", "wall_seconds", "eval_success", "q_max")
 
 
 def parse_metrics_rows(rows: Iterable[dict[str, str]], source: str) -> dict[str, np.ndarray]:
@@ -110,7 +111,7 @@ def parse_metrics_table(header: Sequence[str], rows: Iterable[list[str]], source
     train, evals = array("d"), array("d")
     series = {
         "train": (train, [(c, col[c]) for c in _TRAIN]),
-        # eval_success came later: a file without the column reads it as blank
+        # eval_success and q_max came later: a file without the column reads it as blank
         "eval": (evals, [(c, col.get(c, width)) for c in _EVAL]),
     }
     limit, nan = VALUE_LIMIT, math.nan
@@ -154,6 +155,7 @@ def parse_metrics_table(header: Sequence[str], rows: Iterable[list[str]], source
         "eval_std": e[:, 2],
         "eval_wall": e[:, 3],
         "eval_success": e[:, 4],
+        "eval_q_max": e[:, 5],
     }
 
 
@@ -237,6 +239,8 @@ _NUMBER_FIELDS = (
     "max_episode_steps",
     "cells",
     "cells_visited",
+    "q_max",
+    "q_bound",
 )
 
 

@@ -93,6 +93,11 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("status", f"{s.get('status', '–')} (stopped by {s.get('stop_reason', '–')})"),
     ]
+    if s.get("q_max") is not None:
+        scale = f"largest |Q| at an evaluation {s['q_max']:.4g}, at most {_num(s.get('q_bound'), '{:.4g}')} possible"
+        if s.get("value_warning") is not None:  # a mapping in summary.json, shown as text once cleaned
+            scale += f"; diverging: {s['value_warning']}"
+        rows.append(("value scale", scale))
     versions = s.get("versions")
     if isinstance(versions, dict):
         rows.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
