@@ -1,9 +1,9 @@
-"""Tune the `default` preset: run candidate overrides on several seeds, side by side.
+"""Tune a preset (`default` unless --preset): run candidate overrides on several seeds, side by side.
 
     python benchmarks/tune_default.py --seeds 0-7 --workers 2 \
         --candidate "dqn.lr=1e-3 dqn.loss=mse" --candidate "dqn.lr=2e-3"
 
-Each candidate is a space-separated list of --set overrides on the default preset. Prints, per
+Each candidate is a space-separated list of --set overrides on the preset. Prints, per
 candidate: seeds solved (final 100-episode evaluation >= 475), median steps and seconds to the
 delivered policy, and the worst final mean. Runs go to a temporary folder.
 """
@@ -17,12 +17,12 @@ import statistics
 import tempfile
 
 
-def run_one(args: tuple[str, int, int, str]) -> dict:
-    overrides, seed, total, root = args
+def run_one(args: tuple[str, str, int, int, str]) -> dict:
+    preset, overrides, seed, total, root = args
     from dqnlab import build_config, train
 
     cfg = build_config(
-        "default", overrides=overrides.split() if overrides else [], seed=seed, total_steps=total, artifacts=False
+        preset, overrides=overrides.split() if overrides else [], seed=seed, total_steps=total, artifacts=False
     )
     res = train(cfg, f"{root}/{abs(hash(overrides))}-s{seed}", progress=False)
     s = res.summary
@@ -45,6 +45,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="default")
     ap.add_argument("--candidate", action="append", default=[])
     ap.add_argument("--seeds", default="0-4")
     ap.add_argument("--total-steps", type=int, default=50_000)
@@ -54,7 +55,7 @@ def main() -> None:
     candidates = args.candidate or [""]
     seeds = parse_seeds(args.seeds)
     with tempfile.TemporaryDirectory() as root:
-        jobs = [(c, s, args.total_steps, root) for s in seeds for c in candidates]  # seeds alternate
+        jobs = [(args.preset, c, s, args.total_steps, root) for s in seeds for c in candidates]  # seeds alternate
         with cf.ProcessPoolExecutor(args.workers) as pool:
             rows = list(pool.map(run_one, jobs))
     if args.json:

@@ -69,6 +69,34 @@ def test_tune_default_smoke():
     assert "/2 solved" in done.stdout and "eval.episodes=2" in done.stdout
 
 
+def test_stability_smoke(tmp_path):
+    out = tmp_path / "stability.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "stability.py"),
+            "--preset",
+            "pqn",
+            "--seeds",
+            "0",
+            "--total-steps",
+            "1200",
+            "--every",
+            "600",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "seeds hold" in done.stdout
+    (row,) = json.loads(out.read_text())
+    steps = [step for step, _, _ in row["evals"]]
+    assert row["preset"] == "pqn" and len(steps) >= 2 and 600 <= steps[0] < steps[1]
+
+
 @pytest.mark.parametrize("name", ["sweep_default.yaml", "sweep_target.yaml"])
 def test_benchmark_search_spaces_make_valid_configs(name):
     from dqnlab.experiments.sweep import load_search_space, trial_config
