@@ -21,7 +21,9 @@ def test_dare_scalar_by_hand():
 
 
 def test_dare_matches_scipy_when_installed():
-    linalg = pytest.importorskip("scipy.linalg")
+    linalg = pytest.importorskip(
+        "scipy.linalg", reason="scipy is optional, not a dqnlab dependency: this cross-check runs where it is installed"
+    )
     a, b = control.discrete_dynamics()
     q, r = np.diag(control.DEFAULT_Q), np.array([[control.DEFAULT_R]])
     assert_allclose(control.solve_dare(a, b, q, r), linalg.solve_discrete_are(a, b, q, r), rtol=1e-6)
