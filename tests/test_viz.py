@@ -331,6 +331,22 @@ def test_label_looks_like_pillows_stroked_text():
         assert np.abs(np.asarray(img).astype(float) - ours)[changed].mean() < 40, width
 
 
+def test_text_mask_is_pillows_text_from_cached_glyphs():
+    from PIL import Image, ImageDraw, ImageFont
+
+    from dqnlab.viz.video import text_mask
+
+    for font_px in (10, 13, 27):
+        for text in ("step 500   return 500", "episode 2/3   step 41   return -12.5"):
+            ours = text_mask(text, font_px)
+            img = Image.new("L", (ours.shape[1] + 8, ours.shape[0] + 8), 0)
+            ImageDraw.Draw(img).text((0, 0), text, fill=255, font=ImageFont.load_default(size=font_px))
+            theirs = np.asarray(img, dtype=np.float32) / 255
+            assert theirs[ours.shape[0] :].max() == 0 and theirs[:, ours.shape[1] :].max() == 0  # nothing cut off
+            diff = np.abs(theirs[: ours.shape[0], : ours.shape[1]] - ours)
+            assert diff.max() < 0.15 and diff.sum() < 0.5, (font_px, text)  # a few pixels where glyphs touch
+
+
 def test_gif_is_its_palette_frames_exactly_with_their_durations():
     """The GIF decodes to every frame in the one palette (the unchanged-pixel transparency and
     Pillow's cropping lose nothing), frame for frame, with real-time and end-hold durations."""
