@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
 import json
 import re
 import shutil
@@ -226,6 +227,158 @@ def test_importing_dqnlab_and_the_viz_modules_stays_light():
 
 
 # ---------------------------------------------------------------------------------------------
+# episode frames: dqnlab's rasteriser against Gymnasium's pygame frames, labels, the GIF encoding
+
+
+def _scene_masks(rgb: np.ndarray) -> dict[str, np.ndarray]:
+    """Pixels that a shape covers about half of or more, by colour (H, W, 3): the cart is black,
+    the pole much redder than blue, the target line (220, 40, 40) much redder than green."""
+    c = rgb.astype(np.float64)
+    r, g, b = c[..., 0], c[..., 1], c[..., 2]
+    return {
+        "cart": c.max(axis=-1) < 100,
+        "pole": (r - b > 50) & (g - b > 25),
+        "target": (r - g > 90) & (g - b < 25),
+    }
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "dqnlab/CartPoleTarget-v0"])
+@pytest.mark.parametrize("width", [300, 150, 600])
+def test_scene_frames_are_gymnasiums_frames_downscaled(env_id, width):
+    """Over many states (the cart anywhere on and a little off the screen, the pole up to twice
+    the termination angle), dqnlab's frame at `width` px and Gymnasium's 600 x 400 frame
+    downscaled by Pillow's box filter (= area coverage) are the same picture: under one gray level
+    apart on average, and the cart, pole and target masks overlap with IoU >= 0.9. (The frames
+    differ at the shapes' edges: pygame does not antialias its polygons.)"""
+    pytest.importorskip("pygame")
+    from PIL import Image
+
+    from dqnlab.viz import scene
+
+    size = (width, width * 2 // 3)
+    env = gym.make(env_id, render_mode="rgb_array")
+    env.reset(seed=0)
+    assert scene.can_draw(env)
+    rng = np.random.default_rng(5)
+    inter: dict[str, int] = {}
+    union: dict[str, int] = {}
+    errors = []
+    try:
+        for _ in range(60):
+            env.unwrapped.state = np.array([rng.uniform(-2.6, 2.6), 0.0, rng.uniform(-0.42, 0.42), 0.0])
+            if env_id != "CartPole-v1":
+                env.unwrapped.target = float(rng.uniform(-1.5, 1.5))
+            theirs = np.asarray(Image.fromarray(env.render()).resize(size, Image.Resampling.BOX))
+            ours = scene.draw_frames(np.array([scene.scene_state(env)]), size, scene.pole_length(env))[0]
+            assert ours.shape == (size[1], size[0], 3) and ours.dtype == np.uint8
+            errors.append(np.abs(theirs.astype(float) - ours).mean())
+            a, b = _scene_masks(theirs), _scene_masks(ours)
+            for name in a:
+                inter[name] = inter.get(name, 0) + int((a[name] & b[name]).sum())
+                union[name] = union.get(name, 0) + int((a[name] | b[name]).sum())
+    finally:
+        env.close()
+    # the target line is 2 screen pixels wide: at 150 px it half covers one column, no mask to compare
+    shapes = ("cart", "pole") if env_id == "CartPole-v1" or width < 300 else ("cart", "pole", "target")
+    for name in shapes:
+        assert inter[name] / union[name] >= 0.9, name
+    assert np.mean(errors) < 0.5 and np.max(errors) < 1.0
+
+
+def test_scene_draws_cartpole_and_the_target_task_only():
+    from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+    from dqnlab.viz import scene
+
+    class OwnPicture(CartPoleEnv):  # a subclass may draw its own way: Gymnasium's render() it is
+        pass
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # CartPole-v0's deprecation notice
+        drawn = [
+            gym.make(i, render_mode="rgb_array") for i in ("CartPole-v0", "CartPole-v1", "dqnlab/CartPoleTarget-v0")
+        ]
+    assert all(scene.can_draw(env) for env in drawn)
+    assert not scene.can_draw(gym.make("Acrobot-v1", render_mode="rgb_array"))
+    assert not scene.can_draw(OwnPicture(render_mode="rgb_array"))
+    assert scene.pole_length(drawn[1]) == pytest.approx(125.0)
+
+
+def test_label_looks_like_pillows_stroked_text():
+    """draw_label's outline (the text's mask widened) against Pillow's stroked text."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from dqnlab.viz.video import draw_label
+
+    for width in (150, 300, 600):
+        frame = np.full((width * 2 // 3, width, 3), 255, dtype=np.uint8)
+        frame[:, width // 3 :] = (202, 152, 101)  # half light, half the pole's colour
+        frame[::5] = 0  # and black lines through the text
+        font_px = max(10, width // 22)
+        img = Image.fromarray(frame)
+        ImageDraw.Draw(img).text(
+            (font_px // 2, font_px // 3),
+            "step 498   return 498",
+            fill=(0, 0, 0),
+            font=ImageFont.load_default(size=font_px),
+            stroke_width=max(1, font_px // 7),
+            stroke_fill=(255, 255, 255),
+        )
+        ours = frame.copy()
+        draw_label(ours, "step 498   return 498")
+        changed = (np.asarray(img) != frame).any(axis=-1) | (ours != frame).any(axis=-1)
+        assert changed.sum() > 100  # both drew something
+        assert np.abs(np.asarray(img).astype(float) - ours)[changed].mean() < 40, width
+
+
+def test_text_mask_is_pillows_text_from_cached_glyphs():
+    from PIL import Image, ImageDraw, ImageFont
+
+    from dqnlab.viz.video import text_mask
+
+    for font_px in (10, 13, 27):
+        for text in ("step 500   return 500", "episode 2/3   step 41   return -12.5"):
+            ours = text_mask(text, font_px)
+            img = Image.new("L", (ours.shape[1] + 8, ours.shape[0] + 8), 0)
+            ImageDraw.Draw(img).text((0, 0), text, fill=255, font=ImageFont.load_default(size=font_px))
+            theirs = np.asarray(img, dtype=np.float32) / 255
+            assert theirs[ours.shape[0] :].max() == 0 and theirs[:, ours.shape[1] :].max() == 0  # nothing cut off
+            diff = np.abs(theirs[: ours.shape[0], : ours.shape[1]] - ours)
+            assert diff.max() < 0.15 and diff.sum() < 0.5, (font_px, text)  # a few pixels where glyphs touch
+
+
+def test_gif_is_its_palette_frames_exactly_with_their_durations():
+    """The GIF decodes to every frame in the one palette (the unchanged-pixel transparency and
+    Pillow's cropping lose nothing), frame for frame, with real-time and end-hold durations."""
+    from PIL import Image
+
+    from dqnlab.viz.video import END_HOLD_MS, Episode, gif_bytes
+
+    rng = np.random.default_rng(0)
+    frames = np.full((9, 40, 60, 3), 255, dtype=np.uint8)
+    for j, f in enumerate(frames):  # a moving block, a changing corner, some still noise
+        f[10:20, 5 + 4 * j : 15 + 4 * j] = (202, 152, 101)
+        f[:3, :3] = (j * 25, 0, 0)
+        f[30:, :10] = rng.integers(0, 255, (10, 10, 3)) if j % 4 == 0 else f[30:, :10]
+    for j in range(1, len(frames)):
+        if j % 4:
+            frames[j, 30:, :10] = frames[j - 1, 30:, :10]
+    episodes = [Episode(0, 1.0, 5, list(frames[:5])), Episode(1, 1.0, 3, list(frames[5:]))]
+    with Image.open(io.BytesIO(gif_bytes(episodes, frame_ms=40))) as im:
+        assert im.n_frames == 9
+        palette = im.copy()  # frame 0, in the GIF's one palette
+        decoded, durations = [], []
+        for k in range(im.n_frames):
+            im.seek(k)
+            decoded.append(np.asarray(im.convert("RGB")))
+            durations.append(im.info["duration"])
+    assert durations == [40, 40, 40, 40, END_HOLD_MS, 40, 40, 40, END_HOLD_MS]
+    for k, (got, frame) in enumerate(zip(decoded, frames, strict=True)):
+        want = Image.fromarray(frame).quantize(palette=palette, dither=Image.Dither.NONE).convert("RGB")
+        assert np.array_equal(got, np.asarray(want)), k
+
+
+# ---------------------------------------------------------------------------------------------
 # on real (tiny) runs
 
 
@@ -338,10 +491,37 @@ def test_play_mp4(run, tmp_path, monkeypatch):
         _viz_cli(["play", str(run), "--mp4", str(tmp_path / "f.mp4")])
 
 
-def test_play_without_pygame_is_a_clear_error(run, tmp_path, monkeypatch):
+def _untrained_policy(env_id: str, obs_dim: int, n_actions: int):
+    import torch
+
+    from dqnlab.config import NetworkConfig
+    from dqnlab.runtime.policy import Policy
+
+    torch.manual_seed(0)
+    return Policy(torch.nn.Linear(obs_dim, n_actions), env_id, (obs_dim,), n_actions, NetworkConfig())
+
+
+def test_other_environments_keep_gymnasiums_render():
+    """An environment dqnlab does not draw itself is rendered by Gymnasium and downscaled, with
+    the same frame rule."""
+    pytest.importorskip("pygame")
+    from dqnlab.viz.video import record_episodes
+
+    (episode,) = record_episodes(_untrained_policy("Acrobot-v1", 6, 3), seed=0, every=50, width=100)
+    assert len(episode.frames) == len(kept_frame_indices(episode.length, 50))
+    assert {f.shape for f in episode.frames} == {(100, 100, 3)}
+
+
+def test_cartpole_gifs_need_no_pygame_and_other_renders_say_so(run, tmp_path, monkeypatch):
+    from dqnlab.viz.video import record_episodes
+
     monkeypatch.setitem(sys.modules, "pygame", None)  # as if it were not installed
+    assert _viz_cli(["play", str(run), "--gif", str(tmp_path / "x.gif")]) == 0  # CartPole: dqnlab draws it
     with pytest.raises(DqnlabError, match=r'pip install "pygame'):
-        _viz_cli(["play", str(run), "--gif", str(tmp_path / "x.gif")])
+        record_episodes(_untrained_policy("Acrobot-v1", 6, 3))
+    monkeypatch.setenv("DISPLAY", ":0")
+    with pytest.raises(DqnlabError, match=r'pip install "pygame'):
+        _viz_cli(["play", str(run), "--human"])
 
 
 def test_play_human_without_display_is_a_clear_error(run, monkeypatch):

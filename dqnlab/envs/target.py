@@ -66,6 +66,14 @@ WINDOW = 100
 
 _X_THRESHOLD = 2.4
 _THETA_THRESHOLD = 12 * 2 * np.pi / 360
+TARGET_RGB = (220, 40, 40)
+"""Colour of the line that render() paints across the frame at the target."""
+
+
+def target_columns(target: float, width: int) -> tuple[int, int]:
+    """The pixel columns [lo, hi) of a frame `width` wide that render() paints as the target line."""
+    col = int(round((target / (2 * _X_THRESHOLD) + 0.5) * width))
+    return max(col - 1, 0), min(col + 1, width)
 
 
 def tolerance(d: np.ndarray | float, margin: float) -> np.ndarray | np.floating:
@@ -218,10 +226,9 @@ class CartPoleTargetEnv(gym.Env[np.ndarray, int | np.integer]):
         self._renderer.state = self.state
         frame = self._renderer.render()
         if frame is not None:
-            width = frame.shape[1]
-            col = int(round((self.target / (2 * self.x_threshold) + 0.5) * width))
+            lo, hi = target_columns(self.target, frame.shape[1])
             frame = frame.copy()
-            frame[:, max(col - 1, 0) : min(col + 1, width)] = (220, 40, 40)
+            frame[:, lo:hi] = TARGET_RGB
         return frame
 
     def close(self):

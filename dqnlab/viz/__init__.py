@@ -4,6 +4,7 @@
     series.py       pure math: moving mean, EMA, a common env-step grid, bands across runs
     curves.py       learning curves as PNG (one run, or several with a band)
     video.py        the delivered policy rendered to GIF / MP4, or shown in a window
+    scene.py        CartPole frames drawn from states (dqnlab's rasteriser), for video.py
     report.py       report.html, self-contained (images as data: URIs, no network)
     tensorboard.py  metrics.csv -> TensorBoard event files (optional extra)
     output.py       the overwrite rule and atomic writes of these files
@@ -27,8 +28,7 @@ def write_run_artifacts(run_dir: Path, gif: bool = True, seed: int = 0) -> list[
     `run_dir`, replacing earlier versions, and return their paths in that order.
 
     The GIF is one greedy episode of the delivered policy (policy.pt) reset with `seed`, every
-    2nd frame at 300 px wide: under 0.3 MB and about 2 s of rendering for a 500-step CartPole
-    episode. Raises DqnlabError if the run directory, its metrics.csv or (with `gif`) its
+    2nd frame at 300 px wide: under 0.3 MB for a 500-step CartPole episode. Raises DqnlabError if the run directory, its metrics.csv or (with `gif`) its
     policy.pt is missing or damaged, or a file cannot be written."""
     from dqnlab.algos.registry import load_policy
     from dqnlab.runtime.rundir import MARKER_FILE, is_run_dir

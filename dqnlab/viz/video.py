@@ -1,9 +1,12 @@
 """Watching the delivered greedy policy: episodes rendered to GIF or MP4, or shown in a window.
 
-Frames come from Gymnasium's ``render_mode="rgb_array"`` (pygame draws them), are downscaled,
-and carry the step count and the running return. GIFs are written with Pillow (one palette
-shared by all frames, so colours do not flicker and unchanged areas compress away); MP4 with the
-ffmpeg binary that the ``imageio-ffmpeg`` package ships (the optional extra ``dqnlab[video]``).
+Frames of CartPole and the target task are drawn by dqnlab itself (dqnlab.viz.scene: the scene
+Gymnasium draws, straight at the output size, from the states of the kept steps); other
+environments' come from Gymnasium's ``render_mode="rgb_array"`` (pygame) and are downscaled.
+Every frame carries the step count and the running return. GIFs are written with Pillow (one
+palette shared by all frames, so colours do not flicker, and each frame stores only the pixels
+that changed); MP4 with the ffmpeg binary that the ``imageio-ffmpeg`` package ships (the optional
+extra ``dqnlab[video]``).
 
 Frame ``i`` of an episode of ``L`` steps shows the state after ``i`` steps, ``i = 0..L``. With
 ``every = k`` the frames kept are ``0, k, 2k, ...`` and always the last one, so the end of the
@@ -14,6 +17,7 @@ each kept frame lasts ``every / fps`` seconds, where ``fps`` is in environment s
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -25,14 +29,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from dqnlab.core.errors import DqnlabError
 from dqnlab.envs.make import env_spec
+from dqnlab.envs.pixels.raster import SCREEN_H, SCREEN_W
 from dqnlab.runtime.policy import Policy
+from dqnlab.viz import scene
 from dqnlab.viz.output import write_output
 
 GIF_EVERY, GIF_WIDTH = 2, 300  # a 500-step CartPole episode: 251 frames, well under 1 MB
 MP4_EVERY, MP4_WIDTH = 1, 600  # video codecs make full frame rate and size cheap
+GIF_COLORS = 64  # one palette for all frames
 MIN_GIF_FRAME_MS = 20  # browsers play shorter GIF frames at 100 ms, i.e. far too slowly
 END_HOLD_MS = 1000  # the last frame of each episode stays up a second, so the end can be seen
 MAX_STEPS = 10_000  # a safety cap for environments without a time limit
@@ -72,6 +80,7 @@ def scaled_size(width: int, height: int, target_width: int, even: bool = False) 
     return w, h
 
 
+@functools.lru_cache(maxsize=8)
 def _font(size: int):
     from PIL import ImageFont
 
@@ -81,26 +90,81 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def annotate(frame: np.ndarray, text: str, size: tuple[int, int]) -> np.ndarray:
-    """`frame` resized to `size` (width, height) with `text` in its top-left corner.
+def draw_label(frame: np.ndarray, text: str) -> None:
+    """Write `text` into the top-left corner of `frame` (H, W, 3) uint8, in place: black with a
+    white outline, so it reads on light and dark backgrounds alike, sized to the frame's width.
 
-    Text is drawn after resizing so it stays sharp, black with a white outline so it reads on
-    light and dark backgrounds alike."""
+    As Pillow's stroked text, at a fraction of its cost (a frame's label is drawn at every kept
+    step): the text's mask is put together from glyphs drawn once (``text_mask``) and the
+    outline is that mask widened by the stroke width."""
+    font_px = max(10, frame.shape[1] // 22)
+    stroke = max(1, font_px // 7)
+    ink = np.pad(text_mask(text, font_px), stroke)  # (h, w) text coverage in [0, 1], room for the outline
+    outline = _widen(ink, stroke)
+    y0, x0 = font_px // 3 - stroke, font_px // 2 - stroke  # the text's top-left at (font_px // 2, font_px // 3)
+    h, w = min(ink.shape[0], frame.shape[0] - y0), min(ink.shape[1], frame.shape[1] - x0)
+    if h <= 0 or w <= 0:
+        return
+    region = frame[y0 : y0 + h, x0 : x0 + w].astype(np.float32)
+    region += outline[:h, :w, None] * (np.float32(255) - region)  # white outline
+    region *= np.float32(1) - ink[:h, :w, None]  # black text over it
+    frame[y0 : y0 + h, x0 : x0 + w] = np.rint(region).astype(np.uint8)
+
+
+def text_mask(text: str, font_px: int) -> np.ndarray:
+    """Coverage (h, w) float32 in [0, 1] of `text` in Pillow's default font at `font_px`, its
+    top-left corner at the text's anchor (Pillow's "la"): each glyph drawn once (and cached) and
+    placed at the running sum of the advances before it, as Pillow's basic layout places it."""
+    glyphs = [_glyph(ch, font_px) for ch in text]
+    x = np.concatenate([[0.0], np.cumsum([advance for _, advance in glyphs])])
+    left = np.round(x[:-1]).astype(int)
+    height = max((g.shape[0] for g, _ in glyphs), default=1)
+    mask = np.zeros(
+        (height, max((lo + g.shape[1] for (g, _), lo in zip(glyphs, left, strict=True)), default=1)), np.float32
+    )
+    for (g, _), lo in zip(glyphs, left, strict=True):
+        dst = mask[: g.shape[0], lo : lo + g.shape[1]]
+        np.maximum(dst, g, out=dst)  # overlapping glyphs: the darker wins, as in Pillow's text
+    return mask
+
+
+@functools.lru_cache(maxsize=512)
+def _glyph(ch: str, font_px: int) -> tuple[np.ndarray, float]:
+    """Character `ch` drawn at the anchor (0, 0) of an image as tall as the font's line: its
+    coverage (h, w) float32 and its advance in pixels."""
     from PIL import Image, ImageDraw
+
+    font = _font(font_px)
+    ascent, descent = font.getmetrics()
+    right = max(1, font.getbbox(ch)[2])
+    img = Image.new("L", (right, ascent + descent), 0)
+    ImageDraw.Draw(img).text((0, 0), ch, fill=255, font=font)
+    return np.asarray(img, dtype=np.float32) * np.float32(1 / 255), float(font.getlength(ch))
+
+
+def _widen(mask: np.ndarray, radius: int) -> np.ndarray:
+    """`mask` (h, w) under a maximum filter over a disc of `radius` pixels (corners included at 1)."""
+    out = mask.copy()
+    h, w = mask.shape
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if (dy or dx) and dx * dx + dy * dy <= radius * radius + radius:
+                dst = out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)]
+                np.maximum(dst, mask[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)], out=dst)
+    return out
+
+
+def annotate(frame: np.ndarray, text: str, size: tuple[int, int]) -> np.ndarray:
+    """`frame` resized to `size` (width, height) with `text` in its top-left corner (see
+    ``draw_label``; text is drawn after resizing so it stays sharp)."""
+    from PIL import Image
 
     img = Image.fromarray(frame).convert("RGB")
     if img.size != size:
         img = img.resize(size, Image.Resampling.LANCZOS)
-    font_px = max(10, size[0] // 22)
-    ImageDraw.Draw(img).text(
-        (font_px // 2, font_px // 3),
-        text,
-        fill=(0, 0, 0),
-        font=_font(font_px),
-        stroke_width=max(1, font_px // 7),
-        stroke_fill=(255, 255, 255),
-    )
-    return np.asarray(img)
+    out = np.array(img)
+    draw_label(out, text)
+    return out
 
 
 def _make_env(env_id: str, render_mode: str):
@@ -138,43 +202,71 @@ def record_episodes(
     policy: Policy, episodes: int = 1, seed: int = 0, every: int = GIF_EVERY, width: int = GIF_WIDTH, even: bool = False
 ) -> list[Episode]:
     """Play `episodes` greedy episodes of `policy` on its environment (episode ``i`` reset with
-    ``seed + i``) and return their kept, annotated frames (see the module docstring)."""
+    ``seed + i``) and return their kept, annotated frames (see the module docstring).
+
+    CartPole and the target task are drawn by dqnlab.viz.scene from the states of the kept steps,
+    straight at the output size; any other environment by its own render(), downscaled."""
     if episodes < 1 or every < 1 or width < 16:
         raise DqnlabError("episodes and every must be at least 1, and width at least 16 pixels")
     env = policy.wrap_env(_make_env(policy.env_id, "rgb_array"))  # a pixel policy draws its own frames
-    held = 0  # bytes of the frames kept so far
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one observation at a time: more threads only wait for each other
     try:
-        out = []
+        out: list[Episode] = []
         for i in range(episodes):
-            obs, _ = env.reset(seed=seed + i)
-            first = env.render()
-            if first is None:
-                raise DqnlabError(f"environment {policy.env_id} renders no image")
-            size = scaled_size(first.shape[1], first.shape[0], width, even)
-            frames = [annotate(first, _label(i, episodes, 0, 0.0), size)]
-            total, step, done = 0.0, 0, False
-            while not done and step < MAX_STEPS:
-                obs, reward, terminated, truncated, _ = env.step(policy(obs))
-                total += float(reward)
-                step += 1
-                done = terminated or truncated
-                if step % every == 0 or done or step == MAX_STEPS:  # = kept_frame_indices
-                    frames.append(annotate(env.render(), _label(i, episodes, step, total), size))
-                    held += frames[-1].nbytes
-                    if held > MAX_FRAME_BYTES:
-                        raise DqnlabError(
-                            f"the frames would take more than {MAX_FRAME_BYTES / 1e9:.0f} GB of memory; "
-                            "use fewer --episodes, a larger --every or a smaller --width",
-                            exit_code=1,
-                        )
-            out.append(Episode(seed + i, total, step, frames))
+            held = sum(f.nbytes for ep in out for f in ep.frames)
+            out.append(_record_episode(env, policy, i, episodes, seed, every, width, even, held))
         return out
     except Exception as exc:
         if _is_missing_pygame(exc):
             raise DqnlabError(_PYGAME_HINT) from None
         raise
     finally:
+        torch.set_num_threads(threads)
         env.close()
+
+
+def _record_episode(
+    env, policy: Policy, i: int, episodes: int, seed: int, every: int, width: int, even: bool, held: int
+) -> Episode:
+    """Episode `i` of `episodes` (see ``record_episodes``), after frames of `held` bytes."""
+    obs, _ = env.reset(seed=seed + i)
+    drawn = scene.can_draw(env)
+    if drawn:
+        size = scaled_size(SCREEN_W, SCREEN_H, width, even)
+        states = [scene.scene_state(env)]
+        frames = []
+    else:
+        first = env.render()
+        if first is None:
+            raise DqnlabError(f"environment {policy.env_id} renders no image")
+        size = scaled_size(first.shape[1], first.shape[0], width, even)
+        frames = [annotate(first, _label(i, episodes, 0, 0.0), size)]
+    labels = [_label(i, episodes, 0, 0.0)]
+    frame_bytes = size[0] * size[1] * 3
+    total, step, done = 0.0, 0, False
+    while not done and step < MAX_STEPS:
+        obs, reward, terminated, truncated, _ = env.step(policy(obs))
+        total += float(reward)
+        step += 1
+        done = terminated or truncated
+        if step % every == 0 or done or step == MAX_STEPS:  # = kept_frame_indices
+            labels.append(_label(i, episodes, step, total))
+            if held + len(labels) * frame_bytes > MAX_FRAME_BYTES:
+                raise DqnlabError(
+                    f"the frames would take more than {MAX_FRAME_BYTES / 1e9:.0f} GB of memory; "
+                    "use fewer --episodes, a larger --every or a smaller --width",
+                    exit_code=1,
+                )
+            if drawn:
+                states.append(scene.scene_state(env))
+            else:
+                frames.append(annotate(env.render(), labels[-1], size))
+    if drawn:
+        frames = list(scene.draw_frames(np.array(states), size, scene.pole_length(env)))
+        for frame, text in zip(frames, labels, strict=True):
+            draw_label(frame, text)
+    return Episode(seed + i, total, step, frames)
 
 
 def default_fps(env_id: str) -> float:
@@ -214,21 +306,47 @@ def frame_seconds(fps: float, every: int) -> float:
 
 def gif_bytes(episodes: Sequence[Episode], frame_ms: int) -> bytes:
     """An endlessly looping GIF of all episodes' frames, each shown `frame_ms` milliseconds (the
-    last frame of each episode for END_HOLD_MS)."""
+    last frame of each episode for END_HOLD_MS).
+
+    One palette of GIF_COLORS for all frames (from the first, middle and last frame), so colours
+    do not flicker; every pixel is its frame's colour in that palette. After the first frame, the
+    pixels equal to the previous frame's are written as a transparent index that shows the
+    previous frame through (and Pillow crops each frame to the box of changes), so a still
+    background costs nothing."""
     from PIL import Image
 
     frames = [f for ep in episodes for f in ep.frames]
     durations = [END_HOLD_MS if j == len(ep.frames) - 1 else frame_ms for ep in episodes for j in range(len(ep.frames))]
-    images = [Image.fromarray(f) for f in frames]
-    # One palette from a sample of frames (first, middle, last), used by every frame.
-    sample = [images[0], images[len(images) // 2], images[-1]]
-    montage = Image.new("RGB", (images[0].width, images[0].height * len(sample)))
-    for k, im in enumerate(sample):
-        montage.paste(im, (0, k * images[0].height))
-    palette = montage.quantize(colors=64, method=Image.Quantize.MEDIANCUT)
-    paletted = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
+    height, width = frames[0].shape[:2]
+    sample = np.concatenate([frames[0], frames[len(frames) // 2], frames[-1]])  # (3 * height, width, 3)
+    palette = Image.fromarray(sample).quantize(colors=GIF_COLORS, method=Image.Quantize.MEDIANCUT)
+    # All frames in one image: one call instead of one per frame.
+    paletted = Image.fromarray(np.concatenate(frames)).quantize(palette=palette, dither=Image.Dither.NONE)
+    counts = paletted.histogram()
+    indices = np.asarray(paletted).reshape(len(frames), height, width)
+    colors = palette.getpalette() or []
+    unused = [i for i in range(len(colors) // 3) if counts[i] == 0]
+    unchanged = unused[0] if unused else len(colors) // 3  # a spare index, or one more entry
+    colors += [] if unused else [0, 0, 0]
+    images = []
+    for j, frame in enumerate(indices):
+        if j > 0:
+            frame = np.where(frame == indices[j - 1], np.uint8(unchanged), frame)
+        im = Image.fromarray(frame)  # mode "L" ...
+        im.putpalette(colors)  # ... made "P"
+        images.append(im)
     buf = io.BytesIO()
-    paletted[0].save(buf, format="GIF", save_all=True, append_images=paletted[1:], duration=durations, loop=0)
+    images[0].save(
+        buf,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=durations,
+        loop=0,
+        optimize=False,  # the palette is already one for all: no per-frame palettes to compare
+        transparency=unchanged,
+        disposal=1,  # keep each frame on screen: the next one draws only what changed
+    )
     return buf.getvalue()
 
 

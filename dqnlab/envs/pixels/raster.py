@@ -70,13 +70,15 @@ def coverage(
     pixel_h: float,
     height: int,
     width: int,
+    pole_len: float = POLE_LEN,
 ) -> dict[str, np.ndarray]:
     """Per-shape area coverage in [0, 1] of each output pixel: {"cart", "pole", "axle"} of shape
     (N, height, width) and "track" of shape (1, height, 1).
 
     `x` and `theta` (N,) are the cart positions (m) and pole angles (rad, positive leaning right);
     `left` (N,) the screen column of each frame's left edge, `top` the screen row of the top edge;
-    each output pixel spans `pixel_w` x `pixel_h` screen units.
+    each output pixel spans `pixel_w` x `pixel_h` screen units. `pole_len` is the pole's drawn
+    length (Gymnasium: ``SCALE * 2 * env.length``).
     """
     # float32 throughout: a frame needs no more, and the (N, H, W) temporaries dominate the cost.
     f32 = np.float32
@@ -104,7 +106,7 @@ def coverage(
     hx = (pw * np.abs(cos) + ph * np.abs(sin)) / f32(2)
     hy = (pw * np.abs(sin) + ph * np.abs(cos)) / f32(2)
     pole = _interval_coverage(lx, hx, -POLE_W / 2 - _GROW, POLE_W / 2 + _GROW) * _interval_coverage(
-        ly, hy, -POLE_W / 2 - _GROW, POLE_LEN - POLE_W / 2 + _GROW
+        ly, hy, -POLE_W / 2 - _GROW, pole_len - POLE_W / 2 + _GROW
     )
 
     # Axle: pygame's filled_circle at integer pixel (int(cx), int(AXLE_Y)), i.e. centred on that
@@ -115,9 +117,15 @@ def coverage(
     foot = (pw + ph) / f32(2)
     axle = np.clip((f32(AXLE_R + _GROW) - dist) / foot + f32(0.5), 0, 1)
 
-    # Track: pygame's hline at drawing height 100 fills pixel row 100, i.e. screen rows [299, 300].
-    track = _interval_coverage(s, hs, SCREEN_H - CART_Y - 1.0, SCREEN_H - CART_Y)
-    return {"cart": cart, "pole": pole, "axle": axle, "track": track}
+    return {"cart": cart, "pole": pole, "axle": axle, "track": track_coverage(top, pixel_h, height)}
+
+
+def track_coverage(top: float, pixel_h: float, height: int) -> np.ndarray:
+    """Coverage (1, height, 1) of the track line: pygame's hline at drawing height 100 fills pixel
+    row 100, i.e. screen rows [299, 300]."""
+    f32 = np.float32
+    s = f32(top) + (np.arange(height, dtype=f32) + f32(0.5))[None, :, None] * f32(pixel_h)
+    return _interval_coverage(s, f32(pixel_h) / f32(2), SCREEN_H - CART_Y - 1.0, SCREEN_H - CART_Y)
 
 
 def composite(cov: dict[str, np.ndarray], color: bool) -> np.ndarray:
@@ -150,6 +158,7 @@ def render(
     height: int,
     width: int,
     color: bool,
+    pole_len: float = POLE_LEN,
 ) -> np.ndarray:
     """Frames (N, C, height, width) uint8 of the scene for each (x, theta); see ``coverage``."""
-    return composite(coverage(x, theta, left, top, pixel_w, pixel_h, height, width), color)
+    return composite(coverage(x, theta, left, top, pixel_w, pixel_h, height, width, pole_len), color)
