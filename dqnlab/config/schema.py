@@ -337,6 +337,18 @@ class ExploreConfig(_Section):
     """Per-episode schedule: multiplier applied after each finished training episode."""
     log_divisor: float = Field(default=25.0, gt=0.0)
     """log_episode schedule: epsilon starts to fall below 1 after this many episodes."""
+    hold: int = Field(default=1, ge=1, le=MAX_STEPS)
+    """DQN: the most steps one exploratory random action is held (temporally extended
+    epsilon-greedy, Dabney et al. 2021, "ez-greedy"). 1 is plain epsilon-greedy. Above 1, an
+    environment that is not holding an action starts one with probability epsilon: a uniformly
+    random action, repeated for a duration drawn as `hold_duration` says (the greedy action is
+    taken otherwise). An episode's end cuts a hold short. Dithering one step at a time cannot
+    cross a long valley (MountainCar-v0 never reaches its goal that way); a held action can."""
+    hold_duration: Literal["fixed", "zeta"] = "fixed"
+    """How long each exploratory action is held: `fixed`, exactly `hold` steps; `zeta`, n steps
+    with P(n) proportional to n^-`hold_zeta` (mostly short, sometimes long), capped at `hold`."""
+    hold_zeta: float = Field(default=2.0, gt=1.0, le=10.0)
+    """The exponent mu of the zeta distribution of hold durations (Dabney et al. use 2)."""
 
 
 EVAL_ENV_KEYS = ("max_episode_steps", "kwargs", "obs_noise", "action_noise", "force_noise", "randomize")
@@ -608,6 +620,14 @@ CONDITIONAL_OPTIONS = (
     ),
     ("eval", "threshold", lambda c: c.eval.success_threshold is None, "eval.success_threshold is null"),
     ("explore", "log_divisor", lambda c: c.explore.schedule == "log_episode", "explore.schedule is 'log_episode'"),
+    ("explore", "hold", lambda c: c.algo == "dqn", "algo is 'dqn'"),
+    ("explore", "hold_duration", lambda c: c.explore.hold > 1, "explore.hold is above 1"),
+    (
+        "explore",
+        "hold_zeta",
+        lambda c: c.explore.hold > 1 and c.explore.hold_duration == "zeta",
+        "explore.hold is above 1 and explore.hold_duration is 'zeta'",
+    ),
     ("tabular", "lr_divisor", lambda c: c.tabular.lr_schedule == "log_episode", "tabular.lr_schedule is 'log_episode'"),
     ("eval", "every_steps", lambda c: c.eval.every_episodes is None, "eval.every_episodes is null"),
     ("eval", "stop_z", lambda c: c.eval.early_stop, "eval.early_stop is true"),
