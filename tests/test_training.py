@@ -62,6 +62,7 @@ def test_same_seed_same_run_and_different_seeds_differ(tmp_path, tiny):
 RESUMABLE = {
     "dqn": {},
     "dqn-acrobot": {"env.id": "Acrobot-v1"},
+    "dqn-held-exploration": {"explore.hold": 8, "explore.hold_duration": "zeta"},
     "dqn-prioritized-dueling": {"dqn.prioritized": True, "network.dueling": True},
     "dqn-batchnorm-per-episode-target": {
         "network.batch_norm": True,
