@@ -63,6 +63,7 @@ RESUMABLE = {
     "dqn": {},
     "dqn-acrobot": {"env.id": "Acrobot-v1"},
     "dqn-held-exploration": {"explore.hold": 8, "explore.hold_duration": "zeta"},
+    "dqn-acrobot-cut-evaluations": {"env.id": "Acrobot-v1", "eval.max_return_to_go": 0.0},
     "dqn-prioritized-dueling": {"dqn.prioritized": True, "network.dueling": True},
     "dqn-batchnorm-per-episode-target": {
         "network.batch_norm": True,

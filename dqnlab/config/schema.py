@@ -406,6 +406,15 @@ class EvalConfig(_Section):
         "`{obs_noise: 0.0, randomize: {}}` to judge a policy trained under noise on the clean environment, "
         "or `{kwargs: {}}` to drop a training-only environment option. Allowed keys: " + ", ".join(EVAL_ENV_KEYS) + ".",
     )
+    max_return_to_go: float | None = None
+    """An upper bound on the return an episode can still collect from any point of it (0 where
+    no step pays more than 0, as in Acrobot-v1 and MountainCar-v0). Set, an evaluation during
+    training stops as soon as the mean it could still reach, every unfinished or unstarted
+    episode collecting this much, could neither beat the best evaluation so far nor reach the
+    stop threshold (the early stop's): a policy far from good costs a few steps instead of whole
+    episodes. Such an evaluation is written to metrics.csv as kind `partial` with that upper
+    bound as eval_mean; it is never kept as the best, never stops or solves a run, and counts
+    toward `patience`. None: every evaluation runs to the end (the final one always does)."""
     deliver: Literal["best_eval", "last", "longest_episode"] = "best_eval"
     """Which network becomes policy.pt: the best evaluated one, the one training ended with, or
     the one at the end of the longest training episode so far (a tutorial's rule)."""
@@ -631,6 +640,12 @@ CONDITIONAL_OPTIONS = (
     ("tabular", "lr_divisor", lambda c: c.tabular.lr_schedule == "log_episode", "tabular.lr_schedule is 'log_episode'"),
     ("eval", "every_steps", lambda c: c.eval.every_episodes is None, "eval.every_episodes is null"),
     ("eval", "stop_z", lambda c: c.eval.early_stop, "eval.early_stop is true"),
+    (
+        "eval",
+        "max_return_to_go",
+        lambda c: c.eval.deliver == "best_eval" and c.eval.success_threshold is None,
+        "eval.deliver is 'best_eval' and eval.success_threshold is null",
+    ),
     *(
         ("dqn", name, lambda c: c.dqn.prioritized, "dqn.prioritized is true")
         for name in ("per_alpha", "per_beta_start", "per_beta_steps", "per_eps")
