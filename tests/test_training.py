@@ -149,6 +149,15 @@ def test_other_discrete_envs_train(tmp_path, tiny, env_id):
     assert res.summary["env_id"] == env_id and res.summary["env_steps"] >= 1500
 
 
+def test_lunarlander_preset_trains_when_box2d_is_installed(tmp_path, tiny):
+    pytest.importorskip("Box2D", reason='LunarLander-v3 needs Box2D: pip install "dqnlab[box2d]"')
+    overrides = {"eval.every_steps": 1000, "eval.episodes": 2, "eval.early_stop": True}
+    cfg = tiny(preset="lunarlander", seed=0, total_steps=1500, **overrides)
+    res = dqnlab.train(cfg, tmp_path / "r", progress=False)
+    assert res.summary["env_id"] == "LunarLander-v3" and res.summary["preset"] == "lunarlander"
+    assert res.summary["env_steps"] >= 1500 and res.summary["threshold"] == 200
+
+
 def test_batch_norm_network_trains_and_reloads(tmp_path, tiny):
     res = dqnlab.train(tiny(seed=0, **{"network.batch_norm": True}), tmp_path / "r", progress=False)
     obs = np.random.default_rng(1).normal(size=(64, 4)).astype(np.float32)
