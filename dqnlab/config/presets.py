@@ -347,12 +347,19 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "acrobot": (
         "DQN for Acrobot-v1: the default network and Double DQN with 3-step returns, squared loss, "
         "lr 1e-3, 4 gradient steps of batch 512 per 8 env steps; 50k steps (half the RL Zoo's "
-        "100k), evaluated every 2000 steps on 100 episodes, stopped at -72.",
+        "100k), evaluated every 2000 steps on 100 episodes (cut short once hopeless: no step pays "
+        "more than 0), stopped at -72.",
         {
             "env": {"id": "Acrobot-v1"},
             "dqn": {"loss": "mse", "lr": 1e-3, "batch_size": 512, "gradient_steps": 4},
             "total_steps": 50_000,
-            "eval": {"every_steps": 2000, "episodes": 100, "threshold": -77, "stop_threshold": -72},
+            "eval": {
+                "every_steps": 2000,
+                "episodes": 100,
+                "threshold": -77,
+                "stop_threshold": -72,
+                "max_return_to_go": 0.0,
+            },
         },
     ),
     "mountaincar": (
@@ -364,7 +371,13 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "dqn": {"lr_schedule": "linear"},
             "explore": {"hold": 16, "decay_steps": 20_000},
             "total_steps": 60_000,
-            "eval": {"every_steps": 2000, "episodes": 100, "threshold": -101, "stop_threshold": -99},
+            "eval": {
+                "every_steps": 2000,
+                "episodes": 100,
+                "threshold": -101,
+                "stop_threshold": -99,
+                "max_return_to_go": 0.0,
+            },
         },
     ),
     "lunarlander": (
