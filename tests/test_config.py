@@ -267,6 +267,7 @@ def test_scientific_notation_in_config_file_like_set(tmp_path):
         (["explore.hold_duration=zeta"], "explore.hold_duration"),  # plain epsilon-greedy holds nothing
         (["explore.hold=8", "explore.hold_zeta=3"], "explore.hold_zeta"),  # fixed durations
         (["algo=tabular", "explore.hold=8"], "explore.hold"),  # DQN only
+        (["algo=ppo", "network.input_scaling=bounds"], "network.input_scaling"),  # DQN only
     ],
 )
 def test_option_that_does_not_apply_is_refused(overrides, key):

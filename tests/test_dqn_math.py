@@ -587,3 +587,13 @@ def test_held_exploration_state_round_trips():
     assert other.action.tolist() == hold.action.tolist() and other.left.tolist() == hold.left.tolist()
     with pytest.raises(ValueError):
         HeldExploration(num_envs=2, max_hold=5, duration="fixed", mu=2.0).load_state_dict(hold.state_dict())
+
+
+def test_bounds_scaling_maps_each_range_to_minus_one_one_by_hand():
+    from dqnlab.nn.networks import InputScaling, bounds_scaling
+
+    offset, scale = bounds_scaling([-1.2, -0.07, -np.inf], [0.6, 0.07, np.inf])
+    assert offset == pytest.approx([-0.3, 0.0, 0.0]) and scale == pytest.approx([2 / 1.8, 2 / 0.14, 1.0])
+    x = torch.tensor([[-1.2, -0.07, 5.0], [0.6, 0.07, -5.0], [-0.3, 0.0, 0.0]])
+    y = InputScaling(offset, scale)(x)
+    assert_close(y, torch.tensor([[-1.0, -1.0, 5.0], [1.0, 1.0, -5.0], [0.0, 0.0, 0.0]]), rtol=0, atol=1e-6)

@@ -36,6 +36,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -44,7 +45,15 @@ from dqnlab.algos.replay import Batch, PrioritizedReplayBuffer, ReplayBuffer, be
 from dqnlab.algos.schedules import epsilon_at, lr_at
 from dqnlab.config import DQNConfig, PixelConfig
 from dqnlab.nn import fast_mlp
-from dqnlab.nn.networks import PixelQNetwork, build_mlp, has_batch_norm, q_network_parameters, seeded_q_network
+from dqnlab.nn.networks import (
+    InputScaling,
+    PixelQNetwork,
+    bounds_scaling,
+    build_mlp,
+    has_batch_norm,
+    q_network_parameters,
+    seeded_q_network,
+)
 from dqnlab.nn.optim import clip_grad_norm_, clip_grad_value_, make_optimizer
 from dqnlab.runtime.loop import RunContext, TrainLoop
 
@@ -540,13 +549,28 @@ class DQNLoop(TrainLoop):
         self.nstep = self._new_nstep()
         self.since_update = 0  # transitions collected since the last round of gradient steps
         self.hold = self._new_hold()
+        # network.input_scaling: observations are scaled once, on the way in (acting, replay), so
+        # that the learner (and its fast path) sees a plain MLP; the delivered network includes the map.
+        self.scaling: InputScaling | None = None
+        self.delivered: nn.Module = self.learner.online
+        if cfg.network.input_scaling == "bounds":
+            space = ctx.envs.single_observation_space
+            assert isinstance(space, gym.spaces.Box)  # check_spaces: a flat Box
+            offset, scale = bounds_scaling(space.low.tolist(), space.high.tolist())
+            self.scaling = InputScaling(offset, scale)
+            self.scale_offset, self.scale_factor = self.scaling.offset.numpy(), self.scaling.scale.numpy()
+            self.delivered = nn.Sequential(self.scaling, self.learner.online)
 
     @classmethod
     def build_policy_net(cls, network, obs_shape, n_actions, extra) -> nn.Module:
         # A pixel policy keeps its env.pixels section in extra["pixels"]: its frames' shape comes from there.
         if "pixels" in extra:
             return PixelQNetwork(network, PixelConfig.model_validate(extra["pixels"]), n_actions)
-        return build_mlp(network, obs_shape[0], n_actions)
+        mlp = build_mlp(network, obs_shape[0], n_actions)
+        if "input_scaling" in extra:  # network.input_scaling: the map in front of the Q-network
+            scaling = extra["input_scaling"]
+            return nn.Sequential(InputScaling(scaling["offset"], scaling["scale"]), mlp)
+        return mlp
 
     @classmethod
     def memory_estimate(cls, cfg, obs_shape, n_actions) -> dict[str, float]:
@@ -580,25 +604,32 @@ class DQNLoop(TrainLoop):
     def exploration(self) -> float:
         return epsilon_at(self.cfg.explore, self.env_steps, self.episodes)
 
+    def inputs(self, obs: np.ndarray) -> np.ndarray:
+        """What the Q-network reads: `obs`, scaled with network.input_scaling (in float32, as
+        the delivered network's InputScaling computes it). (N, *obs_shape)"""
+        if self.scaling is None:
+            return obs
+        return (obs.astype(np.float32, copy=False) - self.scale_offset) * self.scale_factor
+
     def greedy_act(self, obs: np.ndarray) -> np.ndarray:
-        return self.learner.greedy_actions(torch.from_numpy(obs)).numpy()
+        return self.learner.greedy_actions(torch.from_numpy(self.inputs(obs))).numpy()
 
     def policy_net(self) -> nn.Module:
-        return self.learner.online
+        return self.delivered
 
     def advance(self) -> None:
-        greedy = self.learner.greedy_actions(torch.from_numpy(self.obs)).numpy()
+        obs = self.inputs(self.obs)
+        greedy = self.learner.greedy_actions(torch.from_numpy(obs)).numpy()
         if self.hold is None:
             actions = epsilon_greedy(greedy, self.exploration(), self.explore_rng, self.n_actions)
         else:
             actions = self.hold.act(greedy, self.exploration(), self.explore_rng, self.n_actions)
-        obs = self.obs
         valid, next_obs, reward, terminated, truncated = self.env_step(actions)
         if self.hold is not None:  # an episode's end, or the ignored action of an autoreset step, ends a hold
             self.hold.cut(~valid | terminated | truncated)
         n_valid = int(valid.sum())
         if n_valid:
-            self._collect(valid, obs, actions, reward, next_obs, terminated, truncated)
+            self._collect(valid, obs, actions, reward, self.inputs(next_obs), terminated, truncated)
         self.obs = next_obs
         self._learn(n_valid)
 
@@ -671,7 +702,11 @@ class DQNLoop(TrainLoop):
 
     def policy_extra(self) -> dict[str, Any]:
         pixels = self.cfg.env.pixels
-        return {"pixels": pixels.model_dump(mode="json")} if pixels.enabled else {}
+        if pixels.enabled:
+            return {"pixels": pixels.model_dump(mode="json")}
+        if self.scaling is not None:
+            return {"input_scaling": {"offset": self.scale_offset.tolist(), "scale": self.scale_factor.tolist()}}
+        return {}
 
     def algo_summary(self) -> dict[str, Any]:
         return {"grad_steps": self.learner.grad_steps}

@@ -212,6 +212,12 @@ class NetworkConfig(_Section):
     """Pixel observations (env.pixels) only: convolutions (out_channels, kernel, stride), no
     padding, each followed by [BatchNorm2d and] the activation, applied before the `hidden`
     layers. Empty: the hidden layers read the flattened frames."""
+    input_scaling: Literal["none", "bounds"] = "none"
+    """DQN on state vectors: `bounds` maps each observation dimension linearly from the
+    observation space's [low, high] to [-1, 1] before the first layer (a dimension with an
+    infinite bound is left as it is), so that inputs of very different scales weigh alike from
+    the start (MountainCar's position spans 1.8, its velocity 0.14). The map is part of the
+    delivered network: policy.pt and its exports take raw observations. `none`: raw inputs."""
     dueling: bool = False
     """Dueling architecture (Wang et al. 2016): the last hidden layer feeds two linear heads, a
     state value V(s) and advantages A(s, a), combined as Q = V + A - mean_a A. No extra hidden
@@ -630,6 +636,12 @@ CONDITIONAL_OPTIONS = (
     ("eval", "threshold", lambda c: c.eval.success_threshold is None, "eval.success_threshold is null"),
     ("explore", "log_divisor", lambda c: c.explore.schedule == "log_episode", "explore.schedule is 'log_episode'"),
     ("explore", "hold", lambda c: c.algo == "dqn", "algo is 'dqn'"),
+    (
+        "network",
+        "input_scaling",
+        lambda c: c.algo == "dqn" and not c.env.pixels.enabled,
+        "algo is 'dqn' on state vectors (env.pixels.mode off)",
+    ),
     ("explore", "hold_duration", lambda c: c.explore.hold > 1, "explore.hold is above 1"),
     (
         "explore",
