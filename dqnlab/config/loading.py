@@ -50,7 +50,7 @@ def env_preset_notice(preset: str | None, config_file: str | Path | None, env: s
     preset), or None where `preset` or the config file names one, or none is tuned for `env`."""
     file_preset = load_yaml_file(config_file).get("preset") if config_file is not None else None
     auto = preset_for_env(env) if env else None
-    if auto is None or starting_preset(preset, file_preset, env) != auto or preset or file_preset:
+    if auto is None or preset or file_preset:
         return None
     return f"[dqnlab] preset '{auto}' (tuned for {env}); --preset default to train without it"
 

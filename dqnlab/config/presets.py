@@ -365,11 +365,13 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "mountaincar": (
         "DQN for MountainCar-v0: the default DQN exploring with random actions held for 16 steps "
         "(explore.hold), which cross the valley where one-step dithering never does, epsilon 1 to "
-        "0.05 over 20k steps, lr decayed linearly; 60k steps (half the RL Zoo's 120k).",
+        "0.01 over 20k steps; observations scaled to [-1, 1] (network.input_scaling), 4 gradient "
+        "steps per update; 60k steps (half the RL Zoo's 120k), evaluations cut short once hopeless.",
         {
             "env": {"id": "MountainCar-v0"},
-            "dqn": {"lr_schedule": "linear"},
-            "explore": {"hold": 16, "decay_steps": 20_000},
+            "network": {"input_scaling": "bounds"},
+            "dqn": {"gradient_steps": 4},
+            "explore": {"hold": 16, "decay_steps": 20_000, "end": 0.01},
             "total_steps": 60_000,
             "eval": {
                 "every_steps": 2000,
