@@ -9,7 +9,7 @@ seed by seed. Both delivered policies are evaluated alike: 100 greedy episodes o
 system trained or evaluated on (the same start states for both). A seed meets the goal when that
 mean is at or above the environment's goal. SB3 trains for the Zoo's budget; the presets for half
 of it or less. Tune on seeds below 1000 and report seeds from 1000 up. Writes OUT/rows.json (per
-run) and OUT/results.md (the table for BENCHMARKS.md).
+run) and OUT/results.md (the table for BENCHMARKS.md); the runs go to RUNS/<time>/<preset>-s<seed>.
 """
 
 from __future__ import annotations
@@ -193,7 +193,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", default=",".join(GOALS), help="comma-separated, of: " + ", ".join(GOALS))
     ap.add_argument("--seeds", default="1000-1009")
-    ap.add_argument("--out", default=str(HERE / "results" / "beyond"))
+    ap.add_argument("--out", default=str(HERE / "results" / "beyond"), help="rows.json and results.md")
+    ap.add_argument("--runs", default="runs/beyond", help="the run directories (default runs/beyond)")
     ap.add_argument("--no-sb3", action="store_true", help="only dqnlab (also when SB3 is not installed)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="override dqnlab's config")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -221,7 +222,7 @@ def main() -> None:
     rows = []
     for preset in presets:
         for seed in seeds:
-            rows.append(spawn("dqnlab", preset, seed, str(out / f"runs-{stamp}" / f"{preset}-s{seed}"), a.overrides))
+            rows.append(spawn("dqnlab", preset, seed, str(Path(a.runs) / stamp / f"{preset}-s{seed}"), a.overrides))
             print(f"{preset} seed {seed} dqnlab: {rows[-1]['eval_mean']:.1f} in {rows[-1]['train_seconds']:.1f} s")
             if with_sb3:
                 rows.append(spawn("sb3", preset, seed))

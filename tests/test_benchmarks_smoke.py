@@ -93,6 +93,8 @@ def test_beyond_smoke(tmp_path):
             "--no-sb3",
             "--out",
             str(out),
+            "--runs",
+            str(tmp_path / "runs"),
             *TINY,
         ],
         capture_output=True,
