@@ -8,6 +8,7 @@ import dqnlab
 from dqnlab.config import EnvConfig
 from dqnlab.runtime.evaluation import Evaluator
 from dqnlab.runtime.rundir import read_metrics
+from dqnlab.viz.metrics import read_run_metrics
 
 
 def still(obs):
@@ -57,6 +58,7 @@ def test_cut_evaluations_are_partial_rows_never_the_best(tmp_path, tiny):
         elif r["kind"] == "partial":
             assert float(r["eval_mean"]) <= best_before
     assert cut.summary["best_eval_mean"] == best
+    assert len(read_run_metrics(tmp_path / "cut").eval_step) == len(full)  # curves and compare see full ones only
     # the same run with every evaluation to the end: the same training, best and delivered policy
     whole = dqnlab.train(tiny(seed=1, **common), tmp_path / "whole", progress=False)
     assert [r for r in read_metrics(tmp_path / "whole" / "metrics.csv") if r["kind"] == "train"] == [
