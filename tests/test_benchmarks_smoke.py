@@ -106,3 +106,33 @@ def test_benchmark_search_spaces_make_valid_configs(name):
     for point in space.enqueue:  # the points tried first are complete and valid
         assert set(point) == {p.key for p in space.params}
         trial_config(space, point)
+
+
+def test_beyond_smoke(tmp_path):
+    out = tmp_path / "beyond"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "beyond.py"),
+            "--presets",
+            "acrobot",
+            "--seeds",
+            "0-1",
+            "--no-sb3",
+            "--out",
+            str(out),
+            "--runs",
+            str(tmp_path / "runs"),
+            *TINY,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((out / "rows.json").read_text())["rows"]
+    assert [(r["seed"], r["system"], r["env_id"]) for r in rows] == [
+        (0, "dqnlab", "Acrobot-v1"),
+        (1, "dqnlab", "Acrobot-v1"),
+    ]
+    assert "| Acrobot-v1 (goal -77) | dqnlab `acrobot` |" in (out / "results.md").read_text()

@@ -197,3 +197,36 @@ def test_summary_without_artifacts_suggests_writing_the_report():
         "dqnlab play 'runs/my run' --human",
         "dqnlab report 'runs/my run'",
     ]
+
+
+def test_naming_an_environment_says_which_preset_on_the_first_line(tmp_path):
+    code, out, err = run_cli("train", "--env", "MountainCar-v0", "--run-dir", str(tmp_path / "a"), *TINY)
+    assert code == 0, err
+    assert err.splitlines()[0] == (
+        "[dqnlab] preset 'mountaincar' (tuned for MountainCar-v0); --preset default to train without it"
+    )  # said even with --quiet: it is not progress, it is what the run is
+    assert "preset mountaincar" in out
+    # --preset wins, and nothing is said
+    code, out, err = run_cli(
+        "train", "--env", "MountainCar-v0", "--preset", "default", "--run-dir", str(tmp_path / "b"), *TINY
+    )
+    assert code == 0, err
+    assert "tuned for" not in err and "preset default" in out
+    # so does a config file's preset key
+    config = tmp_path / "c.yaml"
+    config.write_text("preset: fast\n")
+    code, out, err = run_cli(
+        "train", "--env", "MountainCar-v0", "--config", str(config), "--run-dir", str(tmp_path / "c"), *TINY
+    )
+    assert code == 0, err
+    assert "tuned for" not in err and "preset fast" in out
+
+
+def test_presets_say_which_environment_chooses_them(capsys):
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    starts = {line.split()[0]: line for line in lines if not line.startswith(" ")}
+    assert "[dqn, MountainCar-v0; chosen by --env MountainCar-v0]" in starts["mountaincar"]
+    assert "[dqn, Acrobot-v1; chosen by --env Acrobot-v1]" in starts["acrobot"]
+    assert "[dqn, LunarLander-v3; chosen by --env LunarLander-v3]" in starts["lunarlander"]
+    assert "chosen by" not in starts["default"]

@@ -264,6 +264,10 @@ def test_scientific_notation_in_config_file_like_set(tmp_path):
         (["explore.schedule=decrement", "explore.decay_steps=10"], "explore.decay_steps"),
         (["explore.episode_decay=0.9"], "explore.episode_decay"),
         (["eval.early_stop=false", "eval.stop_z=3"], "eval.stop_z"),
+        (["explore.hold_duration=zeta"], "explore.hold_duration"),  # plain epsilon-greedy holds nothing
+        (["explore.hold=8", "explore.hold_zeta=3"], "explore.hold_zeta"),  # fixed durations
+        (["algo=tabular", "explore.hold=8"], "explore.hold"),  # DQN only
+        (["algo=ppo", "network.input_scaling=bounds"], "network.input_scaling"),  # DQN only
     ],
 )
 def test_option_that_does_not_apply_is_refused(overrides, key):
@@ -314,3 +318,40 @@ def test_sweeps_fixed_values_follow_the_same_rule(tmp_path):
     )
     cfg = trial_config(load_search_space(space), {"ppo.lr": 0.002})
     assert cfg.env.randomize.ranges() == {} and cfg.ppo.lr == 0.002
+
+
+# -- a preset per environment (#17) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_id, preset", [("Acrobot-v1", "acrobot"), ("MountainCar-v0", "mountaincar")])
+def test_naming_an_environment_chooses_its_preset(env_id, preset):
+    cfg = build_config(env=env_id)
+    assert cfg.preset == preset and cfg.env.id == env_id
+    assert cfg == build_config(preset)
+
+
+def test_an_explicit_preset_wins_over_the_environments(tmp_path):
+    cfg = build_config("default", env="MountainCar-v0")
+    assert cfg.preset == "default" and cfg.env.id == "MountainCar-v0" and cfg.explore.hold == 1
+    f = tmp_path / "c.yaml"
+    f.write_text("preset: fast\ntotal_steps: 1234\n")
+    cfg = build_config(config_file=f, env="Acrobot-v1")
+    assert cfg.preset == "fast" and cfg.env.id == "Acrobot-v1" and cfg.total_steps == 1234
+    # a config file without a preset key: the environment's preset, then the file over it
+    f.write_text("total_steps: 1234\n")
+    cfg = build_config(config_file=f, env="Acrobot-v1")
+    assert cfg.preset == "acrobot" and cfg.total_steps == 1234 and cfg.dqn.batch_size == 512
+
+
+def test_only_env_chooses_a_preset_and_other_envs_keep_the_default():
+    # a dotted env.id sets the field alone (as --set env.id=... does)
+    assert build_config(**{"env.id": "MountainCar-v0"}).preset == "default"
+    assert build_config(overrides=["env.id=MountainCar-v0"]).preset == "default"
+    assert build_config(env="CartPole-v0").preset == "default"
+
+
+def test_env_presets_name_presets_on_their_environment():
+    from dqnlab.config.presets import ENV_PRESETS
+
+    for env_id, name in ENV_PRESETS.items():
+        assert build_config(name).env.id == env_id

@@ -1,5 +1,5 @@
 """TD targets, next-state values, the DQN loss and its gradient, target-network updates (in the
-learner and when the training loop calls for them) and epsilon-greedy acting, with hand numbers."""
+learner and when the training loop calls for them) and epsilon-greedy acting (one step, or held), with hand numbers."""
 
 import copy
 
@@ -9,7 +9,16 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from dqnlab.algos.dqn import DQNLearner, DQNLoop, epsilon_greedy, next_state_value, td_loss, td_loss_grad, td_target
+from dqnlab.algos.dqn import (
+    DQNLearner,
+    DQNLoop,
+    HeldExploration,
+    epsilon_greedy,
+    next_state_value,
+    td_loss,
+    td_loss_grad,
+    td_target,
+)
 from dqnlab.algos.replay import Batch
 from dqnlab.config import DQNConfig, NetworkConfig
 from dqnlab.nn.networks import build_mlp
@@ -525,3 +534,66 @@ def test_epsilon_greedy_extremes_and_draw_order():
     epsilon_greedy(greedy, 0.0, a, 2)
     epsilon_greedy(greedy, 1.0, b, 2)
     assert a.random() == b.random()
+
+
+def test_held_exploration_holds_each_random_action_for_its_duration():
+    hold = HeldExploration(num_envs=3, max_hold=4, duration="fixed", mu=2.0)
+    rng = np.random.default_rng(0)
+    greedy = np.array([7, 7, 7])
+    acts = np.stack([hold.act(greedy, 1.0, rng, 5) for _ in range(12)])  # (steps, envs)
+    # epsilon 1: every env explores all the time, in runs of exactly 4 steps of one action each
+    for env in range(3):
+        runs = acts[:, env].reshape(3, 4)
+        assert (runs == runs[:, :1]).all()
+        assert (runs < 5).all()
+    # the action of each run is the random action drawn on its first step
+    ref = np.random.default_rng(0)
+    ref.random(3)
+    assert acts[0].tolist() == ref.integers(0, 5, size=3).tolist()
+
+
+def test_held_exploration_epsilon_zero_is_greedy_and_cut_ends_a_hold():
+    hold = HeldExploration(num_envs=2, max_hold=10, duration="fixed", mu=2.0)
+    rng = np.random.default_rng(1)
+    greedy = np.array([3, 4])
+    assert hold.act(greedy, 0.0, rng, 5).tolist() == [3, 4]
+    assert hold.left.tolist() == [0, 0]
+    hold.act(greedy, 1.0, rng, 5)  # both envs start a hold of 10 steps (1 used)
+    assert hold.left.tolist() == [9, 9]
+    held = hold.action.copy()
+    assert hold.act(greedy, 0.0, rng, 5).tolist() == held.tolist()  # a hold outlasts epsilon 0
+    hold.cut(np.array([True, False]))  # env 0's episode ended
+    assert hold.act(greedy, 0.0, rng, 5).tolist() == [3, held[1]]
+
+
+def test_held_exploration_zeta_durations_are_capped_and_the_stream_is_fixed():
+    hold = HeldExploration(num_envs=1000, max_hold=6, duration="zeta", mu=2.0)
+    hold.act(np.zeros(1000, dtype=np.int64), 1.0, np.random.default_rng(2), 3)
+    durations = hold.left + 1
+    assert durations.min() == 1 and durations.max() == 6
+    assert 0.5 < (durations == 1).mean() < 0.7  # zeta(2): P(1) = 6 / pi^2 = 0.61
+    # the stream advances by the same draws whatever epsilon and the holds are
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    HeldExploration(4, 6, "zeta", 2.0).act(np.zeros(4, dtype=np.int64), 0.0, a, 2)
+    HeldExploration(4, 6, "zeta", 2.0).act(np.zeros(4, dtype=np.int64), 1.0, b, 2)
+    assert a.random() == b.random()
+
+
+def test_held_exploration_state_round_trips():
+    hold = HeldExploration(num_envs=3, max_hold=5, duration="fixed", mu=2.0)
+    hold.act(np.zeros(3, dtype=np.int64), 0.7, np.random.default_rng(4), 4)
+    other = HeldExploration(num_envs=3, max_hold=5, duration="fixed", mu=2.0)
+    other.load_state_dict(hold.state_dict())
+    assert other.action.tolist() == hold.action.tolist() and other.left.tolist() == hold.left.tolist()
+    with pytest.raises(ValueError):
+        HeldExploration(num_envs=2, max_hold=5, duration="fixed", mu=2.0).load_state_dict(hold.state_dict())
+
+
+def test_bounds_scaling_maps_each_range_to_minus_one_one_by_hand():
+    from dqnlab.nn.networks import InputScaling, bounds_scaling
+
+    offset, scale = bounds_scaling([-1.2, -0.07, -np.inf], [0.6, 0.07, np.inf])
+    assert offset == pytest.approx([-0.3, 0.0, 0.0]) and scale == pytest.approx([2 / 1.8, 2 / 0.14, 1.0])
+    x = torch.tensor([[-1.2, -0.07, 5.0], [0.6, 0.07, -5.0], [-0.3, 0.0, 0.0]])
+    y = InputScaling(offset, scale)(x)
+    assert_close(y, torch.tensor([[-1.0, -1.0, 5.0], [1.0, 1.0, -5.0], [0.0, 0.0, 0.0]]), rtol=0, atol=1e-6)

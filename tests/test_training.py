@@ -62,6 +62,9 @@ def test_same_seed_same_run_and_different_seeds_differ(tmp_path, tiny):
 RESUMABLE = {
     "dqn": {},
     "dqn-acrobot": {"env.id": "Acrobot-v1"},
+    "dqn-held-exploration": {"explore.hold": 8, "explore.hold_duration": "zeta"},
+    "dqn-acrobot-cut-evaluations": {"env.id": "Acrobot-v1", "eval.max_return_to_go": 0.0},
+    "dqn-input-scaling": {"env.id": "MountainCar-v0", "network.input_scaling": "bounds", "explore.hold": 4},
     "dqn-prioritized-dueling": {"dqn.prioritized": True, "network.dueling": True},
     "dqn-batchnorm-per-episode-target": {
         "network.batch_norm": True,
@@ -147,6 +150,31 @@ def test_other_discrete_envs_train(tmp_path, tiny, env_id):
         progress=False,
     )
     assert res.summary["env_id"] == env_id and res.summary["env_steps"] >= 1500
+
+
+def test_lunarlander_preset_trains_when_box2d_is_installed(tmp_path, tiny):
+    pytest.importorskip("Box2D", reason='LunarLander-v3 needs Box2D: pip install "dqnlab[box2d]"')
+    overrides = {"eval.every_steps": 1000, "eval.episodes": 2, "eval.early_stop": True}
+    cfg = tiny(preset="lunarlander", seed=0, total_steps=1500, **overrides)
+    res = dqnlab.train(cfg, tmp_path / "r", progress=False)
+    assert res.summary["env_id"] == "LunarLander-v3" and res.summary["preset"] == "lunarlander"
+    assert res.summary["env_steps"] >= 1500 and res.summary["threshold"] == 200
+
+
+def test_input_scaling_is_in_replay_and_in_the_delivered_network(tmp_path, tiny):
+    cfg = tiny(seed=0, total_steps=1500, **{"env.id": "MountainCar-v0", "network.input_scaling": "bounds"})
+    res = dqnlab.train(cfg, tmp_path / "r", progress=False)
+    buf = safe_torch_load(tmp_path / "r" / "checkpoint.pt", "checkpoint")["algo_state"]["buffer"]
+    obs = buf["obs"].numpy()[: len(buf["actions"])]
+    assert np.abs(obs).max() <= 1.0 and obs[:, 1].std() > 0.05  # velocities in [-0.07, 0.07] now span [-1, 1]
+    # the delivered policy takes raw observations, and reloads to the same actions
+    raw = np.random.default_rng(0).uniform([-1.2, -0.07], [0.6, 0.07], size=(256, 2)).astype(np.float32)
+    loaded = dqnlab.load_policy(tmp_path / "r")
+    np.testing.assert_array_equal(loaded(raw), res.policy(raw))
+    scaled = (raw - np.float32([-0.3, 0.0])) * np.float32([2 / 1.8, 2 / 0.14])
+    q_raw = loaded.q_values(raw)
+    q_scaled = loaded.net[1](torch.from_numpy(scaled.astype(np.float32))).detach().numpy()
+    np.testing.assert_allclose(q_raw, q_scaled, rtol=1e-5, atol=1e-5)
 
 
 def test_batch_norm_network_trains_and_reloads(tmp_path, tiny):

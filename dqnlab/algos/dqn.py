@@ -4,7 +4,8 @@ target network and optional prioritised replay, on the same vector environments 
 One environment step of training, in the order it happens:
 
 1. Act: the online network's greedy action, replaced by a uniformly random one with probability
-   epsilon (``epsilon_greedy``; epsilon from ``dqnlab.algos.schedules.epsilon_at``).
+   epsilon (``epsilon_greedy``; epsilon from ``dqnlab.algos.schedules.epsilon_at``), or with
+   `explore.hold` above 1 by a random action held for several steps (``HeldExploration``).
 2. Collect: each real transition (NEXT_STEP autoreset steps are none) goes into replay
    (``dqnlab.algos.replay``), through the ``NStepCollector`` when n > 1, which turns n one-step
    transitions into one with the discounted sum of their rewards and the bootstrap discount gamma^k.
@@ -35,6 +36,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -43,7 +45,15 @@ from dqnlab.algos.replay import Batch, PrioritizedReplayBuffer, ReplayBuffer, be
 from dqnlab.algos.schedules import epsilon_at, lr_at
 from dqnlab.config import DQNConfig, PixelConfig
 from dqnlab.nn import fast_mlp
-from dqnlab.nn.networks import PixelQNetwork, build_mlp, has_batch_norm, q_network_parameters, seeded_q_network
+from dqnlab.nn.networks import (
+    InputScaling,
+    PixelQNetwork,
+    bounds_scaling,
+    build_mlp,
+    has_batch_norm,
+    q_network_parameters,
+    seeded_q_network,
+)
 from dqnlab.nn.optim import clip_grad_norm_, clip_grad_value_, make_optimizer
 from dqnlab.runtime.loop import RunContext, TrainLoop
 
@@ -471,6 +481,52 @@ def epsilon_greedy(greedy: np.ndarray, epsilon: float, rng: np.random.Generator,
     return np.where(explore, random_actions, greedy)
 
 
+class HeldExploration:
+    """Temporally extended epsilon-greedy (Dabney et al. 2021, "ez-greedy") over N environments:
+    an exploratory random action is held for several steps instead of one.
+
+    Each step, an environment that is not holding an action starts one with probability epsilon:
+    a uniformly random action and a duration, `max_hold` steps (``duration`` "fixed") or n ~ zeta(mu)
+    capped at `max_hold` ("zeta"). While a hold lasts, its action replaces the greedy one. The
+    state (the action held and the steps left, per environment) is checkpointed with the run.
+
+    Every call draws N uniforms, N actions and (zeta) N durations from `rng` whatever happens, so
+    that the stream does not depend on how many environments explored."""
+
+    def __init__(self, num_envs: int, max_hold: int, duration: str, mu: float):
+        self.max_hold, self.duration, self.mu = max_hold, duration, mu
+        self.action = np.zeros(num_envs, dtype=np.int64)  # the action held, per env
+        self.left = np.zeros(num_envs, dtype=np.int64)  # steps the hold still lasts, this one included
+
+    def act(self, greedy: np.ndarray, epsilon: float, rng: np.random.Generator, n_actions: int) -> np.ndarray:
+        """The actions of one step: held ones where a hold lasts, greedy ones elsewhere. (N,)"""
+        n = len(greedy)
+        start = (rng.random(n) < epsilon) & (self.left == 0)
+        random_actions = rng.integers(0, n_actions, size=n)
+        if self.duration == "zeta":
+            durations = np.minimum(rng.zipf(self.mu, size=n), self.max_hold)
+        else:
+            durations = np.full(n, self.max_hold, dtype=np.int64)
+        self.action = np.where(start, random_actions, self.action)
+        self.left = np.where(start, durations, self.left)
+        actions = np.where(self.left > 0, self.action, greedy)
+        self.left = np.maximum(self.left - 1, 0)
+        return actions
+
+    def cut(self, which: np.ndarray) -> None:
+        """End the holds of the environments where `which` is True (their episode ended). (N,) bool"""
+        self.left[which] = 0
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"action": torch.from_numpy(self.action.copy()), "left": torch.from_numpy(self.left.copy())}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        action, left = state["action"].numpy(), state["left"].numpy()
+        if action.shape != self.action.shape or left.shape != self.left.shape:
+            raise ValueError("the held-exploration state has another number of environments")
+        self.action, self.left = action.astype(np.int64), left.astype(np.int64)
+
+
 # ---------------------------------------------------------------------------------------------
 # The training loop
 # ---------------------------------------------------------------------------------------------
@@ -501,13 +557,29 @@ class DQNLoop(TrainLoop):
         self.nstep = self._new_nstep()
         self.since_update = 0  # transitions collected since the last round of gradient steps
         self.reward_abs_max = 0.0  # the largest |reward| of a step collected so far (the guard's bound)
+        self.hold = self._new_hold()
+        # network.input_scaling: observations are scaled once, on the way in (acting, replay), so
+        # that the learner (and its fast path) sees a plain MLP; the delivered network includes the map.
+        self.scaling: InputScaling | None = None
+        self.delivered: nn.Module = self.learner.online
+        if cfg.network.input_scaling == "bounds":
+            space = ctx.envs.single_observation_space
+            assert isinstance(space, gym.spaces.Box)  # check_spaces: a flat Box
+            offset, scale = bounds_scaling(space.low.tolist(), space.high.tolist())
+            self.scaling = InputScaling(offset, scale)
+            self.scale_offset, self.scale_factor = self.scaling.offset.numpy(), self.scaling.scale.numpy()
+            self.delivered = nn.Sequential(self.scaling, self.learner.online)
 
     @classmethod
     def build_policy_net(cls, network, obs_shape, n_actions, extra) -> nn.Module:
         # A pixel policy keeps its env.pixels section in extra["pixels"]: its frames' shape comes from there.
         if "pixels" in extra:
             return PixelQNetwork(network, PixelConfig.model_validate(extra["pixels"]), n_actions)
-        return build_mlp(network, obs_shape[0], n_actions)
+        mlp = build_mlp(network, obs_shape[0], n_actions)
+        if "input_scaling" in extra:  # network.input_scaling: the map in front of the Q-network
+            scaling = extra["input_scaling"]
+            return nn.Sequential(InputScaling(scaling["offset"], scaling["scale"]), mlp)
+        return mlp
 
     @classmethod
     def memory_estimate(cls, cfg, obs_shape, n_actions) -> dict[str, float]:
@@ -532,23 +604,41 @@ class DQNLoop(TrainLoop):
         # The replay buffer's observation dtype (a zero-copy view gives its NumPy name).
         return NStepCollector(d.n_step, d.gamma, self.cfg.env.num_envs, self.obs_shape, self.buffer.obs.numpy().dtype)
 
+    def _new_hold(self) -> HeldExploration | None:
+        ex = self.cfg.explore
+        if ex.hold <= 1:
+            return None
+        return HeldExploration(self.cfg.env.num_envs, ex.hold, ex.hold_duration, ex.hold_zeta)
+
     def exploration(self) -> float:
         return epsilon_at(self.cfg.explore, self.env_steps, self.episodes)
 
+    def inputs(self, obs: np.ndarray) -> np.ndarray:
+        """What the Q-network reads: `obs`, scaled with network.input_scaling (in float32, as
+        the delivered network's InputScaling computes it). (N, *obs_shape)"""
+        if self.scaling is None:
+            return obs
+        return (obs.astype(np.float32, copy=False) - self.scale_offset) * self.scale_factor
+
     def greedy_act(self, obs: np.ndarray) -> np.ndarray:
-        return self.learner.greedy_actions(torch.from_numpy(obs)).numpy()
+        return self.learner.greedy_actions(torch.from_numpy(self.inputs(obs))).numpy()
 
     def policy_net(self) -> nn.Module:
-        return self.learner.online
+        return self.delivered
 
     def advance(self) -> None:
-        greedy = self.learner.greedy_actions(torch.from_numpy(self.obs)).numpy()
-        actions = epsilon_greedy(greedy, self.exploration(), self.explore_rng, self.n_actions)
-        obs = self.obs
+        obs = self.inputs(self.obs)
+        greedy = self.learner.greedy_actions(torch.from_numpy(obs)).numpy()
+        if self.hold is None:
+            actions = epsilon_greedy(greedy, self.exploration(), self.explore_rng, self.n_actions)
+        else:
+            actions = self.hold.act(greedy, self.exploration(), self.explore_rng, self.n_actions)
         valid, next_obs, reward, terminated, truncated = self.env_step(actions)
+        if self.hold is not None:  # an episode's end, or the ignored action of an autoreset step, ends a hold
+            self.hold.cut(~valid | terminated | truncated)
         n_valid = int(valid.sum())
         if n_valid:
-            self._collect(valid, obs, actions, reward, next_obs, terminated, truncated)
+            self._collect(valid, obs, actions, reward, self.inputs(next_obs), terminated, truncated)
         self.obs = next_obs
         self._learn(n_valid)
 
@@ -613,6 +703,7 @@ class DQNLoop(TrainLoop):
             "rng": {"explore": self.explore_rng.bit_generator.state, "replay": self.replay_gen.get_state()},
             "since_update": self.since_update,
             "reward_abs_max": self.reward_abs_max,
+            "hold": None if self.hold is None else self.hold.state_dict(),
         }
 
     def load_algo_state(self, state: dict[str, Any]) -> None:
@@ -627,13 +718,20 @@ class DQNLoop(TrainLoop):
             self.reward_abs_max = float(state["reward_abs_max"])
         elif len(self.buffer):  # a checkpoint from before the guard: what replay holds (n-step sums at most)
             self.reward_abs_max = float(self.buffer.rewards[: len(self.buffer)].abs().max())
+        if self.hold is not None:
+            self.hold.load_state_dict(state["hold"])
 
     def on_env_restart(self) -> None:
         self.nstep = self._new_nstep()
+        self.hold = self._new_hold()
 
     def policy_extra(self) -> dict[str, Any]:
         pixels = self.cfg.env.pixels
-        return {"pixels": pixels.model_dump(mode="json")} if pixels.enabled else {}
+        if pixels.enabled:
+            return {"pixels": pixels.model_dump(mode="json")}
+        if self.scaling is not None:
+            return {"input_scaling": {"offset": self.scale_offset.tolist(), "scale": self.scale_factor.tolist()}}
+        return {}
 
     def algo_summary(self) -> dict[str, Any]:
         return {"grad_steps": self.learner.grad_steps}

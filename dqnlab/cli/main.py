@@ -62,11 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=argtypes.Parser)
 
     t = sub.add_parser("train", help="train an agent and write a run directory")
-    t.add_argument("--preset", help="start from this preset (see 'dqnlab presets'; default: 'default')")
+    t.add_argument(
+        "--preset",
+        help="start from this preset (see 'dqnlab presets'; default: the one tuned for --env, else 'default')",
+    )
     t.add_argument(
         "--config", metavar="FILE.yaml", type=argtypes.path_text, help="YAML config (applied over the preset)"
     )
-    t.add_argument("--env", help="Gymnasium environment id (sets env.id)")
+    t.add_argument(
+        "--env",
+        help="Gymnasium environment id (sets env.id); without --preset, the preset tuned for it if "
+        "there is one (Acrobot-v1, MountainCar-v0, LunarLander-v3: see 'dqnlab presets')",
+    )
     t.add_argument("--seed", type=argtypes.seed, help="random seed (default 0)")
     t.add_argument(
         "--seeds",
@@ -254,8 +261,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise DqnlabError("--backend, --ray-address and --workers apply to many runs: use them with --seeds")
         from dqnlab.config import build_config
 
-        fields = {"seed": args.seed, "total_steps": args.total_steps, "env.id": args.env}
-        cfg = build_config(args.preset, args.config, args.overrides, **fields)
+        fields = {"seed": args.seed, "total_steps": args.total_steps}
+        cfg = build_config(args.preset, args.config, args.overrides, env=args.env, **fields)
+        _say_env_preset(args)
         result = train(cfg, args.run_dir, overwrite=args.overwrite, progress=not args.quiet, cli_flags=True)
     print(format_summary(result.summary, result.files))
     if args.tensorboard:
@@ -263,6 +271,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         print(f"tensorboard: {write_tensorboard(result.run_dir, None, overwrite=True)}")
     return 0
+
+
+def _say_env_preset(args: argparse.Namespace) -> None:
+    """With --env and no preset (flag or config file), say which preset was chosen for it: the
+    first line of output."""
+    from dqnlab.config.loading import env_preset_notice
+
+    notice = env_preset_notice(args.preset, args.config, args.env)
+    if notice is not None:
+        print(notice, file=sys.stderr, flush=True)
 
 
 def _train_seeds(args: argparse.Namespace) -> int:
@@ -277,7 +295,8 @@ def _train_seeds(args: argparse.Namespace) -> int:
     if args.tensorboard:
         raise DqnlabError("--tensorboard is not available with --seeds; run 'dqnlab tensorboard DIR/seed-*' after")
     seeds = parse_seeds(args.seeds)
-    cfg = build_config(args.preset, args.config, args.overrides, total_steps=args.total_steps, **{"env.id": args.env})
+    cfg = build_config(args.preset, args.config, args.overrides, env=args.env, total_steps=args.total_steps)
+    _say_env_preset(args)
     root = args.run_dir or default_run_dir(cfg.preset, cfg.env.id, args.seeds.replace(",", "_"))
 
     def report(row: dict) -> None:
@@ -533,7 +552,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
-    from dqnlab.config.presets import preset_description, preset_names
+    from dqnlab.config.presets import ENV_PRESETS, preset_description, preset_names
 
     if args.show:
         from dqnlab.config import build_config
@@ -549,11 +568,13 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     from dqnlab.config import build_config
 
     columns = max(60, shutil.get_terminal_size((100, 24)).columns)
+    chosen_for = {name: env_id for env_id, name in ENV_PRESETS.items()}
     for name in names:
         cfg = build_config(name)
+        chosen = f"; chosen by --env {chosen_for[name]}" if name in chosen_for else ""
         print(
             textwrap.fill(
-                f"[{cfg.algo}, {cfg.env.id}] {preset_description(name)}",
+                f"[{cfg.algo}, {cfg.env.id}{chosen}] {preset_description(name)}",
                 columns,
                 initial_indent=f"{name:<{width}}  ",
                 subsequent_indent=" " * (width + 2),

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from dqnlab.config.overrides import apply, assignments, parse_override
-from dqnlab.config.presets import preset_dict
+from dqnlab.config.presets import preset_dict, preset_for_env
 from dqnlab.config.schema import RunConfig, validate_config
 from dqnlab.config.yaml_io import dump_yaml, load_yaml_file
 from dqnlab.core.errors import ConfigError
@@ -16,19 +16,43 @@ def build_config(
     preset: str | None = None,
     config_file: str | Path | None = None,
     overrides: list[str] | None = None,
+    *,
+    env: str | None = None,
     **fields: Any,
 ) -> RunConfig:
-    """Resolve a config: preset (default 'default'), then a YAML file, then dotted overrides,
-    then explicit top-level or dotted fields (``seed=3``, ``**{"env.id": "CartPole-v0"}``)."""
+    """Resolve a config: preset, then a YAML file, then dotted overrides, then `env` (env.id),
+    then explicit top-level or dotted fields (``seed=3``, ``**{"env.id": "CartPole-v0"}``).
+
+    The preset is `preset`, else the YAML file's `preset:` key, else the preset tuned for `env`
+    (``dqnlab.config.presets.ENV_PRESETS``: ``env="MountainCar-v0"`` starts from `mountaincar`),
+    else 'default'. Only `env` chooses a preset: a dotted ``env.id`` field sets the id alone."""
     file_data = load_yaml_file(config_file) if config_file is not None else {}
-    name = preset or file_data.get("preset") or "default"
+    name = starting_preset(preset, file_data.get("preset"), env)
     if not isinstance(name, str):
         raise ConfigError("config key 'preset' must be a preset name")
     data = apply(preset_dict(name), [(("preset",), name)])
     data = apply(data, assignments(file_data))
     pairs = [parse_override(o) for o in overrides or []]
+    if env is not None:
+        pairs.append((("env", "id"), env))
     pairs += [(tuple(k.split(".")), v) for k, v in fields.items() if v is not None]
     return validate_config(apply(data, pairs))
+
+
+def starting_preset(preset: str | None, file_preset: Any, env: str | None) -> Any:
+    """The preset a config starts from: `preset`, else the config file's (`file_preset`), else
+    the one tuned for `env`, else 'default'."""
+    return preset or file_preset or (preset_for_env(env) if env else None) or "default"
+
+
+def env_preset_notice(preset: str | None, config_file: str | Path | None, env: str | None) -> str | None:
+    """The line that says a preset was chosen for `env` (`dqnlab train --env ID` without a
+    preset), or None where `preset` or the config file names one, or none is tuned for `env`."""
+    file_preset = load_yaml_file(config_file).get("preset") if config_file is not None else None
+    auto = preset_for_env(env) if env else None
+    if auto is None or preset or file_preset:
+        return None
+    return f"[dqnlab] preset '{auto}' (tuned for {env}); --preset default to train without it"
 
 
 def config_to_yaml(config: RunConfig) -> str:

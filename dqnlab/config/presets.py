@@ -357,6 +357,54 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "eval": {"every_steps": 5000, "episodes": 20},
         },
     ),
+    # --- beyond CartPole: tuned for other Gymnasium tasks (chosen by --env, see ENV_PRESETS) ----
+    "acrobot": (
+        "DQN for Acrobot-v1: the default network and Double DQN with 3-step returns, squared loss, "
+        "lr 1e-3, 4 gradient steps of batch 512 per 8 env steps; 50k steps (half the RL Zoo's "
+        "100k), evaluated every 2000 steps on 100 episodes (cut short once hopeless: no step pays "
+        "more than 0), stopped at -72.",
+        {
+            "env": {"id": "Acrobot-v1"},
+            "dqn": {"loss": "mse", "lr": 1e-3, "batch_size": 512, "gradient_steps": 4},
+            "total_steps": 50_000,
+            "eval": {
+                "every_steps": 2000,
+                "episodes": 100,
+                "threshold": -77,
+                "stop_threshold": -72,
+                "max_return_to_go": 0.0,
+            },
+        },
+    ),
+    "mountaincar": (
+        "DQN for MountainCar-v0: the default DQN exploring with random actions held for 16 steps "
+        "(explore.hold), which cross the valley where one-step dithering never does, epsilon 1 to "
+        "0.01 over 20k steps; observations scaled to [-1, 1] (network.input_scaling), 4 gradient "
+        "steps per update; 60k steps (half the RL Zoo's 120k), evaluations cut short once hopeless.",
+        {
+            "env": {"id": "MountainCar-v0"},
+            "network": {"input_scaling": "bounds"},
+            "dqn": {"gradient_steps": 4},
+            "explore": {"hold": 16, "decay_steps": 20_000, "end": 0.01},
+            "total_steps": 60_000,
+            "eval": {
+                "every_steps": 2000,
+                "episodes": 100,
+                "threshold": -101,
+                "stop_threshold": -99,
+                "max_return_to_go": 0.0,
+            },
+        },
+    ),
+    "lunarlander": (
+        "DQN for LunarLander-v3 (needs Box2D: pip install 'dqnlab[box2d]'): the default DQN, 50k "
+        "steps (half the RL Zoo's 100k), evaluated every 2500 steps on 50 episodes, stopped at 220.",
+        {
+            "env": {"id": "LunarLander-v3"},
+            "total_steps": 50_000,
+            "eval": {"every_steps": 2500, "episodes": 50, "threshold": 200, "stop_threshold": 220},
+        },
+    ),
     "random": (
         "Baseline: uniformly random actions.",
         {"algo": "baseline", "baseline": {"controller": "random"}, "total_steps": 5000},
@@ -371,6 +419,19 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         {"algo": "baseline", "baseline": {"controller": "lqr"}, "total_steps": 5000},
     ),
 }
+
+ENV_PRESETS: dict[str, str] = {
+    "Acrobot-v1": "acrobot",
+    "MountainCar-v0": "mountaincar",
+    "LunarLander-v3": "lunarlander",
+}
+"""The preset tuned for an environment: `dqnlab train --env ID` (and ``build_config(env=ID)``)
+without a preset starts from it."""
+
+
+def preset_for_env(env_id: str) -> str | None:
+    """The preset tuned for `env_id`, or None."""
+    return ENV_PRESETS.get(env_id)
 
 
 def preset_names() -> list[str]:

@@ -216,6 +216,12 @@ class NetworkConfig(_Section):
     """Pixel observations (env.pixels) only: convolutions (out_channels, kernel, stride), no
     padding, each followed by [BatchNorm2d and] the activation, applied before the `hidden`
     layers. Empty: the hidden layers read the flattened frames."""
+    input_scaling: Literal["none", "bounds"] = "none"
+    """DQN on state vectors: `bounds` maps each observation dimension linearly from the
+    observation space's [low, high] to [-1, 1] before the first layer (a dimension with an
+    infinite bound is left as it is), so that inputs of very different scales weigh alike from
+    the start (MountainCar's position spans 1.8, its velocity 0.14). The map is part of the
+    delivered network: policy.pt and its exports take raw observations. `none`: raw inputs."""
     dueling: bool = False
     """Dueling architecture (Wang et al. 2016): the last hidden layer feeds two linear heads, a
     state value V(s) and advantages A(s, a), combined as Q = V + A - mean_a A. No extra hidden
@@ -343,6 +349,18 @@ class ExploreConfig(_Section):
     """Per-episode schedule: multiplier applied after each finished training episode."""
     log_divisor: float = Field(default=25.0, gt=0.0)
     """log_episode schedule: epsilon starts to fall below 1 after this many episodes."""
+    hold: int = Field(default=1, ge=1, le=MAX_STEPS)
+    """DQN: the most steps one exploratory random action is held (temporally extended
+    epsilon-greedy, Dabney et al. 2021, "ez-greedy"). 1 is plain epsilon-greedy. Above 1, an
+    environment that is not holding an action starts one with probability epsilon: a uniformly
+    random action, repeated for a duration drawn as `hold_duration` says (the greedy action is
+    taken otherwise). An episode's end cuts a hold short. Dithering one step at a time cannot
+    cross a long valley (MountainCar-v0 never reaches its goal that way); a held action can."""
+    hold_duration: Literal["fixed", "zeta"] = "fixed"
+    """How long each exploratory action is held: `fixed`, exactly `hold` steps; `zeta`, n steps
+    with P(n) proportional to n^-`hold_zeta` (mostly short, sometimes long), capped at `hold`."""
+    hold_zeta: float = Field(default=2.0, gt=1.0, le=10.0)
+    """The exponent mu of the zeta distribution of hold durations (Dabney et al. use 2)."""
 
 
 EVAL_ENV_KEYS = ("max_episode_steps", "kwargs", "obs_noise", "action_noise", "force_noise", "randomize")
@@ -400,6 +418,15 @@ class EvalConfig(_Section):
         "`{obs_noise: 0.0, randomize: {}}` to judge a policy trained under noise on the clean environment, "
         "or `{kwargs: {}}` to drop a training-only environment option. Allowed keys: " + ", ".join(EVAL_ENV_KEYS) + ".",
     )
+    max_return_to_go: float | None = None
+    """An upper bound on the return an episode can still collect from any point of it (0 where
+    no step pays more than 0, as in Acrobot-v1 and MountainCar-v0). Set, an evaluation during
+    training stops as soon as the mean it could still reach, every unfinished or unstarted
+    episode collecting this much, could neither beat the best evaluation so far nor reach the
+    stop threshold (the early stop's): a policy far from good costs a few steps instead of whole
+    episodes. Such an evaluation is written to metrics.csv as kind `partial` with that upper
+    bound as eval_mean; it is never kept as the best, never stops or solves a run, and counts
+    toward `patience`. None: every evaluation runs to the end (the final one always does)."""
     deliver: Literal["best_eval", "last", "longest_episode"] = "best_eval"
     """Which network becomes policy.pt: the best evaluated one, the one training ended with, or
     the one at the end of the longest training episode so far (a tutorial's rule)."""
@@ -643,9 +670,29 @@ CONDITIONAL_OPTIONS = (
     ),
     ("eval", "threshold", lambda c: c.eval.success_threshold is None, "eval.success_threshold is null"),
     ("explore", "log_divisor", lambda c: c.explore.schedule == "log_episode", "explore.schedule is 'log_episode'"),
+    ("explore", "hold", lambda c: c.algo == "dqn", "algo is 'dqn'"),
+    (
+        "network",
+        "input_scaling",
+        lambda c: c.algo == "dqn" and not c.env.pixels.enabled,
+        "algo is 'dqn' on state vectors (env.pixels.mode off)",
+    ),
+    ("explore", "hold_duration", lambda c: c.explore.hold > 1, "explore.hold is above 1"),
+    (
+        "explore",
+        "hold_zeta",
+        lambda c: c.explore.hold > 1 and c.explore.hold_duration == "zeta",
+        "explore.hold is above 1 and explore.hold_duration is 'zeta'",
+    ),
     ("tabular", "lr_divisor", lambda c: c.tabular.lr_schedule == "log_episode", "tabular.lr_schedule is 'log_episode'"),
     ("eval", "every_steps", lambda c: c.eval.every_episodes is None, "eval.every_episodes is null"),
     ("eval", "stop_z", lambda c: c.eval.early_stop, "eval.early_stop is true"),
+    (
+        "eval",
+        "max_return_to_go",
+        lambda c: c.eval.deliver == "best_eval" and c.eval.success_threshold is None,
+        "eval.deliver is 'best_eval' and eval.success_threshold is null",
+    ),
     *(
         ("dqn", name, lambda c: c.dqn.prioritized, "dqn.prioritized is true")
         for name in ("per_alpha", "per_beta_start", "per_beta_steps", "per_eps")

@@ -4,6 +4,8 @@ convolutional one for pixel observations (env.pixels)."""
 from __future__ import annotations
 
 import itertools
+import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -32,6 +34,33 @@ class DuelingHead(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         adv = self.advantage(h)  # (B, A)
         return self.value(h) + adv - adv.mean(dim=1, keepdim=True)
+
+
+class InputScaling(nn.Module):
+    """x -> (x - offset) * scale, per observation dimension: a fixed affine map in front of a
+    network (buffers, not parameters: it is saved with the network and never trained). (B, D) -> (B, D)"""
+
+    offset: torch.Tensor
+    scale: torch.Tensor
+
+    def __init__(self, offset: Sequence[float], scale: Sequence[float]):
+        super().__init__()
+        self.register_buffer("offset", torch.tensor(offset, dtype=torch.float32))
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.offset) * self.scale
+
+
+def bounds_scaling(low: Sequence[float], high: Sequence[float]) -> tuple[list[float], list[float]]:
+    """(offset, scale) of InputScaling mapping [low, high] to [-1, 1] in each dimension; a
+    dimension with an infinite (or empty) range keeps offset 0 and scale 1."""
+    offset, scale = [], []
+    for lo, hi in zip(low, high, strict=True):
+        finite = math.isfinite(lo) and math.isfinite(hi) and hi > lo
+        offset.append((lo + hi) / 2 if finite else 0.0)
+        scale.append(2 / (hi - lo) if finite else 1.0)
+    return offset, scale
 
 
 def build_mlp(cfg: NetworkConfig, obs_dim: int, n_actions: int) -> nn.Sequential:

@@ -39,6 +39,15 @@ class EvalResult:
     final_abs_x: np.ndarray | None = None  # (episodes,) float64: |cart x| at the episode's end
     success: np.ndarray | None = None  # (episodes,) bool: the env's info["success"] on the last step
     final_offset: np.ndarray | None = None  # (episodes,) float64: info["mean_abs_offset_last_100"] there
+    cut_bound: float | None = None
+    """Set when the evaluation was cut short (see ``Evaluator.run``'s `give_up`): the highest mean
+    it could still have reached. `returns` and `lengths` then hold the episodes run so far, the
+    unfinished ones included, and mean nothing on their own."""
+
+    @property
+    def partial(self) -> bool:
+        """Whether the evaluation was cut short: its mean is unknown, at most ``cut_bound``."""
+        return self.cut_bound is not None
 
     @property
     def success_rate(self) -> float | None:
@@ -128,9 +137,21 @@ class Evaluator:
             self._envs[n] = make_vec_env(self.env_cfg, n)
         return self._envs[n]
 
-    def run(self, act: ActFn, episodes: int, seed: int, should_stop: ShouldStop | None = None) -> EvalResult:
+    def run(
+        self,
+        act: ActFn,
+        episodes: int,
+        seed: int,
+        should_stop: ShouldStop | None = None,
+        give_up: Callable[[float], bool] | None = None,
+        return_to_go: float = 0.0,
+    ) -> EvalResult:
         """Evaluate `act` on `episodes` episodes; raises EvaluationStopped as soon as `should_stop`
-        (checked before every step) returns True."""
+        (checked before every step) returns True.
+
+        With `give_up`: after every step, the highest mean still reachable, each unfinished or
+        unstarted episode collecting at most `return_to_go` more, is passed to `give_up`; when it
+        says so, the evaluation ends there and its result is partial (``EvalResult.cut_bound``)."""
         returns: list[np.ndarray] = []
         lengths: list[np.ndarray] = []
         survived: list[np.ndarray] = []
@@ -173,6 +194,14 @@ class Evaluator:
                     last_x = np.where(active, abs_x, last_x)
                 # Finished environments autoreset and keep stepping; their outputs are ignored.
                 active &= ~(terminated | truncated)
+                if give_up is not None:
+                    so_far = sum(float(r.sum()) for r in returns) + float(ret.sum())
+                    waiting = int(active.sum()) + episodes - done_count - n  # unfinished and unstarted
+                    bound = (so_far + return_to_go * waiting) / episodes
+                    if waiting and give_up(bound):
+                        return EvalResult(
+                            np.concatenate([*returns, ret]), np.concatenate([*lengths, length]), cut_bound=bound
+                        )
             returns.append(ret)
             lengths.append(length)
             survived.append(ended_by_limit)
@@ -183,12 +212,20 @@ class Evaluator:
             done_count += n
             round_index += 1
         drift = (np.concatenate(max_x), np.concatenate(final_x)) if max_x else (None, None)
-        task = {}
+        task: dict[str, np.ndarray] = {}
         if len(ok) == round_index:
             task["success"] = np.concatenate([ok[i] for i in range(round_index)]).astype(bool)
         if len(offset) == round_index:
             task["final_offset"] = np.concatenate([offset[i] for i in range(round_index)])
-        return EvalResult(np.concatenate(returns), np.concatenate(lengths), np.concatenate(survived), *drift, **task)
+        return EvalResult(
+            np.concatenate(returns),
+            np.concatenate(lengths),
+            np.concatenate(survived),
+            max_abs_x=drift[0],
+            final_abs_x=drift[1],
+            success=task.get("success"),
+            final_offset=task.get("final_offset"),
+        )
 
     def close(self) -> None:
         for envs in self._envs.values():

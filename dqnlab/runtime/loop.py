@@ -135,6 +135,7 @@ class TrainLoop:
         self.longest = 0  # longest training episode so far (eval.deliver = "longest_episode")
         self.last_eval: float | None = None
         self.last_eval_step: int | None = None
+        self.last_cut: float | None = None  # the bound of the last evaluation if it was cut short (display only)
         self.solved_at: int | None = None
         self.stop_reason: str | None = None  # set by a stop rule other than the budgets
         self.seconds_before = 0.0  # training seconds spent before a resume
@@ -375,7 +376,7 @@ class TrainLoop:
                 self.next_eval = due
                 self.restore_eval_state(rng)
                 return
-            prog.update(self.env_steps, self._recent(), self.exploration(), self.last_eval)
+            prog.update(self.env_steps, self._recent(), self.exploration(), self.last_eval, self.last_cut)
         if self.env_steps >= self.next_checkpoint:
             while self.next_checkpoint <= self.env_steps:
                 self.next_checkpoint += self.cfg.checkpoint_every
@@ -407,8 +408,26 @@ class TrainLoop:
         seed = self.streams.eval_during
         if ev.fresh_starts:  # a new stretch of seeds per evaluation, never overlapping
             seed += self.evaluations * ev.episodes
-        res = self.evaluator.run(self.greedy_act, ev.episodes, seed, stop_requested)
+        give_up = None if ev.max_return_to_go is None else self._hopeless
+        res = self.evaluator.run(
+            self.greedy_act, ev.episodes, seed, stop_requested, give_up, ev.max_return_to_go or 0.0
+        )
         wall = self.seconds_before + time.perf_counter() - self.t_start
+        self.last_cut = res.cut_bound
+        if res.partial:  # cut short: it can be neither the best nor a stop, only an evaluation without a new best
+            self.evaluations += 1
+            self.last_eval_step = self.env_steps
+            self.metrics.row(
+                kind="partial",
+                env_step=self.env_steps,
+                episode=self.episodes,
+                eval_mean=res.cut_bound,
+                epsilon=self.exploration(),
+                wall_seconds=wall,
+            )
+            if ev.patience is not None and self.evaluations - self.best_eval_index >= ev.patience:
+                self.stop_reason = "patience"
+            return
         early_stop = ev.early_stop and self._good_enough(res)
         check = None
         if early_stop and ev.confirm:
@@ -465,6 +484,14 @@ class TrainLoop:
                 file=sys.stderr,
                 flush=True,
             )
+    def _hopeless(self, bound: float) -> bool:
+        """Whether an evaluation whose mean can be at most `bound` can be of no use: it could not
+        beat the best evaluation so far, nor reach the early stop's threshold (eval.max_return_to_go)."""
+        ev = self.cfg.eval
+        if bound > self.best_mean:
+            return False
+        stop_at = ev.stop_threshold if ev.stop_threshold is not None else self.threshold
+        return not (ev.early_stop and stop_at is not None and bound >= stop_at)
 
     def _beats_best(self, res: EvalResult) -> bool:
         """Better than the best evaluation so far: by mean return, or with eval.success_threshold

@@ -31,15 +31,25 @@ class Progress:
             )
         self._pos = initial
 
-    def update(self, step: int, recent_return: float | None, epsilon: float | None, last_eval: float | None) -> None:
+    def update(
+        self,
+        step: int,
+        recent_return: float | None,
+        epsilon: float | None,
+        last_eval: float | None,
+        cut: float | None = None,
+    ) -> None:
         """Show `step` with the mean training return of the last RECENT_EPISODES episodes, the
-        exploration rate (None: not shown) and the evaluation just done."""
+        exploration rate (None: not shown) and the evaluation just done (`cut`: it was cut short,
+        and its mean was at most that)."""
         if not self.enabled:
             return
         fields = {f"train_ret({RECENT_EPISODES})": "-" if recent_return is None else f"{recent_return:.1f}"}
         if epsilon is not None:  # algorithms without epsilon-greedy exploration show none
             fields["eps"] = f"{epsilon:.3f}"
         fields["eval"] = "-" if last_eval is None else f"{last_eval:.1f}"
+        if cut is not None:
+            fields["eval"] = f"<={cut:.1f}"
         if self._bar is not None:
             # The postfix first, then one redraw: tqdm's update() alone redraws only after its
             # minimum interval, and before a postfix set afterwards, so the bar would lag one evaluation.

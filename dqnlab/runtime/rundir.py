@@ -28,7 +28,9 @@ SUMMARY_FILE = "summary.json"
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, "policy.pt", CHECKPOINT_FILE, SUMMARY_FILE)
 
 METRIC_COLUMNS = (
-    "kind",  # "train" (a finished training episode), "eval" (an evaluation) or "confirm" (its re-check)
+    # "train" (a finished training episode), "eval" (an evaluation), "confirm" (its re-check) or
+    # "partial" (an evaluation cut short by eval.max_return_to_go: eval_mean is the most it could have been)
+    "kind",
     "env_step",
     "episode",
     "return",

@@ -119,7 +119,7 @@ def parse_metrics_table(header: Sequence[str], rows: Iterable[list[str]], source
         if len(row) <= width:
             row = row + [""] * (width + 1 - len(row))  # as DictReader: missing fields read blank
         kind = row[kind_at]
-        if kind == "confirm":
+        if kind in ("confirm", "partial"):  # an early stop's re-check; an evaluation cut short (no mean)
             continue
         try:
             if kind not in series:

@@ -1,0 +1,251 @@
+"""The presets beyond CartPole (acrobot, mountaincar, lunarlander) against Stable-Baselines3 DQN with
+the RL Zoo's hyperparameters for each environment (issue #17).
+
+    pip install -e ".[bench,box2d]"     # stable-baselines3, matplotlib, Box2D for LunarLander
+    python benchmarks/beyond.py --presets acrobot,mountaincar --seeds 1000-1009 --no-sb3
+
+Each run in its own fresh process on one torch thread, one run at a time, the systems alternating
+seed by seed. Training time is reported as wall seconds and as the process's CPU seconds (which a
+machine shared with other work inflates less). Both delivered policies are evaluated alike: 100 greedy episodes on seeds neither
+system trained or evaluated on (the same start states for both). A seed meets the goal when that
+mean is at or above the environment's goal. SB3 trains for the Zoo's budget; the presets for half
+of it or less. Tune on seeds below 1000 and report seeds from 1000 up. Writes OUT/rows.json (per
+run) and OUT/results.md (the table for BENCHMARKS.md); the runs go to RUNS/<time>/<preset>-s<seed>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+EVAL_SEED = 2_000_000  # evaluation episodes start from EVAL_SEED + 1000 * seed, unseen by both systems
+
+# env id, the goal of issue #17 for every seed's delivered policy
+GOALS = {
+    "acrobot": ("Acrobot-v1", -77.0),
+    "mountaincar": ("MountainCar-v0", -101.0),
+    "lunarlander": ("LunarLander-v3", 200.0),
+}
+
+# rl-baselines3-zoo hyperparams/dqn.yml (commit ce95481; LunarLander tuned on v2, run here on v3)
+_ZOO_SMALL = dict(
+    learning_rate=6.3e-4,
+    batch_size=128,
+    buffer_size=50_000,
+    learning_starts=0,
+    gamma=0.99,
+    target_update_interval=250,
+    train_freq=4,
+    gradient_steps=-1,
+    exploration_fraction=0.12,
+    exploration_final_eps=0.1,
+    policy_kwargs=dict(net_arch=[256, 256]),
+)
+SB3_ZOO: dict[str, tuple[int, dict]] = {
+    "Acrobot-v1": (100_000, _ZOO_SMALL),
+    "LunarLander-v3": (100_000, _ZOO_SMALL),
+    "MountainCar-v0": (
+        120_000,
+        dict(
+            learning_rate=4e-3,
+            batch_size=128,
+            buffer_size=10_000,
+            learning_starts=1000,
+            gamma=0.98,
+            target_update_interval=600,
+            train_freq=16,
+            gradient_steps=8,
+            exploration_fraction=0.2,
+            exploration_final_eps=0.07,
+            policy_kwargs=dict(net_arch=[256, 256]),
+        ),
+    ),
+}
+
+
+def eval_seed(seed: int) -> int:
+    return EVAL_SEED + 1000 * seed
+
+
+# -- workers: each runs in a fresh interpreter (python beyond.py --worker ...) -------------------
+
+
+def worker_dqnlab(preset: str, seed: int, run_dir: str, overrides: list[str]) -> dict:
+    import torch
+
+    import dqnlab
+
+    torch.set_num_threads(1)
+    cfg = dqnlab.build_config(preset, seed=seed, overrides=overrides)
+    cpu = time.process_time()
+    res = dqnlab.train(cfg, run_dir, progress=False)
+    cpu = time.process_time() - cpu
+    ev = dqnlab.evaluate(res.policy, episodes=100, seed=eval_seed(seed))
+    s = res.summary
+    return {
+        "system": "dqnlab",
+        "preset": preset,
+        "env_id": cfg.env.id,
+        "seed": seed,
+        "train_seconds": s["train_seconds"],
+        "cpu_seconds": cpu,
+        "env_steps": s["env_steps"],
+        "eval_mean": ev.mean,
+        "eval_std": ev.std,
+        "run_dir": run_dir,
+    }
+
+
+def worker_sb3(preset: str, seed: int) -> dict:
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import DQN
+
+    from dqnlab.config import EnvConfig
+    from dqnlab.runtime.evaluation import Evaluator
+
+    torch.set_num_threads(1)
+    env_id = GOALS[preset][0]
+    steps, hyper = SB3_ZOO[env_id]
+    t0, cpu = time.perf_counter(), time.process_time()
+    model = DQN("MlpPolicy", gym.make(env_id), seed=seed, verbose=0, device="cpu", **hyper)
+    model.learn(total_timesteps=steps)
+    train_seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        return model.predict(obs, deterministic=True)[0]
+
+    ev = Evaluator(EnvConfig(id=env_id), 100).run(act, 100, eval_seed(seed))
+    return {
+        "system": "sb3",
+        "preset": preset,
+        "env_id": env_id,
+        "seed": seed,
+        "train_seconds": train_seconds,
+        "cpu_seconds": cpu,
+        "env_steps": steps,
+        "eval_mean": ev.mean,
+        "eval_std": ev.std,
+        "versions": {"sb3": __import__("stable_baselines3").__version__},
+    }
+
+
+def spawn(kind: str, *args) -> dict:
+    """Run one worker in a fresh process; return its JSON result."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{kind} worker failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+
+def markdown(rows: list[dict], command: str, load: str) -> str:
+    lines = [
+        f"Command: `{command}`",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, one torch "
+        f"thread, one run at a time, seeds alternating between the systems; load average at the start: {load}.",
+        "",
+        "| env | system | seeds at or above the goal | eval mean: min / median / max | env steps: median "
+        "| train s: median | CPU s: median |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for preset, (env_id, goal) in GOALS.items():
+        for system in ("dqnlab", "sb3"):
+            rs = [r for r in rows if r["preset"] == preset and r["system"] == system]
+            if not rs:
+                continue
+            means = [r["eval_mean"] for r in rs]
+            label = f"dqnlab `{preset}`" if system == "dqnlab" else "SB3 DQN, RL Zoo"
+            lines.append(
+                f"| {env_id} (goal {goal:g}) | {label} | {sum(m >= goal for m in means)}/{len(rs)} "
+                f"| {min(means):.1f} / {np.median(means):.1f} / {max(means):.1f} "
+                f"| {np.median([r['env_steps'] for r in rs]):.0f} | {np.median([r['train_seconds'] for r in rs]):.1f} "
+                f"| {np.median([r['cpu_seconds'] for r in rs]):.1f} |"
+            )
+        by = {(r["system"], r["seed"]): r for r in rows if r["preset"] == preset}
+        both = sorted(s for system, s in by if system == "dqnlab" and ("sb3", s) in by)
+        ratios = [by["sb3", s]["train_seconds"] / by["dqnlab", s]["train_seconds"] for s in both]
+        cpu_ratios = [by["sb3", s]["cpu_seconds"] / by["dqnlab", s]["cpu_seconds"] for s in both]
+        if ratios:
+            lines.append(
+                f"| {env_id} | SB3 / dqnlab, median per seed | | | | {np.median(ratios):.1f}× "
+                f"| {np.median(cpu_ratios):.1f}× |"
+            )
+    lines += ["", "Per run (eval mean ± std over 100 fresh episodes, training seconds, env steps):", ""]
+    lines += [
+        "| env | seed | system | eval mean | train s | CPU s | env steps |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['env_id']} | {r['seed']} | {r['system']} | {r['eval_mean']:.1f} ± {r['eval_std']:.1f} "
+            f"| {r['train_seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['env_steps']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--presets", default=",".join(GOALS), help="comma-separated, of: " + ", ".join(GOALS))
+    ap.add_argument("--seeds", default="1000-1009")
+    ap.add_argument("--out", default=str(HERE / "results" / "beyond"), help="rows.json and results.md")
+    ap.add_argument("--runs", default="runs/beyond", help="the run directories (default runs/beyond)")
+    ap.add_argument("--no-sb3", action="store_true", help="only dqnlab (also when SB3 is not installed)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="override dqnlab's config")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("args", nargs="?", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        fn = {"dqnlab": worker_dqnlab, "sb3": worker_sb3}[a.worker]
+        print(json.dumps(fn(*json.loads(a.args))))
+        return
+
+    from dqnlab.experiments.multiseed import parse_seeds
+
+    presets = [p.strip() for p in a.presets.split(",") if p.strip()]
+    unknown = [p for p in presets if p not in GOALS]
+    if unknown:
+        ap.error(f"unknown preset {unknown[0]!r} (choose from {', '.join(GOALS)})")
+    with_sb3 = not a.no_sb3 and importlib.util.find_spec("stable_baselines3") is not None
+    if not a.no_sb3 and not with_sb3:
+        print("stable-baselines3 is not installed: dqnlab only", file=sys.stderr)
+    seeds = parse_seeds(a.seeds)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    rows = []
+    for preset in presets:
+        for seed in seeds:
+            rows.append(spawn("dqnlab", preset, seed, str(Path(a.runs) / stamp / f"{preset}-s{seed}"), a.overrides))
+            print(f"{preset} seed {seed} dqnlab: {rows[-1]['eval_mean']:.1f} in {rows[-1]['train_seconds']:.1f} s")
+            if with_sb3:
+                rows.append(spawn("sb3", preset, seed))
+                print(f"{preset} seed {seed} sb3:    {rows[-1]['eval_mean']:.1f} in {rows[-1]['train_seconds']:.1f} s")
+    command = "python benchmarks/beyond.py " + " ".join(sys.argv[1:])
+    (out / "rows.json").write_text(json.dumps({"command": command, "load": load, "rows": rows}, indent=1))
+    md = markdown(rows, command, load)
+    (out / "results.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
