@@ -22,6 +22,16 @@ FIXES: dict[str, tuple[str, dict[str, Any]]] = {
             "total_episodes": 2000,
         },
     ),
+    "s2-config-fixed": (
+        "s2-config",
+        {
+            "eval.early_stop": True,
+            "eval.every_steps": 1000,
+            "eval.deliver": "best_eval",
+            "total_episodes": 400,
+            "total_steps": 80_000,
+        },
+    ),
 }
 
 

@@ -36,6 +36,31 @@ _S0: dict[str, Any] = {
     "eval": {"every_episodes": 1, "episodes": 1, "fresh_starts": True, "patience": 100, "early_stop": False},
 }
 
+# S2's DQN, shared by s2-config and s2-config-fixed.
+_S2: dict[str, Any] = {
+    "env": {"id": "CartPole-v0", "num_envs": 1},
+    "dqn": {
+        "gamma": 0.99,
+        "lr": 1e-3,
+        "batch_size": 64,
+        "buffer_size": 10_000,
+        "learning_starts": 64,
+        "train_freq": 1,
+        "gradient_steps": 1,
+        "target_update_every": 10,
+        "target_update_unit": "episodes",
+        "n_step": 1,
+        "double": False,
+        "loss": "mse",
+        "max_grad_norm": None,
+        "clip_grad_value": 1.0,
+    },
+    "explore": {"schedule": "exponential", "start": 0.9, "end": 0.05, "decay_steps": 200},
+    "total_steps": 40_000,
+    "total_episodes": 200,
+    "eval": {"every_steps": 2000, "episodes": 10, "early_stop": False, "deliver": "last"},
+}
+
 # S3c's DQN, shared by its two presets.
 _S3C: dict[str, Any] = {
     "env": {"num_envs": 1},
@@ -118,29 +143,20 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "S2, the config-object DQN on CartPole-v0: ReLU 128-128, MSE, gradients clamped to [-1, 1], "
         "epsilon 0.9 to 0.05 (exponential, 200 steps), Adam 1e-3, batch 64, replay 10000, target "
         "copied every 10 episodes (a separate network, unlike the text), 200 training episodes.",
-        {
-            "env": {"id": "CartPole-v0", "num_envs": 1},
-            "dqn": {
-                "gamma": 0.99,
-                "lr": 1e-3,
-                "batch_size": 64,
-                "buffer_size": 10_000,
-                "learning_starts": 64,
-                "train_freq": 1,
-                "gradient_steps": 1,
-                "target_update_every": 10,
-                "target_update_unit": "episodes",
-                "n_step": 1,
-                "double": False,
-                "loss": "mse",
-                "max_grad_norm": None,
-                "clip_grad_value": 1.0,
+        _S2,
+    ),
+    "s2-config-fixed": (
+        "S2 fixed (BENCHMARKS.md, 'the tutorials fixed'): as s2-config, but stopped once an "
+        "evaluation reaches 195 (confirmed), evaluated every 1000 steps, the best evaluated network "
+        "delivered (not the last: the evaluations peak and fall back), and up to 400 episodes or 80k steps.",
+        deep_merge(
+            _S2,
+            {
+                "total_steps": 80_000,
+                "total_episodes": 400,
+                "eval": {"every_steps": 1000, "early_stop": True, "deliver": "best_eval"},
             },
-            "explore": {"schedule": "exponential", "start": 0.9, "end": 0.05, "decay_steps": 200},
-            "total_steps": 40_000,
-            "total_episodes": 200,
-            "eval": {"every_steps": 2000, "episodes": 10, "early_stop": False, "deliver": "last"},
-        },
+        ),
     ),
     "s3b-tabular": (
         "S3b, the tutorial's Q-table: pole angle x angular velocity in 6 x 12 bins, discount 1, "
