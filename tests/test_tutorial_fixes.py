@@ -27,6 +27,7 @@ FIXES: dict[str, tuple[str, dict[str, Any]]] = {
         {
             "eval.early_stop": True,
             "eval.every_steps": 1000,
+            "eval.episodes": 100,
             "eval.deliver": "best_eval",
             "total_episodes": 400,
             "total_steps": 80_000,

@@ -147,14 +147,15 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "s2-config-fixed": (
         "S2 fixed (BENCHMARKS.md, 'the tutorials fixed'): as s2-config, but stopped once an "
-        "evaluation reaches 195 (confirmed), evaluated every 1000 steps, the best evaluated network "
-        "delivered (not the last: the evaluations peak and fall back), and up to 400 episodes or 80k steps.",
+        "evaluation reaches 195 (confirmed), judged on 100 episodes every 1000 steps (10 could not tell "
+        "200 from 192), the best evaluated network delivered (the evaluations swing; the last one is "
+        "a random point of the swing), and up to 400 episodes or 80k steps.",
         deep_merge(
             _S2,
             {
                 "total_steps": 80_000,
                 "total_episodes": 400,
-                "eval": {"every_steps": 1000, "early_stop": True, "deliver": "best_eval"},
+                "eval": {"every_steps": 1000, "episodes": 100, "early_stop": True, "deliver": "best_eval"},
             },
         ),
     ),
