@@ -13,6 +13,54 @@ from typing import Any
 from dqnlab.config.overrides import deep_merge
 from dqnlab.core.errors import ConfigError, preview
 
+# S0's DQN, shared by s0-keras and s0-keras-fixed.
+_S0: dict[str, Any] = {
+    "env": {"num_envs": 1},
+    "network": {"hidden": [32, 16], "activation": "tanh"},
+    "dqn": {
+        "gamma": 0.9,
+        "lr": 1e-2,
+        "batch_size": 128,
+        "buffer_size": 2048,
+        "learning_starts": 512,
+        "train_freq": 5,
+        "gradient_steps": 1,
+        "target_update_every": 200,
+        "n_step": 1,
+        "double": False,
+        "max_grad_norm": 1.0,
+    },
+    "explore": {"schedule": "decrement", "start": 0.1, "end": 0.01, "decrement": 0.001},
+    "total_steps": 300_000,
+    "total_episodes": 600,
+    "eval": {"every_episodes": 1, "episodes": 1, "fresh_starts": True, "patience": 100, "early_stop": False},
+}
+
+# S2's DQN, shared by s2-config and s2-config-fixed.
+_S2: dict[str, Any] = {
+    "env": {"id": "CartPole-v0", "num_envs": 1},
+    "dqn": {
+        "gamma": 0.99,
+        "lr": 1e-3,
+        "batch_size": 64,
+        "buffer_size": 10_000,
+        "learning_starts": 64,
+        "train_freq": 1,
+        "gradient_steps": 1,
+        "target_update_every": 10,
+        "target_update_unit": "episodes",
+        "n_step": 1,
+        "double": False,
+        "loss": "mse",
+        "max_grad_norm": None,
+        "clip_grad_value": 1.0,
+    },
+    "explore": {"schedule": "exponential", "start": 0.9, "end": 0.05, "decay_steps": 200},
+    "total_steps": 40_000,
+    "total_episodes": 200,
+    "eval": {"every_steps": 2000, "episodes": 10, "early_stop": False, "deliver": "last"},
+}
+
 # S3c's DQN, shared by its two presets.
 _S3C: dict[str, Any] = {
     "env": {"num_envs": 1},
@@ -76,55 +124,40 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "hard sync every 200 gradient steps, one step per 5 actions, replay 2048 (warm-up 512), "
         "Adam 1e-2; a greedy validation episode after each of up to 600 training episodes, the best "
         "kept, patience 100.",
-        {
-            "env": {"num_envs": 1},
-            "network": {"hidden": [32, 16], "activation": "tanh"},
-            "dqn": {
-                "gamma": 0.9,
-                "lr": 1e-2,
-                "batch_size": 128,
-                "buffer_size": 2048,
-                "learning_starts": 512,
-                "train_freq": 5,
-                "gradient_steps": 1,
-                "target_update_every": 200,
-                "n_step": 1,
-                "double": False,
-                "max_grad_norm": 1.0,
+        _S0,
+    ),
+    "s0-keras-fixed": (
+        "S0 fixed (BENCHMARKS.md, 'the tutorials fixed'): as s0-keras with no patience (it counted "
+        "10-step episodes and stopped before learning), gamma 0.99 (at 0.9 the cart drifts off the "
+        "track after 250-400 steps), 10 validation episodes, a stop once they reach 475, and up to 2000 episodes.",
+        deep_merge(
+            _S0,
+            {
+                "dqn": {"gamma": 0.99},
+                "total_episodes": 2000,
+                "eval": {"episodes": 10, "patience": None, "early_stop": True},
             },
-            "explore": {"schedule": "decrement", "start": 0.1, "end": 0.01, "decrement": 0.001},
-            "total_steps": 300_000,
-            "total_episodes": 600,
-            "eval": {"every_episodes": 1, "episodes": 1, "fresh_starts": True, "patience": 100, "early_stop": False},
-        },
+        ),
     ),
     "s2-config": (
         "S2, the config-object DQN on CartPole-v0: ReLU 128-128, MSE, gradients clamped to [-1, 1], "
         "epsilon 0.9 to 0.05 (exponential, 200 steps), Adam 1e-3, batch 64, replay 10000, target "
         "copied every 10 episodes (a separate network, unlike the text), 200 training episodes.",
-        {
-            "env": {"id": "CartPole-v0", "num_envs": 1},
-            "dqn": {
-                "gamma": 0.99,
-                "lr": 1e-3,
-                "batch_size": 64,
-                "buffer_size": 10_000,
-                "learning_starts": 64,
-                "train_freq": 1,
-                "gradient_steps": 1,
-                "target_update_every": 10,
-                "target_update_unit": "episodes",
-                "n_step": 1,
-                "double": False,
-                "loss": "mse",
-                "max_grad_norm": None,
-                "clip_grad_value": 1.0,
+        _S2,
+    ),
+    "s2-config-fixed": (
+        "S2 fixed (BENCHMARKS.md, 'the tutorials fixed'): as s2-config, but stopped once an "
+        "evaluation reaches 195 (confirmed), judged on 100 episodes every 1000 steps (10 could not tell "
+        "200 from 192), the best evaluated network delivered (the evaluations swing; the last one is "
+        "a random point of the swing), and up to 400 episodes or 80k steps.",
+        deep_merge(
+            _S2,
+            {
+                "total_steps": 80_000,
+                "total_episodes": 400,
+                "eval": {"every_steps": 1000, "episodes": 100, "early_stop": True, "deliver": "best_eval"},
             },
-            "explore": {"schedule": "exponential", "start": 0.9, "end": 0.05, "decay_steps": 200},
-            "total_steps": 40_000,
-            "total_episodes": 200,
-            "eval": {"every_steps": 2000, "episodes": 10, "early_stop": False, "deliver": "last"},
-        },
+        ),
     ),
     "s3b-tabular": (
         "S3b, the tutorial's Q-table: pole angle x angular velocity in 6 x 12 bins, discount 1, "
