@@ -484,6 +484,7 @@ class TrainLoop:
                 file=sys.stderr,
                 flush=True,
             )
+
     def _hopeless(self, bound: float) -> bool:
         """Whether an evaluation whose mean can be at most `bound` can be of no use: it could not
         beat the best evaluation so far, nor reach the early stop's threshold (eval.max_return_to_go)."""
