@@ -389,7 +389,7 @@ def _stop_in_evaluation(monkeypatch, call, after_steps=20):
     """Make the `call`-th evaluation (1-based) receive a stop signal after `after_steps` steps."""
     original, calls = Evaluator.run, []
 
-    def run_with_a_signal(self, act, episodes, seed, should_stop=None):
+    def run_with_a_signal(self, act, episodes, seed, should_stop=None, *more):  # more: the evaluation cut's
         calls.append(episodes)
         steps = []
 
@@ -399,7 +399,7 @@ def _stop_in_evaluation(monkeypatch, call, after_steps=20):
                 request_stop(signal.SIGINT)
             return act(obs)
 
-        return original(self, acting, episodes, seed, should_stop)
+        return original(self, acting, episodes, seed, should_stop, *more)
 
     monkeypatch.setattr(Evaluator, "run", run_with_a_signal)
     return calls

@@ -462,9 +462,10 @@ ENV_PRESETS: dict[str, str] = {
 without a preset starts from it."""
 
 
-def preset_for_env(env_id: str) -> str | None:
-    """The preset tuned for `env_id`, or None."""
-    return ENV_PRESETS.get(env_id)
+def preset_for_env(env_id: object) -> str | None:
+    """The preset tuned for `env_id`, or None (also for anything that is not an env id, such as a
+    whole `env` section passed as a mapping)."""
+    return ENV_PRESETS.get(env_id) if isinstance(env_id, str) else None
 
 
 def preset_names() -> list[str]:
