@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ def build_config(
     config_file: str | Path | None = None,
     overrides: list[str] | None = None,
     *,
-    env: str | None = None,
+    env: str | Mapping[str, Any] | None = None,
     **fields: Any,
 ) -> RunConfig:
     """Resolve a config: preset, then a YAML file, then dotted overrides, then `env` (env.id),
@@ -25,7 +26,10 @@ def build_config(
 
     The preset is `preset`, else the YAML file's `preset:` key, else the preset tuned for `env`
     (``dqnlab.config.presets.ENV_PRESETS``: ``env="MountainCar-v0"`` starts from `mountaincar`),
-    else 'default'. Only `env` chooses a preset: a dotted ``env.id`` field sets the id alone."""
+    else 'default'. Only `env` chooses a preset: a dotted ``env.id`` field sets the id alone.
+    A mapping as `env` is the whole env section, as any other field (it chooses no preset)."""
+    if env is not None and not isinstance(env, str):
+        fields, env = {"env": env, **fields}, None
     file_data = load_yaml_file(config_file) if config_file is not None else {}
     name = starting_preset(preset, file_data.get("preset"), env)
     if not isinstance(name, str):
