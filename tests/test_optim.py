@@ -217,6 +217,62 @@ def test_clip_grad_value_matches_torch():
         torch.testing.assert_close(pa.grad, pb.grad, rtol=0, atol=0)
 
 
+class PartlyUsedNet(nn.Module):
+    """A net with a frozen layer and a head the loss never reaches: after backward, four of its
+    parameters have no gradient (grad None), as a frozen or unused part of a real network would."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.frozen = nn.Linear(3, 5).requires_grad_(False)
+        self.used = nn.Linear(5, 2)
+        self.unused = nn.Linear(5, 2)
+
+    def forward(self, x):
+        return self.used(torch.tanh(self.frozen(x)))
+
+
+def partly_used_pair(scale):
+    """Two identical PartlyUsedNets after the same backward, the loss scaled by `scale`."""
+    nets = PartlyUsedNet(), PartlyUsedNet()
+    for net in nets:
+        x, y = data(0)
+        (scale * ((net(x) - y) ** 2).mean()).backward()
+        assert [p.grad is None for p in net.parameters()] == [True, True, False, False, True, True]
+    return nets
+
+
+@pytest.mark.parametrize("scale, max_norm", [(10.0, 1.0), (0.01, 5.0)])  # clipped, and left alone
+def test_clip_grad_norm_skips_parameters_without_gradient_as_torch_does(scale, max_norm):
+    # before: an assert (every parameter must have a gradient) failed on the frozen layer
+    a, b = partly_used_pair(scale)
+    total_a = clip_grad_norm_(list(a.parameters()), max_norm)
+    total_b = torch.nn.utils.clip_grad_norm_(b.parameters(), max_norm)
+    torch.testing.assert_close(total_a, total_b)  # the norm of the gradients that exist
+    assert (total_b > max_norm) == (scale == 10.0)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert (pa.grad is None) == (pb.grad is None)
+        if pb.grad is not None:
+            torch.testing.assert_close(pa.grad, pb.grad)
+
+
+def test_clip_grad_norm_of_no_gradients_is_zero():
+    p = torch.zeros(3, requires_grad=True)
+    torch.testing.assert_close(clip_grad_norm_([p], 1.0), torch.nn.utils.clip_grad_norm_([p], 1.0))
+    assert clip_grad_norm_([p], 1.0).item() == 0.0 and p.grad is None
+
+
+def test_clip_grad_value_skips_parameters_without_gradient_as_torch_does():
+    a, b = partly_used_pair(10.0)
+    clip_grad_value_(list(a.parameters()), 0.5)
+    torch.nn.utils.clip_grad_value_(b.parameters(), 0.5)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert (pa.grad is None) == (pb.grad is None)
+        if pb.grad is not None:
+            torch.testing.assert_close(pa.grad, pb.grad, rtol=0, atol=0)
+    assert a.used.weight.grad.abs().max().item() == 0.5  # something was clamped
+
+
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 def test_foreach_fallback_matches_torch_exactly(monkeypatch, weight_decay):
     # Where torch lacks the fused kernels, the foreach path must equal torch's default Adam/AdamW.

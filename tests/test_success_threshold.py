@@ -2,9 +2,14 @@
 target-tracking LQR baseline that reaches it."""
 
 import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import success_env
 from controllers import acts
 
 import dqnlab
@@ -19,6 +24,7 @@ from dqnlab.viz.curves import run_figure
 from dqnlab.viz.metrics import read_run_metrics
 
 TARGET = "dqnlab/CartPoleTarget-v0"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def result(successes: list[bool], returns: list[float] | None = None) -> EvalResult:
@@ -180,6 +186,51 @@ def test_an_eval_env_that_cannot_be_built_fails_before_the_run_starts(tmp_path, 
     cfg = tiny(**{"env.id": "Acrobot-v1", "eval.env": {"force_noise": 0.1}})  # CartPole-only noise
     with pytest.raises(ConfigError, match="force_noise"):
         dqnlab.train(cfg, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.fixture
+def reporting_env():
+    success_env.register()
+    yield success_env.ENV_ID
+    success_env.unregister()
+
+
+SILENT_EVAL_ENV = {
+    "eval.success_threshold": 0.5,
+    "eval.early_stop": True,  # the stop test is what failed on the missing success rates
+    "eval.env": {"kwargs": {"report_success": False}},
+}
+"""Training reports info['success'], evaluations (which are what success_threshold judges) do not."""
+
+
+def test_success_threshold_needs_an_eval_env_that_reports_success(tmp_path, tiny, reporting_env):
+    # before: check_fits looked only at the training env, and the first evaluation failed an
+    # assert mid-run, after checkpoint.pt and metrics.csv were written
+    with pytest.raises(ConfigError, match=r"info\['success'\].*eval\.env") as exc:
+        dqnlab.train(tiny(**{"env.id": reporting_env, **SILENT_EVAL_ENV}), tmp_path / "r", progress=False)
+    assert "\n" not in str(exc.value)
+    assert not (tmp_path / "r").exists()
+    # the same environment with success reported in evaluations too trains
+    cfg = tiny(**{"env.id": reporting_env, "eval.success_threshold": 0.5, "total_steps": 1000})
+    assert dqnlab.train(cfg, tmp_path / "ok", progress=False).summary["success_rate"] is not None
+
+
+def test_an_eval_env_without_success_is_one_cli_line(tmp_path):
+    sets = ["eval.success_threshold=0.5", "eval.env={kwargs: {report_success: false}}", "total_steps=3000"]
+    args = ["train", "--env", success_env.ENV_ID, "--run-dir", "r", *(a for s in sets for a in ("--set", s))]
+    path = [str(REPO), str(Path(success_env.__file__).parent), os.environ.get("PYTHONPATH", "")]
+    proc = subprocess.run(
+        [sys.executable, success_env.__file__, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)},
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dqnlab: error: eval.success_threshold"), proc.stderr[-2000:]
     assert not (tmp_path / "r").exists()
 
 

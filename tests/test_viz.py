@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import warnings
 from pathlib import Path
 
@@ -512,15 +513,25 @@ def test_other_environments_keep_gymnasiums_render():
     assert {f.shape for f in episode.frames} == {(100, 100, 3)}
 
 
+def _classic_control_requirement() -> str:
+    """pyproject.toml's requirement that brings pygame: Gymnasium's classic-control extra (it
+    installs pygame up to Gymnasium 1.2 and pygame-ce from 1.3, so "pygame" itself is not it)."""
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    (requirement,) = [d for d in pyproject["project"]["dependencies"] if d.startswith("gymnasium[classic-control]")]
+    return requirement
+
+
 def test_cartpole_gifs_need_no_pygame_and_other_renders_say_so(run, tmp_path, monkeypatch):
     from dqnlab.viz.video import record_episodes
 
+    # before: the hint said pip install "pygame>=2.1", which is not what dqnlab depends on
+    hint = re.escape(f'pip install "{_classic_control_requirement()}"')
     monkeypatch.setitem(sys.modules, "pygame", None)  # as if it were not installed
     assert _viz_cli(["play", str(run), "--gif", str(tmp_path / "x.gif")]) == 0  # CartPole: dqnlab draws it
-    with pytest.raises(DqnlabError, match=r'pip install "pygame'):
+    with pytest.raises(DqnlabError, match=hint):
         record_episodes(_untrained_policy("Acrobot-v1", 6, 3))
     monkeypatch.setenv("DISPLAY", ":0")
-    with pytest.raises(DqnlabError, match=r'pip install "pygame'):
+    with pytest.raises(DqnlabError, match=hint):
         _viz_cli(["play", str(run), "--human"])
 
 

@@ -127,25 +127,28 @@ def make_optimizer(name: str, params, lr: float) -> Adam | RMSprop:
 
 
 def _grads(params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """The gradients of `params`, which a backward pass has just set."""
-    grads = []
-    for p in params:
-        assert p.grad is not None  # every parameter takes part in the loss
-        grads.append(p.grad)
-    return grads
+    """The gradients of `params` that exist. A frozen parameter, or one the loss does not reach,
+    has none (grad None) and is skipped, as torch.nn.utils' clipping functions skip it."""
+    return [p.grad for p in params if p.grad is not None]
 
 
 @torch.no_grad()
-def clip_grad_norm_(params: Sequence[torch.Tensor], max_norm: float) -> None:
-    """Scale all gradients so their global L2 norm is at most `max_norm` (torch's rule, eps 1e-6)."""
+def clip_grad_norm_(params: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Scale all gradients so their global L2 norm is at most `max_norm` (torch's rule, eps 1e-6).
+    Returns the norm before clipping (0 if no parameter has a gradient), as torch does."""
     grads = _grads(params)
+    if not grads:
+        return torch.tensor(0.0)
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
     torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    return total
 
 
 @torch.no_grad()
 def clip_grad_value_(params: Sequence[torch.Tensor], clip: float) -> None:
-    """Clamp every gradient element to [-clip, clip]."""
+    """Clamp every gradient element to [-clip, clip] (parameters without a gradient are skipped)."""
     grads = _grads(params)
+    if not grads:  # the foreach kernels refuse an empty list
+        return
     torch._foreach_clamp_min_(grads, -clip)
     torch._foreach_clamp_max_(grads, clip)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from dqnlab.config import NetworkConfig, RunConfig
-from dqnlab.core.errors import ConfigError, DqnlabError, Interrupted
+from dqnlab.core.errors import ConfigError, DqnlabError, Interrupted, preview
 from dqnlab.core.fileio import atomic_torch_save, atomic_write_json
 from dqnlab.core.stopping import catch_stop_signals, stop_requested, stop_signal
 from dqnlab.envs.make import check_spaces, make_vec_env
@@ -162,6 +162,13 @@ class TrainLoop:
                 if check_spaces(probe, cfg.env.id) != (obs_shape, n_actions):
                     raise ConfigError(
                         "eval.env changes the observation or action space; evaluations must see what training sees"
+                    )
+                # Success rates come from the evaluations, so their environment must report it
+                # too: eval.env's kwargs reach the constructor, which may turn the report off.
+                if cfg.eval.success_threshold is not None and "success" not in probe.reset(seed=cfg.seed)[1]:
+                    raise ConfigError(
+                        f"eval.success_threshold needs an evaluation environment that reports info['success']; "
+                        f"{cfg.env.id} with eval.env {preview(cfg.eval.env)} does not"
                     )
             finally:
                 probe.close()

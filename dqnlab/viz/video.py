@@ -46,7 +46,10 @@ END_HOLD_MS = 1000  # the last frame of each episode stays up a second, so the e
 MAX_STEPS = 10_000  # a safety cap for environments without a time limit
 MAX_FRAME_SECONDS = 655.35  # GIF stores a frame's duration in centiseconds, in 16 bits
 MAX_FRAME_BYTES = 2 * 10**9  # all kept frames are held in memory until the file is written
-_PYGAME_HINT = 'rendering needs pygame: pip install "pygame>=2.1"'
+# dqnlab depends on pygame through Gymnasium's classic-control extra (pyproject.toml), which
+# installs pygame up to Gymnasium 1.2 and pygame-ce from 1.3: naming either package here could
+# pull in the one that clashes with the other, both being imported as `pygame`.
+_PYGAME_HINT = 'rendering needs pygame, which Gymnasium brings: pip install "gymnasium[classic-control]>=1.0,<2"'
 
 
 @dataclass(frozen=True)
