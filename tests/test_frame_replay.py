@@ -246,3 +246,59 @@ def test_conversion_refuses_unshared_frames_and_non_frames():
     state["obs"] = state["obs"].float() + 0.5
     with pytest.raises(ValueError, match="not uint8 frames"):
         FrameReplayBuffer(20, 2, FRAME, 1, 1).load_state_dict(state)
+
+
+def _as_full_stacks(algo_state):
+    """A pixel run's DQN state as checkpoints held it before frame replay: replay as
+    ReplayBuffer's state, the n-step windows as stacks, no frame slots."""
+    buf = FrameReplayBuffer(algo_state["buffer"]["capacity"], 2, (1, 32, 96), 4, 3)
+    buf.load_state_dict(algo_state["buffer"])
+    state = buf.state_dict()
+    n = state["size"]
+    full = {k: state[k] for k in ("capacity", "pos", "size", "actions", "rewards", "terminated", "discounts")}
+    full["obs"], full["next_obs"] = buf.stacks(state["obs_ids"][:n]), buf.stacks(state["next_ids"][:n])
+    nstep = dict(algo_state["nstep"])
+    slots = nstep["obs"]  # (n, N, K)
+    nstep["obs"] = buf.stacks(slots.reshape(-1, slots.shape[-1])).reshape(*slots.shape[:2], 2, 32, 96)
+    old = {k: v for k, v in algo_state.items() if k != "frame_ids"}
+    return {**old, "buffer": full, "nstep": nstep}
+
+
+def test_a_full_stack_checkpoint_resumes_as_the_run_never_stopped(tmp_path):
+    """A pixels checkpoint written before frame replay (full stacks in replay and in the n-step
+    windows, the ring wrapped) converts on resume, and the run continues exactly as one never stopped."""
+    import dqnlab
+    from dqnlab.core.fileio import safe_torch_load
+
+    cfg = dqnlab.build_config(
+        preset="pixels",
+        seed=2,
+        total_steps=600,
+        checkpoint_every=300,
+        artifacts=False,
+        **{
+            "dqn.learning_starts": 200,
+            "dqn.buffer_size": 200,
+            "eval.every_steps": 300,
+            "eval.episodes": 2,
+            "eval.final_episodes": 2,
+            "eval.early_stop": False,
+            "env.num_envs": 4,
+        },
+    )
+    dqnlab.train(cfg, tmp_path / "straight", progress=False)
+    dqnlab.train(cfg, tmp_path / "split", progress=False, total_steps=300)
+    path = tmp_path / "split" / "checkpoint.pt"
+    state = safe_torch_load(path, "checkpoint")
+    assert state["algo_state"]["buffer"]["size"] == 200  # the ring wrapped
+    torch.save({**state, "algo_state": _as_full_stacks(state["algo_state"])}, path)
+    dqnlab.train(run_dir=tmp_path / "split", resume=True, progress=False, total_steps=600)
+
+    def rows(run):
+        lines = (run / "metrics.csv").read_text().splitlines()
+        return [line.rsplit(",", 1)[0] for line in lines]  # without wall_seconds
+
+    assert rows(tmp_path / "straight") == rows(tmp_path / "split")
+    a = safe_torch_load(tmp_path / "straight" / "checkpoint.pt", "checkpoint")["algo_state"]["learner"]["online"]
+    b = safe_torch_load(tmp_path / "split" / "checkpoint.pt", "checkpoint")["algo_state"]["learner"]["online"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
