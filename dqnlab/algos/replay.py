@@ -257,7 +257,7 @@ class FrameReplayBuffer:
         slots = (self.written + np.arange(m)) % self.pool_size
         if (self.last_use[slots] >= self.added - self.capacity).any():
             raise RuntimeError("frame replay: a frame that a stored transition uses would be overwritten")
-        self.pool[torch.from_numpy(slots)] = torch.from_numpy(np.ascontiguousarray(frames))
+        self.pool.numpy()[slots] = frames  # a NumPy view of the pool: cheaper than torch's index_put
         self.last_use[slots] = UNUSED
         self.written += m
         return slots.astype(np.int32)
