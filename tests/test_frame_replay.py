@@ -302,3 +302,35 @@ def test_a_full_stack_checkpoint_resumes_as_the_run_never_stopped(tmp_path):
     a = safe_torch_load(tmp_path / "straight" / "checkpoint.pt", "checkpoint")["algo_state"]["learner"]["online"]
     b = safe_torch_load(tmp_path / "split" / "checkpoint.pt", "checkpoint")["algo_state"]["learner"]["online"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_memory_estimate_is_the_frame_buffers_bytes_and_half_the_full_stacks():
+    import dqnlab
+    from dqnlab.algos.dqn import DQNLoop
+
+    cfg = dqnlab.build_config("pixels", **{"dqn.buffer_size": 3000})
+    obs_shape = cfg.env.pixels.obs_shape()
+    p = cfg.env.pixels
+    buf = FrameReplayBuffer(3000, p.frames, (p.channels, p.height, p.width), cfg.env.num_envs, cfg.dqn.n_step)
+    arrays = (
+        buf.pool,
+        buf.last_use,
+        buf.obs_ids,
+        buf.next_ids,
+        buf.actions,
+        buf.rewards,
+        buf.terminated,
+        buf.discounts,
+    )
+    assert DQNLoop.memory_estimate(cfg, obs_shape, 2)["replay buffer"] == sum(a.nbytes for a in arrays)
+    full = ReplayBuffer(3000, obs_shape, torch.uint8)
+    full_bytes = sum(
+        a.nbytes for a in (full.obs, full.next_obs, full.actions, full.rewards, full.terminated, full.discounts)
+    )
+    # Prioritised replay keeps full stacks (and adds its sum tree).
+    per = dqnlab.build_config("pixels", **{"dqn.buffer_size": 3000, "dqn.prioritized": True})
+    assert DQNLoop.memory_estimate(per, obs_shape, 2)["replay buffer"] == full_bytes + 2 * 2 * 3000 * 8
+    # The pixels preset's own buffer (25,000): 2 frames per slot plus those in flight, against 4.
+    preset = dqnlab.build_config("pixels")
+    ratio = (25_000 * (2 * np.prod(obs_shape) + 20)) / DQNLoop.memory_estimate(preset, obs_shape, 2)["replay buffer"]
+    assert 1.97 < ratio < 2.0 and full_bytes / DQNLoop.memory_estimate(cfg, obs_shape, 2)["replay buffer"] > 1.9

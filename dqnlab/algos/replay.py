@@ -1,8 +1,9 @@
 """Experience replay: a preallocated ring buffer of transitions, sampled uniformly or in
 proportion to priorities.
 
-Sections: the ``Batch`` a sample returns; ``ReplayBuffer``, the uniform ring; prioritised replay
-(``beta_at``, ``importance_weights``, ``SumTree``, ``PrioritizedReplayBuffer``).
+Sections: the ``Batch`` a sample returns; ``ReplayBuffer``, the uniform ring; frame replay
+(``FrameReplayBuffer``: the uniform ring for pixel frame stacks, each frame stored once);
+prioritised replay (``beta_at``, ``importance_weights``, ``SumTree``, ``PrioritizedReplayBuffer``).
 
 Arrays, not a deque of tuples: adding a batch of transitions is one slice copy per field and
 sampling is one tensor index per field. Only real transitions are stored: the training loop
@@ -180,13 +181,15 @@ class ReplayBuffer:
 # observed at most n steps earlier, holding frames from K - 1 steps before that). Per environment
 # at most one autoreset step follows each real step, so S steps hold at least (S - 1) / 2 real
 # ones, and the n-step windows keep at most n - 1 of those pending: while S steps add fewer than
-# `capacity` transitions, they write N S <= 2 (capacity - 1) + N (2 n - 1) frames. So at most
-# 2 (capacity - 1) + N (3 n + K - 1) frames are written after any frame while a transition using it
-# lives, which the pool exceeds. It is the worst case, episodes of one step, where a transition's
-# obs and next_obs share no frame with any other transition; a typical CartPole episode of L steps
-# writes (L + 1) / L frames per transition. A runtime check (``last_use``) still refuses to
-# overwrite a frame that a live transition uses, so a broken bound would fail loudly, never
-# silently replay wrong frames.
+# `capacity` transitions, they write N S <= 2 (capacity - 1) + N (2 n - 1) frames, and the next
+# step writes its N frames before its transitions evict any. So at most 2 (capacity - 1) +
+# N (3 n + K) frames are written after a frame while a transition using it lives (N (n + K) of them
+# up to the step that adds it), which the pool exceeds. It is the worst case, episodes of one
+# step, where a transition's obs and next_obs share no frame with any other transition: 2 frames
+# per transition are then the least any exact scheme can hold, so the pool is about half of the
+# 2 K frames per transition of full stacks for K = 2 (a typical CartPole episode of L steps writes
+# (L + 1) / L frames per transition). A runtime check (``last_use``) still refuses to overwrite a
+# frame that a live transition uses, so a broken bound would fail loudly, never replay wrong frames.
 
 
 UNUSED = -(2**62)
@@ -195,7 +198,7 @@ UNUSED = -(2**62)
 
 def frame_pool_size(capacity: int, num_envs: int, frames: int, n_step: int) -> int:
     """Frames the pool of a FrameReplayBuffer holds: 2 per transition slot plus those in flight
-    (see the derivation above), and N (K + 2) spare, room to convert a checkpoint written before
+    (see the derivation above), and N (K + 1) spare, room to convert a checkpoint written before
     frame replay (see ``convert_stacks``)."""
     return 2 * capacity + num_envs * (3 * n_step + 2 * frames + 1)
 
@@ -474,11 +477,11 @@ class FrameReplayBuffer:
         """End a conversion: refuse, with one line, a replay whose frames the pool could lose while
         their transitions live (never for the stacks a FrameStack produces)."""
         self.converting = None
-        # From the next environment step on, at most 2 (capacity - n + t) + N (2 n - 1) frames are
-        # written while transition t lives (the bound derived above); all must fit after its oldest frame.
+        # From the next environment step on, at most 2 (capacity - n + t) + 2 N n frames are written
+        # while transition t lives (the bound derived above); all must fit after its oldest frame.
         n = self.size
         ahead = self.written - 1 - self.first_frame + 2 * (self.capacity - n + np.arange(n))
-        if n and (ahead + self.num_envs * (2 * self.n_step - 1) >= self.pool_size).any():
+        if n and (ahead + 2 * self.num_envs * self.n_step >= self.pool_size).any():
             raise ValueError(TOO_FEW_SHARED)
 
 
