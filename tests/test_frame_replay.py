@@ -334,3 +334,37 @@ def test_memory_estimate_is_the_frame_buffers_bytes_and_half_the_full_stacks():
     preset = dqnlab.build_config("pixels")
     ratio = (25_000 * (2 * np.prod(obs_shape) + 20)) / DQNLoop.memory_estimate(preset, obs_shape, 2)["replay buffer"]
     assert 1.97 < ratio < 2.0 and full_bytes / DQNLoop.memory_estimate(cfg, obs_shape, 2)["replay buffer"] > 1.9
+
+
+def test_an_episode_by_hand_truncated_then_restarted():
+    """One env, K 2, 3-step returns: reset frame a; steps b, c (truncated): both pending entries
+    flushed with shorter horizons and terminated 0; the autoreset step (restart frame d) is no
+    transition; the next step (e) stays pending. Five frames stored, each once."""
+    a, b, c, d, e = (np.full((1, *FRAME), v, dtype=np.uint8) for v in (1, 2, 3, 4, 5))
+    stack = lambda x, y: np.concatenate([x, y], axis=1)  # noqa: E731  (1, 2, 2, 3)
+    buf = FrameReplayBuffer(8, 2, FRAME, 1, 3)
+    nstep = NStepCollector(3, 0.5, 1, (2,), np.int32)
+    ids = buf.observe(stack(a, a), None, None)
+    steps = [  # next stack, valid, reward, terminated, truncated
+        (stack(a, b), True, 1.0, False, False),
+        (stack(b, c), True, 2.0, False, True),
+        (stack(d, d), False, 0.0, False, False),
+        (stack(d, e), True, 4.0, False, False),
+    ]
+    for nxt, valid, reward, term, trunc in steps:
+        next_ids = buf.observe(nxt, ids, np.array([valid]))
+        if valid:
+            out = nstep.push(
+                np.array([0]), ids, np.array([0]), np.array([reward]), next_ids, np.array([term]), np.array([trunc])
+            )
+            if out is not None:
+                buf.add(*out)
+        ids = next_ids
+    assert buf.written == 5 and buf.size == 2 and nstep.count.tolist() == [1]
+    slots = torch.arange(2)
+    obs, nxt = buf.observations(slots), buf.stacks(buf.next_ids[slots])
+    assert torch.equal(obs, torch.from_numpy(np.concatenate([stack(a, a), stack(a, b)])))
+    assert torch.equal(nxt, torch.from_numpy(np.concatenate([stack(b, c), stack(b, c)])))
+    assert buf.rewards.tolist()[:2] == [1.0 + 0.5 * 2.0, 2.0]
+    assert buf.discounts.tolist()[:2] == [0.25, 0.5] and buf.terminated.tolist()[:2] == [0.0, 0.0]
+    assert buf.obs_ids[:2].tolist() == [[0, 0], [0, 1]] and buf.next_ids[:2].tolist() == [[1, 2], [1, 2]]
