@@ -136,3 +136,19 @@ def test_beyond_smoke(tmp_path):
         (1, "dqnlab", "Acrobot-v1"),
     ]
     assert "| Acrobot-v1 (goal -77) | dqnlab `acrobot` |" in (out / "results.md").read_text()
+
+
+def test_replay_memory_smoke(tmp_path):
+    out = tmp_path / "replay.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "replay_memory.py"), "--buffer-size", "300", "--reps", "20"]
+        + ["--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["bytes"]["FrameReplayBuffer"] < result["bytes"]["ReplayBuffer"]
+    assert result["transitions_added"] >= 300 and all(t > 0 for t in result["sample_seconds_median"].values())
+    assert "| FrameReplayBuffer |" in done.stdout

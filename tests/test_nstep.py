@@ -228,22 +228,30 @@ def test_float32_frames_of_a_release_0_1_0_checkpoint_load_as_uint8():
             NStepCollector(N, GAMMA, 2, (2, 3), np.uint8).load_state_dict(damaged)
 
 
-def test_pixel_training_loop_keeps_uint8_in_the_n_step_windows(tmp_path):
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_pixel_training_loop_keeps_frames_uint8_and_the_n_step_windows_small(tmp_path, prioritized):
+    """Uniform replay of pixels stores each frame once (the windows hold the frames' pool slots);
+    prioritised replay keeps full uint8 stacks, in replay and in the windows."""
     import dqnlab
     from dqnlab.algos.dqn import DQNLoop
+    from dqnlab.algos.replay import FrameReplayBuffer
     from dqnlab.envs.make import check_spaces, make_vec_env
     from dqnlab.runtime.loop import RunContext
 
-    cfg = dqnlab.build_config("pixels", **{"dqn.buffer_size": 64, "dqn.n_step": 3, "env.num_envs": 2})
+    overrides = {"dqn.buffer_size": 64, "dqn.n_step": 3, "env.num_envs": 2, "dqn.prioritized": prioritized}
+    cfg = dqnlab.build_config("pixels", **overrides)
     envs = make_vec_env(cfg.env, cfg.env.num_envs)
     obs_shape, n_actions = check_spaces(envs, cfg.env.id)
     loop = DQNLoop(RunContext(cfg, tmp_path, envs, obs_shape, n_actions, None, 0.0, False))
     try:
-        assert loop.buffer.obs.dtype == torch.uint8
-        assert loop.nstep.obs.dtype == np.uint8
+        window = np.int32 if not prioritized else np.uint8
+        assert isinstance(loop.buffer, FrameReplayBuffer) != prioritized
+        assert loop.nstep.obs.dtype == window
         while len(loop.buffer) < 8:
             loop.advance()
-        assert loop.nstep.obs.dtype == np.uint8
-        assert loop.nstep.obs.max() > 0  # frames went through it
+        assert loop.nstep.obs.dtype == window
+        assert loop.nstep.obs.max() > 0  # frames (or their slots) went through it
+        stored = loop.buffer.sample(8, torch.Generator().manual_seed(0))
+        assert stored.obs.dtype == torch.uint8 and stored.obs.shape == (8, *obs_shape)
     finally:
         loop.close()

@@ -41,9 +41,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from dqnlab.algos.replay import Batch, PrioritizedReplayBuffer, ReplayBuffer, beta_at
+from dqnlab.algos.replay import (
+    Batch,
+    FrameReplayBuffer,
+    PrioritizedReplayBuffer,
+    ReplayBuffer,
+    beta_at,
+    exact_uint8,
+    frame_pool_size,
+)
 from dqnlab.algos.schedules import epsilon_at, lr_at
 from dqnlab.config import DQNConfig, PixelConfig
+from dqnlab.core.errors import DqnlabError
 from dqnlab.nn import fast_mlp
 from dqnlab.nn.networks import (
     InputScaling,
@@ -543,16 +552,25 @@ class DQNLoop(TrainLoop):
         pixels = cfg.env.pixels
         online = seeded_q_network(cfg.network, obs_shape[0], n_actions, self.streams.network, pixels)
         self.learner = DQNLearner(online, cfg.dqn)
-        # Frames are uint8 in 0..255 and stay so in replay and in the n-step windows (the network
-        # scales them): 4x less memory.
+        # Frames are uint8 in 0..255 and stay so in replay (the network scales them): 4x less
+        # memory. Uniform replay of pixels stores each frame once (FrameReplayBuffer): the n-step
+        # windows and transitions then carry the pool slots of their frames, (K,) int32 each.
         obs_dtype = torch.uint8 if pixels.enabled else torch.float32
-        self.buffer: ReplayBuffer
+        self.buffer: ReplayBuffer | FrameReplayBuffer
         if cfg.dqn.prioritized:
             self.buffer = PrioritizedReplayBuffer(
                 cfg.dqn.buffer_size, obs_shape, cfg.dqn.per_alpha, cfg.dqn.per_eps, obs_dtype
             )
+        elif pixels.enabled:
+            frame_shape = (pixels.channels, pixels.height, pixels.width)
+            assert obs_shape == (pixels.frames * pixels.channels, pixels.height, pixels.width)
+            self.buffer = FrameReplayBuffer(
+                cfg.dqn.buffer_size, pixels.frames, frame_shape, cfg.env.num_envs, cfg.dqn.n_step
+            )
         else:
             self.buffer = ReplayBuffer(cfg.dqn.buffer_size, obs_shape, obs_dtype)
+        # The pool slots of each environment's current observation (frame replay only). (N, K) int32
+        self.frame_ids = self._observe_first(self.obs)
         self.gammas = np.full(cfg.env.num_envs, cfg.dqn.gamma, dtype=np.float32)
         self.nstep = self._new_nstep()
         self.since_update = 0  # transitions collected since the last round of gradient steps
@@ -583,9 +601,16 @@ class DQNLoop(TrainLoop):
 
     @classmethod
     def memory_estimate(cls, cfg, obs_shape, n_actions) -> dict[str, float]:
-        obs_bytes = float(np.prod(obs_shape)) * (1 if cfg.env.pixels.enabled else 4)
-        slot = 2 * obs_bytes + 8 + 4 + 4 + 4  # obs, next_obs, action, reward, terminated, discount
-        replay = cfg.dqn.buffer_size * slot
+        pixels, d = cfg.env.pixels, cfg.dqn
+        if pixels.enabled and not d.prioritized:  # FrameReplayBuffer: a pool of single frames
+            pool = frame_pool_size(d.buffer_size, cfg.env.num_envs, pixels.frames, d.n_step)
+            frame_bytes = float(np.prod(obs_shape)) / pixels.frames
+            slot = 2 * pixels.frames * 4 + 8 + 4 + 4 + 4  # frame slots of obs and next_obs, action, reward, ...
+            replay = pool * (frame_bytes + 8) + d.buffer_size * slot  # each pool slot: a frame, its last use
+        else:
+            obs_bytes = float(np.prod(obs_shape)) * (1 if pixels.enabled else 4)
+            slot = 2 * obs_bytes + 8 + 4 + 4 + 4  # obs, next_obs, action, reward, terminated, discount
+            replay = d.buffer_size * slot
         if cfg.dqn.prioritized:
             replay += 2 * 2 * cfg.dqn.buffer_size * 8  # the sum tree: about 2 leaves' worth of float64 nodes
         params = q_network_parameters(cfg.network, obs_shape, n_actions)
@@ -601,8 +626,17 @@ class DQNLoop(TrainLoop):
         d = self.cfg.dqn
         if d.n_step <= 1:
             return None
+        if isinstance(self.buffer, FrameReplayBuffer):  # the windows hold pool slots
+            return NStepCollector(d.n_step, d.gamma, self.cfg.env.num_envs, (self.buffer.frames,), np.int32)
         # The replay buffer's observation dtype (a zero-copy view gives its NumPy name).
         return NStepCollector(d.n_step, d.gamma, self.cfg.env.num_envs, self.obs_shape, self.buffer.obs.numpy().dtype)
+
+    def _observe_first(self, obs: np.ndarray) -> np.ndarray | None:
+        """Frame replay: store the frames of observations that follow no stored one (a reset, a
+        converted checkpoint); their pool slots. (N, K) int32, or None without frame replay."""
+        if not isinstance(self.buffer, FrameReplayBuffer):
+            return None
+        return self.buffer.observe(exact_uint8(obs, "observations"), None, None)
 
     def _new_hold(self) -> HeldExploration | None:
         ex = self.cfg.explore
@@ -637,8 +671,15 @@ class DQNLoop(TrainLoop):
         if self.hold is not None:  # an episode's end, or the ignored action of an autoreset step, ends a hold
             self.hold.cut(~valid | terminated | truncated)
         n_valid = int(valid.sum())
-        if n_valid:
-            self._collect(valid, obs, actions, reward, self.inputs(next_obs), terminated, truncated)
+        if self.frame_ids is None:
+            if n_valid:
+                self._collect(valid, obs, actions, reward, self.inputs(next_obs), terminated, truncated)
+        else:  # frame replay: every new frame goes to the pool (a restart's too); transitions carry slots
+            assert isinstance(self.buffer, FrameReplayBuffer)
+            next_ids = self.buffer.observe(next_obs, self.frame_ids, valid)
+            if n_valid:
+                self._collect(valid, self.frame_ids, actions, reward, next_ids, terminated, truncated)
+            self.frame_ids = next_ids
         self.obs = next_obs
         self._learn(n_valid)
 
@@ -692,7 +733,7 @@ class DQNLoop(TrainLoop):
         if n == 0:
             return None
         newest = (self.buffer.pos - 1 - torch.arange(n)) % self.buffer.capacity
-        q = self.learner.q_values(self.buffer.obs[newest])  # (n, A)
+        q = self.learner.q_values(self.buffer.observations(newest))  # (n, A)
         return float(q.abs().max()), self.reward_abs_max, self.cfg.dqn.gamma
 
     def algo_state(self) -> dict[str, Any]:
@@ -704,13 +745,22 @@ class DQNLoop(TrainLoop):
             "since_update": self.since_update,
             "reward_abs_max": self.reward_abs_max,
             "hold": None if self.hold is None else self.hold.state_dict(),
+            "frame_ids": None if self.frame_ids is None else torch.from_numpy(self.frame_ids.copy()),
         }
 
     def load_algo_state(self, state: dict[str, Any]) -> None:
         self.learner.load_state_dict(state["learner"])
         self.buffer.load_state_dict(state["buffer"])
+        nstep = state["nstep"]
+        if isinstance(self.buffer, FrameReplayBuffer):
+            # Checkpoints written before frame replay hold full stacks: the current observations'
+            # are converted by load_checkpoint once they are loaded, the n-step windows' here.
+            ids = state.get("frame_ids")
+            self.frame_ids = None if ids is None else ids.numpy().astype(np.int32)
+            if nstep is not None and nstep["obs"] is not None and nstep["obs"].dim() == 2 + len(self.obs_shape):
+                nstep = {**nstep, "obs": torch.from_numpy(self._pending_ids(nstep))}
         if self.nstep is not None:
-            self.nstep.load_state_dict(state["nstep"])
+            self.nstep.load_state_dict(nstep)
         self.explore_rng.bit_generator.state = state["rng"]["explore"]
         self.replay_gen.set_state(state["rng"]["replay"])
         self.since_update = int(state["since_update"])
@@ -721,9 +771,44 @@ class DQNLoop(TrainLoop):
         if self.hold is not None:
             self.hold.load_state_dict(state["hold"])
 
+    def _pending_ids(self, nstep: dict) -> np.ndarray:
+        """The pool slots of an n-step state's pending observations, given as full stacks (a
+        checkpoint written before frame replay); the entries no longer pending get slot 0, never read.
+        (n, N, K) int32"""
+        assert isinstance(self.buffer, FrameReplayBuffer) and self.buffer.converting is not None
+        n, envs = nstep["obs"].shape[:2]
+        pos, count = nstep["pos"].numpy(), nstep["count"].numpy()
+        ids = np.zeros((n, envs, self.buffer.frames), dtype=np.int32)
+        for e in range(envs):
+            for slot in (pos[e] - count[e] + np.arange(count[e])) % n:  # oldest first
+                ids[slot, e] = self.buffer.convert_stacks(nstep["obs"][slot, e][None].numpy())[0]
+        return ids
+
+    def load_checkpoint(self, state: dict) -> None:
+        super().load_checkpoint(state)
+        if not isinstance(self.buffer, FrameReplayBuffer):
+            return
+        try:
+            if self.buffer.converting is not None:  # a checkpoint written before frame replay
+                if self.frame_ids is None:  # (else the environments were restarted)
+                    self.frame_ids = self.buffer.convert_stacks(self.obs)
+                self.buffer.finish_conversion()
+            if self.frame_ids is None:
+                raise ValueError("no frame slots of the current observations")
+            self.buffer.check_slots(self.frame_ids, "current observations")
+            if not np.array_equal(self.buffer.stacks(torch.from_numpy(self.frame_ids)).numpy(), self.obs):
+                raise ValueError("the current observations' frame slots do not hold them")
+            if self.nstep is not None and self.nstep.obs is not None:
+                self.buffer.check_slots(self.nstep.obs, "n-step observations")
+        except (ValueError, RuntimeError) as exc:
+            raise DqnlabError(
+                f"checkpoint in {self.run_dir} does not fit this run's config ({str(exc)[:200]})", exit_code=1
+            ) from None
+
     def on_env_restart(self) -> None:
         self.nstep = self._new_nstep()
         self.hold = self._new_hold()
+        self.frame_ids = self._observe_first(self.obs)
 
     def policy_extra(self) -> dict[str, Any]:
         pixels = self.cfg.env.pixels
