@@ -163,3 +163,27 @@ def test_bench_cartpole_judges_collapse_by_the_issues_rule():
     assert not bench.holds({"share_after": 0.95, "min_after": 299.0})  # one deep dip is a collapse
     assert not bench.holds({"share_after": 0.85, "min_after": 470.0})
     assert not bench.holds({"share_after": None, "min_after": None})  # never solved
+
+
+@pytest.mark.parametrize("probe", [["lr-after-solve", "0.3"], ["advantage-learning", "0.9"]])
+def test_collapse_probes_smoke(probe):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "collapse_probes.py"),
+            *probe,
+            "--seeds",
+            "0",
+            "--total-steps",
+            "1200",
+            "--every",
+            "600",
+            "--set",
+            "dqn.learning_starts=300",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("seed 0: first solve") and done.stdout.count("\n  evaluations: ") == 1
