@@ -7,8 +7,17 @@ One run, seeds alternating between the systems, each run in its own fresh proces
 thread, one run at a time. Both delivered policies are evaluated with the same protocol: 100
 greedy episodes on seeds neither system trained on (the same start states for both). Writes
 bench-out/rows.json (per seed), results.json (aggregates), results.md (the table for
-BENCHMARKS.md) and seconds.png. `--stability` adds runs with early stopping off, measuring how
-many evaluations stay >= 475 over the 50k steps after the first solve.
+BENCHMARKS.md) and seconds.png.
+
+`--command` also times the whole `dqnlab train` command as the README runs it (process start,
+imports, training, final evaluation, curves, GIF and report written, and no process of its
+session left behind when it returns). `--stability` adds, per seed, a run with early stopping
+off for 60k steps and an evaluation of 100 episodes every 2k steps (benchmarks/stability.py):
+the share of evaluations >= 475 from the first solve on, and the lowest of them. Issue #16's
+goals (`--goals`): 20/20 solved, training median <= 1 s, whole command median <= 3 s, >= 25x
+SB3 on every seed, and on every seed a share >= 0.9 with no evaluation below 300.
+
+    python benchmarks/bench_cartpole.py --seeds 1000-1019 --command --stability --goals --out bench-out
 """
 
 from __future__ import annotations
@@ -43,6 +52,8 @@ SB3_ZOO = dict(
     policy_kwargs=dict(net_arch=[256, 256]),
 )
 SB3_STEPS = 50_000
+STABILITY_STEPS, STABILITY_EVERY = 60_000, 2_000  # issue #16: early stopping off, 100 episodes each
+GOALS = {"train_median": 1.0, "command_median": 3.0, "speedup_min": 25.0, "share": 0.9, "floor": 300.0}
 
 
 def eval_seed(seed: int) -> int:
@@ -52,7 +63,7 @@ def eval_seed(seed: int) -> int:
 # -- workers: each runs in a fresh interpreter (python bench_cartpole.py --worker ...) -----------
 
 
-def worker_dqnlab(seed: int, run_dir: str, overrides: list[str]) -> dict:
+def worker_dqnlab(seed: int, run_dir: str, overrides: list[str], preset: str = "default") -> dict:
     t0 = time.perf_counter()
     import torch
 
@@ -60,7 +71,7 @@ def worker_dqnlab(seed: int, run_dir: str, overrides: list[str]) -> dict:
 
     t_import = time.perf_counter() - t0
     torch.set_num_threads(1)
-    cfg = dqnlab.build_config(seed=seed, overrides=overrides)
+    cfg = dqnlab.build_config(preset, seed=seed, overrides=overrides)
     res = dqnlab.train(cfg, run_dir, progress=False)
     ev = dqnlab.evaluate(res.policy, episodes=100, seed=eval_seed(seed))
     s = res.summary
@@ -112,26 +123,57 @@ def worker_sb3(seed: int) -> dict:
     }
 
 
-def worker_stability(seed: int, run_dir: str, overrides: list[str], after: int) -> dict:
+def worker_stability(seed: int, overrides: list[str], preset: str, steps: int, every: int) -> dict:
     import torch
-
-    import dqnlab
-    from dqnlab.runtime.rundir import read_metrics
+    from stability import run_one  # benchmarks/stability.py, next to this script
 
     torch.set_num_threads(1)
-    cfg = dqnlab.build_config(seed=seed, overrides=[*overrides, "eval.early_stop=false"], total_steps=70_000)
-    dqnlab.train(cfg, run_dir, progress=False)
-    evals = [
-        (int(r["env_step"]), float(r["eval_mean"]))
-        for r in read_metrics(Path(run_dir) / "metrics.csv")
-        if r["kind"] == "eval"
-    ]
-    first = next((step for step, mean in evals if mean >= THRESHOLD), None)
-    if first is None:
-        return {"seed": seed, "first_solve": None, "share_after": None, "evals_after": 0}
-    window = [mean for step, mean in evals if first < step <= first + after]
-    share = float(np.mean([m >= THRESHOLD for m in window])) if window else None
-    return {"seed": seed, "first_solve": first, "share_after": share, "evals_after": len(window)}
+    row = run_one(preset, overrides, seed, steps, every)
+    keep = ("seed", "first_solve", "share_after", "min_after", "q_max", "q_bound", "evals")
+    return {**{k: row[k] for k in keep}, "steps": steps, "every": every}
+
+
+def sessions_alive(sid: int) -> list[int]:
+    """Processes still in session `sid` (a command started with start_new_session=True): what
+    it left behind."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # after ") state ppid pgrp session": session is the 4th field
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def time_command(seed: int, run_dir: str, overrides: list[str], preset: str = "default") -> dict:
+    """The whole `dqnlab train` command, timed from here: what a user waits for."""
+    exe = Path(sys.executable).with_name("dqnlab")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "dqnlab"]
+    cmd += ["train", "--seed", str(seed), "--run-dir", run_dir]
+    if preset != "default":
+        cmd += ["--preset", preset]
+    for o in overrides:
+        cmd += ["--set", o]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"dqnlab train failed:\n{err[-3000:]}")
+    summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    return {
+        "seed": seed,
+        "command_seconds": wall,
+        "train_seconds": summary["train_seconds"],
+        "solved": bool(summary["solved"]),
+        "artifacts": sorted(p.name for p in Path(run_dir).iterdir() if p.suffix in (".png", ".gif", ".html")),
+        "left_behind": sessions_alive(proc.pid),
+    }
 
 
 def spawn(kind: str, *args) -> dict:
@@ -182,7 +224,22 @@ def aggregate(rows: list[dict]) -> dict:
     return out
 
 
-def markdown(agg: dict, rows: list[dict], stability: list[dict] | None, command: str, overrides: list[str] = ()) -> str:
+def holds(st: dict) -> bool:
+    """Issue #16's "no collapse" on one seed: solved within the budget, then at least 90% of the
+    evaluations from the first solve on at >= 475 and none below 300."""
+    return st["share_after"] is not None and st["share_after"] >= GOALS["share"] and st["min_after"] >= GOALS["floor"]
+
+
+def markdown(
+    agg: dict,
+    rows: list[dict],
+    stability: list[dict] | None,
+    command: str,
+    overrides: list[str] = (),
+    preset: str = "default",
+    commands: list[dict] | None = None,
+    goals: bool = False,
+) -> str:
     def ci(s, fmt="{:.1f}"):
         return f"{fmt.format(s['iqm'])} [{fmt.format(s['iqm_ci_low'])}, {fmt.format(s['iqm_ci_high'])}]"
 
@@ -196,7 +253,7 @@ def markdown(agg: dict, rows: list[dict], stability: list[dict] | None, command:
         "| env steps: median | train s: median | train s: IQM [95% CI] | process s: median | import s: median |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    dqnlab_label = "dqnlab default" + (f" with {' '.join(overrides)}" if overrides else "")
+    dqnlab_label = f"dqnlab {preset}" + (f" with {' '.join(overrides)}" if overrides else "")
     for system in ("dqnlab", "sb3"):
         if system not in agg:
             continue
@@ -214,36 +271,116 @@ def markdown(agg: dict, rows: list[dict], stability: list[dict] | None, command:
             f"Speed-up in training time (SB3 / dqnlab, per seed): median {s['median']:.1f}×, "
             f"IQM {ci(s)}×, min {s['min']:.1f}×; ratio of medians {agg['speedup_of_medians']:.1f}×.",
         ]
-    lines += [
-        "",
-        "Per seed (eval mean over 100 fresh episodes / training seconds / env steps):",
-        "",
-        "| seed | dqnlab | SB3 |",
-        "| --- | --- | --- |",
-    ]
     by = {(r["system"], r["seed"]): r for r in rows}
-    for seed in sorted({r["seed"] for r in rows}):
-        cells = []
-        for system in ("dqnlab", "sb3"):
-            r = by.get((system, seed))
-            cells.append("-" if r is None else f"{r['eval_mean']:.1f} / {r['train_seconds']:.2f} s / {r['env_steps']}")
-        lines.append(f"| {seed} | {cells[0]} | {cells[1]} |")
-    if stability:
-        solved = [s for s in stability if s["share_after"] is not None]
-        shares = [s["share_after"] for s in solved]
+    cmd_by = {c["seed"]: c for c in commands or []}
+    st_by = {st["seed"]: st for st in stability or []}
+    seeds = sorted({r["seed"] for r in rows})
+    header = ["seed", "dqnlab: eval / train s / env steps"]
+    header += ["`dqnlab train` command s"] if commands else []
+    header += ["SB3: eval / train s", "SB3 / dqnlab train s"] if "sb3" in agg else []
+    header += ["stability: first solve / share ≥ 475 after / lowest after"] if stability else []
+    lines += ["", "Per seed (eval: mean over 100 fresh episodes):", "", "| " + " | ".join(header) + " |"]
+    lines.append("| " + " | ".join("---" for _ in header) + " |")
+    for seed in seeds:
+        d = by[("dqnlab", seed)]
+        cells = [str(seed), f"{d['eval_mean']:.1f} / {d['train_seconds']:.2f} / {d['env_steps']}"]
+        if commands:
+            c = cmd_by.get(seed)
+            cells.append("-" if c is None else f"{c['command_seconds']:.2f}")
+        if "sb3" in agg:
+            b = by.get(("sb3", seed))
+            cells += (
+                ["-", "-"]
+                if b is None
+                else [
+                    f"{b['eval_mean']:.1f} / {b['train_seconds']:.2f}",
+                    f"{b['train_seconds'] / d['train_seconds']:.1f}×",
+                ]
+            )
+        if stability:
+            st = st_by.get(seed)
+            if st is None or st["first_solve"] is None:
+                cells.append("never solved" if st else "-")
+            else:
+                mark = "" if holds(st) else " **✗**"
+                cells.append(f"{st['first_solve']} / {st['share_after']:.2f} / {st['min_after']:.0f}{mark}")
+        lines.append("| " + " | ".join(cells) + " |")
+    if commands:
+        secs = [c["command_seconds"] for c in commands]
+        left = sum(bool(c["left_behind"]) for c in commands)
+        full = sum(c["artifacts"] == ["curves.png", "episode.gif", "report.html"] for c in commands)
         lines += [
             "",
-            "Stability (early stopping off, 70k steps): share of evaluations (every 1000 steps, 100 "
-            "episodes) at ≥ 475 in the 50k steps after the first solve: "
-            + (
-                f"median {np.median(shares):.2f}, mean {np.mean(shares):.2f}, "
-                f"min {np.min(shares):.2f} over {len(solved)} seeds that solved "
-                f"(of {len(stability)})."
-                if shares
-                else "no seed solved."
-            ),
+            f"`dqnlab train` as the README runs it: median {np.median(secs):.2f} s (fastest {min(secs):.2f}, "
+            f"slowest {max(secs):.2f}); curves, GIF and report written in {full} of {len(commands)} runs; "
+            f"processes left behind: {left}.",
         ]
+    if stability:
+        held = sum(holds(st) for st in stability)
+        lines += [
+            "",
+            f"Stability (early stopping off, {stability[0]['steps']} steps, 100 evaluation episodes every "
+            f"{stability[0]['every']} steps; ✗: the seed misses share ≥ {GOALS['share']} or lowest ≥ "
+            f"{GOALS['floor']:.0f}): {held} of {len(stability)} seeds hold.",
+        ]
+    if goals:
+        lines += ["", *goal_table(agg, commands, stability)]
     return "\n".join(lines) + "\n"
+
+
+def goal_table(agg: dict, commands: list[dict] | None, stability: list[dict] | None) -> list[str]:
+    """Issue #16's goals against this run, each met or missed."""
+    d = agg["dqnlab"]
+    out = ["| goal (issue #16) | target | measured | |", "| --- | --- | --- | --- |"]
+
+    def row(goal: str, target: str, measured: str, met: bool | None) -> None:
+        out.append(f"| {goal} | {target} | {measured} | {'–' if met is None else 'met' if met else '**missed**'} |")
+
+    row(
+        "seeds solved (≥ 475 over 100 fresh episodes)",
+        f"{d['runs']}/{d['runs']}",
+        f"{d['solved']}/{d['runs']}",
+        d["solved"] == d["runs"],
+    )
+    t = d["train_seconds"]["median"]
+    row(
+        "training, start of `dqnlab.train` to the delivered policy, median",
+        f"≤ {GOALS['train_median']} s",
+        f"{t:.2f} s",
+        t <= GOALS["train_median"],
+    )
+    if commands:
+        c = float(np.median([x["command_seconds"] for x in commands]))
+        ok = c <= GOALS["command_median"] and not any(x["left_behind"] for x in commands)
+        row("whole `dqnlab train` command, median", f"≤ {GOALS['command_median']} s", f"{c:.2f} s", ok)
+    else:
+        row("whole `dqnlab train` command, median", f"≤ {GOALS['command_median']} s", "not run", None)
+    if "speedup_train_seconds" in agg:
+        s = agg["speedup_train_seconds"]
+        row(
+            "speed-up over SB3 (RL Zoo), per seed",
+            f"≥ {GOALS['speedup_min']:.0f}× on every seed",
+            f"min {s['min']:.1f}×, median {s['median']:.1f}×",
+            s["min"] >= GOALS["speedup_min"],
+        )
+    else:
+        row("speed-up over SB3 (RL Zoo), per seed", f"≥ {GOALS['speedup_min']:.0f}×", "not run", None)
+    if stability:
+        held = sum(holds(st) for st in stability)
+        shares = [st["share_after"] for st in stability if st["share_after"] is not None]
+        lows = [st["min_after"] for st in stability if st["min_after"] is not None]
+        measured = f"{held}/{len(stability)} seeds hold" + (
+            f" (shares {min(shares):.2f}–{max(shares):.2f}, lowest evaluation {min(lows):.0f})" if shares else ""
+        )
+        row(
+            "no collapse: share ≥ 475 after the first solve, lowest",
+            f"≥ {GOALS['share']} and ≥ {GOALS['floor']:.0f} on every seed",
+            measured,
+            held == len(stability),
+        )
+    else:
+        row("no collapse after solving", "every seed", "not run", None)
+    return out
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -263,7 +400,7 @@ def plot(rows: list[dict], path: Path) -> None:
             xs = np.full(len(ys), i) + np.random.default_rng(0).uniform(-0.15, 0.15, len(ys))
             ax.scatter(xs, ys, alpha=0.7)
             ax.hlines(np.median(ys), i - 0.3, i + 0.3, color="k")
-        ax.set_xticks(range(len(systems)), ["dqnlab default" if s == "dqnlab" else "SB3 (RL Zoo)" for s in systems])
+        ax.set_xticks(range(len(systems)), ["dqnlab" if s == "dqnlab" else "SB3 (RL Zoo)" for s in systems])
         ax.set_ylabel(label)
         if key == "train_seconds":
             ax.set_yscale("log")
@@ -278,8 +415,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0-19")
     ap.add_argument("--out", default="bench-out")
+    ap.add_argument("--preset", default="default", help="dqnlab's preset (default: default)")
     ap.add_argument("--no-sb3", action="store_true", help="only dqnlab")
+    ap.add_argument("--command", action="store_true", help="also time the whole `dqnlab train` command per seed")
     ap.add_argument("--stability", action="store_true", help="also measure stability after the first solve")
+    ap.add_argument("--stability-steps", type=int, default=STABILITY_STEPS, help=argparse.SUPPRESS)  # smoke test
+    ap.add_argument("--stability-every", type=int, default=STABILITY_EVERY, help=argparse.SUPPRESS)
+    ap.add_argument("--goals", action="store_true", help="add the table of issue #16's goals")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="override dqnlab's config")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("args", nargs="?", help=argparse.SUPPRESS)
@@ -294,25 +436,31 @@ def main() -> None:
     seeds = parse_seeds(a.seeds)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    rows, stability = [], []
-    for seed in seeds:
-        rows.append(spawn("dqnlab", seed, str(out / f"runs-{stamp}" / f"dqnlab-s{seed}"), a.overrides))
+    runs = out / f"runs-{time.strftime('%Y%m%d-%H%M%S')}"
+    rows, commands, stability = [], [], []
+    for seed in seeds:  # the timed runs first, seeds alternating between the systems
+        rows.append(spawn("dqnlab", seed, str(runs / f"dqnlab-s{seed}"), a.overrides, a.preset))
         print(f"seed {seed} dqnlab: {rows[-1]['eval_mean']:.1f} in {rows[-1]['train_seconds']:.2f} s", flush=True)
+        if a.command:
+            commands.append(time_command(seed, str(runs / f"command-s{seed}"), a.overrides, a.preset))
+            print(f"seed {seed} command: {commands[-1]['command_seconds']:.2f} s", flush=True)
         if not a.no_sb3:
             rows.append(spawn("sb3", seed))
             print(f"seed {seed} sb3:    {rows[-1]['eval_mean']:.1f} in {rows[-1]['train_seconds']:.2f} s", flush=True)
     if a.stability:
         for seed in seeds:
-            stability.append(
-                spawn("stability", seed, str(out / f"runs-{stamp}" / f"stability-s{seed}"), a.overrides, 50_000)
+            st = spawn("stability", seed, a.overrides, a.preset, a.stability_steps, a.stability_every)
+            stability.append(st)
+            print(
+                f"seed {seed} stability: first solve {st['first_solve']}, share {st['share_after']}, "
+                f"lowest {st['min_after']}",
+                flush=True,
             )
-            print(f"seed {seed} stability: {stability[-1]}", flush=True)
     agg = aggregate(rows)
     command = "python benchmarks/bench_cartpole.py " + " ".join(sys.argv[1:])
-    (out / "rows.json").write_text(json.dumps({"rows": rows, "stability": stability}, indent=1))
+    (out / "rows.json").write_text(json.dumps({"rows": rows, "commands": commands, "stability": stability}, indent=1))
     (out / "results.json").write_text(json.dumps(agg, indent=1))
-    md = markdown(agg, rows, stability or None, command, a.overrides)
+    md = markdown(agg, rows, stability or None, command, a.overrides, a.preset, commands or None, a.goals)
     (out / "results.md").write_text(md)
     plot(rows, out / "seconds.png")
     print(md)

@@ -32,6 +32,13 @@ def test_bench_cartpole_smoke(tmp_path):
             "--seeds",
             "0-1",
             "--no-sb3",
+            "--command",
+            "--stability",
+            "--stability-steps",
+            "1200",
+            "--stability-every",
+            "600",
+            "--goals",
             "--out",
             str(out),
             *TINY,
@@ -41,9 +48,14 @@ def test_bench_cartpole_smoke(tmp_path):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    rows = json.loads((out / "rows.json").read_text())["rows"]
+    saved = json.loads((out / "rows.json").read_text())
+    rows, commands, stability = saved["rows"], saved["commands"], saved["stability"]
     assert [r["seed"] for r in rows] == [0, 1] and all(r["system"] == "dqnlab" for r in rows)
-    assert "| dqnlab default with" in (out / "results.md").read_text()
+    assert [c["seed"] for c in commands] == [0, 1] and all(c["left_behind"] == [] for c in commands)
+    assert all(c["command_seconds"] > c["train_seconds"] > 0 for c in commands)
+    assert [s["seed"] for s in stability] == [0, 1] and all(len(s["evals"]) == 2 for s in stability)
+    md = (out / "results.md").read_text()
+    assert "| dqnlab default with" in md and "| goal (issue #16) |" in md and "`dqnlab train` command s" in md
     assert (out / "seconds.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -152,3 +164,42 @@ def test_replay_memory_smoke(tmp_path):
     assert result["bytes"]["FrameReplayBuffer"] < result["bytes"]["ReplayBuffer"]
     assert result["transitions_added"] >= 300 and all(t > 0 for t in result["sample_seconds_median"].values())
     assert "| FrameReplayBuffer |" in done.stdout
+
+
+def test_bench_cartpole_judges_collapse_by_the_issues_rule():
+    """No collapse on a seed: solved, then >= 90% of the evaluations from the first solve on at
+    >= 475, and none below 300 (issue #16)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_cartpole", ROOT / "benchmarks" / "bench_cartpole.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.holds({"share_after": 0.9, "min_after": 300.0})
+    assert not bench.holds({"share_after": 0.95, "min_after": 299.0})  # one deep dip is a collapse
+    assert not bench.holds({"share_after": 0.85, "min_after": 470.0})
+    assert not bench.holds({"share_after": None, "min_after": None})  # never solved
+
+
+@pytest.mark.parametrize("probe", [["lr-after-solve", "0.3"], ["advantage-learning", "0.9"]])
+def test_collapse_probes_smoke(probe):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "collapse_probes.py"),
+            *probe,
+            "--seeds",
+            "0",
+            "--total-steps",
+            "1200",
+            "--every",
+            "600",
+            "--set",
+            "dqn.learning_starts=300",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("seed 0: first solve") and done.stdout.count("\n  evaluations: ") == 1

@@ -1,0 +1,90 @@
+"""Two ideas against collapse after solving, tried without adding them to dqnlab (issue #16).
+
+    python benchmarks/collapse_probes.py lr-after-solve 0.3 --seeds 0-3 [--set KEY=VALUE ...]
+    python benchmarks/collapse_probes.py advantage-learning 0.9 --seeds 0-3
+
+Each runs benchmarks/stability.py's protocol (the `default` preset, early stopping off, 60k
+steps, 100 evaluation episodes every 2k steps) on a patched copy of DQN, in this process only:
+
+- `lr-after-solve F`: once an evaluation reaches 475 and a second evaluation of the same network
+  on 100 other episodes confirms it (dqnlab's early-stop rule), the learning rate is multiplied
+  by F for the rest of the run (F = 0 freezes the network: trivially "stable", and no answer).
+- `advantage-learning A`: Bellemare et al.'s (2016) action-gap-increasing target,
+  y - A * (max_b Q_target(s, b) - Q_target(s, a)).
+
+They patch dqnlab's internals on purpose: a probe, not an API. Neither was kept (BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import torch
+from stability import parse_seeds, run_one  # benchmarks/stability.py, next to this script
+
+import dqnlab.algos.dqn as dqn_module
+import dqnlab.runtime.loop as loop_module
+
+
+def patch_lr_after_solve(factor: float) -> None:
+    confirmed: dict[int, bool] = {}  # id(loop) -> solved and confirmed
+    current: list[Any] = [None]
+    plain_lr_at, plain_learn, plain_evaluate = (
+        dqn_module.lr_at,
+        dqn_module.DQNLoop._learn,
+        loop_module.TrainLoop._evaluate,
+    )
+
+    def lr_at(lr: float, schedule: str, step: int, total: int) -> float:
+        scale = factor if confirmed.get(id(current[0])) else 1.0
+        return plain_lr_at(lr, schedule, step, total) * scale
+
+    def learn(self, n_valid: int) -> None:
+        current[0] = self
+        plain_learn(self, n_valid)
+
+    def evaluate(self) -> None:
+        plain_evaluate(self)
+        fresh = self.last_eval_step == self.env_steps and self.last_eval is not None
+        if not confirmed.get(id(self)) and fresh and self.last_eval >= self.threshold:
+            check = self.evaluator.run(self.greedy_act, 100, self.streams.eval_confirm + self.env_steps)
+            confirmed[id(self)] = check.mean >= self.threshold
+
+    dqn_module.lr_at = lr_at
+    dqn_module.DQNLoop._learn = learn  # type: ignore[method-assign]
+    loop_module.TrainLoop._evaluate = evaluate  # type: ignore[method-assign]
+
+
+def patch_advantage_learning(alpha: float) -> None:
+    plain_targets = dqn_module.DQNLearner.targets
+
+    @torch.no_grad()
+    def targets(self, batch):
+        q_target = self._target_fn(batch.obs)
+        gap = q_target.max(dim=1).values - q_target.gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+        return plain_targets(self, batch) - alpha * gap
+
+    dqn_module.DQNLearner.targets = targets  # type: ignore[method-assign]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("probe", choices=["lr-after-solve", "advantage-learning"])
+    ap.add_argument("value", type=float)
+    ap.add_argument("--seeds", default="0-3")
+    ap.add_argument("--total-steps", type=int, default=60_000)
+    ap.add_argument("--every", type=int, default=2_000)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args()
+    (patch_lr_after_solve if args.probe == "lr-after-solve" else patch_advantage_learning)(args.value)
+    for seed in parse_seeds(args.seeds):
+        r = run_one("default", args.overrides, seed, args.total_steps, args.every)
+        share = "-" if r["share_after"] is None else f"{r['share_after']:.2f}"
+        means = " ".join(f"{mean:.0f}" for _, mean, _ in r["evals"])
+        print(f"seed {seed}: first solve {r['first_solve']}, share after {share}, lowest after {r['min_after']}")
+        print(f"  evaluations: {means}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
