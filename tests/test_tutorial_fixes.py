@@ -33,6 +33,16 @@ FIXES: dict[str, tuple[str, dict[str, Any]]] = {
             "total_steps": 80_000,
         },
     ),
+    "s3c-soft-fixed": (
+        "s3c-soft",
+        {
+            "eval.stop_train_return": None,
+            "eval.early_stop": True,
+            "eval.episodes": 100,
+            "dqn.gamma": 0.99,
+            "dqn.tau": 0.01,
+        },
+    ),
 }
 
 
