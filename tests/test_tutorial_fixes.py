@@ -43,6 +43,15 @@ FIXES: dict[str, tuple[str, dict[str, Any]]] = {
             "dqn.tau": 0.01,
         },
     ),
+    "s4-batchnorm-fixed": (
+        "s4-batchnorm",
+        {
+            "eval.early_stop": True,
+            "eval.deliver": "best_eval",
+            "eval.episodes": 100,
+            "eval.every_steps": 2500,
+        },
+    ),
 }
 
 
