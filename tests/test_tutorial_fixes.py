@@ -33,6 +33,25 @@ FIXES: dict[str, tuple[str, dict[str, Any]]] = {
             "total_steps": 80_000,
         },
     ),
+    "s3c-soft-fixed": (
+        "s3c-soft",
+        {
+            "eval.stop_train_return": None,
+            "eval.early_stop": True,
+            "eval.episodes": 100,
+            "dqn.gamma": 0.99,
+            "dqn.tau": 0.01,
+        },
+    ),
+    "s4-batchnorm-fixed": (
+        "s4-batchnorm",
+        {
+            "eval.early_stop": True,
+            "eval.deliver": "best_eval",
+            "eval.episodes": 100,
+            "eval.every_steps": 2500,
+        },
+    ),
 }
 
 
