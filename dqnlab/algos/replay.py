@@ -60,6 +60,29 @@ def ring_indices(
     return (oldest + start + torch.arange(length)) % capacity
 
 
+# NumPy's name of each dtype a replay column can have, for converting its incoming rows.
+_NUMPY_DTYPE = {torch.float32: np.float32, torch.uint8: np.uint8, torch.int64: np.int64, torch.int32: np.int32}
+
+
+def write_ring(columns: list[tuple[torch.Tensor, np.ndarray]], pos: int, capacity: int) -> int:
+    """Write the n rows of each source into its ring column from slot `pos` on, wrapping at
+    `capacity`; with n > capacity only the newest `capacity` rows (the others would be
+    overwritten anyway). Returns the number of rows written. Each pair: (ring (capacity, ...),
+    rows (n, ...), converted to the ring's dtype)."""
+    n = len(columns[0][1])
+    skip = max(0, n - capacity)
+    n -= skip
+    first = min(n, capacity - pos)  # slots before the wrap
+    for ring, rows in columns:
+        rows = np.asarray(rows[skip:] if skip else rows, dtype=_NUMPY_DTYPE[ring.dtype])
+        if n == first:  # the common case on the per-step path: no wrap
+            ring[pos : pos + n] = torch.from_numpy(rows)
+        else:
+            ring[pos : pos + first] = torch.from_numpy(rows[:first])
+            ring[: n - first] = torch.from_numpy(rows[first:])
+    return n
+
+
 class ReplayBuffer:
     """Ring buffer with `pos` (next slot to write) and `size` (filled slots, <= capacity).
 
@@ -92,25 +115,20 @@ class ReplayBuffer:
         discounts: np.ndarray,
     ) -> None:
         """Append n transitions (leading axis n), overwriting the oldest once full."""
-        n = len(actions)
-        if n == 0:
+        if len(actions) == 0:
             return
-        if n > self.capacity:  # only the newest `capacity` survive anyway
-            obs, actions, rewards = obs[-self.capacity :], actions[-self.capacity :], rewards[-self.capacity :]
-            next_obs, terminated = next_obs[-self.capacity :], terminated[-self.capacity :]
-            discounts = discounts[-self.capacity :]
-            n = self.capacity
-        first = min(n, self.capacity - self.pos)  # slots before the wrap
-        for lo, hi, dst in ((0, first, self.pos), (first, n, 0)):
-            if hi <= lo:
-                continue
-            sl = slice(dst, dst + hi - lo)
-            self.obs[sl] = torch.from_numpy(np.asarray(obs[lo:hi]))
-            self.next_obs[sl] = torch.from_numpy(np.asarray(next_obs[lo:hi]))
-            self.actions[sl] = torch.from_numpy(np.asarray(actions[lo:hi], dtype=np.int64))
-            self.rewards[sl] = torch.from_numpy(np.asarray(rewards[lo:hi], dtype=np.float32))
-            self.terminated[sl] = torch.from_numpy(np.asarray(terminated[lo:hi], dtype=np.float32))
-            self.discounts[sl] = torch.from_numpy(np.asarray(discounts[lo:hi], dtype=np.float32))
+        n = write_ring(
+            [
+                (self.obs, obs),
+                (self.next_obs, next_obs),
+                (self.actions, actions),
+                (self.rewards, rewards),
+                (self.terminated, terminated),
+                (self.discounts, discounts),
+            ],
+            self.pos,
+            self.capacity,
+        )
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
@@ -326,22 +344,18 @@ class FrameReplayBuffer:
         np.maximum.at(self.last_use, obs_ids.reshape(-1), numbers)
         np.maximum.at(self.last_use, next_ids.reshape(-1), numbers)
         self.added += n
-        if n > self.capacity:  # only the newest `capacity` survive anyway
-            keep = slice(n - self.capacity, n)
-            obs_ids, actions, rewards, next_ids = obs_ids[keep], actions[keep], rewards[keep], next_ids[keep]
-            terminated, discounts = terminated[keep], discounts[keep]
-            n = self.capacity
-        first = min(n, self.capacity - self.pos)  # slots before the wrap
-        for lo, hi, dst in ((0, first, self.pos), (first, n, 0)):
-            if hi <= lo:
-                continue
-            sl = slice(dst, dst + hi - lo)
-            self.obs_ids[sl] = torch.from_numpy(obs_ids[lo:hi])
-            self.next_ids[sl] = torch.from_numpy(next_ids[lo:hi])
-            self.actions[sl] = torch.from_numpy(np.asarray(actions[lo:hi], dtype=np.int64))
-            self.rewards[sl] = torch.from_numpy(np.asarray(rewards[lo:hi], dtype=np.float32))
-            self.terminated[sl] = torch.from_numpy(np.asarray(terminated[lo:hi], dtype=np.float32))
-            self.discounts[sl] = torch.from_numpy(np.asarray(discounts[lo:hi], dtype=np.float32))
+        n = write_ring(
+            [
+                (self.obs_ids, obs_ids),
+                (self.next_ids, next_ids),
+                (self.actions, actions),
+                (self.rewards, rewards),
+                (self.terminated, terminated),
+                (self.discounts, discounts),
+            ],
+            self.pos,
+            self.capacity,
+        )
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
