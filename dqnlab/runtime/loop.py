@@ -538,6 +538,8 @@ class TrainLoop:
         time limit and constructor kwargs, where the config set them; see Policy.evaluation_env)."""
         env = self.cfg.eval_env()
         record: dict[str, Any] = {}
+        if env.id != self.cfg.env.id:  # evaluated on another task: the policy's env_id is the training one
+            return {}
         if env.max_episode_steps is not None:
             record["max_episode_steps"] = env.max_episode_steps
         if env.kwargs:
