@@ -10,7 +10,9 @@ machine shared with other work inflates less). Both delivered policies are evalu
 system trained or evaluated on (the same start states for both). A seed meets the goal when that
 mean is at or above the environment's goal. SB3 trains for the Zoo's budget; the presets for half
 of it or less. Tune on seeds below 1000 and report seeds from 1000 up. Writes OUT/rows.json (per
-run) and OUT/results.md (the table for BENCHMARKS.md); the runs go to RUNS/<time>/<preset>-s<seed>.
+run, rewritten after each) and OUT/results.md (the tables for BENCHMARKS.md: per system, the issue's
+goals beside the Zoo's published figures, per run); the runs go to RUNS/<time>/<preset>-s<seed>.
+`--table A/rows.json B/rows.json --out OUT` makes one table from runs split over processes.
 """
 
 from __future__ import annotations
@@ -71,6 +73,16 @@ SB3_ZOO: dict[str, tuple[int, dict]] = {
         ),
     ),
 }
+
+
+# The RL Zoo's own benchmark table (rl-baselines3-zoo benchmark.md, DQN, one run each; LunarLander on
+# v2), as issue #17 quotes it: mean and std of the evaluation return, and its env steps.
+ZOO_PUBLISHED: dict[str, tuple[float, float, int]] = {
+    "Acrobot-v1": (-76.6, 11.8, 100_000),
+    "MountainCar-v0": (-100.8, 9.9, 120_000),
+    "LunarLander-v3": (154.4, 79.2, 100_000),
+}
+SPEEDUP_GOAL = 5.0  # issue #17: at least 5x faster than SB3 in wall time, same machine, same run
 
 
 def eval_seed(seed: int) -> int:
@@ -156,6 +168,62 @@ def spawn(kind: str, *args) -> dict:
 # -- the table ---------------------------------------------------------------------------------
 
 
+def goal_verdicts(rows: list[dict]) -> list[dict]:
+    """Issue #17's three goals per environment, from the rows of one run: every dqnlab seed at or
+    above the goal; at most half the Zoo's env steps on every seed; SB3 / dqnlab wall seconds at
+    least SPEEDUP_GOAL on every seed that has both systems (None where SB3 was not run)."""
+    out = []
+    for preset, (env_id, goal) in GOALS.items():
+        mine = [r for r in rows if r["preset"] == preset and r["system"] == "dqnlab"]
+        if not mine:
+            continue
+        sb3 = {r["seed"]: r for r in rows if r["preset"] == preset and r["system"] == "sb3"}
+        ratios = [sb3[r["seed"]]["train_seconds"] / r["train_seconds"] for r in mine if r["seed"] in sb3]
+        half = ZOO_PUBLISHED[env_id][2] // 2
+        out.append(
+            {
+                "env_id": env_id,
+                "goal": goal,
+                "seeds": len(mine),
+                "at_goal": sum(r["eval_mean"] >= goal for r in mine),
+                "max_steps": max(r["env_steps"] for r in mine),
+                "half_zoo_steps": half,
+                "ratio_min": min(ratios) if ratios else None,
+                "ratio_median": float(np.median(ratios)) if ratios else None,
+                "ratio_seeds": len(ratios),
+            }
+        )
+    return out
+
+
+def goal_lines(rows: list[dict]) -> list[str]:
+    """The goals table for BENCHMARKS.md, with the Zoo's published figure beside each env."""
+    lines = [
+        "| env | Zoo published (one run) | dqnlab seeds ≥ goal | env steps ≤ half the Zoo's | "
+        f"SB3 / dqnlab wall s ≥ {SPEEDUP_GOAL:g}× on every seed |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for v in goal_verdicts(rows):
+        mean, std, steps = ZOO_PUBLISHED[v["env_id"]]
+        met = v["at_goal"] == v["seeds"]
+        steps_met = v["max_steps"] <= v["half_zoo_steps"]
+        if v["ratio_min"] is None:
+            speed = "not measured (no SB3 runs)"
+        else:
+            speed_met = v["ratio_min"] >= SPEEDUP_GOAL and v["ratio_seeds"] == v["seeds"]
+            speed = (
+                f"{'met' if speed_met else '**missed**'}: lowest {v['ratio_min']:.1f}×, median "
+                f"{v['ratio_median']:.1f}× ({v['ratio_seeds']} seeds)"
+            )
+        lines.append(
+            f"| {v['env_id']} (goal {v['goal']:g}) | {mean:g} ± {std:g} at {steps // 1000}k steps "
+            f"| {'met' if met else '**missed**'}: {v['at_goal']}/{v['seeds']} "
+            f"| {'met' if steps_met else '**missed**'}: at most {v['max_steps']} (half: {v['half_zoo_steps']}) "
+            f"| {speed} |"
+        )
+    return lines
+
+
 def markdown(rows: list[dict], command: str, load: str) -> str:
     lines = [
         f"Command: `{command}`",
@@ -189,6 +257,7 @@ def markdown(rows: list[dict], command: str, load: str) -> str:
                 f"| {env_id} | SB3 / dqnlab, median per seed | | | | {np.median(ratios):.1f}× "
                 f"| {np.median(cpu_ratios):.1f}× |"
             )
+    lines += ["", *goal_lines(rows)]
     lines += ["", "Per run (eval mean ± std over 100 fresh episodes, training seconds, env steps):", ""]
     lines += [
         "| env | seed | system | eval mean | train s | CPU s | env steps |",
@@ -202,6 +271,19 @@ def markdown(rows: list[dict], command: str, load: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_table(out: Path, files: list[str]) -> None:
+    """OUT/results.md and OUT/rows.json from the rows.json of earlier runs, their commands listed."""
+    runs = [json.loads(Path(f).read_text()) for f in files]
+    rows = [row for run in runs for row in run["rows"]]
+    command = " ; ".join(run["command"] for run in runs)
+    load = " ; ".join(run["load"] for run in runs)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rows.json").write_text(json.dumps({"command": command, "load": load, "rows": rows}, indent=1))
+    md = markdown(rows, command, load)
+    (out / "results.md").write_text(md)
+    print(md)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", default=",".join(GOALS), help="comma-separated, of: " + ", ".join(GOALS))
@@ -210,12 +292,23 @@ def main() -> None:
     ap.add_argument("--runs", default="runs/beyond", help="the run directories (default runs/beyond)")
     ap.add_argument("--no-sb3", action="store_true", help="only dqnlab (also when SB3 is not installed)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="override dqnlab's config")
+    ap.add_argument(
+        "--table",
+        nargs="+",
+        metavar="ROWS_JSON",
+        help="train nothing: write OUT/results.md (and OUT/rows.json) from the rows of earlier runs "
+        "(several files: one table, e.g. seeds split over two processes)",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("args", nargs="?", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         fn = {"dqnlab": worker_dqnlab, "sb3": worker_sb3}[a.worker]
         print(json.dumps(fn(*json.loads(a.args))))
+        return
+
+    if a.table:
+        write_table(Path(a.out), a.table)
         return
 
     from dqnlab.experiments.multiseed import parse_seeds
@@ -232,16 +325,22 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    rows = []
+    command = "python benchmarks/beyond.py " + " ".join(sys.argv[1:])
+    rows: list[dict] = []
+
+    def record(row: dict) -> None:
+        # rows.json after every run: an hours-long benchmark that dies keeps what it measured
+        rows.append(row)
+        (out / "rows.json").write_text(json.dumps({"command": command, "load": load, "rows": rows}, indent=1))
+        print(
+            f"{row['preset']} seed {row['seed']} {row['system']}: {row['eval_mean']:.1f} in {row['train_seconds']:.1f} s"
+        )
+
     for preset in presets:
         for seed in seeds:
-            rows.append(spawn("dqnlab", preset, seed, str(Path(a.runs) / stamp / f"{preset}-s{seed}"), a.overrides))
-            print(f"{preset} seed {seed} dqnlab: {rows[-1]['eval_mean']:.1f} in {rows[-1]['train_seconds']:.1f} s")
+            record(spawn("dqnlab", preset, seed, str(Path(a.runs) / stamp / f"{preset}-s{seed}"), a.overrides))
             if with_sb3:
-                rows.append(spawn("sb3", preset, seed))
-                print(f"{preset} seed {seed} sb3:    {rows[-1]['eval_mean']:.1f} in {rows[-1]['train_seconds']:.1f} s")
-    command = "python benchmarks/beyond.py " + " ".join(sys.argv[1:])
-    (out / "rows.json").write_text(json.dumps({"command": command, "load": load, "rows": rows}, indent=1))
+                record(spawn("sb3", preset, seed))
     md = markdown(rows, command, load)
     (out / "results.md").write_text(md)
     print(md)

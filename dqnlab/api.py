@@ -41,8 +41,9 @@ def evaluate(
     env_kwargs: Mapping[str, Any] | None = None,
 ) -> EvalResult:
     """Greedy evaluation of `policy` (a Policy, run directory or policy file) over `episodes`
-    episodes on the environment it was trained on (or `env_id`), starting from `seed`.
-    `max_steps` replaces the environment's time limit (for long-horizon tests).
+    episodes on the environment its run evaluated on (or `env_id`), starting from `seed`: the
+    same time limit and constructor kwargs (Policy.evaluation_env). `max_steps` replaces the
+    time limit (for long-horizon tests), `env_kwargs` the kwargs.
 
     Perturbations, as the `env` section of a config (dqnlab.config.schema.EnvConfig): `obs_noise`
     (Gaussian sigma, one or one per dimension), `action_noise` (probability of a uniformly
@@ -54,6 +55,12 @@ def evaluate(
         policy = load_policy(policy)
     if episodes < 1:
         raise DqnlabError("episodes must be at least 1")
+    # The run's own evaluation environment unless told otherwise: its time limit and kwargs.
+    trained = policy.evaluation_env(env_id)
+    if max_steps is None:
+        max_steps = trained.get("max_episode_steps")
+    if env_kwargs is None:
+        env_kwargs = trained.get("kwargs")
     if randomize is True:
         randomize = DEFAULT_RANDOMIZE
     try:

@@ -203,3 +203,72 @@ def test_collapse_probes_smoke(probe):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("seed 0: first solve") and done.stdout.count("\n  evaluations: ") == 1
+
+
+def _beyond():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("beyond", ROOT / "benchmarks" / "beyond.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(system, seed, mean, seconds, steps, preset="acrobot"):
+    env_id = {"acrobot": "Acrobot-v1", "mountaincar": "MountainCar-v0"}[preset]
+    return {"system": system, "preset": preset, "env_id": env_id, "seed": seed, "eval_mean": mean} | {
+        "eval_std": 1.0,
+        "train_seconds": seconds,
+        "cpu_seconds": seconds,
+        "env_steps": steps,
+    }
+
+
+def test_beyond_goal_verdicts_by_hand():
+    beyond = _beyond()
+    rows = [
+        _row("dqnlab", 1000, -76.0, 10.0, 50_000),
+        _row("sb3", 1000, -80.0, 60.0, 100_000),  # 6x
+        _row("dqnlab", 1001, -78.0, 20.0, 50_001),  # below -77; one step over half the Zoo's 100k
+        _row("sb3", 1001, -75.0, 80.0, 100_000),  # 4x
+        _row("dqnlab", 1000, -99.0, 5.0, 60_000, preset="mountaincar"),  # no SB3 for this env
+    ]
+    acro, car = beyond.goal_verdicts(rows)
+    assert (acro["at_goal"], acro["seeds"], acro["max_steps"], acro["half_zoo_steps"]) == (1, 2, 50_001, 50_000)
+    assert (acro["ratio_min"], acro["ratio_median"], acro["ratio_seeds"]) == (4.0, 5.0, 2)
+    assert (car["at_goal"], car["ratio_min"], car["half_zoo_steps"]) == (1, None, 60_000)
+    lines = beyond.goal_lines(rows)
+    assert (
+        "| Acrobot-v1 (goal -77) | -76.6 ± 11.8 at 100k steps | **missed**: 1/2 | **missed**: at most 50001" in lines[2]
+    )
+    assert "**missed**: lowest 4.0×, median 5.0× (2 seeds)" in lines[2]
+    assert "| met: 1/1 | met: at most 60000 (half: 60000) | not measured (no SB3 runs) |" in lines[3]
+
+
+def test_beyond_table_from_split_runs(tmp_path):
+    # Two halves of one benchmark (seeds split over two processes) make one table; nothing trains.
+    halves = []
+    for i, seed in enumerate((1000, 1001)):
+        rows = [
+            _row("dqnlab", seed, -99.0, 5.0, 60_000, "mountaincar"),
+            _row("sb3", seed, -200.0, 50.0, 120_000, "mountaincar"),
+        ]
+        path = tmp_path / f"half{i}.json"
+        path.write_text(
+            json.dumps({"command": f"python benchmarks/beyond.py --seeds {seed}", "load": "1.0", "rows": rows})
+        )
+        halves.append(str(path))
+    out = tmp_path / "table"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "beyond.py"), "--table", *halves, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    md = (out / "results.md").read_text()
+    assert "--seeds 1000 ; python benchmarks/beyond.py --seeds 1001" in md
+    assert "| MountainCar-v0 (goal -101) | dqnlab `mountaincar` | 2/2 |" in md
+    assert "met: lowest 10.0×, median 10.0× (2 seeds)" in md
+    assert len(json.loads((out / "rows.json").read_text())["rows"]) == 4

@@ -180,3 +180,69 @@ def test_target_task_outcomes_are_reported():
     assert good.success_rate >= 0.9 and good.as_dict()["mean_abs_offset_last_100"] < 0.1
     assert blind.success_rate < 0.5 and blind.as_dict()["mean_abs_offset_last_100"] > 0.3
     assert "success_rate" not in Evaluator(EnvConfig()).run(acts("lqr"), 2, seed=0).as_dict()
+
+
+def lqr_policy_with(eval_env: dict, env_id: str = "CartPole-v1") -> Policy:
+    base = lqr_policy()
+    return Policy(base.net, env_id, (4,), 2, base.network, extra={"eval_env": eval_env})
+
+
+def test_evaluate_repeats_the_runs_own_time_limit(tmp_path, capsys):
+    # A run evaluated with a 60-step cap (CartPole-v1's own is 500) is evaluated again at 60,
+    # unless told otherwise; on another environment the record does not apply.
+    path = tmp_path / "policy.pt"
+    lqr_policy_with({"max_episode_steps": 60}).save(path)
+    assert_array_equal(dqnlab.evaluate(path, episodes=3).lengths, 60)
+    assert_array_equal(dqnlab.evaluate(path, episodes=3, env_id="CartPole-v1").lengths, 60)
+    assert_array_equal(dqnlab.evaluate(path, episodes=3, max_steps=90).lengths, 90)
+    assert_array_equal(dqnlab.evaluate(path, episodes=3, env_id="CartPole-v0").lengths, 200)
+    code, out, err = _run(capsys, "evaluate", str(path), "--episodes", "3", "--json")
+    assert code == 0, err
+    assert json.loads(out)["max_steps"] == 60 and json.loads(out)["mean"] == 60
+    # A policy file from before the record: the registered limit, as before.
+    assert_array_equal(dqnlab.evaluate(lqr_policy(), episodes=2).lengths, 500)
+
+
+def test_evaluate_repeats_the_runs_own_env_kwargs():
+    # The target task with a margin other than its default (0.5): the reward differs, so the return
+    # shows which margin the evaluation used.
+    net_cfg = NetworkConfig(hidden=[])
+    obs = make_vec_env(EnvConfig(id="dqnlab/CartPoleTarget-v0"), 1).observation_space.shape[1]
+    policy = Policy(build_mlp(net_cfg, obs, 2), "dqnlab/CartPoleTarget-v0", (obs,), 2, net_cfg)
+    recorded = Policy(policy.net, policy.env_id, (obs,), 2, net_cfg, extra={"eval_env": {"kwargs": {"margin": 0.1}}})
+    default = dqnlab.evaluate(policy, episodes=2, seed=0, max_steps=50)
+    sharp = dqnlab.evaluate(policy, episodes=2, seed=0, max_steps=50, env_kwargs={"margin": 0.1})
+    assert default.mean != sharp.mean
+    assert dqnlab.evaluate(recorded, episodes=2, seed=0, max_steps=50).mean == sharp.mean
+    assert dqnlab.evaluate(recorded, episodes=2, seed=0, max_steps=50, env_kwargs={}).mean == default.mean
+
+
+@pytest.mark.parametrize(
+    "record", [{"max_episode_steps": 0}, {"max_episode_steps": "long"}, {"seed": 3}, ["max_episode_steps", 60]]
+)
+def test_a_damaged_evaluation_record_is_refused(tmp_path, capsys, record):
+    path = tmp_path / "policy.pt"
+    data = lqr_policy().to_dict()
+    data["extra"] = {"eval_env": record}
+    torch.save(data, path)
+    code, out, err = _run(capsys, "evaluate", str(path))
+    assert code == 1 and "damaged dqnlab policy file" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "preset, overrides, record",
+    [
+        ("default", ["env.max_episode_steps=60"], {"max_episode_steps": 60}),
+        ("default", [], {}),
+        # target trains with margin 0.25 and evaluates on 0.5 (eval.env): the evaluation's is kept
+        ("target", [], {"kwargs": {"margin": 0.5}}),
+    ],
+)
+def test_a_run_records_the_environment_it_evaluated_on(tmp_path, preset, overrides, record):
+    from dqnlab.algos.registry import load_policy
+
+    small = ["total_steps=200", "dqn.learning_starts=100", "eval.every_steps=200", "eval.episodes=2", "artifacts=false"]
+    cfg = dqnlab.build_config(preset, seed=0, overrides=[*small, *overrides])
+    dqnlab.train(cfg, tmp_path / "run", progress=False)
+    assert load_policy(tmp_path / "run").evaluation_env() == record

@@ -282,3 +282,36 @@ def test_foreach_fallback_matches_torch_exactly(monkeypatch, weight_decay):
         lambda p: Adam(p, 0.01, weight_decay=weight_decay),
         lambda p: reference(p, lr=0.01, weight_decay=weight_decay, foreach=True),
     )
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "rmsprop"])
+def test_a_parameter_the_loss_does_not_reach_is_skipped_as_torch_skips_it(name):
+    # A trainable head the loss never uses keeps grad None: torch.optim leaves it (and its state)
+    # alone and updates the rest; ours must do the same rather than crash on the None.
+    torch_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop}[name]
+    fused = {"fused": FUSED} if name != "rmsprop" else {}
+    nets = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        nets.append(nn.ModuleDict({"body": make_net(), "unused": nn.Linear(3, 2)}))
+    ours = make_optimizer(name, nets[0].parameters(), 0.01)
+    theirs = torch_cls(nets[1].parameters(), lr=0.01, **fused)
+    unused_before = nets[0]["unused"].weight.clone()
+    for step in range(5):
+        for net, opt in zip(nets, (ours, theirs), strict=True):
+            opt.zero_grad()
+            backward(net["body"], step)
+            opt.step()
+    assert nets[0]["unused"].weight.grad is None
+    assert torch.equal(nets[0]["unused"].weight, unused_before)
+    assert max_abs_diff(nets[0], nets[1]) == 0.0
+    assert max_abs_diff(nets[0]["body"], make_net()) > 1e-4  # the body did learn
+
+
+def test_no_gradient_at_all_is_a_no_op():
+    net = make_net()
+    before = copy.deepcopy(net)
+    for opt in (Adam(net.parameters(), 0.1), RMSprop(net.parameters(), 0.1)):
+        opt.zero_grad()
+        opt.step()
+    assert max_abs_diff(net, before) == 0.0

@@ -119,7 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the evaluation episodes (default 0)")
     e.add_argument("--env", help="evaluate on this environment id instead of the training one")
     e.add_argument(
-        "--max-steps", type=argtypes.at_most(MAX_STEPS), metavar="N", help="replace the time limit (long-horizon test)"
+        "--max-steps",
+        type=argtypes.at_most(MAX_STEPS),
+        metavar="N",
+        help="replace the time limit (long-horizon test; default: the one the run's evaluations used)",
     )
     e.add_argument(
         "--obs-noise",
@@ -406,7 +409,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from dqnlab.envs.cartpole_vec import DEFAULT_RANDOMIZE
 
         perturbations["randomize"] = {k: list(v) for k, v in DEFAULT_RANDOMIZE.items()}
-    cap = args.max_steps or env_spec(env_id).max_episode_steps
+    cap = (
+        args.max_steps or policy.evaluation_env(args.env).get("max_episode_steps") or env_spec(env_id).max_episode_steps
+    )
     out = {
         **res.as_dict(),
         "env_id": env_id,

@@ -18,6 +18,18 @@ import torch
 _FUSED = hasattr(torch, "_fused_adam_") and hasattr(torch, "_fused_adamw_")
 
 
+def _with_grads(params: list[torch.Tensor], *states: list[torch.Tensor]) -> tuple[list[torch.Tensor], ...]:
+    """(params, their grads, *states) restricted to the parameters that have a gradient. A trainable
+    parameter the loss does not reach has grad None; torch.optim skips it (its state untouched),
+    and so do these. (One step count serves all of Adam's parameters, where torch keeps one per
+    parameter: they differ only for a parameter that has a gradient on some steps and not others.)"""
+    grads = [g for p in params if (g := p.grad) is not None]
+    if len(grads) == len(params):  # the usual case: no copies
+        return (params, grads, *states)
+    keep = [i for i, p in enumerate(params) if p.grad is not None]
+    return ([params[i] for i in keep], grads, *[[s[i] for i in keep] for s in states])
+
+
 class Adam:
     """Adam (Kingma & Ba), torch.optim.Adam's defaults; `weight_decay` > 0 gives AdamW
     (decoupled decay, as torch.optim.AdamW)."""
@@ -36,7 +48,9 @@ class Adam:
 
     @torch.no_grad()
     def step(self) -> None:
-        grads = [p.grad for p in self.params]
+        params, grads, exp_avg, exp_avg_sq = _with_grads(self.params, self.exp_avg, self.exp_avg_sq)
+        if not params:
+            return
         beta1, beta2 = self.betas
         self.step_count += 1
         if _FUSED:
@@ -45,12 +59,12 @@ class Adam:
             kernel = torch._fused_adamw_ if self.weight_decay else torch._fused_adam_
             self._step_tensor.fill_(self.step_count)
             kernel(
-                self.params,
+                params,
                 grads,
-                self.exp_avg,
-                self.exp_avg_sq,
+                exp_avg,
+                exp_avg_sq,
                 [],
-                [self._step_tensor] * len(self.params),
+                [self._step_tensor] * len(params),
                 lr=self.lr,
                 beta1=beta1,
                 beta2=beta2,
@@ -61,16 +75,16 @@ class Adam:
             )
             return
         if self.weight_decay:
-            torch._foreach_mul_(self.params, 1.0 - self.lr * self.weight_decay)
-        torch._foreach_lerp_(self.exp_avg, grads, 1.0 - beta1)
-        torch._foreach_mul_(self.exp_avg_sq, beta2)
-        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, 1.0 - beta2)
+            torch._foreach_mul_(params, 1.0 - self.lr * self.weight_decay)
+        torch._foreach_lerp_(exp_avg, grads, 1.0 - beta1)
+        torch._foreach_mul_(exp_avg_sq, beta2)
+        torch._foreach_addcmul_(exp_avg_sq, grads, grads, 1.0 - beta2)
         bias1 = 1.0 - beta1**self.step_count
         bias2_sqrt = math.sqrt(1.0 - beta2**self.step_count)
-        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        denom = torch._foreach_sqrt(exp_avg_sq)
         torch._foreach_div_(denom, bias2_sqrt)
         torch._foreach_add_(denom, self.eps)
-        torch._foreach_addcdiv_(self.params, self.exp_avg, denom, -self.lr / bias1)
+        torch._foreach_addcdiv_(params, exp_avg, denom, -self.lr / bias1)
 
     def state_dict(self) -> dict:
         return {
@@ -101,12 +115,14 @@ class RMSprop:
 
     @torch.no_grad()
     def step(self) -> None:
-        grads = [p.grad for p in self.params]
-        torch._foreach_mul_(self.square_avg, self.alpha)
-        torch._foreach_addcmul_(self.square_avg, grads, grads, 1.0 - self.alpha)
-        avg = torch._foreach_sqrt(self.square_avg)
+        params, grads, square_avg = _with_grads(self.params, self.square_avg)
+        if not params:
+            return
+        torch._foreach_mul_(square_avg, self.alpha)
+        torch._foreach_addcmul_(square_avg, grads, grads, 1.0 - self.alpha)
+        avg = torch._foreach_sqrt(square_avg)
         torch._foreach_add_(avg, self.eps)
-        torch._foreach_addcdiv_(self.params, grads, avg, -self.lr)
+        torch._foreach_addcdiv_(params, grads, avg, -self.lr)
 
     def state_dict(self) -> dict:
         return {"square_avg": [t.clone() for t in self.square_avg]}

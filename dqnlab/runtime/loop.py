@@ -530,8 +530,21 @@ class TrainLoop:
             self.n_actions,
             self.cfg.network,
             algo=self.algo,
-            extra=self.policy_extra(),
+            extra={**self.policy_extra(), **self.eval_env_record()},
         )
+
+    def eval_env_record(self) -> dict[str, Any]:
+        """{"eval_env": ...}: what of the evaluation environment `dqnlab evaluate` must repeat (its
+        time limit and constructor kwargs, where the config set them; see Policy.evaluation_env)."""
+        env = self.cfg.eval_env()
+        record: dict[str, Any] = {}
+        if env.id != self.cfg.env.id:  # evaluated on another task: the policy's env_id is the training one
+            return {}
+        if env.max_episode_steps is not None:
+            record["max_episode_steps"] = env.max_episode_steps
+        if env.kwargs:
+            record["kwargs"] = dict(env.kwargs)
+        return {"eval_env": record} if record else {}
 
     def policy_extra(self) -> dict[str, Any]:
         """What, besides the network config, rebuilds ``policy_net`` (see dqnlab.runtime.policy)."""

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from dqnlab.config import MAX_UNITS, NetworkConfig, PixelConfig
+from dqnlab.config import MAX_UNITS, EnvConfig, NetworkConfig, PixelConfig
 from dqnlab.config.algorithms import ALGORITHMS
 from dqnlab.core.errors import DqnlabError, preview
 from dqnlab.core.fileio import atomic_torch_save
@@ -59,6 +59,16 @@ class Policy:
         self.pixels: PixelConfig | None = (
             PixelConfig.model_validate(self.extra["pixels"]) if "pixels" in self.extra else None
         )
+        self._eval_env = _checked_eval_env(self.extra.get("eval_env", {}), env_id)
+
+    def evaluation_env(self, env_id: str | None = None) -> dict[str, Any]:
+        """The settings of the environment this policy's run evaluated on that change its episodes:
+        ``max_episode_steps`` (a time limit other than the registered one) and ``kwargs``, each only
+        where the run set it. ``dqnlab.evaluate`` starts from these, so that evaluating a run
+        again means what its own evaluations meant (a run on CartPole-v0 capped at 10,000 steps is
+        not judged at v0's 200). {} for another `env_id`, and for files written before dqnlab
+        recorded them."""
+        return dict(self._eval_env) if env_id in (None, self.env_id) else {}
 
     def wrap_env(self, env):
         """`env` (a single Gymnasium env of this policy's task) as this policy observes it: itself,
@@ -144,6 +154,7 @@ def policy_from_dict(data: Any, source: str, build_net: PolicyNetBuilder) -> Pol
         if not isinstance(extra, dict):
             raise ValueError("extra is not a mapping")
         obs_shape, n_actions = _checked_shapes(data["obs_shape"], data["n_actions"], extra)
+        _checked_eval_env(extra.get("eval_env", {}), env_id)
         state_dict = data["state_dict"]
         if not isinstance(state_dict, dict):
             raise ValueError("state_dict is not a mapping")
@@ -184,6 +195,14 @@ def _checked_shapes(obs_shape: Any, n_actions: Any, extra: dict[str, Any]) -> tu
     if not 1 <= n_actions <= MAX_UNITS:
         raise ValueError(f"n_actions {preview(n_actions, 40)} is outside [1, {MAX_UNITS}]")
     return shape, n_actions
+
+
+def _checked_eval_env(record: Any, env_id: str) -> dict[str, Any]:
+    """A policy's ``extra["eval_env"]`` checked as its env config would be, or ValueError."""
+    if not isinstance(record, dict) or not set(record) <= {"max_episode_steps", "kwargs"}:
+        raise ValueError(f"eval_env {preview(record, 60)} is not a time limit and kwargs")
+    EnvConfig.model_validate({"id": env_id, **record})  # the bounds of env.max_episode_steps and env.kwargs
+    return dict(record)
 
 
 def _check_tensors(state_dict: dict[Any, Any], expected: dict[str, torch.Tensor]) -> None:
