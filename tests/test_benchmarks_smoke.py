@@ -166,15 +166,21 @@ def test_replay_memory_smoke(tmp_path):
     assert "| FrameReplayBuffer |" in done.stdout
 
 
+def _load_benchmark(name: str):
+    """benchmarks/NAME.py as a module (benchmarks/ is not a package), for its pure functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_bench_cartpole_judges_collapse_by_the_issues_rule():
     """No collapse on a seed: solved, then >= 90% of the evaluations from the first solve on at
     >= 475, and none below 300 (issue #16)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_cartpole", ROOT / "benchmarks" / "bench_cartpole.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _load_benchmark("bench_cartpole")
     assert bench.holds({"share_after": 0.9, "min_after": 300.0})
     assert not bench.holds({"share_after": 0.95, "min_after": 299.0})  # one deep dip is a collapse
     assert not bench.holds({"share_after": 0.85, "min_after": 470.0})
@@ -205,16 +211,6 @@ def test_collapse_probes_smoke(probe):
     assert done.stdout.startswith("seed 0: first solve") and done.stdout.count("\n  evaluations: ") == 1
 
 
-def _beyond():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("beyond", ROOT / "benchmarks" / "beyond.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _row(system, seed, mean, seconds, steps, preset="acrobot"):
     env_id = {"acrobot": "Acrobot-v1", "mountaincar": "MountainCar-v0"}[preset]
     return {"system": system, "preset": preset, "env_id": env_id, "seed": seed, "eval_mean": mean} | {
@@ -226,7 +222,7 @@ def _row(system, seed, mean, seconds, steps, preset="acrobot"):
 
 
 def test_beyond_goal_verdicts_by_hand():
-    beyond = _beyond()
+    beyond = _load_benchmark("beyond")
     rows = [
         _row("dqnlab", 1000, -76.0, 10.0, 50_000),
         _row("sb3", 1000, -80.0, 60.0, 100_000),  # 6x

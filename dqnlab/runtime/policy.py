@@ -154,7 +154,6 @@ def policy_from_dict(data: Any, source: str, build_net: PolicyNetBuilder) -> Pol
         if not isinstance(extra, dict):
             raise ValueError("extra is not a mapping")
         obs_shape, n_actions = _checked_shapes(data["obs_shape"], data["n_actions"], extra)
-        _checked_eval_env(extra.get("eval_env", {}), env_id)
         state_dict = data["state_dict"]
         if not isinstance(state_dict, dict):
             raise ValueError("state_dict is not a mapping")
@@ -165,13 +164,14 @@ def policy_from_dict(data: Any, source: str, build_net: PolicyNetBuilder) -> Pol
         _check_tensors(state_dict, expected)
         net = build_net(algo, network, obs_shape, n_actions, extra)
         net.load_state_dict(state_dict)
+        policy = Policy(net, env_id, obs_shape, n_actions, network, algo=algo, extra=extra)  # checks extra's eval_env
     except (KeyError, TypeError, ValueError, RuntimeError, OverflowError, ValidationError) as exc:
         if isinstance(exc, ValidationError):  # its first line only says how many errors there are
             reason = exc.errors()[0]["msg"].removeprefix("Value error, ")[:200]
         else:
             reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise DqnlabError(f"{source} is a damaged dqnlab policy file ({reason})", exit_code=1) from None
-    return Policy(net, env_id, obs_shape, n_actions, network, algo=algo, extra=extra)
+    return policy
 
 
 MAX_OBS_DIM = 10**6
