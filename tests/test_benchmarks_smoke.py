@@ -268,3 +268,25 @@ def test_beyond_table_from_split_runs(tmp_path):
     assert "| MountainCar-v0 (goal -101) | dqnlab `mountaincar` | 2/2 |" in md
     assert "met: lowest 10.0×, median 10.0× (2 seeds)" in md
     assert len(json.loads((out / "rows.json").read_text())["rows"]) == 4
+
+
+def test_s1_batchnorm_gap_is_zero_without_batchnorm(tmp_path):
+    """The script's measure on two tiny S1 runs: with BatchNorm the two modes differ (an
+    untrained network's running statistics are not its batches'); without it they cannot."""
+    gap = _load_benchmark("s1_batchnorm_gap")
+    tiny = ["--total-steps", "140", "--set", "artifacts=false", "--set", "eval.final_episodes=2"]
+    for name, extra in [("bn", []), ("plain", ["--set", "network.batch_norm=false"])]:
+        done = subprocess.run(
+            [sys.executable, "-m", "dqnlab", "train", "--preset", "s1-pixels", "--run-dir", str(tmp_path / name)]
+            + tiny
+            + extra,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    with_bn = gap.batchnorm_gap(str(tmp_path / "bn"))
+    without = gap.batchnorm_gap(str(tmp_path / "plain"))
+    assert with_bn["train_vs_eval"] > 0.0 and 0.0 <= with_bn["greedy_differs"] <= 1.0
+    assert without["train_vs_eval"] == 0.0 and without["greedy_differs"] == 0.0
+    assert without["action_gap"] >= 0.0 and with_bn["q_eval"] > 0.0

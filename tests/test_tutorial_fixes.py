@@ -22,6 +22,23 @@ FIXES: dict[str, tuple[str, dict[str, Any]]] = {
             "total_episodes": 2000,
         },
     ),
+    "s1-pixels-fixed": (
+        "s1-pixels",
+        {
+            "network.batch_norm": False,
+            "dqn.lr": 1e-3,
+            "dqn.gamma": 0.99,
+            "dqn.double": True,
+            "dqn.n_step": 3,
+            "dqn.train_freq": 4,
+            "explore.decay_steps": 5000,
+            "eval.every_steps": 2500,
+            "eval.episodes": 100,
+            "eval.early_stop": True,
+            "eval.deliver": "best_eval",
+            "total_episodes": 300,
+        },
+    ),
     "s2-config-fixed": (
         "s2-config",
         {
