@@ -32,7 +32,7 @@ FIXES: dict[str, tuple[str, dict[str, Any]]] = {
             "dqn.n_step": 3,
             "dqn.train_freq": 4,
             "explore.decay_steps": 5000,
-            "eval.every_steps": 2500,
+            "eval.every_steps": 1000,
             "eval.episodes": 100,
             "eval.early_stop": True,
             "eval.deliver": "best_eval",
