@@ -691,3 +691,73 @@ def test_each_viz_command_states_the_overwrite_rule_in_its_help(command, capsys)
     text = " ".join(capsys.readouterr().out.split())
     assert "a run's own curves.png, episode.gif and report.html are derived from the run and rewritten" in text
     assert "any other existing file (named with --out, --gif or --mp4) is replaced only with --overwrite" in text
+
+
+def test_episodes_run_on_the_environment_the_run_evaluated_on(monkeypatch):
+    """GIFs and `play` use the run's own time limit and env kwargs (Policy.evaluation_env), as
+    `dqnlab evaluate` does; before, they used the registered ones (the target task's default
+    margin, CartPole-v0's 200 steps for a run capped at 10,000)."""
+    import gymnasium as gym
+    import torch
+
+    from dqnlab.config import NetworkConfig
+    from dqnlab.envs.target import ENV_ID
+    from dqnlab.runtime.policy import Policy
+    from dqnlab.viz.video import record_episodes
+
+    made = []
+    real_make = gym.make
+
+    def spy(*args, **kwargs):
+        made.append(real_make(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(gym, "make", spy)
+    torch.manual_seed(0)
+    net = torch.nn.Linear(5, 2)
+    torch.nn.init.zeros_(net.weight)
+    torch.nn.init.zeros_(net.bias)  # always action 0 (argmax of a tie): the pole falls after some 10 steps
+    eval_env = {"max_episode_steps": 3, "kwargs": {"margin": 0.25}}
+    policy = Policy(net, ENV_ID, (5,), 2, NetworkConfig(), extra={"eval_env": eval_env})
+    (episode,) = record_episodes(policy, seed=0, every=1, width=100)
+    assert episode.length == 3  # the run's limit, not the registered 500
+    assert made[-1].unwrapped.margin == 0.25  # the run's margin, not the default 0.5
+    (default,) = record_episodes(Policy(net, ENV_ID, (5,), 2, NetworkConfig()), seed=0, every=1, width=100)
+    assert default.length > 3 and made[-1].unwrapped.margin == 0.5
+
+
+def test_play_max_steps_ends_episodes_early(run, tmp_path, capsys):
+    from dqnlab.cli.argtypes import MAX_PLAY_STEPS
+    from dqnlab.viz.video import MAX_STEPS
+
+    assert MAX_PLAY_STEPS == MAX_STEPS  # the flag's bound is the renderer's
+    from dqnlab.algos.registry import load_policy
+
+    assert _episode_length(load_policy(run), 0) > 3  # so that the cut is what ends it
+    gif = tmp_path / "short.gif"
+    assert _viz_cli(["play", str(run), "--gif", str(gif), "--max-steps", "3"]) == 0
+    assert "in 3 steps" in capsys.readouterr().out
+    assert _gif_frames(gif)[0] == len(kept_frame_indices(3, 2))  # frames 0, 2 and the last
+    with pytest.raises(DqnlabError, match="--max-steps: expected a number <= 10000"):
+        _viz_cli(["play", str(run), "--gif", str(gif), "--max-steps", str(MAX_STEPS + 1), "--overwrite"])
+
+
+def test_report_gif_stops_at_its_cap_and_says_so(run, monkeypatch):
+    """A run evaluated on episodes longer than REPORT_GIF_STEPS gets a GIF of its first steps,
+    and the caption says where it was cut."""
+    import dqnlab.algos.registry as registry
+    import dqnlab.viz as viz
+    from dqnlab.runtime.policy import Policy
+
+    real = registry.load_policy
+
+    def long_limit(path):
+        p = real(path)
+        extra = {**p.extra, "eval_env": {"max_episode_steps": 600}}
+        return Policy(p.net, p.env_id, p.obs_shape, p.n_actions, p.network, p.algo, extra=extra)
+
+    monkeypatch.setattr(registry, "load_policy", long_limit)
+    monkeypatch.setattr(viz, "REPORT_GIF_STEPS", 3)
+    _, gif, report = viz.write_run_artifacts(run)
+    assert _gif_frames(gif)[0] == len(kept_frame_indices(3, 2))
+    assert "in 3 steps (shown to step 3 of its 600-step limit)" in report.read_text()

@@ -99,6 +99,7 @@ def noise_sigmas(text: str) -> float | list[float]:
 MIN_FPS, MAX_FPS = 0.01, 10_000.0
 MAX_EVERY = 10_000
 MAX_PLAY_EPISODES = 1000
+MAX_PLAY_STEPS = 10_000  # = dqnlab.viz.video.MAX_STEPS (the cli imports viz lazily; a test pins them)
 MAX_WIDTH = 4096
 
 

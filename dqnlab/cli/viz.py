@@ -2,7 +2,7 @@
 
     dqnlab plot RUN_DIR... [--out PATH] [--band ci95|minmax] [--overwrite]
     dqnlab play RUN_DIR [--episodes N] [--seed N] [--gif PATH | --mp4 PATH | --human]
-                [--fps N] [--every K] [--width PX] [--overwrite]
+                [--fps N] [--every K] [--width PX] [--max-steps N] [--overwrite]
     dqnlab report RUN_DIR [--no-gif] [--seed N]
     dqnlab tensorboard RUN_DIR... [--logdir DIR] [--overwrite]
 
@@ -93,6 +93,13 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Handler]:
         help="playback speed in env steps per second (default: the environment's, 50 for CartPole)",
     )
     v.add_argument(
+        "--max-steps",
+        type=argtypes.at_most(argtypes.MAX_PLAY_STEPS),
+        metavar="N",
+        help="end each episode after N steps (default: the time limit of the run's evaluations, "
+        f"at most {argtypes.MAX_PLAY_STEPS:,})",
+    )
+    v.add_argument(
         "--every",
         type=argtypes.int_in(1, argtypes.MAX_EVERY, "steps"),
         metavar="K",
@@ -164,7 +171,9 @@ def cmd_play(args: argparse.Namespace) -> int:
     fps = args.fps or video.default_fps(policy.env_id)
 
     if args.human:
-        for i, (total, length) in enumerate(video.play_in_window(policy, args.episodes, args.seed, fps)):
+        for i, (total, length) in enumerate(
+            video.play_in_window(policy, args.episodes, args.seed, fps, args.max_steps)
+        ):
             print(f"episode {i + 1} (seed {args.seed + i}): return {total:g} in {length} steps")
         return 0
 
@@ -176,7 +185,9 @@ def cmd_play(args: argparse.Namespace) -> int:
         video.frame_seconds(fps, every)
     else:
         video.gif_frame_ms(fps, every)
-    episodes = video.record_episodes(policy, args.episodes, args.seed, every=every, width=width, even=mp4)
+    episodes = video.record_episodes(
+        policy, args.episodes, args.seed, every=every, width=width, even=mp4, max_steps=args.max_steps
+    )
     for ep in episodes:
         print(f"episode {ep.seed - args.seed + 1} (seed {ep.seed}): return {ep.total_return:g} in {ep.length} steps")
     path = (video.write_mp4 if mp4 else video.write_gif)(out, episodes, fps, every)

@@ -20,15 +20,20 @@ from pathlib import Path
 from dqnlab.core.errors import DqnlabError
 from dqnlab.viz.output import CURVES_FILE, EPISODE_GIF_FILE, REPORT_FILE
 
-__all__ = ["CURVES_FILE", "EPISODE_GIF_FILE", "REPORT_FILE", "write_run_artifacts"]
+__all__ = ["CURVES_FILE", "EPISODE_GIF_FILE", "REPORT_FILE", "REPORT_GIF_STEPS", "write_run_artifacts"]
+
+# The report's episode stops here: a run with 10,000-step episodes (long-horizon presets, S1's
+# uncapped v0) would otherwise draw a 5,000-frame GIF, 20 times a 500-step one, at the end of every run.
+REPORT_GIF_STEPS = 1_000
 
 
 def write_run_artifacts(run_dir: Path, gif: bool = True, seed: int = 0) -> list[Path]:
     """Write curves.png, episode.gif (if `gif`) and report.html into the finished run directory
     `run_dir`, replacing earlier versions, and return their paths in that order.
 
-    The GIF is one greedy episode of the delivered policy (policy.pt) reset with `seed`, every
-    2nd frame at 300 px wide: under 0.3 MB for a 500-step CartPole episode. Raises DqnlabError if the run directory, its metrics.csv or (with `gif`) its
+    The GIF is one greedy episode of the delivered policy (policy.pt) reset with `seed`, on the
+    environment its run evaluated on, shown for at most REPORT_GIF_STEPS steps, every 2nd frame
+    at 300 px wide: under 0.3 MB for a 500-step CartPole episode. Raises DqnlabError if the run directory, its metrics.csv or (with `gif`) its
     policy.pt is missing or damaged, or a file cannot be written."""
     from dqnlab.algos.registry import load_policy
     from dqnlab.runtime.rundir import MARKER_FILE, is_run_dir
@@ -45,14 +50,19 @@ def write_run_artifacts(run_dir: Path, gif: bool = True, seed: int = 0) -> list[
     written = [plot_curves([run], run / CURVES_FILE)]
     animation, caption = None, ""
     if policy is not None:
-        episodes = record_episodes(policy, episodes=1, seed=seed, every=GIF_EVERY, width=GIF_WIDTH)
+        episodes = record_episodes(
+            policy, episodes=1, seed=seed, every=GIF_EVERY, width=GIF_WIDTH, max_steps=REPORT_GIF_STEPS
+        )
         animation = write_gif(run / EPISODE_GIF_FILE, episodes, default_fps(policy.env_id), GIF_EVERY)
         written.append(animation)
         ep = episodes[0]
+        limit = policy.evaluation_env().get("max_episode_steps") or 0
+        cut = ep.length >= REPORT_GIF_STEPS and limit > REPORT_GIF_STEPS
         caption = (
             f"One greedy episode of the delivered policy (policy.pt) on {policy.env_id}, reset with seed "
-            f"{ep.seed}: return {ep.total_return:g} in {ep.length} steps. Real time, one "
-            f"frame every {GIF_EVERY} steps."
+            f"{ep.seed}: return {ep.total_return:g} in {ep.length} steps"
+            + (f" (shown to step {REPORT_GIF_STEPS:,} of its {limit:,}-step limit)" if cut else "")
+            + f". Real time, one frame every {GIF_EVERY} steps."
         )
     written.append(write_report(run, curves_png=written[0], animation_gif=animation, animation_caption=caption))
     return written

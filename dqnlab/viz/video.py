@@ -13,6 +13,10 @@ Frame ``i`` of an episode of ``L`` steps shows the state after ``i`` steps, ``i 
 episode (the pole falling, or the time limit) is never skipped. Playback speed stays real time:
 each kept frame lasts ``every / fps`` seconds, where ``fps`` is in environment steps per second
 (default: the environment's ``render_fps``, 50 for CartPole).
+
+Episodes run on the environment as the policy's run evaluated it (Policy.evaluation_env): a run
+capped at 10,000 steps on CartPole-v0 is shown past v0's 200, and the target task with the run's
+margin.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,7 +48,7 @@ MP4_EVERY, MP4_WIDTH = 1, 600  # video codecs make full frame rate and size chea
 GIF_COLORS = 64  # one palette for all frames
 MIN_GIF_FRAME_MS = 20  # browsers play shorter GIF frames at 100 ms, i.e. far too slowly
 END_HOLD_MS = 1000  # the last frame of each episode stays up a second, so the end can be seen
-MAX_STEPS = 10_000  # a safety cap for environments without a time limit
+MAX_STEPS = 10_000  # a safety cap for environments without a time limit, and the most `max_steps` allows
 MAX_FRAME_SECONDS = 655.35  # GIF stores a frame's duration in centiseconds, in 16 bits
 MAX_FRAME_BYTES = 2 * 10**9  # all kept frames are held in memory until the file is written
 # dqnlab depends on pygame through Gymnasium's classic-control extra (pyproject.toml), which
@@ -170,9 +175,16 @@ def annotate(frame: np.ndarray, text: str, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _make_env(env_id: str, render_mode: str):
+def _make_env(env_id: str, render_mode: str, evaluated: dict[str, Any] | None = None):
+    """Gymnasium's `env_id` drawing in `render_mode`, with the time limit and constructor kwargs of
+    `evaluated` (a policy's Policy.evaluation_env(): how its run evaluated, e.g. the target task's
+    margin) where it sets them."""
     import gymnasium as gym
 
+    evaluated = evaluated or {}
+    options: dict[str, Any] = dict(evaluated.get("kwargs") or {})
+    if evaluated.get("max_episode_steps"):
+        options["max_episode_steps"] = evaluated["max_episode_steps"]
     env_spec(env_id)  # an unknown id becomes a ConfigError naming the closest one
     # On a headless machine SDL's probing prints ALSA and XDG_RUNTIME_DIR "errors" (audio, then
     # Wayland) before it falls back to drawing off screen. We never play sound, and without a
@@ -184,7 +196,7 @@ def _make_env(env_id: str, render_mode: str):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # CartPole-v0's deprecation notice
-            return gym.make(env_id, render_mode=render_mode)
+            return gym.make(env_id, render_mode=render_mode, **options)
     except gym.error.DependencyNotInstalled as exc:
         raise DqnlabError(f"environment {env_id} needs an extra dependency: {exc}") from None
 
@@ -202,23 +214,32 @@ def _label(episode: int, episodes: int, step: int, total: float) -> str:
 
 
 def record_episodes(
-    policy: Policy, episodes: int = 1, seed: int = 0, every: int = GIF_EVERY, width: int = GIF_WIDTH, even: bool = False
+    policy: Policy,
+    episodes: int = 1,
+    seed: int = 0,
+    every: int = GIF_EVERY,
+    width: int = GIF_WIDTH,
+    even: bool = False,
+    max_steps: int | None = None,
 ) -> list[Episode]:
     """Play `episodes` greedy episodes of `policy` on its environment (episode ``i`` reset with
-    ``seed + i``) and return their kept, annotated frames (see the module docstring).
+    ``seed + i``) and return their kept, annotated frames (see the module docstring). An episode
+    ends at the run's time limit or after `max_steps` steps, whichever comes first.
 
     CartPole and the target task are drawn by dqnlab.viz.scene from the states of the kept steps,
     straight at the output size; any other environment by its own render(), downscaled."""
     if episodes < 1 or every < 1 or width < 16:
         raise DqnlabError("episodes and every must be at least 1, and width at least 16 pixels")
-    env = policy.wrap_env(_make_env(policy.env_id, "rgb_array"))  # a pixel policy draws its own frames
+    limit = _step_limit(max_steps)
+    # A pixel policy draws its own frames from the environment's states.
+    env = policy.wrap_env(_make_env(policy.env_id, "rgb_array", policy.evaluation_env()))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one observation at a time: more threads only wait for each other
     try:
         out: list[Episode] = []
         for i in range(episodes):
             held = sum(f.nbytes for ep in out for f in ep.frames)
-            out.append(_record_episode(env, policy, i, episodes, seed, every, width, even, held))
+            out.append(_record_episode(env, policy, i, episodes, seed, every, width, even, held, limit))
         return out
     except Exception as exc:
         if _is_missing_pygame(exc):
@@ -229,10 +250,17 @@ def record_episodes(
         env.close()
 
 
+def _step_limit(max_steps: int | None) -> int:
+    if max_steps is not None and not 1 <= max_steps <= MAX_STEPS:
+        raise DqnlabError(f"max_steps must be between 1 and {MAX_STEPS:,}")
+    return max_steps or MAX_STEPS
+
+
 def _record_episode(
-    env, policy: Policy, i: int, episodes: int, seed: int, every: int, width: int, even: bool, held: int
+    env, policy: Policy, i: int, episodes: int, seed: int, every: int, width: int, even: bool, held: int, limit: int
 ) -> Episode:
-    """Episode `i` of `episodes` (see ``record_episodes``), after frames of `held` bytes."""
+    """Episode `i` of `episodes` (see ``record_episodes``), after frames of `held` bytes, cut
+    after `limit` steps."""
     obs, _ = env.reset(seed=seed + i)
     drawn = scene.can_draw(env)
     if drawn:
@@ -248,12 +276,12 @@ def _record_episode(
     labels = [_label(i, episodes, 0, 0.0)]
     frame_bytes = size[0] * size[1] * 3
     total, step, done = 0.0, 0, False
-    while not done and step < MAX_STEPS:
+    while not done and step < limit:
         obs, reward, terminated, truncated, _ = env.step(policy(obs))
         total += float(reward)
         step += 1
         done = terminated or truncated
-        if step % every == 0 or done or step == MAX_STEPS:  # = kept_frame_indices
+        if step % every == 0 or done or step == limit:  # = kept_frame_indices
             labels.append(_label(i, episodes, step, total))
             if held + len(labels) * frame_bytes > MAX_FRAME_BYTES:
                 raise DqnlabError(
@@ -403,14 +431,15 @@ def has_display() -> bool:
 
 
 def play_in_window(
-    policy: Policy, episodes: int = 1, seed: int = 0, fps: float | None = None
+    policy: Policy, episodes: int = 1, seed: int = 0, fps: float | None = None, max_steps: int | None = None
 ) -> list[tuple[float, int]]:
     """Show `episodes` greedy episodes in a window at `fps` steps per second (default: the
-    environment's render_fps); returns (return, length) per episode. Raises DqnlabError
-    without a display."""
+    environment's render_fps), each ending as in ``record_episodes``; returns (return, length)
+    per episode. Raises DqnlabError without a display."""
+    limit = _step_limit(max_steps)
     if not has_display():
         raise DqnlabError("--human needs a display (DISPLAY is not set); write a file instead with --gif or --mp4")
-    env = policy.wrap_env(_make_env(policy.env_id, "human"))
+    env = policy.wrap_env(_make_env(policy.env_id, "human", policy.evaluation_env()))
     if fps is not None:
         env.unwrapped.metadata = {**env.unwrapped.metadata, "render_fps": fps}  # read at each frame
     results = []
@@ -418,7 +447,7 @@ def play_in_window(
         for i in range(episodes):
             obs, _ = env.reset(seed=seed + i)
             total, step, done = 0.0, 0, False
-            while not done and step < MAX_STEPS:
+            while not done and step < limit:
                 obs, reward, terminated, truncated, _ = env.step(policy(obs))
                 total += float(reward)
                 step += 1
