@@ -15,6 +15,7 @@ from dqnlab.algos.registry import loop_class
 from dqnlab.config import RunConfig, build_config, config_to_yaml, load_yaml_file, validate_config
 from dqnlab.core.errors import DqnlabError
 from dqnlab.core.fileio import atomic_write_text
+from dqnlab.core.stopping import catch_stop_signals
 from dqnlab.envs.make import check_spaces, make_vec_env, reward_threshold
 from dqnlab.runtime.checkpoint import read_run_checkpoint
 from dqnlab.runtime.loop import RunContext, TrainingInterrupted, TrainLoop, TrainResult  # noqa: F401 (re-exported)
@@ -78,27 +79,36 @@ def train(
         run_path, overwrite, FLAGS if cli_flags else ARGUMENTS
     )  # refusals first: nothing is written yet
     loop = None
-    try:
-        envs, obs_shape, n_actions, threshold = _prepare(cfg)
+    # Until training ends, a stop signal only sets the flag that the loop checks first: one that
+    # lands between the step-0 checkpoint and the loop stops the run as any stop does (checkpoint,
+    # summary, exit 130/143) instead of killing the process.
+    with catch_stop_signals():
         try:
-            staging = new.stage()
-            atomic_write_text(staging / CONFIG_FILE, config_to_yaml(cfg))
-            loop = _new_loop(cfg, staging, envs, obs_shape, n_actions, threshold, t_start, progress)
-            loop.start()  # the step-0 checkpoint: a disk too small for it fails here, before the swap
-            loop.relocate(new.commit())
+            envs, obs_shape, n_actions, threshold = _prepare(cfg)
+            try:
+                staging = new.stage()
+                atomic_write_text(staging / CONFIG_FILE, config_to_yaml(cfg))
+                loop = _new_loop(cfg, staging, envs, obs_shape, n_actions, threshold, t_start, progress)
+                loop.start()  # the step-0 checkpoint: a disk too small for it fails here, before the swap
+                loop.relocate(new.commit())
+            except BaseException:
+                if loop is not None:
+                    loop.close()
+                else:
+                    envs.close()
+                raise
         except BaseException:
-            if loop is not None:
-                loop.close()
-            else:
-                envs.close()
+            new.abandon()  # the old run (if any) is untouched; the staged files are removed
             raise
-    except BaseException:
-        new.abandon()  # the old run (if any) is untouched; the staged files are removed
-        raise
+        try:
+            result = _run(loop)
+        except BaseException:
+            new.abandon()  # after commit: only releases this writer's lock
+            raise
     try:
-        return _run_and_finish(loop, cfg)
+        return _finish(result, loop, cfg)
     finally:
-        new.abandon()  # after commit: only releases this writer's lock
+        new.abandon()
 
 
 def _resume(run_path: Path, total_steps: int | None, progress: bool, t_start: float) -> TrainResult:
@@ -107,31 +117,33 @@ def _resume(run_path: Path, total_steps: int | None, progress: bool, t_start: fl
     lock = FolderLock(run_path).acquire()
     loop = None
     try:
-        cfg = validate_config(load_yaml_file(run_path / CONFIG_FILE))
-        if total_steps is not None:
-            cfg = validate_config({**cfg.to_dict(), "total_steps": total_steps})
-        envs, obs_shape, n_actions, threshold = _prepare(cfg)
-        try:
-            checkpoint = read_run_checkpoint(run_path, cfg)
-            if not (run_path / MARKER_FILE).exists():
-                write_marker(run_path, "run")  # a run begun by dqnlab 0.1.0 is marked as ours from now on
-            if checkpoint is None:
-                # Stopped before its first checkpoint (written at step 0): nothing was learned yet,
-                # so starting over reproduces the run exactly.
-                (run_path / METRICS_FILE).unlink(missing_ok=True)
+        with catch_stop_signals():  # as in train: a stop signal before the loop stops it cleanly
+            cfg = validate_config(load_yaml_file(run_path / CONFIG_FILE))
             if total_steps is not None:
-                atomic_write_text(run_path / CONFIG_FILE, config_to_yaml(cfg))
-            loop = _new_loop(cfg, run_path, envs, obs_shape, n_actions, threshold, t_start, progress)
-            if checkpoint is not None:
-                loop.load_checkpoint(checkpoint)
-            loop.start()
-        except BaseException:
-            if loop is not None:
-                loop.close()
-            else:
-                envs.close()
-            raise
-        return _run_and_finish(loop, cfg)
+                cfg = validate_config({**cfg.to_dict(), "total_steps": total_steps})
+            envs, obs_shape, n_actions, threshold = _prepare(cfg)
+            try:
+                checkpoint = read_run_checkpoint(run_path, cfg)
+                if not (run_path / MARKER_FILE).exists():
+                    write_marker(run_path, "run")  # a run begun by dqnlab 0.1.0 is marked as ours from now on
+                if checkpoint is None:
+                    # Stopped before its first checkpoint (written at step 0): nothing was learned yet,
+                    # so starting over reproduces the run exactly.
+                    (run_path / METRICS_FILE).unlink(missing_ok=True)
+                if total_steps is not None:
+                    atomic_write_text(run_path / CONFIG_FILE, config_to_yaml(cfg))
+                loop = _new_loop(cfg, run_path, envs, obs_shape, n_actions, threshold, t_start, progress)
+                if checkpoint is not None:
+                    loop.load_checkpoint(checkpoint)
+                loop.start()
+            except BaseException:
+                if loop is not None:
+                    loop.close()
+                else:
+                    envs.close()
+                raise
+            result = _run(loop)
+        return _finish(result, loop, cfg)
     finally:
         lock.release()
 
@@ -174,11 +186,15 @@ RUN_FILES = (CONFIG_FILE, METRICS_FILE, POLICY_FILE, CHECKPOINT_FILE, SUMMARY_FI
 """The files every finished training writes into its run directory (besides the plots and report)."""
 
 
-def _run_and_finish(loop: TrainLoop, cfg: RunConfig) -> TrainResult:
+def _run(loop: TrainLoop) -> TrainResult:
     try:
-        result = loop.run()
+        return loop.run()
     finally:
         loop.close()
+
+
+def _finish(result: TrainResult, loop: TrainLoop, cfg: RunConfig) -> TrainResult:
+    """The files of a finished run, and its plots and report where the config asks for them."""
     result.files = list(RUN_FILES)
     if cfg.artifacts:
         if loop.show_progress:  # a few seconds of drawing and rendering: say what is happening

@@ -433,3 +433,40 @@ def test_a_run_cut_off_in_an_evaluation_resumes_exactly(tmp_path, tiny, monkeypa
         assert resumed.summary[key] == reference.summary[key], key
     a, b = (safe_torch_load(d / "policy.pt", "policy")["state_dict"] for d in (tmp_path / "ref", tmp_path / "run"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# A stop signal that lands just after the step-0 checkpoint, before the training loop, as one sent
+# once checkpoint.pt appears may (tests/test_trust.py does exactly that; under load it once hit).
+_SIGNAL_AT_START = """
+import os, signal, sys
+from dqnlab.cli.main import main
+from dqnlab.runtime.loop import TrainLoop
+
+start = TrainLoop.start
+def start_then_signal(self):
+    start(self)
+    os.kill(os.getpid(), signal.SIGTERM)
+TrainLoop.start = start_then_signal
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("resume", [False, True], ids=["new", "resume"])
+def test_a_signal_between_the_first_checkpoint_and_the_loop_stops_the_run_cleanly(tmp_path, resume):
+    """Before: the default SIGTERM handler was still in place there and killed the process
+    (exit -15, no summary). Now the signal is held for the loop, which stops at once."""
+    from dqnlab.cli.main import main
+
+    run = tmp_path / "run"
+    if resume:
+        assert main(["train", "--run-dir", str(run), "--quiet", *SETS, "--total-steps", "2000"]) == 0
+    argv = ["train", "--resume", str(run)] if resume else ["train", "--run-dir", str(run), "--quiet", *SETS]
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_AT_START, *argv, *(["--total-steps", "40000"] if resume else [])],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 143, done.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
