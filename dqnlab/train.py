@@ -92,10 +92,7 @@ def train(
                 loop.start()  # the step-0 checkpoint: a disk too small for it fails here, before the swap
                 loop.relocate(new.commit())
             except BaseException:
-                if loop is not None:
-                    loop.close()
-                else:
-                    envs.close()
+                _discard(loop, envs)
                 raise
         except BaseException:
             new.abandon()  # the old run (if any) is untouched; the staged files are removed
@@ -137,10 +134,7 @@ def _resume(run_path: Path, total_steps: int | None, progress: bool, t_start: fl
                     loop.load_checkpoint(checkpoint)
                 loop.start()
             except BaseException:
-                if loop is not None:
-                    loop.close()
-                else:
-                    envs.close()
+                _discard(loop, envs)
                 raise
             result = _run(loop)
         return _finish(result, loop, cfg)
@@ -184,6 +178,14 @@ def _new_loop(cfg: RunConfig, run_dir: Path, envs, obs_shape, n_actions, thresho
 
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, POLICY_FILE, CHECKPOINT_FILE, SUMMARY_FILE)
 """The files every finished training writes into its run directory (besides the plots and report)."""
+
+
+def _discard(loop: TrainLoop | None, envs: Any) -> None:
+    """After a failed start: close the loop (it owns the environments), or the environments alone."""
+    if loop is not None:
+        loop.close()
+    else:
+        envs.close()
 
 
 def _run(loop: TrainLoop) -> TrainResult:
