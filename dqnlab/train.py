@@ -79,11 +79,11 @@ def train(
         run_path, overwrite, FLAGS if cli_flags else ARGUMENTS
     )  # refusals first: nothing is written yet
     loop = None
-    # Until training ends, a stop signal only sets the flag that the loop checks first: one that
-    # lands between the step-0 checkpoint and the loop stops the run as any stop does (checkpoint,
-    # summary, exit 130/143) instead of killing the process.
-    with catch_stop_signals():
-        try:
+    try:
+        # Until training ends, a stop signal only sets the flag that the loop checks first: one that
+        # lands between the step-0 checkpoint and the loop stops the run as any stop does
+        # (checkpoint, summary, exit 130/143) instead of killing the process.
+        with catch_stop_signals():
             envs, obs_shape, n_actions, threshold = _prepare(cfg)
             try:
                 staging = new.stage()
@@ -94,17 +94,11 @@ def train(
             except BaseException:
                 _discard(loop, envs)
                 raise
-        except BaseException:
-            new.abandon()  # the old run (if any) is untouched; the staged files are removed
-            raise
-        try:
             result = _run(loop)
-        except BaseException:
-            new.abandon()  # after commit: only releases this writer's lock
-            raise
-    try:
         return _finish(result, loop, cfg)
     finally:
+        # Before the commit: the staged files are removed and the old run (if any) is untouched;
+        # after it: only this writer's lock is released.
         new.abandon()
 
 

@@ -436,7 +436,7 @@ def test_a_run_cut_off_in_an_evaluation_resumes_exactly(tmp_path, tiny, monkeypa
 
 
 # A stop signal that lands just after the step-0 checkpoint, before the training loop, as one sent
-# once checkpoint.pt appears may (tests/test_trust.py does exactly that; under load it once hit).
+# once checkpoint.pt appears may (tests/test_trust.py does exactly that, and under load hit it).
 _SIGNAL_AT_START = """
 import os, signal, sys
 from dqnlab.cli.main import main

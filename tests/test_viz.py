@@ -727,12 +727,11 @@ def test_episodes_run_on_the_environment_the_run_evaluated_on(monkeypatch):
 
 
 def test_play_max_steps_ends_episodes_early(run, tmp_path, capsys):
+    from dqnlab.algos.registry import load_policy
     from dqnlab.cli.argtypes import MAX_PLAY_STEPS
     from dqnlab.viz.video import MAX_STEPS
 
     assert MAX_PLAY_STEPS == MAX_STEPS  # the flag's bound is the renderer's
-    from dqnlab.algos.registry import load_policy
-
     assert _episode_length(load_policy(run), 0) > 3  # so that the cut is what ends it
     gif = tmp_path / "short.gif"
     assert _viz_cli(["play", str(run), "--gif", str(gif), "--max-steps", "3"]) == 0
