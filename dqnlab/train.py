@@ -18,7 +18,7 @@ from dqnlab.core.fileio import atomic_write_text
 from dqnlab.core.stopping import catch_stop_signals
 from dqnlab.envs.make import check_spaces, make_vec_env, reward_threshold
 from dqnlab.runtime.checkpoint import read_run_checkpoint
-from dqnlab.runtime.loop import RunContext, TrainingInterrupted, TrainLoop, TrainResult  # noqa: F401 (re-exported)
+from dqnlab.runtime.loop import RunContext, TrainingInterrupted, TrainLoop, TrainResult
 from dqnlab.runtime.policy import POLICY_FILE
 from dqnlab.runtime.resources import check_fits_machine
 from dqnlab.runtime.rundir import (
@@ -55,8 +55,9 @@ def train(
     `resume=True`, `run_dir` must hold a run; its config is used (`total_steps` may raise the
     budget) and training continues from checkpoint.pt exactly where it stopped.
 
-    An existing `run_dir` is refused unless `resume` or `overwrite` is given; the refusal names
-    these arguments (`resume=True`), or with `cli_flags` the command line's flags (`--resume`).
+    An existing `run_dir` is refused unless `resume` or `overwrite` is given; the refusal, and
+    the message of a run stopped by SIGINT/SIGTERM (TrainingInterrupted), name these arguments
+    (`resume=True`), or with `cli_flags` the command line's flags (`--resume`).
 
     The run directory has one writer: it is locked (an OS file lock, released when the process
     ends however it ends) from start to finish, and a second writer is refused.
@@ -65,7 +66,7 @@ def train(
     if resume:
         if run_dir is None:
             raise DqnlabError("resume needs the run directory")
-        return _resume(check_path_text(run_dir, "the run directory"), total_steps, progress, t_start)
+        return _resume(check_path_text(run_dir, "the run directory"), total_steps, progress, t_start, cli_flags)
     if isinstance(config, RunConfig):
         cfg = config
     else:
@@ -94,7 +95,7 @@ def train(
             except BaseException:
                 _discard(loop, envs)
                 raise
-            result = _run(loop)
+            result = _run(loop, cli_flags)
         return _finish(result, loop, cfg)
     finally:
         # Before the commit: the staged files are removed and the old run (if any) is untouched;
@@ -102,7 +103,7 @@ def train(
         new.abandon()
 
 
-def _resume(run_path: Path, total_steps: int | None, progress: bool, t_start: float) -> TrainResult:
+def _resume(run_path: Path, total_steps: int | None, progress: bool, t_start: float, cli_flags: bool) -> TrainResult:
     if not is_run_dir(run_path):
         raise DqnlabError(f"cannot resume {run_path}: it holds no dqnlab run ({MARKER_FILE} marker missing)")
     lock = FolderLock(run_path).acquire()
@@ -130,7 +131,7 @@ def _resume(run_path: Path, total_steps: int | None, progress: bool, t_start: fl
             except BaseException:
                 _discard(loop, envs)
                 raise
-            result = _run(loop)
+            result = _run(loop, cli_flags)
         return _finish(result, loop, cfg)
     finally:
         lock.release()
@@ -182,9 +183,14 @@ def _discard(loop: TrainLoop | None, envs: Any) -> None:
         envs.close()
 
 
-def _run(loop: TrainLoop) -> TrainResult:
+def _run(loop: TrainLoop, cli_flags: bool) -> TrainResult:
     try:
         return loop.run()
+    except TrainingInterrupted as exc:
+        if cli_flags:
+            raise
+        # A Python caller resumes with an argument, not a flag: the message says so.
+        raise TrainingInterrupted(exc.signum, exc.run_dir, exc.summary, python_caller=True) from None
     finally:
         loop.close()
 

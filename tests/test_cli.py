@@ -153,6 +153,21 @@ def test_progress_is_plain_lines_when_not_a_terminal(tmp_path):
     assert len(lines) >= 2 and "eps=" in lines[0] and "eval=" in lines[0]
 
 
+def test_progress_shows_the_evaluation_after_the_budget_and_announces_the_final_one(tmp_path):
+    """The budget ends between evaluations: the network as it ended is evaluated (it may be the
+    best), and that evaluation is the last progress line, before the final evaluation's notice."""
+    args = [("eval.every_steps=1000" if a == "eval.every_steps=500" else a) for a in TINY if a != "--quiet"]
+    code, _, err = run_cli("train", "--run-dir", str(tmp_path / "r"), *args)
+    assert code == 0, err
+    lines = err.splitlines()
+    rows = (tmp_path / "r" / "metrics.csv").read_text().splitlines()
+    last_eval = rows[-1].split(",")
+    assert last_eval[0] == "eval" and int(last_eval[1]) >= 1500
+    step_line = f"[dqnlab] step {last_eval[1]}/1500 "
+    assert lines[-2].startswith(step_line) and lines[-2].endswith(f" eval={float(last_eval[7]):.1f}"), err
+    assert lines[-1] == "[dqnlab] final evaluation of the delivered policy: 3 episodes"
+
+
 def test_train_with_tensorboard_writes_event_files(tmp_path, capsys):
     pytest.importorskip("tensorboard")
     run = tmp_path / "run"
@@ -176,7 +191,8 @@ def test_train_says_what_it_writes_and_what_to_run_next(tmp_path):
     code, out, err = run_cli("train", "--run-dir", str(run), *args)
     assert code == 0, err
     lines = err.splitlines()
-    assert lines[-2].startswith("[dqnlab] step 15")
+    assert lines[-3].startswith("[dqnlab] step 15")
+    assert lines[-2] == "[dqnlab] final evaluation of the delivered policy: 3 episodes"
     assert lines[-1] == "[dqnlab] writing curves.png, episode.gif, report.html ..."
     table = dict(line.split(None, 1) for line in out.splitlines() if line[:1].strip())
     files = "config.yaml, metrics.csv, policy.pt, checkpoint.pt, summary.json, curves.png, episode.gif, report.html"

@@ -72,3 +72,15 @@ def test_presets_lists_the_algorithm_and_environment_of_each(capsys):
     assert set(starts) == set(preset_names())
     assert "[ppo, CartPole-v1]" in starts["ppo"] and "[dqn, dqnlab/CartPoleTarget-v0]" in starts["target"]
     assert "[baseline, CartPole-v1]" in starts["lqr"] and "[dqn, CartPole-v0]" in starts["s2-config"]
+
+
+def test_the_algo_field_names_every_algorithm():
+    from dqnlab.config.schema import RunConfig
+
+    above = documented_yaml(build_config("default")).split("\nalgo:")[0].splitlines()
+    comment = []
+    while above and above[-1].startswith("#"):  # the comment lines right above the field
+        comment.insert(0, above.pop())
+    text = " ".join(comment)
+    assert all(re.search(rf"\b{name}\b", text) for name in ALGORITHMS), text
+    assert RunConfig.model_fields["algo"].default in ALGORITHMS

@@ -33,7 +33,7 @@ def test_import_layers_and_no_cycles():
 
 def test_ruff_lint():
     _tool("ruff")
-    done = _run(sys.executable, "-m", "ruff", "check", "dqnlab", "tests", "benchmarks")
+    done = _run(sys.executable, "-m", "ruff", "check", "dqnlab", "tests", "benchmarks", "examples")
     assert done.returncode == 0, done.stdout[-4000:]
 
 

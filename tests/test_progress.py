@@ -1,8 +1,9 @@
-"""The training progress bar and its plain-line form: what they show after each evaluation."""
+"""The training progress bar and its plain-line form: what they show after each evaluation, and
+between evaluations."""
 
 import io
 
-from dqnlab.runtime.progress import Progress
+from dqnlab.runtime.progress import HEARTBEAT_SECONDS, TICK_SECONDS, Progress
 
 
 class FakeTerminal(io.StringIO):
@@ -48,3 +49,57 @@ def test_disabled_progress_writes_nothing():
     prog.update(1000, 1.0, 0.5, 2.0)
     prog.close()
     assert stream.getvalue() == ""
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_between_evaluations_the_bar_count_moves_and_keeps_the_last_evaluation():
+    stream, clock = FakeTerminal(), FakeClock()
+    prog = Progress(3000, stream=stream, clock=clock)
+    prog.update(1000, 21.5, 0.5, 30.0)
+    prog.tick(1100, lambda: 22.0)  # within TICK_SECONDS of the update: not redrawn
+    assert "1000/3000" in last_frame(stream)
+    clock.now += TICK_SECONDS
+    prog.tick(1500, lambda: 22.0)
+    frame = last_frame(stream)
+    assert "1500/3000" in frame and "eval=30.0" in frame
+    prog.close()
+
+
+def test_plain_lines_between_evaluations_come_only_after_a_silence():
+    stream, clock = io.StringIO(), FakeClock()
+    prog = Progress(3000, stream=stream, clock=clock)
+    calls = []
+
+    def recent() -> float:
+        calls.append(1)
+        return 12.25
+
+    for step in range(1, 200):
+        clock.now += HEARTBEAT_SECONDS / 400
+        prog.tick(step, recent)
+    assert stream.getvalue() == "" and calls == []  # no line, and the mean was never computed
+    clock.now += HEARTBEAT_SECONDS
+    prog.tick(200, recent)
+    prog.tick(201, recent)  # right after a line: nothing
+    prog.note("final evaluation of the delivered policy: 100 episodes")
+    assert stream.getvalue().splitlines() == [
+        "[dqnlab] step 200/3000 train_ret(20)=12.2",
+        "[dqnlab] final evaluation of the delivered policy: 100 episodes",
+    ]
+
+
+def test_a_note_on_a_terminal_is_written_above_the_bar():
+    stream = FakeTerminal()
+    prog = Progress(3000, stream=stream)
+    prog.update(1000, 21.5, 0.5, 30.0)
+    prog.note("final evaluation of the delivered policy: 100 episodes")
+    assert "[dqnlab] final evaluation of the delivered policy: 100 episodes\n" in stream.getvalue()
+    assert "1000/3000" in last_frame(stream)
+    prog.close()

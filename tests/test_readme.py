@@ -8,7 +8,9 @@
 - Any other bash block runs line by line (comment lines skipped, ``> FILE`` honoured) in a
   temporary folder of its own holding a copy of ``examples/``, and every line must exit 0.
 - A python block runs twice in a fresh interpreter in a temporary folder: once as a user would,
-  and again, since a README snippet should be safe to run twice.
+  and again, since a README snippet should be safe to run twice. One right after
+  ``<!-- runs after the block above -->`` reads what the bash block above it writes: that block's
+  commands run first, in the same folder.
 
 Small budgets (so that the README costs a couple of minutes, not an hour): before a command runs,
 ``small_budget`` rewrites it: ``train`` gets ``--total-steps 1500`` (200 for pixel presets, whose
@@ -46,6 +48,7 @@ PIXEL_STEPS = 200
 EVAL = ["--set", "artifacts=false", "--set", "eval.episodes=5", "--set", "eval.final_episodes=5"]
 
 NOT_RUN = re.compile(r"^\s*<!--\s*not run:\s*(.*?)\s*-->\s*$")
+AFTER_ABOVE = re.compile(r"^\s*<!--\s*runs after the block above\s*-->\s*$")
 FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 SYNOPSIS = re.compile(r"\.\.\.|\[--|\b[A-Z][A-Z0-9_]*[A-Z0-9]\b|\b[A-Z]\b")
 """What only a synopsis holds: `...`, an optional `[--option]`, a placeholder (RUN_DIR, FILE.yaml, N)."""
@@ -58,6 +61,7 @@ class Block:
     line: int  # 1-based line of the opening fence
     code: str  # dedented
     not_run: str | None  # the marker's reason
+    after: Block | None = None  # the bash block whose commands run first, in the same folder
 
     @property
     def id(self) -> str:
@@ -77,7 +81,8 @@ def readme_blocks(text: str) -> list[Block]:
         above = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
         marker = NOT_RUN.match(above)
         code = "\n".join(line.removeprefix(indent) for line in lines[i + 1 : end])
-        blocks.append(Block(lang, i + 1, code, marker.group(1) if marker else None))
+        after = blocks[-1] if AFTER_ABOVE.match(above) else None
+        blocks.append(Block(lang, i + 1, code, marker.group(1) if marker else None, after))
         i = end + 1
     return blocks
 
@@ -224,10 +229,16 @@ def test_readme_block(block: Block, tmp_path: Path):
     if block.not_run is not None:
         pytest.skip(f"README line {block.line}: not run: {block.not_run}")
     if block.lang == "python":
+        cwd = tmp_path
+        if block.after is not None:
+            assert block.after.lang == "bash", f"README line {block.line}: the block above is not a bash block"
+            cwd = _folder_for_commands(tmp_path)
+            for line in shell_lines(block.after.code):
+                run_line(line, cwd)
         for attempt in ("first run", "second run"):
             done = subprocess.run(
                 [sys.executable, "-c", PRELUDE + "\n" + block.code],
-                cwd=tmp_path,
+                cwd=cwd,
                 env=_env(),
                 capture_output=True,
                 text=True,
@@ -266,6 +277,8 @@ def test_the_readme_has_its_blocks_and_every_skip_says_why():
     text = README.read_text(encoding="utf-8")
     markers = [i for i, line in enumerate(text.splitlines(), 1) if NOT_RUN.match(line)]
     assert len(markers) == len(kinds["skipped"]), "a `not run` marker that stands above no bash or python block"
+    after = [i for i, line in enumerate(text.splitlines(), 1) if AFTER_ABOVE.match(line)]
+    assert len(after) == len([b for b in BLOCKS if b.after is not None]) >= 1
 
 
 def test_every_preset_the_readme_names_exists():

@@ -416,6 +416,8 @@ def test_a_run_cut_off_in_an_evaluation_resumes_exactly(tmp_path, tiny, monkeypa
     with pytest.raises(TrainingInterrupted) as stopped:
         dqnlab.train(cfg, tmp_path / "run", progress=False)
     assert len(calls) == call and stopped.value.summary["status"] == "interrupted"
+    # a Python caller is told the Python way to resume, not the command line's flag
+    assert f"resume with: dqnlab.train({str(tmp_path / 'run')!r}, resume=True)" in str(stopped.value)
     monkeypatch.undo()
     resumed = dqnlab.train(run_dir=tmp_path / "run", resume=True, progress=False)
     assert metrics_without_wall(tmp_path / "ref") == metrics_without_wall(tmp_path / "run")

@@ -216,6 +216,40 @@ def test_output_rule_replaces_only_derived_files(tmp_path):
         write_output(tmp_path / "mine.png" / "a.png", b"x")  # parent is a file
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["plot", "{run}", "--out", "{run}/policy.pt", "--overwrite"],
+        ["play", "{run}", "--gif", "{run}/metrics.csv", "--overwrite"],
+        ["export", "{run}", "--onnx", "{run}/checkpoint.pt", "--overwrite"],
+        ["export", "{run}", "--torchscript", "{run}/.dqnlab"],
+    ],
+    ids=["plot", "play", "export-onnx", "export-marker"],
+)
+def test_no_output_replaces_a_runs_records_even_with_overwrite(run, capsys, argv):
+    """Before: `plot RUN --out RUN/policy.pt --overwrite` wrote a PNG over the delivered policy."""
+    from dqnlab.cli.main import main
+
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert main([a.format(run=run) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dqnlab: error: ") and "\n" not in err, err
+    assert f"is a record of the dqnlab run in {run}; write the output elsewhere" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_a_comparisons_records_are_refused_as_outputs_and_its_curves_replaced(tmp_path):
+    out = tmp_path / "cmp"
+    out.mkdir()
+    write_marker(out, "compare")
+    (out / "compare.json").write_text("{}")
+    with pytest.raises(DqnlabError, match="record of the dqnlab compare"):
+        check_output_path(out / "compare.json", overwrite=True)
+    with pytest.raises(DqnlabError, match="record of the dqnlab compare"):
+        check_output_path(out / ".dqnlab.lock", overwrite=True)
+    assert check_output_path(out / "curves.png", overwrite=True) == out / "curves.png"
+
+
 def test_importing_dqnlab_and_the_viz_modules_stays_light():
     code = (
         "import sys, dqnlab, dqnlab.viz, dqnlab.cli.viz, dqnlab.viz.curves, dqnlab.viz.video, "

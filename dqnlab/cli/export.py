@@ -46,9 +46,10 @@ def add_command(sub: argparse._SubParsersAction) -> None:
 def _output(path: str, overwrite: bool) -> Path:
     from dqnlab.viz.output import check_output_path
 
-    if Path(path).is_file() and not overwrite:
+    out = check_output_path(path, overwrite)  # first: a run's records are refused even with --overwrite
+    if out.is_file() and not overwrite:
         raise DqnlabError(f"{path} already exists; use --overwrite to replace it")
-    return check_output_path(path, overwrite)
+    return out
 
 
 def cmd_export(args: argparse.Namespace) -> int:

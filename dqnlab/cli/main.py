@@ -256,7 +256,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 f"--resume continues a run with its own config; it cannot be combined with {given[0]}"
                 " (only --total-steps may raise the budget)"
             )
-        result = train(run_dir=args.resume, resume=True, total_steps=args.total_steps, progress=not args.quiet)
+        result = train(
+            run_dir=args.resume, resume=True, total_steps=args.total_steps, progress=not args.quiet, cli_flags=True
+        )
     elif args.seeds is not None:
         return _train_seeds(args)
     else:

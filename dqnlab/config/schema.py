@@ -550,8 +550,9 @@ class RunConfig(BaseModel):
     preset: str | None = Field(default=None, max_length=200)
     """Name of the preset this config started from (informational)."""
     algo: str = "dqn"
-    """Training algorithm, a name in dqnlab.config.algorithms.ALGORITHMS: dqn, ppo, tabular
-    (Q-learning on a table) or baseline (a fixed controller, no learning)."""
+    """Training algorithm, a name in dqnlab.config.algorithms.ALGORITHMS: dqn, ppo, pqn (Q(lambda)
+    over parallel environments, no replay, no target network), tabular (Q-learning on a table) or
+    baseline (a fixed controller, no learning)."""
     seed: int = Field(default=0, ge=0, lt=2**32)
     """Seed for environments, network initialisation, exploration and replay sampling."""
     total_steps: int = Field(default=50_000, ge=1, le=MAX_STEPS)

@@ -61,8 +61,10 @@ def value_bound(reward_abs_max: float, gamma: float) -> float:
 class TrainingInterrupted(Interrupted):
     """SIGINT/SIGTERM arrived; a checkpoint was written and the summary marks the run interrupted."""
 
-    def __init__(self, signum: int, run_dir: Path, summary: dict[str, Any]):
-        super().__init__(signum, f"checkpoint written, resume with: dqnlab train --resume {run_dir}")
+    def __init__(self, signum: int, run_dir: Path, summary: dict[str, Any], python_caller: bool = False):
+        how = f"dqnlab.train({str(run_dir)!r}, resume=True)" if python_caller else f"dqnlab train --resume {run_dir}"
+        super().__init__(signum, f"checkpoint written, resume with: {how}")
+        self.run_dir = run_dir
         self.summary = summary
         """The summary.json written (status "interrupted")."""
 
@@ -340,27 +342,30 @@ class TrainLoop:
                         budget_reason = "total_episodes"
                         break
                     self.advance()
+                    prog.tick(self.env_steps, self._recent)
                     self._end_step(prog)
                 self._stop_if_signalled()
+                # Checkpoint the loop state first: a later --resume with a larger budget then
+                # continues exactly as if never stopped, undisturbed by the extra evaluation
+                # below; a signal during the evaluations below leaves the run resumable from here.
+                self._checkpoint()
+                try:
+                    if cfg.eval.deliver == "last":
+                        self._keep_best(self.last_eval if self.last_eval is not None else -math.inf)
+                    elif self.stop_reason != "threshold" and self.last_eval_step != self.env_steps:
+                        self._evaluate()  # the network as it ended may be the best one
+                        prog.update(self.env_steps, self._recent(), self.exploration(), self.last_eval, self.last_cut)
+                    train_seconds = self.seconds_before + time.perf_counter() - self.t_start
+                    policy = self._delivered_policy()
+                    prog.note(f"final evaluation of the delivered policy: {cfg.eval.final_episodes} episodes")
+                    t_eval = time.perf_counter()
+                    final = self.evaluator.run(
+                        policy.act_batch, cfg.eval.final_episodes, self.streams.eval_final, stop_requested
+                    )
+                except EvaluationStopped:
+                    self._interrupt(checkpoint=False)
             finally:
                 prog.close()
-            # Checkpoint the loop state first: a later --resume with a larger budget then continues
-            # exactly as if never stopped, undisturbed by the extra evaluation below; a signal
-            # during the evaluations below leaves the run resumable from here.
-            self._checkpoint()
-            try:
-                if cfg.eval.deliver == "last":
-                    self._keep_best(self.last_eval if self.last_eval is not None else -math.inf)
-                elif self.stop_reason != "threshold" and self.last_eval_step != self.env_steps:
-                    self._evaluate()  # the network as it ended may be the best one
-                train_seconds = self.seconds_before + time.perf_counter() - self.t_start
-                policy = self._delivered_policy()
-                t_eval = time.perf_counter()
-                final = self.evaluator.run(
-                    policy.act_batch, cfg.eval.final_episodes, self.streams.eval_final, stop_requested
-                )
-            except EvaluationStopped:
-                self._interrupt(checkpoint=False)
         summary = self._write_summary(
             status="finished",
             stop_reason=self.stop_reason or budget_reason,

@@ -1,22 +1,42 @@
 """Training progress: a tqdm bar on a terminal, a plain line per update otherwise (logs, CI).
 The training loop updates it once per evaluation, right after the evaluation, so each update
 shows that evaluation's mean (`eval=`) beside the mean training return of the last
-RECENT_EPISODES episodes (`train_ret(20)=`) and, where the algorithm explores by epsilon, `eps=`."""
+RECENT_EPISODES episodes (`train_ret(20)=`) and, where the algorithm explores by epsilon, `eps=`.
+Between evaluations it ticks at every step: the bar's count moves (at most every TICK_SECONDS),
+and the plain form writes a line when HEARTBEAT_SECONDS have passed without one, so a slow run
+(pixels: minutes between evaluations) never looks stuck."""
 
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from typing import TextIO
 
 RECENT_EPISODES = 20
 """Training episodes in the `train_ret(N)` mean of the progress display."""
 
+TICK_SECONDS = 0.5
+"""Between evaluations, the bar's count is redrawn at most this often."""
+
+HEARTBEAT_SECONDS = 30.0
+"""Between evaluations, the plain form writes a line when this long has passed without one."""
+
 
 class Progress:
-    def __init__(self, total: int, initial: int = 0, stream: TextIO | None = None, enabled: bool = True):
+    def __init__(
+        self,
+        total: int,
+        initial: int = 0,
+        stream: TextIO | None = None,
+        enabled: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.total = total
+        self._clock = clock
+        self._last_shown = clock()
         self._bar = None
         bar = bar_class(self.stream) if enabled else None
         if bar is not None:
@@ -57,9 +77,42 @@ class Progress:
             self._bar.update(step - self._pos)
             self._bar.refresh()
             self._pos = step
+            self._last_shown = self._clock()
             return
+        self._line(step, fields)
+
+    def tick(self, step: int, recent_return: Callable[[], float | None]) -> None:
+        """A step between evaluations: move the bar's count, or write a plain line of the step and
+        the recent training return if none was written for HEARTBEAT_SECONDS (`recent_return` is
+        called only then). Cheap enough to call at every step."""
+        if not self.enabled:
+            return
+        now = self._clock()
+        if self._bar is not None:
+            if now - self._last_shown >= TICK_SECONDS:
+                self._bar.update(step - self._pos)  # the postfix keeps the last evaluation
+                self._bar.refresh()  # at once: this is already throttled, more than tqdm's own interval
+                self._pos = step
+                self._last_shown = now
+            return
+        if now - self._last_shown >= HEARTBEAT_SECONDS:
+            recent = recent_return()
+            self._line(step, {f"train_ret({RECENT_EPISODES})": "-" if recent is None else f"{recent:.1f}"})
+
+    def note(self, text: str) -> None:
+        """A line of its own (above the bar on a terminal), e.g. what the run does next."""
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.write(f"[dqnlab] {text}", file=self.stream)
+        else:
+            print(f"[dqnlab] {text}", file=self.stream, flush=True)
+        self._last_shown = self._clock()
+
+    def _line(self, step: int, fields: dict[str, str]) -> None:
         text = " ".join(f"{k}={v}" for k, v in fields.items())
         print(f"[dqnlab] step {step}/{self.total} {text}", file=self.stream, flush=True)
+        self._last_shown = self._clock()
 
     def close(self) -> None:
         if self._bar is not None:

@@ -81,6 +81,30 @@ TENSORBOARD_DIR = "tensorboard"
 OWN_RUN_FILES = frozenset((*RUN_FILES, *DERIVED_RUN_FILES, MARKER_FILE, LOCK_FILE, _WRITE_PROBE))
 
 
+# The files a `seeds`, `compare` or `sweep` output folder holds besides its runs, marker and lock.
+OUTPUT_FOLDER_FILES = {
+    "seeds": ("seeds_summary.json", "curves.png"),
+    "compare": ("compare.json", "compare.md", "curves.png"),
+    "sweep": ("trials.csv", "best.yaml", "study.db"),
+}
+
+
+def is_record_file(path: Path) -> bool:
+    """Whether `path` is one of the records dqnlab keeps in one of its folders: a run's config,
+    metrics, policy, checkpoint and summary, an output folder's summaries (compare.json, trials.csv,
+    ...), any folder's marker and lock. Unlike the pictures derived from them, a record is not
+    recomputed: no command that writes a picture or an export may replace one, with --overwrite
+    or without."""
+    kind = folder_kind(path.parent)
+    if kind is None:
+        return False
+    if path.name in (MARKER_FILE, LOCK_FILE):
+        return True
+    if kind == "run":
+        return path.name in RUN_FILES
+    return path.name in OUTPUT_FOLDER_FILES[kind] and path.name != "curves.png"
+
+
 def write_marker(folder: Path, kind: str) -> None:
     atomic_write_json(
         folder / MARKER_FILE, {"format": MARKER_FORMAT, "version": MARKER_VERSION, "kind": kind, "dqnlab": __version__}
@@ -276,11 +300,7 @@ def _is_legacy_output(folder: Path, kind: str) -> bool:
     def runs_of(d: Path) -> bool:
         return d.is_dir() and not d.is_symlink() and any(d.iterdir()) and all(seed_run(c) for c in d.iterdir())
 
-    files = {
-        "seeds": ("seeds_summary.json", "curves.png"),
-        "compare": ("compare.json", "compare.md", "curves.png"),
-        "sweep": ("trials.csv", "best.yaml", "study.db"),
-    }[kind]
+    files = OUTPUT_FOLDER_FILES[kind]
     entries = list(folder.iterdir())
     own_files = [e for e in entries if e.name in files and e.is_file() and not e.is_symlink()]
     if kind == "seeds":

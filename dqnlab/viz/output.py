@@ -3,7 +3,8 @@
 The rule: a run directory's own derived files (curves.png, episode.gif, report.html, and
 curves.png in a `--seeds` folder) are regenerated freely, since they are recomputed from the
 runs' data; any other existing file is replaced only when the caller says so (``--overwrite``),
-as `dqnlab train` does for run directories. Files are written atomically, so a reader never sees a half-written image.
+as `dqnlab train` does for run directories, except dqnlab's own records (a run's policy.pt,
+metrics.csv, ..., a comparison's compare.json, ...), which no output replaces. Files are written atomically, so a reader never sees a half-written image.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from dqnlab.core.errors import DqnlabError
 from dqnlab.core.fileio import atomic_write_bytes
-from dqnlab.runtime.rundir import folder_kind
+from dqnlab.runtime.rundir import folder_kind, is_record_file
 
 CURVES_FILE = "curves.png"
 EPISODE_GIF_FILE = "episode.gif"
@@ -37,6 +38,10 @@ def check_output_path(path: str | Path, overwrite: bool) -> Path:
     p = Path(path)
     if p.is_dir():
         raise DqnlabError(f"output {p} is a directory; give a file name")
+    if is_record_file(p):
+        raise DqnlabError(
+            f"{p} is a record of the dqnlab {folder_kind(p.parent)} in {p.parent}; write the output elsewhere"
+        )
     if p.exists() and not overwrite and not is_derived_file(p):
         raise DqnlabError(f"{p} already exists; use --overwrite to replace it")
     if not p.parent.is_dir():
