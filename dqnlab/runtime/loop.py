@@ -98,7 +98,7 @@ class RunContext:
     t_start: float
     """time.perf_counter() when the run began (training seconds count from there)."""
     progress: bool
-    """Show progress (a bar on a terminal, a line per evaluation otherwise)."""
+    """Show progress (a bar on a terminal, a line per evaluation otherwise; dqnlab.runtime.progress)."""
 
 
 class TrainLoop:
