@@ -84,3 +84,7 @@ def test_the_quickstart_notebook_runs(tmp_path):
     assert any("image/png" in out["data"] for out in images), "curves.png is not shown inline"
     assert any("image/gif" in out["data"] for out in images), "episode.gif is not shown inline"
     assert (tmp_path / "runs" / "quickstart" / "policy.pt").is_file()
+    # training's progress is a widget (tqdm's notebook bar), not text lines
+    widget = "application/vnd.jupyter.widget-view+json"
+    assert any(widget in out.get("data", {}) for out in outputs), "no notebook progress bar"
+    assert not any("[dqnlab] step" in out.get("text", "") for out in outputs)
