@@ -27,7 +27,6 @@ FIXES: dict[str, tuple[str, dict[str, Any]]] = {
         {
             "network.batch_norm": False,
             "dqn.lr": 1e-3,
-            "dqn.gamma": 0.99,
             "dqn.double": True,
             "dqn.n_step": 3,
             "dqn.train_freq": 4,

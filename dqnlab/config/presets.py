@@ -288,7 +288,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "s1-pixels-fixed": (
         "S1 fixed (BENCHMARKS.md, 'the tutorials fixed'): as s1-pixels, but without BatchNorm (the "
         "loss's Q(s, a) is computed with batch statistics, the targets and the actions with running "
-        "ones), lr 1e-3 (at 1e-2 nothing learns), gamma 0.99, Double DQN with 3-step returns, "
+        "ones), lr 1e-3 (at 1e-2 nothing learns), Double DQN with 3-step returns, "
         "epsilon falling over 5000 steps (not 200), a gradient step per 4 env steps (S1 takes one per "
         "step: 4x the CPU), stopped once 100 evaluation episodes reach 195 (confirmed), evaluated every "
         "1000 steps (its good networks do not last: every 2500 missed them on 2 of 10 seeds), the "
@@ -297,7 +297,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             _S1,
             {
                 "network": {"batch_norm": False},
-                "dqn": {"lr": 1e-3, "gamma": 0.99, "double": True, "n_step": 3, "train_freq": 4},
+                "dqn": {"lr": 1e-3, "double": True, "n_step": 3, "train_freq": 4},
                 "explore": {"decay_steps": 5000},
                 "total_episodes": 300,
                 "eval": {"every_steps": 1000, "episodes": 100, "early_stop": True, "deliver": "best_eval"},
