@@ -2,6 +2,7 @@
 between evaluations."""
 
 import io
+import re
 
 from dqnlab.runtime.progress import HEARTBEAT_SECONDS, TICK_SECONDS, Progress
 
@@ -103,3 +104,41 @@ def test_a_note_on_a_terminal_is_written_above_the_bar():
     assert "[dqnlab] final evaluation of the delivered policy: 100 episodes\n" in stream.getvalue()
     assert "1000/3000" in last_frame(stream)
     prog.close()
+
+
+def test_a_long_evaluation_redraws_the_bar_and_writes_a_plain_line_after_a_silence():
+    stream, clock = FakeTerminal(), FakeClock()
+    prog = Progress(3000, stream=stream, clock=clock)
+    prog.update(1000, 21.5, 0.5, 30.0)
+    drawn = stream.getvalue()
+    prog.evaluating(1000)  # within TICK_SECONDS: nothing
+    assert stream.getvalue() == drawn
+    clock.now += TICK_SECONDS
+    prog.evaluating(1000)
+    assert stream.getvalue() != drawn and "1000/3000" in last_frame(stream)
+    prog.close()
+
+    plain = io.StringIO()
+    prog = Progress(3000, stream=plain, clock=clock)
+    prog.evaluating(1000)
+    assert plain.getvalue() == ""
+    clock.now += HEARTBEAT_SECONDS
+    prog.evaluating(1000)
+    prog.evaluating(1000)
+    assert plain.getvalue().splitlines() == ["[dqnlab] step 1000/3000 evaluating ..."]
+
+
+def test_a_training_run_shows_progress_between_and_during_its_evaluations(tmp_path, monkeypatch, capsys):
+    """With no time allowed between lines, every step between evaluations and every step of an
+    evaluation writes a plain line: the loop calls the display from both."""
+    import dqnlab
+    from dqnlab.runtime import progress
+
+    monkeypatch.setattr(progress, "HEARTBEAT_SECONDS", 0.0)
+    cfg = dqnlab.build_config(total_steps=600, overrides=["eval.every_steps=500", "eval.episodes=2", "artifacts=false"])
+    dqnlab.train(cfg, tmp_path / "run", progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    between = [line for line in lines if re.fullmatch(r"\[dqnlab\] step \d+/600 train_ret\(20\)=\S+", line)]
+    assert len(between) > 10  # one per vector step, with none of an evaluation's fields
+    assert any(line.startswith("[dqnlab] step 50") and line.endswith(" evaluating ...") for line in lines)
+    assert "[dqnlab] final evaluation of the delivered policy: 100 episodes" in lines

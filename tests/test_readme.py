@@ -81,7 +81,7 @@ def readme_blocks(text: str) -> list[Block]:
         above = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
         marker = NOT_RUN.match(above)
         code = "\n".join(line.removeprefix(indent) for line in lines[i + 1 : end])
-        after = blocks[-1] if AFTER_ABOVE.match(above) else None
+        after = blocks[-1] if AFTER_ABOVE.match(above) and blocks else None
         blocks.append(Block(lang, i + 1, code, marker.group(1) if marker else None, after))
         i = end + 1
     return blocks
@@ -278,7 +278,10 @@ def test_the_readme_has_its_blocks_and_every_skip_says_why():
     markers = [i for i, line in enumerate(text.splitlines(), 1) if NOT_RUN.match(line)]
     assert len(markers) == len(kinds["skipped"]), "a `not run` marker that stands above no bash or python block"
     after = [i for i, line in enumerate(text.splitlines(), 1) if AFTER_ABOVE.match(line)]
-    assert len(after) == len([b for b in BLOCKS if b.after is not None]) >= 1
+    assert len(after) == len([b for b in BLOCKS if b.after is not None]) >= 1, (
+        "a `runs after` marker with no block above"
+    )
+    assert all(b.after.lang == "bash" and b.after.not_run is None for b in BLOCKS if b.after is not None)
 
 
 def test_every_preset_the_readme_names_exists():

@@ -417,9 +417,12 @@ def test_a_run_cut_off_in_an_evaluation_resumes_exactly(tmp_path, tiny, monkeypa
         dqnlab.train(cfg, tmp_path / "run", progress=False)
     assert len(calls) == call and stopped.value.summary["status"] == "interrupted"
     # a Python caller is told the Python way to resume, not the command line's flag
-    assert f"resume with: dqnlab.train({str(tmp_path / 'run')!r}, resume=True)" in str(stopped.value)
+    assert f"resume with: dqnlab.train(run_dir={str(tmp_path / 'run')!r}, resume=True)" in str(stopped.value)
     monkeypatch.undo()
-    resumed = dqnlab.train(run_dir=tmp_path / "run", resume=True, progress=False)
+    # resume exactly as the message says (it names the call's arguments)
+    call = str(stopped.value).split("resume with: ", 1)[1]
+    assert call == f"dqnlab.train(run_dir={str(tmp_path / 'run')!r}, resume=True)"
+    resumed = eval(call.replace("resume=True)", "resume=True, progress=False)"), {"dqnlab": dqnlab})
     assert metrics_without_wall(tmp_path / "ref") == metrics_without_wall(tmp_path / "run")
     for key in (
         "status",

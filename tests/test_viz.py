@@ -248,6 +248,9 @@ def test_a_comparisons_records_are_refused_as_outputs_and_its_curves_replaced(tm
     with pytest.raises(DqnlabError, match="record of the dqnlab compare"):
         check_output_path(out / ".dqnlab.lock", overwrite=True)
     assert check_output_path(out / "curves.png", overwrite=True) == out / "curves.png"
+    with pytest.raises(DqnlabError, match="record of the dqnlab compare"):  # also for a caller that skips the check
+        write_output(out / "compare.json", b"x")
+    assert (out / "compare.json").read_text() == "{}"
 
 
 def test_importing_dqnlab_and_the_viz_modules_stays_light():

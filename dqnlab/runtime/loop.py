@@ -62,7 +62,11 @@ class TrainingInterrupted(Interrupted):
     """SIGINT/SIGTERM arrived; a checkpoint was written and the summary marks the run interrupted."""
 
     def __init__(self, signum: int, run_dir: Path, summary: dict[str, Any], python_caller: bool = False):
-        how = f"dqnlab.train({str(run_dir)!r}, resume=True)" if python_caller else f"dqnlab train --resume {run_dir}"
+        how = (
+            f"dqnlab.train(run_dir={str(run_dir)!r}, resume=True)"
+            if python_caller
+            else f"dqnlab train --resume {run_dir}"
+        )
         super().__init__(signum, f"checkpoint written, resume with: {how}")
         self.run_dir = run_dir
         self.summary = summary
@@ -98,13 +102,15 @@ class RunContext:
     t_start: float
     """time.perf_counter() when the run began (training seconds count from there)."""
     progress: bool
-    """Show progress (a bar on a terminal, a line per evaluation otherwise; dqnlab.runtime.progress)."""
+    """Show progress on stderr (dqnlab.runtime.progress: a bar on a terminal, plain lines otherwise)."""
 
 
 class TrainLoop:
     """State of one training run. Kept as an object so that checkpointing sees all of it."""
 
     algo = "base"
+    _progress: Progress | None = None
+    """The progress display while run() runs (evaluations show that they are alive on it)."""
 
     def __init__(self, ctx: RunContext):
         cfg = ctx.cfg
@@ -326,7 +332,7 @@ class TrainLoop:
 
     def run(self) -> TrainResult:
         cfg = self.cfg
-        prog = Progress(cfg.total_steps, self.env_steps, enabled=self.show_progress)
+        prog = self._progress = Progress(cfg.total_steps, self.env_steps, enabled=self.show_progress)
         with catch_stop_signals():
             try:
                 # Nothing is due here, except on resuming a run whose evaluation a signal cut off.
@@ -360,12 +366,13 @@ class TrainLoop:
                     prog.note(f"final evaluation of the delivered policy: {cfg.eval.final_episodes} episodes")
                     t_eval = time.perf_counter()
                     final = self.evaluator.run(
-                        policy.act_batch, cfg.eval.final_episodes, self.streams.eval_final, stop_requested
+                        policy.act_batch, cfg.eval.final_episodes, self.streams.eval_final, self._evaluation_stop
                     )
                 except EvaluationStopped:
                     self._interrupt(checkpoint=False)
             finally:
                 prog.close()
+                self._progress = None
         summary = self._write_summary(
             status="finished",
             stop_reason=self.stop_reason or budget_reason,
@@ -408,6 +415,13 @@ class TrainLoop:
         summary = self._write_summary(status="interrupted", stop_reason="signal", final=None)
         raise TrainingInterrupted(signum, self.run_dir, summary)
 
+    def _evaluation_stop(self) -> bool:
+        """The evaluator's test at each of its steps: a stop signal cuts the evaluation off. On the
+        way, the progress display shows that the run is alive (a long evaluation is otherwise silent)."""
+        if self._progress is not None:
+            self._progress.evaluating(self.env_steps)
+        return stop_requested()
+
     def _recent(self) -> float | None:
         return float(np.mean(self.recent)) if self.recent else None
 
@@ -422,7 +436,7 @@ class TrainLoop:
             seed += self.evaluations * ev.episodes
         give_up = None if ev.max_return_to_go is None else self._hopeless
         res = self.evaluator.run(
-            self.greedy_act, ev.episodes, seed, stop_requested, give_up, ev.max_return_to_go or 0.0
+            self.greedy_act, ev.episodes, seed, self._evaluation_stop, give_up, ev.max_return_to_go or 0.0
         )
         wall = self.seconds_before + time.perf_counter() - self.t_start
         self.last_cut = res.cut_bound
@@ -444,7 +458,7 @@ class TrainLoop:
         check = None
         if early_stop and ev.confirm:
             check = self.evaluator.run(
-                self.greedy_act, ev.episodes, self.streams.eval_confirm + self.env_steps, stop_requested
+                self.greedy_act, ev.episodes, self.streams.eval_confirm + self.env_steps, self._evaluation_stop
             )
         self.evaluations += 1
         self.last_eval, self.last_eval_step = res.mean, self.env_steps

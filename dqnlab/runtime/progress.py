@@ -3,8 +3,9 @@ The training loop updates it once per evaluation, right after the evaluation, so
 shows that evaluation's mean (`eval=`) beside the mean training return of the last
 RECENT_EPISODES episodes (`train_ret(20)=`) and, where the algorithm explores by epsilon, `eps=`.
 Between evaluations it ticks at every step: the bar's count moves (at most every TICK_SECONDS),
-and the plain form writes a line when HEARTBEAT_SECONDS have passed without one, so a slow run
-(pixels: minutes between evaluations) never looks stuck."""
+and the plain form writes a line when HEARTBEAT_SECONDS have passed without one. During an
+evaluation (which can take a minute on pixels) the bar's clock moves, and the plain form writes
+an "evaluating" line after the same silence, so a slow run never looks stuck."""
 
 from __future__ import annotations
 
@@ -98,6 +99,22 @@ class Progress:
         if now - self._last_shown >= HEARTBEAT_SECONDS:
             recent = recent_return()
             self._line(step, {f"train_ret({RECENT_EPISODES})": "-" if recent is None else f"{recent:.1f}"})
+
+    def evaluating(self, step: int) -> None:
+        """A step of an evaluation at training step `step`: redraw the bar (its clock moves), or
+        write a plain line if none was written for HEARTBEAT_SECONDS. Cheap enough to call at
+        every step of the evaluation."""
+        if not self.enabled:
+            return
+        now = self._clock()
+        if self._bar is not None:
+            if now - self._last_shown >= TICK_SECONDS:
+                self._bar.refresh()
+                self._last_shown = now
+            return
+        if now - self._last_shown >= HEARTBEAT_SECONDS:
+            print(f"[dqnlab] step {step}/{self.total} evaluating ...", file=self.stream, flush=True)
+            self._last_shown = now
 
     def note(self, text: str) -> None:
         """A line of its own (above the bar on a terminal), e.g. what the run does next."""

@@ -38,10 +38,7 @@ def check_output_path(path: str | Path, overwrite: bool) -> Path:
     p = Path(path)
     if p.is_dir():
         raise DqnlabError(f"output {p} is a directory; give a file name")
-    if is_record_file(p):
-        raise DqnlabError(
-            f"{p} is a record of the dqnlab {folder_kind(p.parent)} in {p.parent}; write the output elsewhere"
-        )
+    _refuse_record(p)
     if p.exists() and not overwrite and not is_derived_file(p):
         raise DqnlabError(f"{p} already exists; use --overwrite to replace it")
     if not p.parent.is_dir():
@@ -49,9 +46,18 @@ def check_output_path(path: str | Path, overwrite: bool) -> Path:
     return p
 
 
+def _refuse_record(p: Path) -> None:
+    if is_record_file(p):
+        raise DqnlabError(
+            f"{p} is a record of the dqnlab {folder_kind(p.parent)} in {p.parent}; write the output elsewhere"
+        )
+
+
 def write_output(path: str | Path, data: bytes) -> Path:
-    """Write `data` to `path` atomically; an OS failure becomes one DqnlabError line."""
+    """Write `data` to `path` atomically (never over one of dqnlab's records, whoever calls); an
+    OS failure becomes one DqnlabError line."""
     p = Path(path)
+    _refuse_record(p)
     try:
         atomic_write_bytes(p, data)
     except OSError as exc:
