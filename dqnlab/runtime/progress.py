@@ -18,10 +18,11 @@ RECENT_EPISODES = 20
 """Training episodes in the `train_ret(N)` mean of the progress display."""
 
 TICK_SECONDS = 0.5
-"""Between evaluations, the bar's count is redrawn at most this often."""
+"""Between updates (during and between evaluations), the bar is redrawn at most this often."""
 
 HEARTBEAT_SECONDS = 30.0
-"""Between evaluations, the plain form writes a line when this long has passed without one."""
+"""Between updates (during and between evaluations), the plain form writes a line when this long
+has passed without one."""
 
 
 class Progress:

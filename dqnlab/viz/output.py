@@ -4,7 +4,8 @@ The rule: a run directory's own derived files (curves.png, episode.gif, report.h
 curves.png in a `--seeds` folder) are regenerated freely, since they are recomputed from the
 runs' data; any other existing file is replaced only when the caller says so (``--overwrite``),
 as `dqnlab train` does for run directories, except dqnlab's own records (a run's policy.pt,
-metrics.csv, ..., a comparison's compare.json, ...), which no output replaces. Files are written atomically, so a reader never sees a half-written image.
+metrics.csv, ..., a comparison's compare.json, ...), which no output replaces. Files are written
+atomically, so a reader never sees a half-written image.
 """
 
 from __future__ import annotations
