@@ -11,7 +11,7 @@ system trained or evaluated on (the same start states for both). A seed meets th
 mean is at or above the environment's goal. SB3 trains for the Zoo's budget; the presets for half
 of it or less. Tune on seeds below 1000 and report seeds from 1000 up. Writes OUT/rows.json (per
 run, rewritten after each) and OUT/results.md (the tables for BENCHMARKS.md: per system, the issue's
-goals beside the Zoo's published figures, per run); the runs go to RUNS/<time>/<preset>-s<seed>.
+goals beside the Zoo's published figures, per run); the runs go to RUNS/<time>-<pid>/<preset>-s<seed>.
 `--table A/rows.json B/rows.json --out OUT` makes one table from runs split over processes.
 """
 
@@ -323,7 +323,7 @@ def main() -> None:
     seeds = parse_seeds(a.seeds)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"  # two benchmarks started in one second: two folders
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     command = "python benchmarks/beyond.py " + " ".join(sys.argv[1:])
     rows: list[dict] = []
