@@ -84,9 +84,22 @@ class Progress:
         self._line(step, fields)
 
     def tick(self, step: int, recent_return: Callable[[], float | None]) -> None:
-        """A step between evaluations: move the bar's count, or write a plain line of the step and
-        the recent training return if none was written for HEARTBEAT_SECONDS (`recent_return` is
-        called only then). Cheap enough to call at every step."""
+        """A step between evaluations (`recent_return` is called only when a plain line is due)."""
+
+        def text() -> str:
+            recent = recent_return()
+            return f"train_ret({RECENT_EPISODES})=" + ("-" if recent is None else f"{recent:.1f}")
+
+        self._alive(step, text)
+
+    def evaluating(self, step: int) -> None:
+        """A step of an evaluation at training step `step`."""
+        self._alive(step, lambda: "evaluating ...")
+
+    def _alive(self, step: int, plain_text: Callable[[], str]) -> None:
+        """Show that the run is alive: move and redraw the bar (its count and clock) at most every
+        TICK_SECONDS, or write a plain line of `step` and `plain_text()` once HEARTBEAT_SECONDS
+        have passed without one. Cheap enough to call at every step."""
         if not self.enabled:
             return
         now = self._clock()
@@ -98,23 +111,7 @@ class Progress:
                 self._last_shown = now
             return
         if now - self._last_shown >= HEARTBEAT_SECONDS:
-            recent = recent_return()
-            self._line(step, {f"train_ret({RECENT_EPISODES})": "-" if recent is None else f"{recent:.1f}"})
-
-    def evaluating(self, step: int) -> None:
-        """A step of an evaluation at training step `step`: redraw the bar (its clock moves), or
-        write a plain line if none was written for HEARTBEAT_SECONDS. Cheap enough to call at
-        every step of the evaluation."""
-        if not self.enabled:
-            return
-        now = self._clock()
-        if self._bar is not None:
-            if now - self._last_shown >= TICK_SECONDS:
-                self._bar.refresh()
-                self._last_shown = now
-            return
-        if now - self._last_shown >= HEARTBEAT_SECONDS:
-            print(f"[dqnlab] step {step}/{self.total} evaluating ...", file=self.stream, flush=True)
+            print(f"[dqnlab] step {step}/{self.total} {plain_text()}", file=self.stream, flush=True)
             self._last_shown = now
 
     def note(self, text: str) -> None:
