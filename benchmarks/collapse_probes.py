@@ -1,7 +1,8 @@
-"""Two ideas against collapse after solving, tried without adding them to dqnlab (issue #16).
+"""Ideas against collapse after solving, tried without adding them to dqnlab (issue #16).
 
     python benchmarks/collapse_probes.py lr-after-solve 0.3 --seeds 0-3 [--set KEY=VALUE ...]
     python benchmarks/collapse_probes.py advantage-learning 0.9 --seeds 0-3
+    python benchmarks/collapse_probes.py ema-eval 0.001 --seeds 0-3
 
 Each runs benchmarks/stability.py's protocol (the `default` preset, early stopping off, 60k
 steps, 100 evaluation episodes every 2k steps) on a patched copy of DQN, in this process only:
@@ -11,13 +12,17 @@ steps, 100 evaluation episodes every 2k steps) on a patched copy of DQN, in this
   by F for the rest of the run (F = 0 freezes the network: trivially "stable", and no answer).
 - `advantage-learning A`: Bellemare et al.'s (2016) action-gap-increasing target,
   y - A * (max_b Q_target(s, b) - Q_target(s, a)).
+- `ema-eval TAU`: the evaluations act with a Polyak average of the online network (after each
+  gradient step, avg <- avg + TAU * (online - avg)), as supervised learning often evaluates an
+  average of its recent weights; training still acts and learns with the online network.
 
-They patch dqnlab's internals on purpose: a probe, not an API. Neither was kept (BENCHMARKS.md).
+They patch dqnlab's internals on purpose: a probe, not an API. None was kept (BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 from typing import Any
 
 import torch
@@ -68,16 +73,45 @@ def patch_advantage_learning(alpha: float) -> None:
     dqn_module.DQNLearner.targets = targets  # type: ignore[method-assign]
 
 
+def patch_ema_eval(tau: float) -> None:
+    averages: dict[int, torch.nn.Module] = {}  # id(learner) -> its average network
+    plain_update = dqn_module.DQNLearner.update
+
+    def update(self, batch):
+        loss = plain_update(self, batch)
+        avg = averages.get(id(self))
+        if avg is None:
+            avg = averages[id(self)] = copy.deepcopy(self.online).requires_grad_(False)
+        with torch.no_grad():
+            torch._foreach_lerp_(list(avg.parameters()), list(self.online.parameters()), tau)
+        return loss
+
+    def greedy_act(self, obs):  # used by the evaluations only (training acts in DQNLoop.advance)
+        avg = averages.get(id(self.learner), self.learner.online)
+        with torch.no_grad():
+            return avg(torch.from_numpy(self.inputs(obs))).argmax(dim=1).numpy()
+
+    dqn_module.DQNLearner.update = update  # type: ignore[method-assign]
+    dqn_module.DQNLoop.greedy_act = greedy_act  # type: ignore[method-assign]
+
+
+PROBES = {
+    "lr-after-solve": patch_lr_after_solve,
+    "advantage-learning": patch_advantage_learning,
+    "ema-eval": patch_ema_eval,
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("probe", choices=["lr-after-solve", "advantage-learning"])
+    ap.add_argument("probe", choices=sorted(PROBES))
     ap.add_argument("value", type=float)
     ap.add_argument("--seeds", default="0-3")
     ap.add_argument("--total-steps", type=int, default=60_000)
     ap.add_argument("--every", type=int, default=2_000)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
-    (patch_lr_after_solve if args.probe == "lr-after-solve" else patch_advantage_learning)(args.value)
+    PROBES[args.probe](args.value)
     for seed in parse_seeds(args.seeds):
         r = run_one("default", args.overrides, seed, args.total_steps, args.every)
         share = "-" if r["share_after"] is None else f"{r['share_after']:.2f}"

@@ -12,7 +12,14 @@ from typing import Any
 import torch
 
 from dqnlab.algos.registry import loop_class
-from dqnlab.config import RunConfig, build_config, config_to_yaml, load_yaml_file, validate_config
+from dqnlab.config import (
+    RunConfig,
+    build_config,
+    config_to_yaml,
+    load_yaml_file,
+    validate_config,
+    validate_recorded_config,
+)
 from dqnlab.core.errors import DqnlabError
 from dqnlab.core.fileio import atomic_write_text
 from dqnlab.core.stopping import catch_stop_signals
@@ -110,7 +117,7 @@ def _resume(run_path: Path, total_steps: int | None, progress: bool, t_start: fl
     loop = None
     try:
         with catch_stop_signals():  # as in train: a stop signal before the loop stops it cleanly
-            cfg = validate_config(load_yaml_file(run_path / CONFIG_FILE))
+            cfg = validate_recorded_config(load_yaml_file(run_path / CONFIG_FILE))
             if total_steps is not None:
                 cfg = validate_config({**cfg.to_dict(), "total_steps": total_steps})
             envs, obs_shape, n_actions, threshold = _prepare(cfg)

@@ -24,7 +24,9 @@ def tiny_config(**fields):
     algo = base.get("algo") or dqnlab.build_config(base.get("preset")).algo
     if algo != "dqn":
         base.pop("dqn.learning_starts")
-    return dqnlab.build_config(**base)
+    # build_config reads a keyword None as "not given": a null goes in as an override.
+    nulls = [f"{key}=null" for key, value in base.items() if value is None]
+    return dqnlab.build_config(overrides=nulls, **{key: value for key, value in base.items() if value is not None})
 
 
 @pytest.fixture

@@ -355,3 +355,26 @@ def test_env_presets_name_presets_on_their_environment():
 
     for env_id, name in ENV_PRESETS.items():
         assert build_config(name).env.id == env_id
+
+
+def test_a_recorded_config_from_before_the_policy_average_means_no_average():
+    from dqnlab.config import validate_recorded_config
+
+    recorded = build_config().to_dict()
+    del recorded["dqn"]["policy_average_tau"]  # a DQN run's config.yaml written before the field
+    assert validate_recorded_config(recorded).dqn.policy_average_tau is None
+    assert validate_config(recorded).dqn.policy_average_tau == 0.002  # a user's config: the default
+    now = build_config(overrides=["dqn.policy_average_tau=0.01"]).to_dict()
+    assert validate_recorded_config(now).dqn.policy_average_tau == 0.01
+    ppo = build_config("ppo").to_dict()  # another algorithm's run keeps the default (a section it does not read)
+    ppo["dqn"].pop("policy_average_tau", None)
+    assert validate_recorded_config(ppo) == build_config("ppo")
+
+
+def test_only_the_default_preset_averages_its_policy():
+    from dqnlab.config.presets import PRESETS
+
+    for name in PRESETS:
+        cfg = build_config(name)
+        if cfg.algo == "dqn":
+            assert (cfg.dqn.policy_average_tau is not None) == (name == "default"), name

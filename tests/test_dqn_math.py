@@ -361,6 +361,70 @@ def test_soft_update_happens_after_each_gradient_step():
 
 
 # ---------------------------------------------------------------------------------------------
+# dqn.policy_average_tau: the network evaluated is a Polyak average of the online one
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_policy_average_by_hand_after_each_gradient_step(batch_norm, fast_path):
+    cfg = DQNConfig(lr=0.01, policy_average_tau=0.25, fast_path=fast_path)
+    learner = DQNLearner(small_net(batch_norm), cfg)
+    assert learner.average is not learner.online and not any(p.requires_grad for p in learner.average.parameters())
+    assert_state_equal(learner.average, learner.online)  # starts as a copy
+    for i in range(3):
+        before = copy.deepcopy(learner.average.state_dict())
+        learner.update(random_batch(n=32, seed=i))
+        online = learner.online.state_dict()  # after the optimizer step
+        for k, v in learner.average.state_dict().items():
+            if v.is_floating_point():  # weights, biases, BatchNorm's running statistics
+                assert_close(v, before[k] + 0.25 * (online[k] - before[k]))
+            else:  # num_batches_tracked is not averaged
+                exact(v, before[k])
+    assert not learner.average.training
+    # Evaluations act with the average: its argmax, not the online network's.
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        exact(learner.policy_actions(x), learner.average(x).argmax(dim=1))
+        assert not torch.equal(learner.average(x), learner.online(x))
+
+
+def test_without_a_policy_average_the_online_network_is_evaluated():
+    learner = DQNLearner(small_net(), DQNConfig(lr=0.01, policy_average_tau=None))
+    learner.update(random_batch())
+    assert learner.average is learner.online and "average" not in learner.state_dict()
+    x = torch.randn(8, 4)
+    exact(learner.policy_actions(x), learner.greedy_actions(x))
+
+
+def test_policy_average_round_trips_in_the_learner_state():
+    cfg = DQNConfig(lr=0.01, policy_average_tau=0.1)
+    a = DQNLearner(small_net(seed=1), cfg)
+    for i in range(3):
+        a.update(random_batch(seed=i))
+    b = DQNLearner(small_net(seed=2), cfg)
+    b.load_state_dict(copy.deepcopy(a.state_dict()))
+    for i in range(3, 6):
+        a.update(random_batch(seed=i))
+        b.update(random_batch(seed=i))
+    assert_state_equal(a.average, b.average)
+    state = a.state_dict()
+    del state["average"]
+    with pytest.raises(ValueError, match="no averaged network"):
+        DQNLearner(small_net(seed=2), cfg).load_state_dict(state)
+
+
+def test_loop_evaluates_and_delivers_the_average(dqn_loop):
+    loop = dqn_loop(**{"dqn.policy_average_tau": 0.05})
+    run_until(loop, episodes=0, grad_steps=20)
+    assert loop.policy_net() is loop.learner.average is not loop.learner.online
+    obs = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    with torch.no_grad():
+        expected = loop.learner.average(torch.from_numpy(obs)).argmax(dim=1).numpy()
+    np.testing.assert_array_equal(loop.greedy_act(obs), expected)
+
+
+# ---------------------------------------------------------------------------------------------
 # BatchNorm: acting uses running statistics
 # ---------------------------------------------------------------------------------------------
 

@@ -77,6 +77,12 @@ RESUMABLE = {
     "random": {"algo": "baseline", "baseline.controller": "random"},
     "pqn": {"algo": "pqn", "network.layer_norm": True, "pqn.n_steps": 16, "pqn.lr_schedule": "constant"},
     "dqn-layernorm": {"network.layer_norm": True},
+    "dqn-policy-average": {"dqn.policy_average_tau": 0.01},
+    "dqn-policy-average-input-scaling": {
+        "env.id": "MountainCar-v0",
+        "network.input_scaling": "bounds",
+        "dqn.policy_average_tau": 0.01,
+    },
 }
 
 
@@ -93,7 +99,10 @@ def test_resume_matches_uninterrupted_run(tmp_path, tiny, variant):
     b = safe_torch_load(tmp_path / "split" / "checkpoint.pt", "checkpoint")
     assert a["algo_state"].keys() == b["algo_state"].keys()
     if "learner" in a["algo_state"]:
-        assert_same_weights(a["algo_state"]["learner"]["online"], b["algo_state"]["learner"]["online"])
+        assert a["algo_state"]["learner"].keys() == b["algo_state"]["learner"].keys()
+        for net in ("online", "average"):
+            if net in a["algo_state"]["learner"]:
+                assert_same_weights(a["algo_state"]["learner"][net], b["algo_state"]["learner"][net])
 
 
 def test_autoreset_step_never_enters_the_buffer(tmp_path, tiny):

@@ -298,7 +298,7 @@ class DQNLearner:
     In-place invariant (what the fast path and the target sync rely on): the learner keeps
     references to the networks' parts, taken once here: the online parameters (``_params``, for
     clipping; the optimizer's own list), the tensors of both networks (``_lerp_pairs`` and
-    ``_copy_pairs``, for the soft sync), and, on the fast path, the ``nn.Linear`` modules of both
+    ``_copy_pairs``, for the soft sync; ``_average_pairs``, for the policy average), and, on the fast path, the ``nn.Linear`` modules of both
     networks (``_online_fn``, ``_target_fn``, ``_mlp``; these read ``.weight``/``.bias`` at each
     call). They stay valid because nothing replaces a module or a Parameter afterwards: the hard
     sync is ``target.load_state_dict(online.state_dict())``, and ``load_state_dict`` (also used on
@@ -353,6 +353,25 @@ class DQNLearner:
         else:
             self._online_fn, self._target_fn = self.online, self.target
             self._backward = self._autograd_backward
+        # dqn.policy_average_tau: the network evaluated and delivered is a Polyak average of the
+        # online one (a third copy, updated in place like the soft target sync); else the online.
+        self.average: nn.Module = self.online
+        self._average_fn = self._online_fn
+        self._average_pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
+        if cfg.policy_average_tau is not None:
+            self.average = copy.deepcopy(online).requires_grad_(False)
+            self.average.eval()
+            # Parameters and BatchNorm's running statistics, not its integer batch counter.
+            pairs = list(zip(self.average.state_dict().values(), online.state_dict().values(), strict=True))
+            self._average_pairs = (
+                [a for a, _ in pairs if a.is_floating_point()],
+                [o for a, o in pairs if a.is_floating_point()],
+            )
+            average_mlp = fast_mlp.mlp_layers(self.average) if self.fast_path else None
+            if average_mlp is not None:
+                self._average_fn = functools.partial(fast_mlp.forward, average_mlp[0], average_mlp[1])
+            else:
+                self._average_fn = self.average
 
     @torch.no_grad()
     def targets(self, batch: Batch) -> torch.Tensor:
@@ -373,6 +392,10 @@ class DQNLearner:
         self.optimizer.step()
         self.grad_steps += 1
         self.sync_target("steps", self.grad_steps)
+        if self._average_pairs is not None:
+            assert self.cfg.policy_average_tau is not None
+            with torch.no_grad():
+                torch._foreach_lerp_(self._average_pairs[0], self._average_pairs[1], self.cfg.policy_average_tau)
         return loss.detach()
 
     def gradients(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -455,6 +478,11 @@ class DQNLearner:
         return self._online_fn(obs).argmax(dim=1)
 
     @torch.no_grad()
+    def policy_actions(self, obs: torch.Tensor) -> torch.Tensor:
+        """Greedy actions of the network evaluated and delivered (the average, or the online)."""
+        return self._average_fn(obs).argmax(dim=1)
+
+    @torch.no_grad()
     def q_values(self, obs: torch.Tensor) -> torch.Tensor:
         """The online network's Q(s, .) of a batch of observations. (B, A)"""
         return self._online_fn(obs)
@@ -465,6 +493,7 @@ class DQNLearner:
             "target": self.target.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "grad_steps": self.grad_steps,
+            **({} if self._average_pairs is None else {"average": self.average.state_dict()}),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -472,6 +501,10 @@ class DQNLearner:
         self.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.grad_steps = int(state["grad_steps"])
+        if self._average_pairs is not None:
+            if "average" not in state:
+                raise ValueError("the checkpoint has no averaged network (dqn.policy_average_tau)")
+            self.average.load_state_dict(state["average"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -579,14 +612,14 @@ class DQNLoop(TrainLoop):
         # network.input_scaling: observations are scaled once, on the way in (acting, replay), so
         # that the learner (and its fast path) sees a plain MLP; the delivered network includes the map.
         self.scaling: InputScaling | None = None
-        self.delivered: nn.Module = self.learner.online
+        self.delivered: nn.Module = self.learner.average  # the online network unless dqn.policy_average_tau
         if cfg.network.input_scaling == "bounds":
             space = ctx.envs.single_observation_space
             assert isinstance(space, gym.spaces.Box)  # check_spaces: a flat Box
             offset, scale = bounds_scaling(space.low.tolist(), space.high.tolist())
             self.scaling = InputScaling(offset, scale)
             self.scale_offset, self.scale_factor = self.scaling.offset.numpy(), self.scaling.scale.numpy()
-            self.delivered = nn.Sequential(self.scaling, self.learner.online)
+            self.delivered = nn.Sequential(self.scaling, self.learner.average)
 
     @classmethod
     def build_policy_net(cls, network, obs_shape, n_actions, extra) -> nn.Module:
@@ -618,8 +651,8 @@ class DQNLoop(TrainLoop):
             "replay buffer": replay,
             # torch.save serialises the whole buffer in memory before the atomic write
             "replay buffer copy while checkpointing": replay,
-            # online, target, gradients, two Adam moments, the best network kept
-            "Q-networks and optimizer": 6.0 * 4 * params,
+            # online, target, gradients, two Adam moments, the best network kept (and the average)
+            "Q-networks and optimizer": (6.0 + (d.policy_average_tau is not None)) * 4 * params,
         }
 
     def _new_nstep(self) -> NStepCollector | None:
@@ -655,7 +688,7 @@ class DQNLoop(TrainLoop):
         return (obs.astype(np.float32, copy=False) - self.scale_offset) * self.scale_factor
 
     def greedy_act(self, obs: np.ndarray) -> np.ndarray:
-        return self.learner.greedy_actions(torch.from_numpy(self.inputs(obs))).numpy()
+        return self.learner.policy_actions(torch.from_numpy(self.inputs(obs))).numpy()
 
     def policy_net(self) -> nn.Module:
         return self.delivered

@@ -29,6 +29,7 @@ from dqnlab.config.schema import (
     TabularConfig,
     conv_output_hw,
     validate_config,
+    validate_recorded_config,
 )
 from dqnlab.config.yaml_io import load_yaml_file
 
@@ -54,4 +55,5 @@ __all__ = [
     "conv_output_hw",
     "load_yaml_file",
     "validate_config",
+    "validate_recorded_config",
 ]

@@ -294,6 +294,12 @@ class DQNConfig(_Section):
     """For hard updates: count gradient steps or finished training episodes."""
     tau: float = Field(default=0.005, gt=0.0, le=1.0)
     """For soft updates: target <- tau * online + (1 - tau) * target after each gradient step."""
+    policy_average_tau: float | None = Field(default=0.002, gt=0.0, le=1.0)
+    """The network evaluated, kept as the best and delivered: None, the online network itself;
+    a number, a Polyak average of the online network's weights, avg <- avg + tau * (online -
+    avg) after every gradient step (weight averaging, as in Nikishin et al. 2018). Training
+    still acts and learns with the online network; the average smooths over the few thousand
+    steps in which a greedy policy forgets what it had solved (BENCHMARKS.md, "collapse")."""
     n_step: int = Field(default=3, ge=1, le=100)
     """Bootstrap after n steps: targets sum n discounted rewards before the network's estimate."""
     double: bool = True
@@ -741,6 +747,18 @@ def format_error(err: Mapping[str, Any]) -> str:
         msg = msg.removeprefix("Value error, ")
         return f"invalid config: {msg}"
     return f"invalid config value for '{key}': {msg[:200]} (got {preview(value)})"
+
+
+def validate_recorded_config(data: object) -> RunConfig:
+    """``validate_config`` for a config that dqnlab recorded (a run's config.yaml, a checkpoint's):
+    a field added since it was written takes the value that reproduces that run, which is not
+    always the field's default. A DQN run recorded before ``dqn.policy_average_tau`` existed
+    evaluated and delivered its online network (null), where the default is now 0.002."""
+    dqn = data.get("dqn") if isinstance(data, dict) else None
+    recorded_before = isinstance(dqn, dict) and "policy_average_tau" not in dqn
+    if recorded_before and isinstance(data, dict) and isinstance(dqn, dict) and data.get("algo", "dqn") == "dqn":
+        data = {**data, "dqn": {**dqn, "policy_average_tau": None}}
+    return validate_config(data)
 
 
 def validate_config(data: object) -> RunConfig:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dqnlab.config import RunConfig, load_yaml_file, validate_config
+from dqnlab.config import RunConfig, load_yaml_file, validate_config, validate_recorded_config
 from dqnlab.core.errors import DqnlabError
 from dqnlab.experiments.fanout import RunJob, run_jobs
 from dqnlab.runtime.rundir import CONFIG_FILE, SUMMARY_FILE, is_run_dir
@@ -39,7 +39,7 @@ def run_state(run_dir: Path, cfg: RunConfig) -> tuple[str, dict | None]:
         return "new", None
     if not is_run_dir(run_dir):
         raise DqnlabError(f"{run_dir} exists and is not a dqnlab run; move it or choose another output folder")
-    if validate_config(load_yaml_file(run_dir / CONFIG_FILE)) != cfg:
+    if validate_recorded_config(load_yaml_file(run_dir / CONFIG_FILE)) != cfg:
         raise DqnlabError(f"{run_dir} holds a run of a different config; choose another output folder")
     try:
         summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dqnlab.config import RunConfig, validate_config
+from dqnlab.config import RunConfig, validate_recorded_config
 from dqnlab.core.errors import DqnlabError, preview
 from dqnlab.core.fileio import safe_torch_load
 from dqnlab.runtime.rundir import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE
@@ -35,7 +35,7 @@ def read_run_checkpoint(run_path: Path, cfg: RunConfig) -> dict | None:
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise DqnlabError(f"{ckpt_path} is not a dqnlab checkpoint", exit_code=1)
     try:
-        saved = validate_config(checkpoint.get("config"))
+        saved = validate_recorded_config(checkpoint.get("config"))
     except DqnlabError as exc:
         raise DqnlabError(f"{ckpt_path} holds an invalid config ({exc})", exit_code=1) from None
     diff = first_difference({**saved.to_dict(), "total_steps": None}, {**cfg.to_dict(), "total_steps": None})
