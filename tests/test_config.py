@@ -378,3 +378,10 @@ def test_only_the_default_preset_averages_its_policy():
         cfg = build_config(name)
         if cfg.algo == "dqn":
             assert (cfg.dqn.policy_average_tau is not None) == (name == "default"), name
+
+
+def test_delivering_the_longest_episodes_network_needs_no_policy_average():
+    with pytest.raises(ConfigError, match="set dqn.policy_average_tau to null"):
+        build_config(overrides=["eval.deliver=longest_episode"])
+    cfg = build_config(overrides=["eval.deliver=longest_episode", "dqn.policy_average_tau=null"])
+    assert cfg.eval.deliver == "longest_episode" and cfg.dqn.policy_average_tau is None

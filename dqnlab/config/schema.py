@@ -435,7 +435,8 @@ class EvalConfig(_Section):
     toward `patience`. None: every evaluation runs to the end (the final one always does)."""
     deliver: Literal["best_eval", "last", "longest_episode"] = "best_eval"
     """Which network becomes policy.pt: the best evaluated one, the one training ended with, or
-    the one at the end of the longest training episode so far (a tutorial's rule)."""
+    the one at the end of the longest training episode so far (a tutorial's rule; with DQN it
+    needs dqn.policy_average_tau null, since the online network plays the training episodes)."""
 
 
 class PPOConfig(_Section):
@@ -608,6 +609,12 @@ class RunConfig(BaseModel):
         if self.algo == "ppo" and (self.network.batch_norm or self.network.dueling or self.network.layer_norm):
             raise ValueError(
                 "network.batch_norm, layer_norm and dueling are options of the Q-network; PPO's networks are plain MLPs"
+            )
+        if self.algo == "dqn" and self.eval.deliver == "longest_episode" and self.dqn.policy_average_tau is not None:
+            raise ValueError(
+                "eval.deliver 'longest_episode' keeps the network that played the longest training "
+                "episode, the online one, but with dqn.policy_average_tau the delivered network is their "
+                "average; set dqn.policy_average_tau to null (or deliver 'best_eval' or 'last')"
             )
         if self.algo == "pqn" and (self.network.batch_norm or self.network.dueling):
             raise ValueError("network.batch_norm and network.dueling are DQN options; PQN's Q-network is an MLP")
