@@ -292,13 +292,22 @@ class NStepCollector:
 # ---------------------------------------------------------------------------------------------
 
 
+def tensor_pairs(dst: nn.Module, src: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(dst's tensor, src's tensor) for every parameter and buffer of two networks of one
+    architecture, in the same order: the in-place copies and averages pair them so."""
+    return list(
+        zip(list(dst.parameters()) + list(dst.buffers()), list(src.parameters()) + list(src.buffers()), strict=True)
+    )
+
+
 class DQNLearner:
     """Online and target Q-networks with their optimizer, the gradient step and the target sync.
 
     In-place invariant (what the fast path and the target sync rely on): the learner keeps
     references to the networks' parts, taken once here: the online parameters (``_params``, for
     clipping; the optimizer's own list), the tensors of both networks (``_lerp_pairs`` and
-    ``_copy_pairs``, for the soft sync; ``_average_pairs``, for the policy average), and, on the fast path, the ``nn.Linear`` modules of both
+    ``_copy_pairs``, for the soft sync; ``_average_pairs``, for the policy average), and, on
+    the fast path, the ``nn.Linear`` modules of both
     networks (``_online_fn``, ``_target_fn``, ``_mlp``; these read ``.weight``/``.bias`` at each
     call). They stay valid because nothing replaces a module or a Parameter afterwards: the hard
     sync is ``target.load_state_dict(online.state_dict())``, and ``load_state_dict`` (also used on
@@ -323,13 +332,7 @@ class DQNLearner:
         self.grad_steps = 0
         self._last_td: torch.Tensor | None = None  # signed TD errors of the last update, (B,)
         self._params: list[torch.Tensor] = list(self.online.parameters())
-        pairs = list(
-            zip(
-                list(self.target.parameters()) + list(self.target.buffers()),
-                list(self.online.parameters()) + list(self.online.buffers()),
-                strict=True,
-            )
-        )
+        pairs = tensor_pairs(self.target, self.online)
         self._lerp_pairs = (
             [t for t, o in pairs if t.is_floating_point()],
             [o for t, o in pairs if t.is_floating_point()],
@@ -362,11 +365,8 @@ class DQNLearner:
             self.average = copy.deepcopy(online).requires_grad_(False)
             self.average.eval()
             # Parameters and BatchNorm's running statistics, not its integer batch counter.
-            pairs = list(zip(self.average.state_dict().values(), online.state_dict().values(), strict=True))
-            self._average_pairs = (
-                [a for a, _ in pairs if a.is_floating_point()],
-                [o for a, o in pairs if a.is_floating_point()],
-            )
+            floats = [(a, o) for a, o in tensor_pairs(self.average, online) if a.is_floating_point()]
+            self._average_pairs = ([a for a, _ in floats], [o for _, o in floats])
             average_mlp = fast_mlp.mlp_layers(self.average) if self.fast_path else None
             if average_mlp is not None:
                 self._average_fn = functools.partial(fast_mlp.forward, average_mlp[0], average_mlp[1])

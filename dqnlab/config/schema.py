@@ -761,10 +761,13 @@ def validate_recorded_config(data: object) -> RunConfig:
     a field added since it was written takes the value that reproduces that run, which is not
     always the field's default. A DQN run recorded before ``dqn.policy_average_tau`` existed
     evaluated and delivered its online network (null), where the default is now 0.002."""
-    dqn = data.get("dqn") if isinstance(data, dict) else None
-    recorded_before = isinstance(dqn, dict) and "policy_average_tau" not in dqn
-    if recorded_before and isinstance(data, dict) and isinstance(dqn, dict) and data.get("algo", "dqn") == "dqn":
-        data = {**data, "dqn": {**dqn, "policy_average_tau": None}}
+    if (
+        isinstance(data, dict)
+        and data.get("algo", "dqn") == "dqn"
+        and isinstance(data.get("dqn"), dict)
+        and "policy_average_tau" not in data["dqn"]
+    ):
+        data = {**data, "dqn": {**data["dqn"], "policy_average_tau": None}}
     return validate_config(data)
 
 
