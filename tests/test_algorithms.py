@@ -207,7 +207,11 @@ def test_patience_stops_when_evaluations_stop_improving(tmp_path, tiny):
 
 
 def test_deliver_longest_episode_keeps_that_network(tmp_path, tiny):
-    cfg = tiny(total_steps=3000, **{"eval.deliver": "longest_episode", "env.num_envs": 1})
+    # The online network plays the training episodes, so it is what this delivery keeps: no average.
+    cfg = tiny(
+        total_steps=3000,
+        **{"eval.deliver": "longest_episode", "env.num_envs": 1, "dqn.policy_average_tau": None},
+    )
     res = dqnlab.train(cfg, tmp_path / "r", progress=False)
     rows = [r for r in dqnlab.runtime.rundir.read_metrics(tmp_path / "r" / "metrics.csv") if r["kind"] == "train"]
     assert res.summary["longest_train_episode"] == max(int(r["length"]) for r in rows)
