@@ -371,13 +371,25 @@ def test_a_recorded_config_from_before_the_policy_average_means_no_average():
     assert validate_recorded_config(ppo) == build_config("ppo")
 
 
-def test_only_the_default_preset_averages_its_policy():
+def test_a_recorded_config_from_before_bounded_targets_means_unbounded():
+    from dqnlab.config import validate_recorded_config
+
+    recorded = build_config().to_dict()
+    del recorded["dqn"]["bound_targets"]
+    assert validate_recorded_config(recorded).dqn.bound_targets is False
+    assert validate_recorded_config(recorded).dqn.policy_average_tau == 0.002  # that field was recorded
+    assert validate_config(recorded).dqn.bound_targets is True  # a user's config: the default
+    assert validate_recorded_config(build_config().to_dict()).dqn.bound_targets is True
+
+
+def test_only_the_default_preset_averages_its_policy_and_bounds_its_targets():
     from dqnlab.config.presets import PRESETS
 
     for name in PRESETS:
         cfg = build_config(name)
         if cfg.algo == "dqn":
             assert (cfg.dqn.policy_average_tau is not None) == (name == "default"), name
+            assert cfg.dqn.bound_targets == (name == "default"), name
 
 
 def test_delivering_the_longest_episodes_network_needs_no_policy_average():

@@ -70,6 +70,40 @@ def test_td_target_gamma_zero_and_one():
     exact(td_target(r, q, t, 1.0), torch.tensor([7.0]))
 
 
+def test_td_target_clamped_to_its_limit():
+    # limit 10, gamma 0.5: 1 + 0.5 * 20 = 11 -> 10; -2 + 0.5 * (-30) = -17 -> -10; 1 + 0.5 * 5 = 3.5
+    # stays; a terminated 12 (a reward past the limit) -> 10.
+    rewards = torch.tensor([1.0, -2.0, 1.0, 12.0])
+    next_q = torch.tensor([20.0, -30.0, 5.0, 99.0])
+    terminated = torch.tensor([0.0, 0.0, 0.0, 1.0])
+    exact(td_target(rewards, next_q, terminated, 0.5, 10.0), torch.tensor([10.0, -10.0, 3.5, 10.0]))
+    exact(td_target(rewards, next_q, terminated, 0.5), torch.tensor([11.0, -17.0, 3.5, 12.0]))
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_learner_targets_respect_the_limit(fast_path):
+    learner = DQNLearner(
+        linear_net([[30.0, 0.0, 0.0, 0.0], [0.0, 30.0, 0.0, 0.0]]),
+        DQNConfig(lr=0.01, fast_path=fast_path, double=False),
+    )
+    batch = random_batch(n=8)
+    batch.next_obs.fill_(1.0)  # max_a Q(s', a) = 30 on every row
+    batch.terminated.zero_()
+    unbounded = batch.rewards + batch.discounts * 30.0
+    exact(learner.targets(batch), unbounded)
+    learner.target_limit = 20.0
+    exact(learner.targets(batch), unbounded.clamp(-20.0, 20.0))
+
+
+@pytest.mark.parametrize("bound", [True, False])
+def test_loop_bounds_targets_by_the_rewards_seen(dqn_loop, bound):
+    loop = dqn_loop(**{"dqn.bound_targets": bound, "dqn.gamma": 0.9})
+    run_until(loop, episodes=0, grad_steps=1)
+    # CartPole pays 1 a step: no return of such rewards exceeds 1 / (1 - 0.9) = 10.
+    assert loop.reward_abs_max == 1.0
+    assert loop.learner.target_limit == (pytest.approx(10.0) if bound else float("inf"))
+
+
 # ---------------------------------------------------------------------------------------------
 # next_state_value: max vs Double DQN
 # ---------------------------------------------------------------------------------------------

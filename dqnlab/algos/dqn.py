@@ -12,7 +12,8 @@ One environment step of training, in the order it happens:
 3. Learn, once every `train_freq` transitions after `learning_starts`, `gradient_steps` times
    (``DQNLearner.update``): sample a minibatch (uniform, or by priority with importance weights);
    TD targets y = r + gamma^k (1 - terminated) Q_target(s', a*) (``td_target``,
-   ``next_state_value``: a* from the target network, or from the online one with Double DQN);
+   ``next_state_value``: a* from the target network, or from the online one with Double DQN),
+   with `dqn.bound_targets` clamped to the largest |return| the rewards seen so far allow;
    the Huber or squared loss of the TD errors Q(s, a) - y and its gradient (``td_loss``,
    ``td_loss_grad``); clip, optimizer step; new priorities from the TD errors.
 4. Sync the target network (``DQNLearner.sync_target``, the one place for it, called after every
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -64,7 +66,7 @@ from dqnlab.nn.networks import (
     seeded_q_network,
 )
 from dqnlab.nn.optim import clip_grad_norm_, clip_grad_value_, make_optimizer
-from dqnlab.runtime.loop import RunContext, TrainLoop
+from dqnlab.runtime.loop import RunContext, TrainLoop, value_bound
 
 PROBE_STATES = 256
 """States on which the divergence guard reads |Q| at each evaluation (see DQNLoop.value_range)."""
@@ -75,15 +77,20 @@ PROBE_STATES = 256
 
 
 def td_target(
-    rewards: torch.Tensor, next_q: torch.Tensor, terminated: torch.Tensor, gamma: float | torch.Tensor
+    rewards: torch.Tensor,
+    next_q: torch.Tensor,
+    terminated: torch.Tensor,
+    gamma: float | torch.Tensor,
+    limit: float = math.inf,
 ) -> torch.Tensor:
     """r + gamma * (1 - terminated) * next_q, with `gamma` the bootstrap discount (gamma^k for
-    a k-step transition, so per transition).
+    a k-step transition, so per transition), clamped to [-limit, limit].
 
     Only termination cuts the bootstrap: a time-limit truncation is not a terminal state, so a
     truncated transition (terminated = 0) still bootstraps from its next observation.
     """
-    return rewards + gamma * (1.0 - terminated) * next_q
+    y = rewards + gamma * (1.0 - terminated) * next_q
+    return y if limit == math.inf else y.clamp(-limit, limit)
 
 
 def next_state_value(
@@ -330,6 +337,9 @@ class DQNLearner:
         self.online.eval()
         self.target.eval()
         self.grad_steps = 0
+        # dqn.bound_targets: |y| <= target_limit, the largest |return| of the rewards seen so far;
+        # the training loop sets it as rewards come in (inf: unbounded).
+        self.target_limit = math.inf
         self._last_td: torch.Tensor | None = None  # signed TD errors of the last update, (B,)
         self._params: list[torch.Tensor] = list(self.online.parameters())
         pairs = tensor_pairs(self.target, self.online)
@@ -377,7 +387,7 @@ class DQNLearner:
     def targets(self, batch: Batch) -> torch.Tensor:
         """TD targets of `batch`. (B,)"""
         next_q = next_state_value(self._online_fn, self._target_fn, batch.next_obs, self.cfg.double)
-        return td_target(batch.rewards, next_q, batch.terminated, batch.discounts)
+        return td_target(batch.rewards, next_q, batch.terminated, batch.discounts, self.target_limit)
 
     def update(self, batch: Batch) -> torch.Tensor:
         """One gradient step on `batch`, then the target sync it calls for; returns the (detached) loss.
@@ -749,6 +759,8 @@ class DQNLoop(TrainLoop):
             if isinstance(self.buffer, PrioritizedReplayBuffer):  # importance-sampling exponent, over env steps
                 self.buffer.beta = beta_at(self.env_steps, dqn.per_beta_start, dqn.per_beta_steps)
             self.learner.optimizer.lr = lr_at(dqn.lr, dqn.lr_schedule, self.env_steps, self.cfg.total_steps)
+            if dqn.bound_targets:  # no return of the rewards seen so far lies beyond this
+                self.learner.target_limit = value_bound(self.reward_abs_max, dqn.gamma)
             for _ in range(dqn.gradient_steps):
                 batch = self.buffer.sample(dqn.batch_size, self.replay_gen, dqn.replay_sampling == "sequential")
                 self.last_loss = self.learner.update(batch)  # the target sync per gradient step included

@@ -501,10 +501,12 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 
-# dqn.policy_average_tau (issue #16) is on in `default`, its field default. Every other DQN
-# preset was tuned and measured without it (BENCHMARKS.md) and keeps it off, so that its figures
-# still describe it; a tutorial preset reproduces its tutorial, which had none.
-WITHOUT_POLICY_AVERAGE = (
+# dqn.policy_average_tau and dqn.bound_targets (issue #16) are on in `default`, their field
+# defaults. Every other DQN preset was tuned and measured without them (BENCHMARKS.md) and keeps
+# them off, so that its figures still describe it; a tutorial preset reproduces its tutorial,
+# which had neither.
+WITHOUT_ISSUE_16 = {"policy_average_tau": None, "bound_targets": False}
+TUNED_WITHOUT_ISSUE_16 = (
     "fast",
     "s0-keras",
     "s0-keras-fixed",
@@ -523,8 +525,8 @@ WITHOUT_POLICY_AVERAGE = (
     "mountaincar",
     "lunarlander",
 )
-for _name in WITHOUT_POLICY_AVERAGE:
-    PRESETS[_name] = (PRESETS[_name][0], deep_merge(PRESETS[_name][1], {"dqn": {"policy_average_tau": None}}))
+for _name in TUNED_WITHOUT_ISSUE_16:
+    PRESETS[_name] = (PRESETS[_name][0], deep_merge(PRESETS[_name][1], {"dqn": WITHOUT_ISSUE_16}))
 
 ENV_PRESETS: dict[str, str] = {
     "Acrobot-v1": "acrobot",

@@ -300,6 +300,12 @@ class DQNConfig(_Section):
     avg) after every gradient step (weight averaging, as in Nikishin et al. 2018). Training
     still acts and learns with the online network; the average smooths over the few thousand
     steps in which a greedy policy forgets what it had solved (BENCHMARKS.md, "collapse")."""
+    bound_targets: bool = True
+    """Clamp every TD target to [-B, B], B = max |reward| / (1 - gamma) over the rewards collected
+    so far: no discounted return of those rewards lies outside, so a target beyond B is the
+    bootstrap's overestimate feeding on itself (the divergence guard's bound, enforced rather than
+    only watched). After solving, this kept |Q| near its bound on runs whose values had drifted
+    to 2-4x it and collapsed (BENCHMARKS.md, "collapse")."""
     n_step: int = Field(default=3, ge=1, le=100)
     """Bootstrap after n steps: targets sum n discounted rewards before the network's estimate."""
     double: bool = True
@@ -760,14 +766,13 @@ def validate_recorded_config(data: object) -> RunConfig:
     """``validate_config`` for a config that dqnlab recorded (a run's config.yaml, a checkpoint's):
     a field added since it was written takes the value that reproduces that run, which is not
     always the field's default. A DQN run recorded before ``dqn.policy_average_tau`` existed
-    evaluated and delivered its online network (null), where the default is now 0.002."""
-    if (
-        isinstance(data, dict)
-        and data.get("algo", "dqn") == "dqn"
-        and isinstance(data.get("dqn"), dict)
-        and "policy_average_tau" not in data["dqn"]
-    ):
-        data = {**data, "dqn": {**data["dqn"], "policy_average_tau": None}}
+    evaluated and delivered its online network (null), where the default is now 0.002; one
+    recorded before ``dqn.bound_targets`` left its targets unbounded (false, the default true)."""
+    if isinstance(data, dict) and data.get("algo", "dqn") == "dqn" and isinstance(data.get("dqn"), dict):
+        before = {"policy_average_tau": None, "bound_targets": False}
+        missing = {key: value for key, value in before.items() if key not in data["dqn"]}
+        if missing:
+            data = {**data, "dqn": {**data["dqn"], **missing}}
     return validate_config(data)
 
 

@@ -53,6 +53,7 @@ FIXTURES = {
             "total_steps": 1200,
             "artifacts": False,
             "dqn.policy_average_tau": None,  # the default preset of 0.1.0 had none
+            "dqn.bound_targets": False,  # nor this
             "dqn.buffer_size": 1000,
             "eval.episodes": 5,
             "eval.final_episodes": 5,
