@@ -238,6 +238,19 @@ def test_damaged_policy_files_load_or_fail_cleanly(tmp_path, valid_policy_bytes,
     assert policy(np.zeros(4, dtype=np.float32)) in (0, 1)
 
 
+def test_an_archive_directory_asking_for_an_unknown_zip_version_is_refused(tmp_path, valid_policy_bytes):
+    # Found by the test above: zipfile raises NotImplementedError (not BadZipFile) on opening an
+    # archive whose central directory names a zip version above what it reads (here 6.4).
+    blob = bytearray(valid_policy_bytes)
+    entry = blob.index(b"PK\x01\x02")  # the first central directory entry
+    blob[entry + 6 : entry + 8] = (64).to_bytes(2, "little")  # "version needed to extract"
+    path = tmp_path / "policy.pt"
+    path.write_bytes(bytes(blob))
+    with pytest.raises(DqnlabError, match="is damaged") as info:
+        dqnlab.load_policy(path)
+    assert "\n" not in str(info.value)
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("fin") / "run"

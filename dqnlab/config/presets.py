@@ -142,7 +142,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "Double DQN for CartPole-v1 tuned for reliability first, then speed: 128-128 MLP, 3-step "
         "returns, 8 vector envs, confirmed early stop; evaluated and delivered: a Polyak average of "
         "the online network (tau 0.002); TD targets bounded by the largest possible return. Trained "
-        "on past its solve, it held on 17 of 20 held-out seeds.",
+        "on past its solve, it held on 35 of 40 held-out seeds.",
         {},
     ),
     "fast": (
