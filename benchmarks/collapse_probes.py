@@ -18,7 +18,8 @@ steps, 100 evaluation episodes every 2k steps) on a patched copy of DQN, in this
 
 They patch dqnlab's internals on purpose: a probe, not an API. The first two were not kept; the
 third became `dqn.policy_average_tau` (BENCHMARKS.md). Each runs on `default` without that average
-(`dqn.policy_average_tau=null`, as they were run), so their figures repeat.
+and without bounded targets (`dqn.policy_average_tau=null`, `dqn.bound_targets=false`), as they
+were run, so their figures repeat.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ def main() -> None:
     args = ap.parse_args()
     PROBES[args.probe](args.value)
     for seed in parse_seeds(args.seeds):
-        r = run_one("default", ["dqn.policy_average_tau=null", *args.overrides], seed, args.total_steps, args.every)
+        plain = ["dqn.policy_average_tau=null", "dqn.bound_targets=false"]  # default as the probes ran
+        r = run_one("default", [*plain, *args.overrides], seed, args.total_steps, args.every)
         share = "-" if r["share_after"] is None else f"{r['share_after']:.2f}"
         means = " ".join(f"{mean:.0f}" for _, mean, _ in r["evals"])
         print(f"seed {seed}: first solve {r['first_solve']}, share after {share}, lowest after {r['min_after']}")

@@ -97,11 +97,26 @@ def test_learner_targets_respect_the_limit(fast_path):
 
 @pytest.mark.parametrize("bound", [True, False])
 def test_loop_bounds_targets_by_the_rewards_seen(dqn_loop, bound):
-    loop = dqn_loop(**{"dqn.bound_targets": bound, "dqn.gamma": 0.9})
+    loop = dqn_loop(**{"dqn.bound_targets": bound, "dqn.gamma": 0.5, "dqn.double": False})
     run_until(loop, episodes=0, grad_steps=1)
-    # CartPole pays 1 a step: no return of such rewards exceeds 1 / (1 - 0.9) = 10.
+    # CartPole pays 1 a step: no return of such rewards exceeds 1 / (1 - 0.5) = 2.
     assert loop.reward_abs_max == 1.0
-    assert loop.learner.target_limit == (pytest.approx(10.0) if bound else float("inf"))
+    assert loop.learner.target_limit == (2.0 if bound else float("inf"))
+    # A target network that overestimates wildly (|Q| near 1000): its targets stay within 2 only
+    # with the bound, in the learner's update as the loop calls it.
+    with torch.no_grad():
+        for p in loop.learner.target.parameters():
+            p.mul_(30.0)
+    batch = loop.buffer.sample(16, torch.Generator().manual_seed(0), False)
+    y = loop.learner.targets(batch)
+    unbounded = td_target(
+        batch.rewards, loop.learner.target(batch.next_obs).max(dim=1).values, batch.terminated, batch.discounts
+    )
+    assert unbounded.abs().max() > 100.0
+    if bound:
+        exact(y, unbounded.clamp(-2.0, 2.0))
+    else:
+        exact(y, unbounded)
 
 
 # ---------------------------------------------------------------------------------------------

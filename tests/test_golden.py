@@ -29,15 +29,18 @@ _spec.loader.exec_module(record)
 
 
 # Float rounding differs between CPUs (AMD and Intel kernels sum in different orders): a few
-# losses and weights move in their sixth or seventh digit, while every count, episode and
+# losses and weights move in their sixth or seventh digit, while every count, episode, return and
 # evaluation stays the same. A change of the code moves them far more than this.
 ROUNDING = 1e-4
+ROUNDED_COLUMNS = {"loss"}  # the one metrics column that rounding moves; the others must be equal
 
 
-def same_up_to_rounding(a: str, b: str) -> bool:
-    """Two metrics cells: equal, or two numbers within ROUNDING of each other (relative)."""
+def same_up_to_rounding(column: str, a: str, b: str) -> bool:
+    """Two cells of a metrics column: equal, or two losses within ROUNDING of each other (relative)."""
     if a == b:
         return True
+    if column not in ROUNDED_COLUMNS:
+        return False
     try:
         x, y = float(a), float(b)
     except ValueError:
@@ -46,7 +49,7 @@ def same_up_to_rounding(a: str, b: str) -> bool:
 
 
 @pytest.mark.parametrize("name", sorted(record.GOLDEN))
-def test_golden_run_is_reproduced_exactly(name, tmp_path):
+def test_golden_run_is_reproduced_up_to_float_rounding(name, tmp_path):
     golden = json.loads((HERE / "golden" / f"{name}.json").read_text())
     record.train_run(golden["preset"], golden["overrides"], tmp_path / name)
     now = record.golden_record(tmp_path / name)
@@ -55,7 +58,7 @@ def test_golden_run_is_reproduced_exactly(name, tmp_path):
     for i, (a, b) in enumerate(zip(now["metrics"], golden["metrics"], strict=True)):
         # Columns added since the recording (q_max) are new information, not a change of results.
         assert b.keys() <= a.keys(), f"metrics row {i} lost a column"
-        assert all(same_up_to_rounding(a[k], b[k]) for k in b), f"metrics row {i} differs: {a} != {b}"
+        assert all(same_up_to_rounding(k, a[k], b[k]) for k in b), f"metrics row {i} differs: {a} != {b}"
     if now["policy_sha256"] != golden["policy_sha256"]:  # another CPU: the weights up to rounding
         fingerprint, expected = now["policy_fingerprint"], golden["policy_fingerprint"]
         assert fingerprint.keys() == expected.keys()
@@ -103,7 +106,7 @@ def test_release_checkpoint_resume_matches_a_run_never_stopped(algo, tmp_path):
     strip = lambda rows: [{k: r[k] for k in columns} for r in rows]  # noqa: E731
     # 0.1.0 wrote its checkpoint on another CPU: equal up to float rounding (see ROUNDING).
     for i, (x, y) in enumerate(zip(strip(old_rows), strip(read_metrics(fresh.run_dir / "metrics.csv")), strict=True)):
-        assert x.keys() == y.keys() and all(same_up_to_rounding(x[k], y[k]) for k in x), f"metrics row {i} differs"
+        assert x.keys() == y.keys() and all(same_up_to_rounding(k, x[k], y[k]) for k in x), f"metrics row {i} differs"
     a, b = resumed.policy.net.state_dict(), fresh.policy.net.state_dict()
     assert a.keys() == b.keys()
     for k in a:

@@ -11,6 +11,7 @@ import difflib
 from typing import Any
 
 from dqnlab.config.overrides import deep_merge
+from dqnlab.config.schema import DQN_STABILITY_AIDS_OFF
 from dqnlab.core.errors import ConfigError, preview
 
 # S0's DQN, shared by s0-keras and s0-keras-fixed.
@@ -506,8 +507,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
 # defaults. Every other DQN preset was tuned and measured without them (BENCHMARKS.md) and keeps
 # them off, so that its figures still describe it; a tutorial preset reproduces its tutorial,
 # which had neither.
-WITHOUT_ISSUE_16 = {"policy_average_tau": None, "bound_targets": False}
-TUNED_WITHOUT_ISSUE_16 = (
+TUNED_WITHOUT_STABILITY_AIDS = (
     "fast",
     "s0-keras",
     "s0-keras-fixed",
@@ -526,8 +526,8 @@ TUNED_WITHOUT_ISSUE_16 = (
     "mountaincar",
     "lunarlander",
 )
-for _name in TUNED_WITHOUT_ISSUE_16:
-    PRESETS[_name] = (PRESETS[_name][0], deep_merge(PRESETS[_name][1], {"dqn": WITHOUT_ISSUE_16}))
+for _name in TUNED_WITHOUT_STABILITY_AIDS:
+    PRESETS[_name] = (PRESETS[_name][0], deep_merge(PRESETS[_name][1], {"dqn": DQN_STABILITY_AIDS_OFF}))
 
 ENV_PRESETS: dict[str, str] = {
     "Acrobot-v1": "acrobot",

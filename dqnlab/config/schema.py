@@ -304,8 +304,8 @@ class DQNConfig(_Section):
     """Clamp every TD target to [-B, B], B = max |reward| / (1 - gamma) over the rewards collected
     so far: no discounted return of those rewards lies outside, so a target beyond B is the
     bootstrap's overestimate feeding on itself (the divergence guard's bound, enforced rather than
-    only watched). After solving, this kept |Q| near its bound on runs whose values had drifted
-    to 2-4x it and collapsed (BENCHMARKS.md, "collapse")."""
+    only watched; no bound for gamma 1). On CartPole it kept |Q| within 1.2x its bound on runs
+    whose values had drifted to 1.6-3.8x it and collapsed (BENCHMARKS.md, "Bounded targets")."""
     n_step: int = Field(default=3, ge=1, le=100)
     """Bootstrap after n steps: targets sum n discounted rewards before the network's estimate."""
     double: bool = True
@@ -762,6 +762,12 @@ def format_error(err: Mapping[str, Any]) -> str:
     return f"invalid config value for '{key}': {msg[:200]} (got {preview(value)})"
 
 
+# The values of issue #16's two stability aids, dqn.policy_average_tau and dqn.bound_targets,
+# that turn them off: what a DQN config recorded before they existed meant, and what every preset
+# tuned without them keeps (dqnlab.config.presets).
+DQN_STABILITY_AIDS_OFF: dict[str, Any] = {"policy_average_tau": None, "bound_targets": False}
+
+
 def validate_recorded_config(data: object) -> RunConfig:
     """``validate_config`` for a config that dqnlab recorded (a run's config.yaml, a checkpoint's):
     a field added since it was written takes the value that reproduces that run, which is not
@@ -769,8 +775,7 @@ def validate_recorded_config(data: object) -> RunConfig:
     evaluated and delivered its online network (null), where the default is now 0.002; one
     recorded before ``dqn.bound_targets`` left its targets unbounded (false, the default true)."""
     if isinstance(data, dict) and data.get("algo", "dqn") == "dqn" and isinstance(data.get("dqn"), dict):
-        before = {"policy_average_tau": None, "bound_targets": False}
-        missing = {key: value for key, value in before.items() if key not in data["dqn"]}
+        missing = {key: value for key, value in DQN_STABILITY_AIDS_OFF.items() if key not in data["dqn"]}
         if missing:
             data = {**data, "dqn": {**data["dqn"], **missing}}
     return validate_config(data)
