@@ -363,7 +363,7 @@ def test_a_recorded_config_from_before_the_policy_average_means_no_average():
     recorded = build_config().to_dict()
     del recorded["dqn"]["policy_average_tau"]  # a DQN run's config.yaml written before the field
     assert validate_recorded_config(recorded).dqn.policy_average_tau is None
-    assert validate_config(recorded).dqn.policy_average_tau == 0.002  # a user's config: the default
+    assert validate_config(recorded).dqn.policy_average_tau == 0.001  # a user's config: the default
     now = build_config(overrides=["dqn.policy_average_tau=0.01"]).to_dict()
     assert validate_recorded_config(now).dqn.policy_average_tau == 0.01
     ppo = build_config("ppo").to_dict()  # another algorithm's run keeps the default (a section it does not read)
@@ -377,7 +377,7 @@ def test_a_recorded_config_from_before_bounded_targets_means_unbounded():
     recorded = build_config().to_dict()
     del recorded["dqn"]["bound_targets"]
     assert validate_recorded_config(recorded).dqn.bound_targets is False
-    assert validate_recorded_config(recorded).dqn.policy_average_tau == 0.002  # that field was recorded
+    assert validate_recorded_config(recorded).dqn.policy_average_tau == 0.001  # that field was recorded
     assert validate_config(recorded).dqn.bound_targets is True  # a user's config: the default
     assert validate_recorded_config(build_config().to_dict()).dqn.bound_targets is True
 

@@ -294,7 +294,7 @@ class DQNConfig(_Section):
     """For hard updates: count gradient steps or finished training episodes."""
     tau: float = Field(default=0.005, gt=0.0, le=1.0)
     """For soft updates: target <- tau * online + (1 - tau) * target after each gradient step."""
-    policy_average_tau: float | None = Field(default=0.002, gt=0.0, le=1.0)
+    policy_average_tau: float | None = Field(default=0.001, gt=0.0, le=1.0)
     """The network evaluated, kept as the best and delivered: None, the online network itself;
     a number, a Polyak average of the online network's weights, avg <- avg + tau * (online -
     avg) after every gradient step (weight averaging, as in Nikishin et al. 2018). Training
@@ -772,7 +772,7 @@ def validate_recorded_config(data: object) -> RunConfig:
     """``validate_config`` for a config that dqnlab recorded (a run's config.yaml, a checkpoint's):
     a field added since it was written takes the value that reproduces that run, which is not
     always the field's default. A DQN run recorded before ``dqn.policy_average_tau`` existed
-    evaluated and delivered its online network (null), where the default is now 0.002; one
+    evaluated and delivered its online network (null), where the default is now 0.001; one
     recorded before ``dqn.bound_targets`` left its targets unbounded (false, the default true)."""
     if isinstance(data, dict) and data.get("algo", "dqn") == "dqn" and isinstance(data.get("dqn"), dict):
         missing = {key: value for key, value in DQN_STABILITY_AIDS_OFF.items() if key not in data["dqn"]}
