@@ -206,7 +206,7 @@ def _finish(result: TrainResult, loop: TrainLoop, cfg: RunConfig) -> TrainResult
     """The files of a finished run, and its plots and report where the config asks for them."""
     result.files = list(RUN_FILES)
     if cfg.artifacts:
-        if loop.show_progress:  # a few seconds of drawing and rendering: say what is happening
+        if loop.show_progress:  # drawing and rendering: say what is happening
             names = ", ".join((CURVES_FILE, EPISODE_GIF_FILE, REPORT_FILE))
             print(f"[dqnlab] writing {names} ...", file=sys.stderr, flush=True)
         try:

@@ -576,7 +576,7 @@ class RunConfig(BaseModel):
     """Write checkpoint.pt every this many environment steps (and always at the end)."""
     artifacts: bool = True
     """When training ends, write curves.png, episode.gif and report.html into the run directory
-    (a few seconds, not counted in train_seconds)."""
+    (about a third of a second, not counted in train_seconds)."""
     torch_threads: int = Field(default=1, ge=1, le=MAX_THREADS)
     """torch intra-op threads: 1 is fastest for small networks, and reproducible."""
     env: EnvConfig = Field(default_factory=EnvConfig)

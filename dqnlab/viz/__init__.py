@@ -3,6 +3,7 @@
     metrics.py      metrics.csv (+ summary.json, config.yaml) -> typed arrays
     series.py       pure math: moving mean, EMA, a common env-step grid, bands across runs
     curves.py       learning curves as PNG (one run, or several with a band)
+    chart.py        the plotter curves.py draws with: Pillow, matplotlib's names, about 0.05 s a figure
     video.py        the delivered policy rendered to GIF / MP4, or shown in a window
     scene.py        CartPole frames drawn from states (dqnlab's rasteriser), for video.py
     report.py       report.html, self-contained (images as data: URIs, no network)

@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from dqnlab.viz.curves import WINDOW, new_figure, png_bytes
+from dqnlab.core.errors import DqnlabError
+from dqnlab.viz.curves import WINDOW
 from dqnlab.viz.metrics import read_run_metrics
 from dqnlab.viz.output import CURVES_FILE, write_output
 from dqnlab.viz.series import band_across_runs, common_grid, interp_to_grid, moving_mean
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+
+DPI = 100
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A matplotlib figure on the Agg canvas; DqnlabError without matplotlib (imported here, only
+    when a figure is drawn, so that ``import dqnlab`` stays light and no global backend is
+    switched for the caller)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure as MplFigure
+    except ImportError:
+        raise DqnlabError('plots need matplotlib: pip install "matplotlib>=3.7"') from None
+    fig = MplFigure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def png_bytes(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
 
 
 def write_compare_figure(result: dict[str, Any], root: Path) -> Path:
