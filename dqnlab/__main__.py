@@ -1,3 +1,3 @@
-from dqnlab.cli.main import main
+from dqnlab.cli.main import run
 
-raise SystemExit(main())
+run()
