@@ -58,8 +58,12 @@ def run_one(preset: str, overrides: list[str], seed: int, total: int, every: int
 
 
 def parse_seeds(text: str) -> list[int]:
-    lo, _, hi = text.partition("-")
-    return list(range(int(lo), int(hi or lo) + 1))
+    """'0-3' -> [0, 1, 2, 3]; comma-separated parts are joined: '3,41-43' -> [3, 41, 42, 43]."""
+    seeds = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        seeds += range(int(lo), int(hi or lo) + 1)
+    return seeds
 
 
 def main() -> None:
