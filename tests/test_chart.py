@@ -15,6 +15,9 @@ from dqnlab.viz.chart import (
     SUPTITLE_ROOM,
     TAB10,
     Figure,
+    clip_polygon,
+    clip_polyline,
+    decimate,
     log_ticks,
     nice_step,
     nice_ticks,
@@ -45,11 +48,20 @@ def test_nice_ticks_by_hand():
     assert nice_ticks(-3.2, -0.4) == pytest.approx([-3.0, -2.5, -2.0, -1.5, -1.0, -0.5])  # 0.47 -> 0.5
 
 
+def test_degenerate_ranges_still_get_ticks():
+    assert nice_step(0.0) == nice_step(float("nan")) == 1.0
+    assert nice_ticks(1e15, 1e15 + 0.5) == [1e15, 1e15 + 0.5]  # too narrow for floats to tell steps apart
+    lo, hi = padded_limits(5e-324, 5e-324, log=True)  # a denormal loss on a log axis
+    assert 0 < lo < hi and math.isfinite(math.log10(lo))
+    assert padded_limits(1000.0, 1000.0) == (950.0, 1050.0)  # one evaluation: 5% around it
+
+
 def test_log_ticks_by_hand():
     assert log_ticks(0.05, 3.0) == pytest.approx([0.1, 1.0])  # two decades inside: those
     assert log_ticks(0.005, 300.0) == pytest.approx([0.01, 0.1, 1.0, 10.0, 100.0])
     assert log_ticks(1.5, 9.0) == pytest.approx([2.0, 5.0])  # no decade: the 2x and 5x multiples
     assert log_ticks(0.8, 3.0) == pytest.approx([1.0, 2.0])  # one decade: with its multiples
+    assert log_ticks(1e-15, 1e15) == pytest.approx([10.0**k for k in range(-15, 16, 6)])  # every 6th of 31
 
 
 def test_tick_labels_by_hand():
@@ -59,6 +71,7 @@ def test_tick_labels_by_hand():
     assert tick_labels([0.0, 0.25, 0.5]) == ["0", "0.25", "0.50"]
     assert tick_labels([-1.0, -0.5, 0.0, 0.5]) == ["-1.0", "-0.5", "0", "0.5"]  # zero never "-0.0"
     assert tick_labels([0.0, 1e6, 2e6]) == ["0", "1M", "2M"]
+    assert tick_labels([0.0, 5e14, 1e15]) == ["0", "500T", "1000T"]  # the largest a metrics value may be
     assert tick_labels([]) == []
 
 
@@ -67,6 +80,40 @@ def test_padded_limits_by_hand():
     assert padded_limits(3.0, 3.0) == (2.5, 3.5)  # one value: a unit around it
     lo, hi = padded_limits(1.0, 100.0, log=True)  # 5% of two decades in log space
     assert (math.log10(lo), math.log10(hi)) == pytest.approx((-0.1, 2.1))
+
+
+def test_clip_polyline_by_hand():
+    box = (0.0, 0.0, 4.0, 10.0)  # left, top, right, bottom
+    (piece,) = clip_polyline(np.array([-10.0, 10.0]), np.array([5.0, 5.0]), box)
+    np.testing.assert_allclose(piece, [[0.0, 5.0], [4.0, 5.0]])  # cut at both side edges
+    # two segments meeting inside stay one piece; a NaN breaks the line; all-outside is nothing
+    (piece,) = clip_polyline(np.array([1.0, 2.0, 3.0]), np.array([1.0, 9.0, 1.0]), box)
+    np.testing.assert_allclose(piece, [[1.0, 1.0], [2.0, 9.0], [3.0, 1.0]])
+    a, b = clip_polyline(np.array([1.0, 2.0, 2.5, 3.0, 3.5]), np.array([1.0, 2.0, np.nan, 3.0, 4.0]), box)
+    np.testing.assert_allclose(a, [[1.0, 1.0], [2.0, 2.0]])
+    np.testing.assert_allclose(b, [[3.0, 3.0], [3.5, 4.0]])
+    assert clip_polyline(np.array([5.0, 6.0]), np.array([1.0, 2.0]), box) == []
+    # a point 1e16 pixels away: only the part inside is kept, at coordinates a rasteriser takes
+    (piece,) = clip_polyline(np.array([2.0, 2.0]), np.array([5.0, -1e16]), box)
+    np.testing.assert_allclose(piece, [[2.0, 5.0], [2.0, 0.0]])
+
+
+def test_clip_polygon_by_hand():
+    square = np.array([[-1.0, -1.0], [3.0, -1.0], [3.0, 3.0], [-1.0, 3.0]])
+    clipped = clip_polygon(square, (0.0, 0.0, 2.0, 2.0))
+    assert {tuple(p) for p in clipped.tolist()} == {(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0)}
+    assert len(clip_polygon(square + 10.0, (0.0, 0.0, 2.0, 2.0))) == 0
+
+
+def test_decimate_keeps_each_columns_first_lowest_highest_and_last():
+    x = np.arange(100.0)
+    y = np.zeros(100)
+    y[7], y[13] = 5.0, -3.0  # column 0 (x 0-19): highest at 7, lowest at 13
+    dx, dy = decimate(x, y, columns=5, lo=0.0, hi=100.0)
+    assert dx[:4].tolist() == [0.0, 7.0, 13.0, 19.0] and dy[:4].tolist() == [0.0, 5.0, -3.0, 0.0]
+    assert len(dx) <= 4 * 5
+    short = np.arange(10.0)
+    assert decimate(short, short, columns=5, lo=0.0, hi=10.0)[0] is short  # few points: as they are
 
 
 def test_colours():
@@ -117,12 +164,63 @@ def test_a_line_lands_where_its_data_says_and_a_nan_breaks_it():
 def test_data_beyond_the_axis_range_is_clipped_to_the_panel():
     fig = Figure(4, 3)
     (ax,) = fig.subplots(1, 1)
-    ax.plot([0.0, 1.0], [5.0, 5.0], color="C0", linewidth=3)  # far above set_ylim's range
+    ax.plot([0.0, 1.0], [1.1, 1.1], color="C0", linewidth=3)  # a tenth of the range above it: in the margin
+    ax.set_ylim(0.0, 1.0)
+    img = pixels(fig)
+    blue = np.all(np.abs(img - np.array(rgb("C0"))) <= 40, axis=2)
+    assert not blue.any()
+
+
+def test_a_line_from_far_outside_crosses_the_panel_and_a_far_dashed_line_is_quick():
+    fig = Figure(4, 3)
+    (ax,) = fig.subplots(1, 1)
+    ax.plot([0.0, 1e-9, 1.0], [1.0, -1e7, -1e7], color="C3", linewidth=2)  # straight down at x = 0
+    ax.plot([0.5, 1.0], [0.5, 1e15], color="C0", linestyle="--")  # dashes along 1e15 of length, if not clipped
     ax.set_ylim(0.0, 1.0)
     img = pixels(fig)
     left, top, right, bottom = ax.box
-    blue = np.all(np.abs(img - np.array(rgb("C0"))) <= 40, axis=2)
-    assert not blue.any()
+    xlo, xhi = padded_limits(0.0, 1.0)
+    col = round(left + (0.0 - xlo) / (xhi - xlo) * (right - left))
+    red = np.all(np.abs(img[top + 2 : bottom - 2, col - 2 : col + 3] - np.array(rgb("C3"))) <= 60, axis=2)
+    assert red.any(axis=1).mean() > 0.9  # the line runs through the panel's height
+
+
+def test_log_scale_and_a_second_axis_place_their_data_on_their_own_scales():
+    fig = Figure(4, 3)
+    (ax,) = fig.subplots(1, 1)
+    ax.axhline(10.0, color="C0", linewidth=2)
+    ax.set_yscale("log")
+    ax.set_ylim(1.0, 100.0)  # 10 is half-way up on a log axis (9% on a linear one)
+    twin = ax.twinx()
+    twin.axhline(75.0, color="C3", linewidth=2)
+    twin.set_ylim(0.0, 100.0)  # three quarters up on the second axis, whatever the first's scale
+    img = pixels(fig)
+    left, top, right, bottom = ax.box
+    mid = (left + right) // 2
+    at = lambda frac: img[round(bottom - frac * (bottom - top)), mid]  # noqa: E731
+    assert near(at(0.5), rgb("C0")) and near(at(0.75), rgb("C3"))
+
+
+def test_dashed_lines_have_gaps():
+    fig = Figure(4, 3)
+    (ax,) = fig.subplots(1, 1)
+    ax.axhline(0.5, color="C1", linestyle="--", linewidth=2)
+    ax.set_ylim(0.0, 1.0)
+    img = pixels(fig)
+    left, top, right, bottom = ax.box
+    row = img[round((top + bottom) / 2), left + 5 : right - 5]
+    orange = np.all(np.abs(row - np.array(rgb("C1"))) <= 40, axis=1)
+    assert 0.4 < orange.mean() < 0.9  # dashes and gaps, not a solid line and not nothing
+
+
+def test_error_bars_may_be_asymmetric():
+    fig = Figure(4, 3)
+    (ax,) = fig.subplots(1, 1)
+    ax.errorbar([1.0], [5.0], yerr=[[1.0], [3.0]], color="C3")  # 4 to 8
+    assert ax.y_limits() == pytest.approx(padded_limits(4.0, 8.0))
+    ax.errorbar([1.0, 2.0], [5.0, 6.0], yerr=0.5)  # one value for every point
+    assert ax.y_limits() == pytest.approx(padded_limits(4.0, 8.0))
+    pixels(fig)
 
 
 def test_a_band_fills_between_its_edges_translucently():
@@ -139,7 +237,21 @@ def test_a_band_fills_between_its_edges_translucently():
     assert near(below, (255, 255, 255), tol=0)
 
 
-def test_panels_share_the_x_range_and_a_mosaic_row_can_span():
+def test_panels_share_the_x_range():
+    fig = Figure(8, 3)
+    a, b = fig.subplots(1, 2)
+    a.plot([0.0, 10.0], [0.5, 0.5], color="C0")
+    b.plot([0.0, 5.0], [0.5, 0.5], color="C3", linewidth=2)  # ends half-way along the shared 0-10
+    b.set_ylim(0.0, 1.0)
+    img = pixels(fig)
+    left, top, right, bottom = b.box
+    xlo, xhi = padded_limits(0.0, 10.0)
+    col = lambda v: round(left + (v - xlo) / (xhi - xlo) * (right - left))  # noqa: E731
+    row = round((top + bottom) / 2)
+    assert near(img[row, col(4.5)], rgb("C3")) and near(img[row, col(5.5)], (255, 255, 255))
+
+
+def test_a_mosaic_row_can_span():
     fig = Figure(8, 6)
     panels = fig.subplot_mosaic([["a", "b"], ["c", "c"]])
     assert [name for name in panels] == ["a", "b", "c"]

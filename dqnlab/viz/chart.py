@@ -12,12 +12,15 @@ markers), ``scatter``, ``fill_between``, ``axhline``, ``errorbar`` (a diamond wi
 bar), ``text`` (centred at a place given in fractions of the panel), ``twinx`` (a second y axis on the right), ``set_title``,
 ``set_xlabel``, ``set_ylabel``, ``set_ylim``, ``set_yscale("log")``, ``grid``, ``legend``
 (``loc="best"``: the corner that covers the fewest points) and their getters. Colours: "C0" to
-"C9" (matplotlib's tab10), grey levels as strings ("0.35"), "#rrggbb". Axes that share x (all of
-a figure's, as the run figures do) take their common x range.
+"C9" (matplotlib's tab10), grey levels as strings ("0.35"), "#rrggbb". All of a figure's panels
+share one x range (the run figures ask for that). Keywords that only tune matplotlib's look
+(font sizes, the grid's alpha, scatter's edge widths) are accepted and ignored.
 
 Everything is drawn at SUPERSAMPLE times the pixel size and halved once at the end (a box
-filter), which anti-aliases lines, dots and text. Data outside a panel is clipped to it;
-non-finite values break a line (a gap, as in matplotlib).
+filter), which anti-aliases lines, dots and text. Lines and bands are clipped to their panel
+before they are drawn (``clip_polyline``, ``clip_polygon``: a value of 1e15 on a [0, 1] axis
+must not become a 1e15-pixel stroke), and thinned to at most four points per pixel column
+(``decimate``); non-finite values break a line (a gap, as in matplotlib).
 """
 
 from __future__ import annotations
@@ -67,9 +70,12 @@ TICKS = 6  # at most about this many ticks per axis
 
 
 def nice_step(span: float, target: int = TICKS) -> float:
-    """A tick spacing of 1, 2, 2.5 or 5 times a power of ten that cuts `span` (> 0) into about
-    `target` parts (the smallest such spacing at least span / target)."""
+    """A tick spacing of 1, 2, 2.5 or 5 times a power of ten that cuts `span` into about `target`
+    parts (the smallest such spacing at least span / target); 1 for a span that is not a
+    positive finite number."""
     raw = span / target
+    if not (math.isfinite(raw) and raw > 0):
+        return 1.0
     power = 10.0 ** math.floor(math.log10(raw))
     for m in (1.0, 2.0, 2.5, 5.0):
         if m * power >= raw * (1 - 1e-9):
@@ -78,31 +84,42 @@ def nice_step(span: float, target: int = TICKS) -> float:
 
 
 def nice_ticks(lo: float, hi: float, target: int = TICKS) -> list[float]:
-    """Tick positions: the multiples of ``nice_step(hi - lo)`` in [lo, hi] (lo < hi, finite)."""
+    """Tick positions: the multiples of ``nice_step(hi - lo)`` in [lo, hi]; just [lo, hi] where
+    floating point cannot tell those multiples apart (a range far narrower than its values)."""
     step = nice_step(hi - lo, target)
     first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
-    return [k * step for k in range(first, last + 1)]
+    ticks = [k * step for k in range(first, min(last, first + 4 * target) + 1)]
+    if len(set(ticks)) < len(ticks) or not ticks or last - first > 4 * target:
+        return [lo, hi]
+    return ticks
 
 
-def log_ticks(lo: float, hi: float) -> list[float]:
-    """Tick positions on a log axis over [lo, hi] (0 < lo < hi): the powers of ten inside, and
-    with fewer than two of them also their 2x and 5x multiples."""
+def log_ticks(lo: float, hi: float, target: int = TICKS) -> list[float]:
+    """Tick positions on a log axis over [lo, hi] (0 < lo < hi): the powers of ten inside (every
+    k-th of them if there are more than `target`), and with fewer than two of them also their
+    2x and 5x multiples."""
     k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
     decades = [10.0**k for k in range(k0, k1 + 1) if lo <= 10.0**k <= hi]
+    if len(decades) > target:
+        return decades[:: math.ceil(len(decades) / target)]
     if len(decades) >= 2:
         return decades
     return [m * 10.0**k for k in range(k0, k1 + 1) for m in (1.0, 2.0, 5.0) if lo <= m * 10.0**k <= hi]
 
 
+UNITS = ((1e12, "T", 1e12), (1e9, "G", 1e9), (1e6, "M", 1e6), (1e3, "k", 1e4))
+"""(unit, suffix, from): labels count in a unit once the axis's largest |tick| reaches `from`."""
+
+
 def tick_labels(ticks: Sequence[float]) -> list[str]:
-    """The labels of one axis's evenly spaced `ticks`: in thousands ("k") or millions ("M") when
-    the largest reaches 10,000 or 1,000,000 (environment steps: "0, 5k, 10k, 15k"), with as many
-    decimals as the spacing needs, the same for every label, and "0" for zero."""
+    """The labels of one axis's evenly spaced `ticks`: in thousands ("k") from 10,000, millions
+    ("M"), billions ("G") or trillions ("T") from one of them (environment steps: "0, 5k, 10k,
+    15k"), with as many decimals as the spacing needs, the same for every label, and "0" for zero."""
     if not ticks:
         return []
-    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
+    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else abs(ticks[0]) or 1.0
     top = max(abs(t) for t in ticks)
-    unit, suffix = (1e6, "M") if top >= 1e6 else (1e3, "k") if top >= 1e4 else (1.0, "")
+    unit, suffix = next(((u, name) for u, name, start in UNITS if top >= start), (1.0, ""))
     digits = _decimals(step / unit)
     labels = []
     for t in ticks:
@@ -128,14 +145,79 @@ def _decimals(step: float) -> int:
 
 def padded_limits(lo: float, hi: float, log: bool = False) -> tuple[float, float]:
     """The data range widened by 5% at each end (matplotlib's margins; on a log axis, in log
-    space). A single value gets a unit-wide range around it (a factor 10 on a log axis)."""
+    space, and never below the smallest normal float). A single value v gets ±max(0.5, 5% of
+    |v|) around it (a factor 10 on a log axis)."""
     if log:
-        a, b = padded_limits(math.log10(lo), math.log10(hi))
-        return 10.0**a, 10.0**b
+        a, b = padded_limits(math.log10(max(lo, TINY)), math.log10(max(hi, TINY)))
+        return 10.0 ** max(a, math.log10(TINY)), 10.0**b
     if hi > lo:
         pad = 0.05 * (hi - lo)
-        return lo - pad, hi + pad
-    return lo - 0.5, hi + 0.5
+        if lo - pad < hi + pad:
+            return lo - pad, hi + pad
+    pad = max(0.5, 0.05 * abs(lo))
+    return lo - pad, hi + pad
+
+
+TINY = 2.2250738585072014e-308  # the smallest normal float: log10 of anything smaller loses its meaning
+
+
+def clip_polyline(x: np.ndarray, y: np.ndarray, box: tuple[float, float, float, float]) -> list[np.ndarray]:
+    """The parts of the polyline through (x[i], y[i]) that lie inside `box` (left, top, right,
+    bottom, in pixels), as arrays of (k, 2) points: each segment is cut at the box's edges
+    (Liang-Barsky), a segment with a non-finite end is left out (a gap), and consecutive
+    segments that meet inside the box stay one piece. Pixel coordinates far outside the box
+    (a value 1e15 on a [0, 1] axis) thereby never reach the rasteriser, whose coordinates are
+    32-bit."""
+    if len(x) < 2:
+        return []
+    left, top, right, bottom = box
+    x0, y0, x1, y1 = x[:-1], y[:-1], x[1:], y[1:]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        dx, dy = x1 - x0, y1 - y0
+        t0, t1 = np.zeros(len(x0)), np.ones(len(x0))
+        keep = np.isfinite(x0) & np.isfinite(y0) & np.isfinite(x1) & np.isfinite(y1)
+        for p, q in ((-dx, x0 - left), (dx, right - x0), (-dy, y0 - top), (dy, bottom - y0)):
+            keep &= ~((p == 0) & (q < 0))  # parallel to this edge and outside it
+            ratio = q / np.where(p == 0, 1.0, p)
+            t0 = np.where(p < 0, np.maximum(t0, ratio), t0)
+            t1 = np.where(p > 0, np.minimum(t1, ratio), t1)
+        keep &= t0 <= t1
+        ax, ay = x0 + t0 * dx, y0 + t0 * dy
+        bx, by = x0 + t1 * dx, y0 + t1 * dy
+    pieces: list[np.ndarray] = []
+    run: list[tuple[float, float]] = []
+    for i in np.flatnonzero(keep).tolist():
+        start = (float(ax[i]), float(ay[i]))
+        joined = run and t0[i] == 0.0 and i > 0 and keep[i - 1] and t1[i - 1] == 1.0
+        if not joined:
+            if len(run) > 1:
+                pieces.append(np.array(run))
+            run = [start]
+        run.append((float(bx[i]), float(by[i])))
+    if len(run) > 1:
+        pieces.append(np.array(run))
+    return pieces
+
+
+def decimate(x: np.ndarray, y: np.ndarray, columns: int, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """At most four points per pixel column of a series sorted by x that has more points than
+    4 x `columns`: each column's first, lowest, highest and last point, in their order
+    (columns over [lo, hi]). A line through them looks the same at that width as one through
+    every point, at a fraction of the cost. Shorter series come back as they are."""
+    if len(x) <= 4 * columns or not np.all(np.diff(x[np.isfinite(x)]) >= 0):
+        return x, y
+    col = np.floor((x - lo) / (hi - lo) * columns)
+    col = np.where(np.isfinite(col), col, -1.0)
+    starts = np.flatnonzero(np.r_[True, col[1:] != col[:-1]])
+    ends = np.r_[starts[1:], len(x)] - 1
+    # argmin/argmax within each column: sort by (column, value) once
+    finite_y = np.where(np.isfinite(y), y, np.inf)
+    order = np.lexsort((finite_y, np.repeat(np.arange(len(starts)), ends - starts + 1)))
+    lowest = order[starts]
+    highest = order[ends]
+    highest = np.where(np.isfinite(y[highest]), highest, lowest)
+    keep = np.unique(np.concatenate([starts, ends, lowest, highest]))
+    return x[keep], y[keep]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,8 +279,9 @@ class _Artist:
     dashed: str | None = None  # "--" or ":"
     marker: str | None = None  # "o", ".", "D"
     size: float = 3.0  # marker size (points)
-    y2: np.ndarray | None = None  # the band's upper edge; the error bar's half-height
+    y2: np.ndarray | None = None  # the band's upper edge; the error bar's (lower, upper) extents, (2, n)
     label: str | None = None
+    cap: float = 0.0  # the error bar's cap half-width (points)
 
 
 @dataclass
@@ -268,13 +351,19 @@ class Axes:
         yerr: Any = None,
         fmt: str = "D",
         color: str = "C0",
-        capsize: float = 4.0,
+        capsize: float = 3.0,
         markersize: float = 6.0,
         label: str | None = None,
     ) -> None:
-        err = np.zeros(len(x)) if yerr is None else np.asarray(yerr, dtype=np.float64).reshape(-1, len(x))[0]
+        """Markers at (x, y) with vertical bars: `yerr` one value for all, one per point, or two
+        rows (below, above) of one per point, as matplotlib takes it."""
+        xs, ys = _arr(x), _arr(y)
+        err = np.zeros(len(xs)) if yerr is None else np.asarray(yerr, dtype=np.float64)
+        extents = np.broadcast_to(err if err.ndim == 2 else err.reshape(1, -1) if err.ndim else err, (2, len(xs)))
         self.artists.append(
-            _Artist("errorbar", _arr(x), _arr(y), color, marker=fmt, size=markersize, y2=err, label=label)
+            _Artist(
+                "errorbar", xs, ys, color, marker=fmt, size=markersize, y2=np.abs(extents), label=label, cap=capsize
+            )
         )
 
     def text(self, x: float, y: float, s: str, color: str = "0") -> None:
@@ -297,7 +386,11 @@ class Axes:
         self.ylabel = label
 
     def set_ylim(self, lo: float, hi: float) -> None:
-        self.ylim = (lo, hi)
+        """The y range, drawn increasing upwards whichever way it is given; a range that is not
+        finite is ignored (the data's is used), an empty one is widened as ``padded_limits``."""
+        if math.isfinite(lo) and math.isfinite(hi):
+            lo, hi = min(lo, hi), max(lo, hi)
+            self.ylim = (lo, hi) if hi > lo else padded_limits(lo, hi)
 
     def set_yscale(self, scale: str) -> None:
         self.log = scale == "log"
@@ -327,14 +420,14 @@ class Axes:
 
     def y_limits(self) -> tuple[float, float]:
         """The y range: set_ylim's, or the data's (horizontal lines included) with 5% margins."""
-        if self.ylim is not None:
+        if self.ylim is not None and not (self.log and self.ylim[0] <= 0):
             return self.ylim
         values = []
         for a in self.artists:
             if a.kind == "band" and a.y2 is not None:
                 values += [a.y, a.y2]
             elif a.kind == "errorbar" and a.y2 is not None:
-                values += [a.y - a.y2, a.y + a.y2]
+                values += [a.y - a.y2[0], a.y + a.y2[1]]
             else:
                 values.append(a.y)
         ys = np.concatenate(values) if values else np.empty(0)
@@ -360,8 +453,9 @@ class Figure:
         self.title = title
 
     def subplot_mosaic(self, mosaic: Sequence[Sequence[str]], sharex: bool = True) -> dict[str, Axes]:
-        """Named panels on the grid `mosaic` (rows of names; a name repeated along a row spans
-        those cells), every panel on the same x range."""
+        """Named panels on the grid `mosaic` (rows of names; a name repeated in consecutive
+        cells of one row spans them; one name in two rows is not supported), every panel on the
+        same x range (`sharex` is always true here)."""
         rows, cols = len(mosaic), len(mosaic[0])
         cell_w = self.width / cols
         cell_h = (self.height - SUPTITLE_ROOM) / rows
@@ -370,7 +464,9 @@ class Figure:
             for c, name in enumerate(row):
                 if name in named:
                     continue
-                span = sum(1 for n in row[c:] if n == name)
+                span = 1
+                while c + span < cols and row[c + span] == name:
+                    span += 1
                 left, top = c * cell_w, SUPTITLE_ROOM + r * cell_h
                 box = (
                     round(left + MARGIN_LEFT),
@@ -540,21 +636,6 @@ def _y_ticks(draw: ImageDraw.ImageDraw, ax: Axes, frame: _Frame, right: bool) ->
         _vertical_text(draw, ax.ylabel, x, (frame.top + frame.bottom) / 2, font(LABEL_PX * s), right)
 
 
-def _segments(x: np.ndarray, y: np.ndarray) -> list[list[tuple[float, float]]]:
-    """The runs of consecutive finite points (a NaN breaks the line)."""
-    ok = np.isfinite(x) & np.isfinite(y)
-    out, run = [], []
-    for xi, yi, good in zip(x.tolist(), y.tolist(), ok.tolist(), strict=True):
-        if good:
-            run.append((xi, yi))
-        elif run:
-            out.append(run)
-            run = []
-    if run:
-        out.append(run)
-    return out
-
-
 def _dash(points: list[tuple[float, float]], on: float, off: float) -> list[list[tuple[float, float]]]:
     """A polyline cut into dashes of length `on` with gaps of `off` (pixels), along its length."""
     dashes: list[list[tuple[float, float]]] = []
@@ -586,50 +667,78 @@ def _dash_pattern(style: str, width: int) -> tuple[float, float]:
     return on * width * 1.5, off * width * 1.5
 
 
+def clip_polygon(points: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The part of the polygon `points` (k, 2) inside `box` (left, top, right, bottom), as a
+    polygon (m, 2), possibly empty (Sutherland-Hodgman, one box edge at a time)."""
+    left, top, right, bottom = box
+    edges = ((0, left, 1.0), (0, right, -1.0), (1, top, 1.0), (1, bottom, -1.0))  # axis, bound, inside sign
+    poly = [(float(px), float(py)) for px, py in points]
+    for axis, bound, sign in edges:
+        if not poly:
+            break
+        out: list[tuple[float, float]] = []
+        for k, cur in enumerate(poly):
+            prev = poly[k - 1]
+            cur_in, prev_in = sign * (cur[axis] - bound) >= 0, sign * (prev[axis] - bound) >= 0
+            if cur_in != prev_in:  # the edge crosses the bound: add the crossing
+                t = (bound - prev[axis]) / (cur[axis] - prev[axis])
+                out.append((prev[0] + t * (cur[0] - prev[0]), prev[1] + t * (cur[1] - prev[1])))
+            if cur_in:
+                out.append(cur)
+        poly = out
+    return np.array(poly).reshape(-1, 2)
+
+
 def _draw_artist(draw: ImageDraw.ImageDraw, a: _Artist, frame: _Frame) -> None:
+    """`a` on a layer of its panel's size: `frame` maps data to the layer's own pixels."""
     s = SUPERSAMPLE
     color = (*rgb(a.color), round(255 * a.alpha))
     width = max(1, round(a.width * s * DPI / 72))  # matplotlib's widths are in points
-    if a.kind == "hline":  # across the whole panel, at y
-        px = np.array([frame.left, frame.right])
-        py = np.repeat(frame.py(a.y), 2)
-    elif a.kind == "band" and a.y2 is not None:
-        px, lo, hi = frame.px(a.x), frame.py(a.y), frame.py(a.y2)
-        ok = np.isfinite(px) & np.isfinite(lo) & np.isfinite(hi)
+    radius = a.size * s * DPI / 72 / 2 / (2 if a.marker == "." else 1)
+    margin = width + radius + 2
+    box = (frame.left - margin, frame.top - margin, frame.right + margin, frame.bottom + margin)
+    columns = max(1, round(frame.right - frame.left) // s)  # output pixels across
+    if a.kind == "band" and a.y2 is not None:
+        ok = np.isfinite(a.x) & np.isfinite(a.y) & np.isfinite(a.y2)
         # each finite stretch is one polygon: along the lower edge, back along the upper one
-        start = None
-        for i, good in enumerate([*ok.tolist(), False]):
-            if good and start is None:
-                start = i
-            elif not good and start is not None:
-                xs, l_, h_ = px[start:i], lo[start:i], hi[start:i]
-                polygon = list(zip(xs, l_, strict=True)) + list(zip(xs[::-1], h_[::-1], strict=True))
-                if len(polygon) >= 3:
-                    draw.polygon([(float(u), float(v)) for u, v in polygon], fill=color)
-                start = None
-        return
-    else:
-        px, py = frame.px(a.x), frame.py(a.y)
-    if a.kind in ("line", "hline"):
-        for run in _segments(px, py):
-            pieces = _dash(run, *_dash_pattern(a.dashed, width)) if a.dashed and len(run) > 1 else [run]
-            for piece in pieces:
-                if len(piece) > 1:
-                    draw.line(piece, fill=color, width=width, joint="curve")
-    if a.kind == "errorbar" and a.y2 is not None:
-        lo, hi = frame.py(a.y - a.y2), frame.py(a.y + a.y2)
-        cap = a.size * s * 0.7
-        for x, l_, h_ in zip(px.tolist(), lo.tolist(), hi.tolist(), strict=True):
-            draw.line([(x, l_), (x, h_)], fill=color, width=max(1, round(1.5 * s)))
-            for yy in (l_, h_):
-                draw.line([(x - cap, yy), (x + cap, yy)], fill=color, width=max(1, round(1.5 * s)))
-    if a.marker is not None:
-        r = a.size * s * DPI / 72 / 2
-        if a.marker == ".":
-            r /= 2
-        for x, y in zip(px.tolist(), py.tolist(), strict=True):
-            if not (math.isfinite(x) and math.isfinite(y)):
+        for stretch in np.split(np.arange(len(ok)), np.flatnonzero(np.diff(ok)) + 1):
+            if len(stretch) < 2 or not ok[stretch[0]]:
                 continue
+            xs = a.x[stretch]
+            lx, ly = decimate(xs, a.y[stretch], columns, *frame.xlim)
+            ux, uy = decimate(xs, -a.y2[stretch], columns, *frame.xlim)  # the upper edge's highest
+            edge = np.concatenate([np.c_[frame.px(lx), frame.py(ly)], np.c_[frame.px(ux), frame.py(-uy)][::-1]])
+            polygon = clip_polygon(edge, box)
+            if len(polygon) >= 3:
+                draw.polygon([(float(u), float(v)) for u, v in polygon], fill=color)
+        return
+    if a.kind == "hline":  # across the whole panel, at y
+        lines = clip_polyline(np.array([frame.left, frame.right]), np.repeat(frame.py(a.y), 2), box)
+    elif a.kind == "line":
+        x, y = decimate(a.x, a.y, columns, *frame.xlim) if a.marker is None else (a.x, a.y)
+        lines = clip_polyline(frame.px(x), frame.py(y), box)
+    else:
+        lines = []
+    for piece in lines:
+        points = [(float(u), float(v)) for u, v in piece]
+        for dash in _dash(points, *_dash_pattern(a.dashed, width)) if a.dashed else [points]:
+            if len(dash) > 1:
+                draw.line(dash, fill=color, width=width, joint="curve")
+    px, py = frame.px(a.x), frame.py(a.y)
+    shown = np.isfinite(px) & np.isfinite(py) & (px >= box[0]) & (px <= box[2]) & (py >= box[1]) & (py <= box[3])
+    if a.kind == "errorbar" and a.y2 is not None:  # a bar from y - lower to y + upper, capped
+        ends = np.clip(np.stack([frame.py(a.y - a.y2[0]), frame.py(a.y + a.y2[1])]), box[1], box[3])
+        cap = a.cap * s * DPI / 72
+        bar = max(1, round(1.5 * s))
+        for i in np.flatnonzero(np.isfinite(px) & np.all(np.isfinite(ends), axis=0)).tolist():
+            bx, low, high = float(px[i]), float(ends[0, i]), float(ends[1, i])
+            draw.line([(bx, low), (bx, high)], fill=color, width=bar)
+            for end in (low, high):
+                if box[1] < end < box[3]:  # a cap only where the bar ends inside
+                    draw.line([(bx - cap, end), (bx + cap, end)], fill=color, width=bar)
+    if a.marker is not None:
+        r = radius
+        for x, y in zip(px[shown].tolist(), py[shown].tolist(), strict=True):
             if a.marker == "D":
                 draw.polygon([(x, y - r), (x + r, y), (x, y + r), (x - r, y)], fill=color)
             else:

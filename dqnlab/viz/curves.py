@@ -176,7 +176,7 @@ def run_figure(m: RunMetrics) -> Figure:
             ax_success.axhline(goal, color="C5", linestyle=":", linewidth=1)
         ax_success.set_ylim(0.0, 1.05)
         ax_success.set_ylabel("success rate")
-        ax_success.legend(loc="lower right", fontsize=8)
+        ax_success.legend(loc="best", fontsize=8)
 
     if title is not None:
         _loss_panel(axes["loss"], m, title)
@@ -216,7 +216,7 @@ def _loss_panel(ax: Axes, m: RunMetrics, title: str) -> None:
         if isinstance(bound, (int, float)) and math.isfinite(bound):
             ax_q.axhline(bound, color="C3", linestyle=":", linewidth=1, label=f"max |reward| / (1 - γ) = {bound:.4g}")
         ax_q.set_ylabel("max |Q|")
-        ax_q.legend(loc="lower right", fontsize=8)
+        ax_q.legend(loc="best", fontsize=8)
 
 
 def _exploration_panel(ax: Axes, m: RunMetrics) -> None:
