@@ -8,10 +8,11 @@ figure in well under 0.1 s, with Pillow, which the episode GIF already uses.
 It offers the subset of matplotlib's object-oriented API that ``dqnlab.viz.curves`` uses, under
 the same names and keywords, so that a figure reads as matplotlib code: ``Figure.subplot_mosaic``
 and ``subplots``, ``suptitle``; on ``Axes``: ``plot`` (solid or dashed lines, dot and circle
-markers), ``scatter``, ``fill_between``, ``axhline``, ``errorbar`` (a diamond with a vertical
-bar), ``text`` (centred at a place given in fractions of the panel), ``twinx`` (a second y axis on the right), ``set_title``,
-``set_xlabel``, ``set_ylabel``, ``set_ylim``, ``set_yscale("log")``, ``grid``, ``legend``
-(``loc="best"``: the corner that covers the fewest points) and their getters. Colours: "C0" to
+markers), ``scatter``, ``fill_between``, ``axhline``, ``errorbar`` (a diamond with a capped
+vertical bar), ``text`` (centred at a place given in fractions of the panel), ``twinx`` (a second
+y axis on the right), ``set_title``, ``set_xlabel``, ``set_ylabel``, ``set_ylim``,
+``set_yscale("log")``, ``grid``, ``legend`` (``loc="best"``: the free corner that covers the
+fewest points) and their getters. Colours: "C0" to
 "C9" (matplotlib's tab10), grey levels as strings ("0.35"), "#rrggbb". All of a figure's panels
 share one x range (the run figures ask for that). Keywords that only tune matplotlib's look
 (font sizes, the grid's alpha, scatter's edge widths) are accepted and ignored.
