@@ -24,9 +24,7 @@ def tiny_config(**fields):
     algo = base.get("algo") or dqnlab.build_config(base.get("preset")).algo
     if algo != "dqn":
         base.pop("dqn.learning_starts")
-    # build_config reads a keyword None as "not given": a null goes in as an override.
-    nulls = [f"{key}=null" for key, value in base.items() if value is None]
-    return dqnlab.build_config(overrides=nulls, **{key: value for key, value in base.items() if value is not None})
+    return dqnlab.build_config(**base)  # a keyword None sets its field to null
 
 
 @pytest.fixture

@@ -34,6 +34,14 @@ def test_build_config_defaults_validate():
     assert validate_config(cfg.to_dict()) == cfg
 
 
+def test_a_keyword_none_sets_its_field_to_null():
+    assert build_config().dqn.policy_average_tau == 0.001  # left out: the preset's value
+    assert build_config(**{"dqn.policy_average_tau": None}).dqn.policy_average_tau is None
+    assert build_config("acrobot").eval.threshold is not None
+    assert build_config("acrobot", **{"eval.threshold": None}).eval.threshold is None
+    assert "'seed'" in config_error(seed=None)  # a field that takes no null: one clear line
+
+
 def test_yaml_round_trip(tmp_path):
     cfg = build_config(overrides=["dqn.lr=1e-5", "network.hidden=[32]", "eval.threshold=195", "seed=7"])
     path = tmp_path / "config.yaml"

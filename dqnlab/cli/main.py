@@ -267,7 +267,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise DqnlabError("--backend, --ray-address and --workers apply to many runs: use them with --seeds")
         from dqnlab.config import build_config
 
-        fields = {"seed": args.seed, "total_steps": args.total_steps}
+        given = {"seed": args.seed, "total_steps": args.total_steps}  # None: the flag was not given
+        fields = {key: value for key, value in given.items() if value is not None}
         cfg = build_config(args.preset, args.config, args.overrides, env=args.env, **fields)
         _say_env_preset(args)
         result = train(cfg, args.run_dir, overwrite=args.overwrite, progress=not args.quiet, cli_flags=True)
@@ -301,7 +302,8 @@ def _train_seeds(args: argparse.Namespace) -> int:
     if args.tensorboard:
         raise DqnlabError("--tensorboard is not available with --seeds; run 'dqnlab tensorboard DIR/seed-*' after")
     seeds = parse_seeds(args.seeds)
-    cfg = build_config(args.preset, args.config, args.overrides, env=args.env, total_steps=args.total_steps)
+    budget = {} if args.total_steps is None else {"total_steps": args.total_steps}
+    cfg = build_config(args.preset, args.config, args.overrides, env=args.env, **budget)
     _say_env_preset(args)
     root = args.run_dir or default_run_dir(cfg.preset, cfg.env.id, args.seeds.replace(",", "_"))
 

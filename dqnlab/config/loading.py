@@ -22,7 +22,10 @@ def build_config(
     **fields: Any,
 ) -> RunConfig:
     """Resolve a config: preset, then a YAML file, then dotted overrides, then `env` (env.id),
-    then explicit top-level or dotted fields (``seed=3``, ``**{"env.id": "CartPole-v0"}``).
+    then explicit top-level or dotted fields (``seed=3``, ``**{"env.id": "CartPole-v0"}``). A
+    field given as None is set to null (``**{"dqn.policy_average_tau": None}`` turns the policy
+    average off; for a field that takes no null it is a ConfigError): leave a field out to keep
+    the preset's value.
 
     The preset is `preset`, else the YAML file's `preset:` key, else the preset tuned for `env`
     (``dqnlab.config.presets.ENV_PRESETS``: ``env="MountainCar-v0"`` starts from `mountaincar`),
@@ -39,7 +42,7 @@ def build_config(
     pairs = [parse_override(o) for o in overrides or []]
     if env is not None:
         pairs.append((("env", "id"), env))
-    pairs += [(tuple(k.split(".")), v) for k, v in fields.items() if v is not None]
+    pairs += [(tuple(k.split(".")), v) for k, v in fields.items()]
     return validate_config(apply(data, pairs))
 
 
