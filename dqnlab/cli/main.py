@@ -267,8 +267,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise DqnlabError("--backend, --ray-address and --workers apply to many runs: use them with --seeds")
         from dqnlab.config import build_config
 
-        given = {"seed": args.seed, "total_steps": args.total_steps}  # None: the flag was not given
-        fields = {key: value for key, value in given.items() if value is not None}
+        flags = {"seed": args.seed, "total_steps": args.total_steps}  # None: the flag was not given
+        fields = {key: value for key, value in flags.items() if value is not None}
         cfg = build_config(args.preset, args.config, args.overrides, env=args.env, **fields)
         _say_env_preset(args)
         result = train(cfg, args.run_dir, overwrite=args.overwrite, progress=not args.quiet, cli_flags=True)
