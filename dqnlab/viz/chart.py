@@ -792,8 +792,7 @@ def _legend(
             r = 2.5 * s
             draw.ellipse([xs + sample / 2 - r, yc - r, xs + sample / 2 + r, yc + r], fill=color)
         else:
-            sample_artist = _Artist("line", np.empty(0), np.empty(0), a.color, 1.0, a.width, a.dashed)
-            w = max(1, round(sample_artist.width * s * DPI / 72))
+            w = max(1, round(a.width * s * DPI / 72))  # the line's own width and dashes, opaque
             line = [(xs, yc), (xs + sample, yc)]
             pieces = _dash(line, *_dash_pattern(a.dashed, w)) if a.dashed else [line]
             for piece in pieces:
