@@ -39,7 +39,7 @@ def test_ruff_lint():
 
 def test_ruff_format():
     _tool("ruff")
-    done = _run(sys.executable, "-m", "ruff", "format", "--check", "dqnlab", "tests", "benchmarks")
+    done = _run(sys.executable, "-m", "ruff", "format", "--check", "dqnlab", "tests", "benchmarks", "examples")
     assert done.returncode == 0, done.stdout[-4000:]
 
 
