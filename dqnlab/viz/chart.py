@@ -144,6 +144,9 @@ def _decimals(step: float) -> int:
     return 10
 
 
+TINY = 2.2250738585072014e-308  # the smallest normal float: log10 of anything smaller loses its meaning
+
+
 def padded_limits(lo: float, hi: float, log: bool = False) -> tuple[float, float]:
     """The data range widened by 5% at each end (matplotlib's margins; on a log axis, in log
     space, and never below the smallest normal float). A single value v gets ±max(0.5, 5% of
@@ -157,9 +160,6 @@ def padded_limits(lo: float, hi: float, log: bool = False) -> tuple[float, float
             return lo - pad, hi + pad
     pad = max(0.5, 0.05 * abs(lo))
     return lo - pad, hi + pad
-
-
-TINY = 2.2250738585072014e-308  # the smallest normal float: log10 of anything smaller loses its meaning
 
 
 def clip_polyline(x: np.ndarray, y: np.ndarray, box: tuple[float, float, float, float]) -> list[np.ndarray]:
@@ -569,17 +569,17 @@ def _draw_panel(image: Image.Image, draw: ImageDraw.ImageDraw, ax: Axes, xlim: t
         _text(draw, label, x, frame.bottom + 6 * s, tick_font, "top")
     _y_ticks(draw, ax, frame, right=False)
     # the data, clipped to the plotting area: drawn on a layer of its size, then pasted
+    panels = [(ax, frame)] if ax.twin is None else [(ax, frame), (ax.twin, _frame(ax.twin, xlim))]
     layer = image.crop((int(frame.left), int(frame.top), int(frame.right), int(frame.bottom)))
     layer_draw = ImageDraw.Draw(layer, "RGBA")
-    for panel in (ax, ax.twin) if ax.twin is not None else (ax,):
-        f = _frame(panel, xlim)
+    for panel, f in panels:
         local = _Frame(0, 0, f.right - f.left, f.bottom - f.top, f.xlim, f.ylim, f.log)
         for a in panel.artists:
             _draw_artist(layer_draw, a, local)
     image.paste(layer, (int(frame.left), int(frame.top)))
     draw.rectangle([frame.left, frame.top, frame.right, frame.bottom], outline=black, width=s)
     if ax.twin is not None:
-        _y_ticks(draw, ax.twin, _frame(ax.twin, xlim), right=True)
+        _y_ticks(draw, ax.twin, panels[1][1], right=True)
     # title, labels, centred notes
     if ax.title:
         _text(draw, ax.title, (frame.left + frame.right) / 2, frame.top - 6 * s, font(TITLE_PX * s), "bottom")
@@ -591,12 +591,9 @@ def _draw_panel(image: Image.Image, draw: ImageDraw.ImageDraw, ax: Axes, xlim: t
         _text(draw, note.text, x, y, label_font, "middle", rgb(note.color))
     # The second axis's legend first: the panel's "best" corner avoids it and its points.
     taken: list[str] = []
-    points = [_points(ax, frame)]
-    if ax.twin is not None:
-        twin_frame = _frame(ax.twin, xlim)
-        points.append(_points(ax.twin, twin_frame))
-        if ax.twin.legend_loc is not None:
-            taken.append(_legend(draw, ax.twin, twin_frame, points, taken))
+    points = [_points(panel, f) for panel, f in panels]
+    if ax.twin is not None and ax.twin.legend_loc is not None:
+        taken.append(_legend(draw, ax.twin, panels[1][1], points, taken))
     if ax.legend_loc is not None:
         _legend(draw, ax, frame, points, taken)
 
