@@ -132,8 +132,13 @@ class PixelQNetwork(nn.Module):
         self.input = pix_cfg.input
         in_ch = {"frames": pix_cfg.frames * c, "difference": c, "last_and_difference": 2 * c}[self.input]
         layers: list[nn.Module] = []
+        # Weights and inputs channels-last (NHWC): oneDNN's weight gradient of the first
+        # convolution (2 input channels, 8x8 at stride 4) took 2-3x as long in NCHW on this
+        # project's CPU (BENCHMARKS.md, "CartPole from pixels"); the values are the same.
         for out_ch, kernel, stride in net_cfg.conv:
-            layers.append(nn.Conv2d(in_ch, out_ch, kernel, stride))
+            conv = nn.Conv2d(in_ch, out_ch, kernel, stride)
+            conv.weight = nn.Parameter(conv.weight.detach().contiguous(memory_format=torch.channels_last))
+            layers.append(conv)
             if net_cfg.batch_norm:
                 layers.append(nn.BatchNorm2d(out_ch))
             layers.append(_ACTIVATIONS[net_cfg.activation]())
@@ -147,11 +152,12 @@ class PixelQNetwork(nn.Module):
         x = x.to(torch.float32) * (1.0 / 255.0)
         c = self.channels
         if self.input == "frames":
-            return 1.0 - x
-        diff = x[:, c:] - x[:, :c]  # last minus previous (frames 2)
-        if self.input == "difference":
-            return diff
-        return torch.cat([1.0 - x[:, c:], DIFFERENCE_GAIN * diff], dim=1)
+            x = 1.0 - x
+        elif self.input == "difference":
+            x = x[:, c:] - x[:, :c]  # last minus previous (frames 2)
+        else:
+            x = torch.cat([1.0 - x[:, c:], DIFFERENCE_GAIN * (x[:, c:] - x[:, :c])], dim=1)
+        return x.contiguous(memory_format=torch.channels_last)  # the convolutions' layout (__init__)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.conv(self.features(x)).flatten(1))
