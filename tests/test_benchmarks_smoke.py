@@ -166,6 +166,21 @@ def test_replay_memory_smoke(tmp_path):
     assert "| FrameReplayBuffer |" in done.stdout
 
 
+def test_pixel_update_smoke(tmp_path):
+    out = tmp_path / "update.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "pixel_update.py"), "--reps", "3", "--rounds", "2"]
+        + ["--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["batch"] == [64, 2, 32, 96] and len(result["ratio_per_round"]) == 2
+    assert all(len(v) == 2 and all(t > 0 for t in v) for v in result["rounds"].values())
+
+
 def _load_benchmark(name: str):
     """benchmarks/NAME.py as a module (benchmarks/ is not a package), for its pure functions."""
     import importlib.util
