@@ -421,7 +421,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "DQN from pixels on CartPole-v1: grayscale 32x96 frames of the whole track (the cart's position "
         "in view), the network reading the last frame and its difference from the previous one, "
         "conv 16 (8x8, stride 4) and 32 (4x4, stride 2) and a 256 hidden layer, Double DQN with "
-        "3-step returns, lr 2e-3, 8 vector envs, frames kept as uint8 in replay.",
+        "3-step returns, lr 2e-3, 8 vector envs, frames kept as uint8 in replay; evaluated and "
+        "delivered: a Polyak average of the online network (tau 0.01); TD targets bounded.",
         {
             "env": {"pixels": {"mode": "track", "height": 32, "width": 96, "frames": 2}},
             "network": {"conv": [[16, 8, 4], [32, 4, 2]], "hidden": [256]},
@@ -433,6 +434,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
                 "train_freq": 8,
                 "gradient_steps": 1,
                 "target_update_every": 100,
+                "policy_average_tau": 0.01,
             },
             "explore": {"decay_steps": 10_000},
             "total_steps": 150_000,
@@ -521,7 +523,6 @@ TUNED_WITHOUT_STABILITY_AIDS = (
     "s1-pixels",
     "s1-pixels-fixed",
     "target",
-    "pixels",
     "acrobot",
     "mountaincar",
     "lunarlander",

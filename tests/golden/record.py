@@ -41,6 +41,8 @@ GOLDEN = {
             # the preset's smaller and faster): the golden run guards the code, not the preset.
             "network.conv": [[16, 4, 2], [32, 4, 2], [32, 3, 2]],
             "dqn.lr": 1e-3,
+            "dqn.policy_average_tau": None,  # nor its policy average (session 14)
+            "dqn.bound_targets": False,
         },
     ),
 }
