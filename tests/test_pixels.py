@@ -270,6 +270,31 @@ def test_channels_last_network_computes_what_the_plain_layout_does(batch_norm):
         assert torch.equal(other.eval()(frames), net.eval()(frames))
 
 
+def test_pixel_td_targets_build_the_next_input_once_and_equal_the_plain_computation(monkeypatch):
+    from dqnlab.algos.dqn import DQNLearner, next_state_value, td_target
+    from dqnlab.algos.replay import Batch
+
+    calls = []
+    features = PixelQNetwork.features
+    monkeypatch.setattr(PixelQNetwork, "features", lambda net, x: calls.append(1) or features(net, x))
+    cfg = dqnlab.build_config(preset="pixels")
+    learner = DQNLearner(PixelQNetwork(cfg.network, cfg.env.pixels, 2), cfg.dqn)
+    with torch.no_grad():
+        learner.target.head[0].bias += 0.5  # a target network that differs from the online one
+    g = torch.Generator().manual_seed(0)
+    obs, next_obs = (torch.randint(0, 256, (16, 2, 32, 96), dtype=torch.uint8, generator=g) for _ in range(2))
+    batch = Batch(
+        obs, torch.randint(0, 2, (16,), generator=g), torch.ones(16), next_obs, torch.zeros(16), torch.full((16,), 0.97)
+    )
+    calls.clear()
+    y = learner.targets(batch)
+    assert len(calls) == 1  # once for both networks
+    with torch.no_grad():
+        next_q = next_state_value(learner.online, learner.target, batch.next_obs, double=True)
+    assert len(calls) == 3  # the plain way: once per network
+    assert torch.equal(y, td_target(batch.rewards, next_q, batch.terminated, batch.discounts))
+
+
 def test_pixel_config_errors_are_one_line():
     with pytest.raises(ConfigError, match="env.pixels is for algo dqn"):
         dqnlab.build_config(preset="ppo", **{"env.pixels.mode": "track"})

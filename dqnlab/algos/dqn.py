@@ -366,6 +366,15 @@ class DQNLearner:
         else:
             self._online_fn, self._target_fn = self.online, self.target
             self._backward = self._autograd_backward
+        # What the networks read of next_obs for the TD targets: a pixel network's input, built
+        # by its parameter-free ``features``, is the same for the online and target networks, so
+        # it is built once per batch for both (about a twentieth of a pixel gradient step).
+        self._next_input: Callable[[torch.Tensor], torch.Tensor] = nn.Identity()
+        self._online_next: Callable[[torch.Tensor], torch.Tensor] = self._online_fn
+        self._target_next: Callable[[torch.Tensor], torch.Tensor] = self._target_fn
+        if isinstance(online, PixelQNetwork) and isinstance(self.target, PixelQNetwork):
+            self._next_input = online.features
+            self._online_next, self._target_next = online.from_features, self.target.from_features
         # dqn.policy_average_tau: the network evaluated and delivered is a Polyak average of the
         # online one (a third copy, updated in place like the soft target sync); else the online.
         self.average: nn.Module = self.online
@@ -386,7 +395,8 @@ class DQNLearner:
     @torch.no_grad()
     def targets(self, batch: Batch) -> torch.Tensor:
         """TD targets of `batch`. (B,)"""
-        next_q = next_state_value(self._online_fn, self._target_fn, batch.next_obs, self.cfg.double)
+        next_in = self._next_input(batch.next_obs)
+        next_q = next_state_value(self._online_next, self._target_next, next_in, self.cfg.double)
         return td_target(batch.rewards, next_q, batch.terminated, batch.discounts, self.target_limit)
 
     def update(self, batch: Batch) -> torch.Tensor:

@@ -159,8 +159,12 @@ class PixelQNetwork(nn.Module):
             x = torch.cat([1.0 - x[:, c:], DIFFERENCE_GAIN * (x[:, c:] - x[:, :c])], dim=1)
         return x.contiguous(memory_format=torch.channels_last)  # the convolutions' layout (__init__)
 
+    def from_features(self, f: torch.Tensor) -> torch.Tensor:
+        """Q-values from the convolutions' input `f` = features(x). (B, C', H, W) -> (B, n_actions)"""
+        return self.head(self.conv(f).flatten(1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.conv(self.features(x)).flatten(1))
+        return self.from_features(self.features(x))
 
 
 def seeded_q_network(
