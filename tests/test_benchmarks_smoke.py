@@ -150,33 +150,28 @@ def test_beyond_smoke(tmp_path):
     assert "| Acrobot-v1 (goal -77) | dqnlab `acrobot` |" in (out / "results.md").read_text()
 
 
-def test_replay_memory_smoke(tmp_path):
-    out = tmp_path / "replay.json"
+def run_writing_json(script: str, args: list[str], out: Path) -> tuple[dict, str]:
+    """Run benchmarks/SCRIPT with `args` and --json OUT; (what it wrote there, its stdout)."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "replay_memory.py"), "--buffer-size", "300", "--reps", "20"]
-        + ["--json", str(out)],
+        [sys.executable, str(ROOT / "benchmarks" / script), *args, "--json", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(out.read_text())
+    return json.loads(out.read_text()), done.stdout
+
+
+def test_replay_memory_smoke(tmp_path):
+    args = ["--buffer-size", "300", "--reps", "20"]
+    result, stdout = run_writing_json("replay_memory.py", args, tmp_path / "replay.json")
     assert result["bytes"]["FrameReplayBuffer"] < result["bytes"]["ReplayBuffer"]
     assert result["transitions_added"] >= 300 and all(t > 0 for t in result["sample_seconds_median"].values())
-    assert "| FrameReplayBuffer |" in done.stdout
+    assert "| FrameReplayBuffer |" in stdout
 
 
 def test_pixel_update_smoke(tmp_path):
-    out = tmp_path / "update.json"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "pixel_update.py"), "--reps", "3", "--rounds", "2"]
-        + ["--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(out.read_text())
+    result, _ = run_writing_json("pixel_update.py", ["--reps", "3", "--rounds", "2"], tmp_path / "update.json")
     assert result["batch"] == [64, 2, 32, 96] and len(result["ratio_per_round"]) == 2
     assert all(len(v) == 2 and all(t > 0 for t in v) for v in result["rounds"].values())
 
