@@ -137,7 +137,7 @@ def small_budget(argv: list[str]) -> list[str]:
 def _env() -> dict[str, str]:
     """This checkout first on the path, for the commands and the interpreters the test starts."""
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "PYTHONWARNINGS": "ignore"}
+    return {**os.environ, "PYTHONPATH": path}
 
 
 def _folder_for_commands(tmp_path: Path) -> Path:
@@ -178,6 +178,7 @@ def run_line(line: str, cwd: Path) -> None:
             timeout=600,
         )
     assert done.returncode == 0, f"README command failed: {line}\n(run as: {shlex.join(argv)})\n{done.stderr[-3000:]}"
+    assert "Warning" not in done.stderr, f"README command warned: {line}\n{done.stderr[-3000:]}"
 
 
 _HELP: dict[str, str] = {}
@@ -245,6 +246,7 @@ def test_readme_block(block: Block, tmp_path: Path):
                 timeout=600,
             )
             assert done.returncode == 0, f"README python block at line {block.line}, {attempt}:\n{done.stderr[-3000:]}"
+            assert "Warning" not in done.stderr, f"README python block at line {block.line} warned:\n{done.stderr[-3000:]}"
         return
     lines = shell_lines(block.code)
     assert lines, f"README bash block at line {block.line} holds no command"
