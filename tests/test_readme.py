@@ -246,7 +246,9 @@ def test_readme_block(block: Block, tmp_path: Path):
                 timeout=600,
             )
             assert done.returncode == 0, f"README python block at line {block.line}, {attempt}:\n{done.stderr[-3000:]}"
-            assert "Warning" not in done.stderr, f"README python block at line {block.line} warned:\n{done.stderr[-3000:]}"
+            assert "Warning" not in done.stderr, (
+                f"README python block at line {block.line} warned:\n{done.stderr[-3000:]}"
+            )
         return
     lines = shell_lines(block.code)
     assert lines, f"README bash block at line {block.line} holds no command"
