@@ -465,11 +465,12 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "DQN for MountainCar-v0: the default DQN exploring with random actions held for 16 steps "
         "(explore.hold), which cross the valley where one-step dithering never does, epsilon 1 to "
         "0.01 over 20k steps; observations scaled to [-1, 1] (network.input_scaling), 4 gradient "
-        "steps per update; 60k steps (half the RL Zoo's 120k), evaluations cut short once hopeless.",
+        "steps per update; 60k steps (half the RL Zoo's 120k), evaluations cut short once hopeless; "
+        "the policy average (tau 0.001) and bounded TD targets, which keep Q-values from diverging.",
         {
             "env": {"id": "MountainCar-v0"},
             "network": {"input_scaling": "bounds"},
-            "dqn": {"gradient_steps": 4},
+            "dqn": {"gradient_steps": 4, "policy_average_tau": 0.001},
             "explore": {"hold": 16, "decay_steps": 20_000, "end": 0.01},
             "total_steps": 60_000,
             "eval": {
@@ -524,7 +525,6 @@ TUNED_WITHOUT_STABILITY_AIDS = (
     "s1-pixels-fixed",
     "target",
     "acrobot",
-    "mountaincar",
     "lunarlander",
 )
 for _name in TUNED_WITHOUT_STABILITY_AIDS:
