@@ -265,7 +265,8 @@ def test_channels_last_network_computes_what_the_plain_layout_does(batch_norm):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * scale)
     old_layout = {k: v.contiguous() for k, v in net.state_dict().items()}
     other = PixelQNetwork(cfg.network, cfg.env.pixels, 2)
-    other.load_state_dict(old_layout)
+    other.load_state_dict(old_layout)  # copies into the channels-last parameters, keeping their layout
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in other.conv.parameters() if p.dim() == 4)
     with torch.no_grad():
         assert torch.equal(other.eval()(frames), net.eval()(frames))
 
