@@ -317,7 +317,8 @@ class DQNLearner:
     the fast path, the ``nn.Linear`` modules of both
     networks (``_online_fn``, ``_target_fn``, ``_mlp``; these read ``.weight``/``.bias`` at each
     call), and for pixel networks the methods that build the TD targets (``_next_input``,
-    ``_online_next``, ``_target_next``). They stay valid because nothing replaces a module or a Parameter afterwards: the hard
+    ``_online_next``, ``_target_next``). They stay valid because nothing replaces a module or a
+    Parameter afterwards: the hard
     sync is ``target.load_state_dict(online.state_dict())``, and ``load_state_dict`` (also used on
     resume) ``copy_``s into the existing tensors; the optimizers step the parameters in place
     (``_foreach_*_`` or the fused Adam kernel), clipping scales ``.grad`` in place, and BatchNorm
