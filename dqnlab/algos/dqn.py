@@ -370,8 +370,9 @@ class DQNLearner:
             self._backward = self._autograd_backward
         # What the networks read of next_obs for the TD targets: a pixel network's input, built
         # by its parameter-free ``features``, is the same for the online and target networks, so
-        # it is built once per batch for both (about a twentieth of a pixel gradient step).
-        self._next_input: Callable[[torch.Tensor], torch.Tensor] = nn.Identity()
+        # it is built once per batch for both (about a twentieth of a pixel gradient step). None:
+        # the networks read next_obs as it is (no call on the MLP's hot path).
+        self._next_input: Callable[[torch.Tensor], torch.Tensor] | None = None
         self._online_next: Callable[[torch.Tensor], torch.Tensor] = self._online_fn
         self._target_next: Callable[[torch.Tensor], torch.Tensor] = self._target_fn
         if isinstance(online, PixelQNetwork) and isinstance(self.target, PixelQNetwork):
@@ -397,7 +398,7 @@ class DQNLearner:
     @torch.no_grad()
     def targets(self, batch: Batch) -> torch.Tensor:
         """TD targets of `batch`. (B,)"""
-        next_in = self._next_input(batch.next_obs)
+        next_in = batch.next_obs if self._next_input is None else self._next_input(batch.next_obs)
         next_q = next_state_value(self._online_next, self._target_next, next_in, self.cfg.double)
         return td_target(batch.rewards, next_q, batch.terminated, batch.discounts, self.target_limit)
 
