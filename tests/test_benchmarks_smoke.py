@@ -176,6 +176,16 @@ def test_pixel_update_smoke(tmp_path):
     assert all(len(v) == 2 and all(t > 0 for t in v) for v in result["rounds"].values())
 
 
+def test_mlp_update_smoke(tmp_path):
+    args = ["--presets", "default", "acrobot", "--reps", "3", "--rounds", "2"]
+    result, stdout = run_writing_json("mlp_update.py", args, tmp_path / "update.json")
+    assert {p: r["batch"] for p, r in result["presets"].items()} == {"default": 128, "acrobot": 512}
+    for r in result["presets"].values():
+        assert len(r["ratio_per_round"]) == 2
+        assert all(len(v) == 2 and all(t > 0 for t in v) for v in r["rounds_s"].values())
+    assert "with the kernels" in stdout
+
+
 def _load_benchmark(name: str):
     """benchmarks/NAME.py as a module (benchmarks/ is not a package), for its pure functions."""
     import importlib.util

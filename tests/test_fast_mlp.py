@@ -164,3 +164,20 @@ def test_fast_path_keeps_acting_on_the_live_parameters():
     assert all(a is b for a, b in zip(now, tensors, strict=True))
     assert [t.data_ptr() for t in now] == storage
     assert all(a is b for a, b in zip(learner.optimizer.params, learner.online.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("kind", ["relu", "tanh", "leaky_relu"])
+def test_activation_grad_is_autograds_gradient_exactly(kind):
+    # Including the kinks: pre-activations at exactly 0 and on both sides of it.
+    g = torch.Generator().manual_seed(3)
+    z = torch.cat([torch.randn(64, 8, generator=g), torch.zeros(2, 8), -torch.rand(2, 8, generator=g)])
+    upstream = torch.randn(z.shape, generator=g)
+    z_leaf = z.clone().requires_grad_(True)
+    module = {"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh(), "leaky_relu": torch.nn.LeakyReLU()}[kind]
+    h = module(z_leaf)
+    h.backward(upstream)
+    assert z_leaf.grad is not None
+    got = fast_mlp.activation_grad(upstream, z, h.detach(), kind)
+    assert torch.equal(got, z_leaf.grad)
+    if kind == "relu":  # 0 where z <= 0, the upstream gradient elsewhere
+        torch.testing.assert_close(got, torch.where(z > 0, upstream, 0.0), rtol=0, atol=0)

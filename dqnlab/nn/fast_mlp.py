@@ -56,13 +56,17 @@ def _act(z: torch.Tensor, kind: str) -> torch.Tensor:
     return torch.nn.functional.leaky_relu(z, _LEAKY_SLOPE)
 
 
-def _act_grad(g: torch.Tensor, z: torch.Tensor, h: torch.Tensor, kind: str) -> torch.Tensor:
-    """dL/dz from dL/dh for h = act(z)."""
+def activation_grad(g: torch.Tensor, z: torch.Tensor, h: torch.Tensor, kind: str) -> torch.Tensor:
+    """dL/dz from dL/dh for h = act(z), by the ATen kernels autograd itself uses for these
+    activations. Why not ``g * (z > 0)``: on a CPU a boolean mask costs a comparison and a
+    conversion to float before the product, about 4x the time of the one kernel (10x for the
+    leaky mask built with ``torch.where``); a DQN gradient step took 1.1x (batch 128) to 1.2x
+    (batch 512) as long with the masks (benchmarks/mlp_update.py)."""
     if kind == "relu":
-        return g * (z > 0)
+        return torch.ops.aten.threshold_backward(g, h, 0)  # g where h > 0, else 0
     if kind == "tanh":
-        return g * (1.0 - h * h)
-    return g * torch.where(z > 0, 1.0, _LEAKY_SLOPE)
+        return torch.ops.aten.tanh_backward(g, h)  # g * (1 - h^2)
+    return torch.ops.aten.leaky_relu_backward(g, z, _LEAKY_SLOPE, False)  # g, or slope * g where z <= 0
 
 
 def forward(layers: list[nn.Linear], kind: str, x: torch.Tensor) -> torch.Tensor:
@@ -114,4 +118,4 @@ def backward(layers: list[nn.Linear], kind: str, acts: Activations, grad_out: to
         layer.weight.grad = g.t().mm(hs[i])  # (out, in)
         layer.bias.grad = g.sum(0)
         if i > 0:
-            g = _act_grad(g.mm(layer.weight), zs[i - 1], hs[i], kind)
+            g = activation_grad(g.mm(layer.weight), zs[i - 1], hs[i], kind)
