@@ -24,6 +24,7 @@ from dqnlab.core.errors import DqnlabError
 from dqnlab.core.fileio import atomic_write_text
 from dqnlab.core.stopping import catch_stop_signals
 from dqnlab.envs.make import check_spaces, make_vec_env, reward_threshold
+from dqnlab.nn.optim import denormals_flushed
 from dqnlab.runtime.checkpoint import read_run_checkpoint
 from dqnlab.runtime.loop import RunContext, TrainingInterrupted, TrainLoop, TrainResult
 from dqnlab.runtime.policy import POLICY_FILE
@@ -192,7 +193,8 @@ def _discard(loop: TrainLoop | None, envs: Any) -> None:
 
 def _run(loop: TrainLoop, cli_flags: bool) -> TrainResult:
     try:
-        return loop.run()
+        with denormals_flushed():
+            return loop.run()
     except TrainingInterrupted as exc:
         if cli_flags:
             raise

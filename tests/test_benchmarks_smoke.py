@@ -186,6 +186,19 @@ def test_mlp_update_smoke(tmp_path):
     assert "with the kernels" in stdout
 
 
+def test_denormals_smoke(tmp_path):
+    args = ["--seeds", "0-1", "--total-steps", "1200"]
+    result, stdout = run_writing_json("denormals.py", args, tmp_path / "denormals.json")
+    assert [(r["seed"], r["mode"]) for r in result["rows"]] == [
+        (0, "kept"),
+        (0, "flushed"),
+        (1, "flushed"),
+        (1, "kept"),
+    ]
+    assert result["same_runs"] is True and all(r["env_steps"] >= 1200 for r in result["rows"])
+    assert "same runs: True" in stdout
+
+
 def _load_benchmark(name: str):
     """benchmarks/NAME.py as a module (benchmarks/ is not a package), for its pure functions."""
     import importlib.util

@@ -8,7 +8,15 @@ import torch
 from torch import nn
 
 from dqnlab.nn.optim import _FUSED as FUSED  # torch.optim must use the same kernel to match exactly
-from dqnlab.nn.optim import Adam, RMSprop, clip_grad_norm_, clip_grad_value_, make_optimizer
+from dqnlab.nn.optim import (
+    Adam,
+    RMSprop,
+    clip_grad_norm_,
+    clip_grad_value_,
+    denormals_flushed,
+    flushing_denormals,
+    make_optimizer,
+)
 
 STEPS = 20
 
@@ -315,3 +323,49 @@ def test_no_gradient_at_all_is_a_no_op():
         opt.zero_grad()
         opt.step()
     assert max_abs_diff(net, before) == 0.0
+
+
+TINY = torch.finfo(torch.float32).tiny  # the smallest normal float32
+
+
+def test_denormals_are_flushed_inside_the_block_and_the_mode_before_is_restored():
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals")
+    assert not flushing_denormals()
+    assert (torch.full((1,), TINY) * 0.5).item() > 0.0  # a denormal, computed
+    with denormals_flushed():
+        assert flushing_denormals()
+        assert (torch.full((1,), TINY) * 0.5).item() == 0.0
+        # Adam's first moment of a weight whose gradient stays 0: decays to exactly 0, not into denormals
+        m = torch.full((4,), 1e-36)
+        for _ in range(100):
+            m.mul_(0.9)
+        assert torch.equal(m, torch.zeros(4))
+    assert not flushing_denormals()
+    torch.set_flush_denormal(True)
+    try:  # a caller who flushed before keeps flushing after
+        with denormals_flushed():
+            pass
+        assert flushing_denormals()
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def test_training_flushes_denormals_and_restores_the_mode(tmp_path, monkeypatch):
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals")
+    import dqnlab
+    from dqnlab.algos.dqn import DQNLearner
+
+    seen = []
+    update = DQNLearner.update
+
+    def watched(self, batch):
+        seen.append(flushing_denormals())
+        return update(self, batch)
+
+    monkeypatch.setattr(DQNLearner, "update", watched)
+    cfg = {"total_steps": 600, "artifacts": False, "dqn": {"learning_starts": 500}, "eval": {"every_steps": 300}}
+    dqnlab.train(cfg, tmp_path / "run", progress=False)
+    assert seen and all(seen)
+    assert not flushing_denormals()
