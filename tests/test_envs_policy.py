@@ -12,6 +12,7 @@ from numpy.testing import assert_array_equal
 from dqnlab.algos.registry import load_policy
 from dqnlab.config import EnvConfig, NetworkConfig
 from dqnlab.core.errors import ConfigError, DqnlabError
+from dqnlab.envs.acrobot_vec import AcrobotVectorEnv
 from dqnlab.envs.make import make_vec_env, reward_threshold
 from dqnlab.envs.state import capture_env_state, restore_env_state
 from dqnlab.nn.networks import build_mlp
@@ -34,11 +35,14 @@ def test_cartpole_uses_the_numpy_vector_env():
         envs.close()
 
 
-@pytest.mark.parametrize("env_id, obs_dim, n_actions", [("Acrobot-v1", 6, 3), ("MountainCar-v0", 2, 3)])
-def test_other_discrete_envs_use_sync_vector_env(env_id, obs_dim, n_actions):
+@pytest.mark.parametrize(
+    "env_id, obs_dim, n_actions, kind",
+    [("Acrobot-v1", 6, 3, AcrobotVectorEnv), ("MountainCar-v0", 2, 3, gym.vector.SyncVectorEnv)],
+)
+def test_other_discrete_envs_use_sync_vector_env_or_dqnlabs_numpy_one(env_id, obs_dim, n_actions, kind):
     envs = make_vec_env(EnvConfig(id=env_id), 2)
     try:
-        assert isinstance(envs.unwrapped, gym.vector.SyncVectorEnv)
+        assert isinstance(envs.unwrapped, kind)
         assert envs.single_observation_space.shape == (obs_dim,)
         assert envs.single_action_space.n == n_actions
         obs, _ = envs.reset(seed=0)

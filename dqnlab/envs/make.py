@@ -41,7 +41,8 @@ def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
 
 def make_vec_env(cfg: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
     """`num_envs` copies of `cfg.id`: the NumPy-vectorised version where one is registered
-    (CartPole), otherwise a SyncVectorEnv. Both autoreset on the NEXT_STEP.
+    (CartPole) or where dqnlab has one (Acrobot-v1, dqnlab.envs.acrobot_vec: the same episodes
+    as the SyncVectorEnv), otherwise a SyncVectorEnv. All autoreset on the NEXT_STEP.
 
     With perturbations configured (noise, physics randomisation), CartPole-style environments
     use dqnlab's NumPy CartPole (dqnlab.envs.cartpole_vec), which applies all of them inside its step;
@@ -55,6 +56,10 @@ def make_vec_env(cfg: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
     mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
     make_id: str | gym.envs.registration.EnvSpec = cfg.id
     wrappers: list[EnvWrapperFn] = []
+    numpy_version = _NUMPY_VECTOR_ENVS.get(spec.entry_point) if isinstance(spec.entry_point, str) else None
+    if numpy_version is not None and mode == "sync" and not cfg.perturbed() and not cfg.kwargs:
+        # Gymnasium registers no vector version of this env: dqnlab's NumPy one, the same episodes.
+        make_id, mode = dataclasses.replace(spec, vector_entry_point=numpy_version), "vector_entry_point"
     if cfg.perturbed():
         make_id, mode, wrappers, perturb_kwargs = _perturbed_setup(cfg, spec)
         kwargs.update(perturb_kwargs)
@@ -115,6 +120,12 @@ def _pixel_env(envs: gym.vector.VectorEnv, cfg: EnvConfig) -> gym.vector.VectorE
         raise ConfigError(f"env.pixels draws Gymnasium's CartPole scene: CartPole-v0 or CartPole-v1, not '{cfg.id}'")
     return PixelVectorEnv(envs, cfg.pixels)
 
+
+# Environments without a vector version in Gymnasium, for which dqnlab has a NumPy one that gives
+# the same episodes as their SyncVectorEnv (used without perturbations and env.kwargs).
+_NUMPY_VECTOR_ENVS = {
+    "gymnasium.envs.classic_control.acrobot:AcrobotEnv": "dqnlab.envs.acrobot_vec:AcrobotVectorEnv",
+}
 
 # Environments whose dynamics are dqnlab.envs.physics' cart-pole, so that force noise and physics
 # randomisation mean something; the value is the NumPy vector env that can apply them.

@@ -10,7 +10,7 @@ exact-resume tests fail if a Gymnasium release renames them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -27,6 +27,16 @@ class _NumpyVectorEnv(Protocol):
     steps: np.ndarray
     prev_done: np.ndarray
     np_random: np.random.Generator
+
+
+@runtime_checkable
+class _SyncCaptured(Protocol):
+    """A NumPy vector env saved in the layout of the SyncVectorEnv it stands for (dqnlab's
+    Acrobot), so that checkpoints resume in either."""
+
+    def sync_capture(self) -> dict[str, Any] | None: ...
+
+    def load_sync_capture(self, envs: list[dict[str, Any]], autoreset: np.ndarray) -> None: ...
 
 
 class _StatefulEnv(Protocol):
@@ -78,14 +88,21 @@ def _wrapper_chain(env: gym.Env) -> list[gym.Wrapper]:
 def capture_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
     """Everything that determines the future of `envs`, or None where we cannot capture it.
 
-    Supported: Gymnasium's NumPy CartPoleVectorEnv, and SyncVectorEnv over environments whose
-    dynamics live in ``unwrapped.state`` (all of classic control). Anything else resumes with
+    Supported: Gymnasium's NumPy CartPoleVectorEnv, SyncVectorEnv over environments whose
+    dynamics live in ``unwrapped.state`` (all of classic control), and dqnlab's NumPy Acrobot
+    (saved as the SyncVectorEnv it replaces). Anything else resumes with
     freshly reset environments (documented in the README).
     """
     if isinstance(envs, PixelVectorEnv):  # the frame history, then the environment it draws
         captured = capture_env_state(envs.env)
         return None if captured is None else {**captured, "pixels": envs.state_dict()}
     base = envs.unwrapped
+    if isinstance(base, _SyncCaptured):  # dqnlab's NumPy Acrobot: saved as the SyncVectorEnv it replaces
+        sync = base.sync_capture()
+        if sync is None:
+            return None
+        envs_saved = [{**sub, "state": _to_saveable(sub["state"])} for sub in sync["envs"]]
+        return {"kind": "sync", "envs": envs_saved, "autoreset": _to_saveable(sync["autoreset"])}
     if hasattr(base, "prev_done") and hasattr(base, "state") and hasattr(base, "steps"):
         saved = {
             "kind": "numpy_vector",
@@ -139,6 +156,10 @@ def restore_env_state(envs: gym.vector.VectorEnv, saved: dict[str, Any]) -> None
         numpy_env.np_random.bit_generator.state = saved["rng"]
         if "extra" in saved:  # saved from its extra_state
             cast(_ExtraState, base).set_extra_state(_tree_from_saveable(saved["extra"]))
+        return
+    if isinstance(base, _SyncCaptured):
+        subs = [{**sub, "state": _from_saveable(sub["state"])} for sub in saved["envs"]]
+        base.load_sync_capture(subs, _from_saveable(saved["autoreset"]))
         return
     sync_env = cast(gym.vector.SyncVectorEnv, base)
     for env, sub in zip(sync_env.envs, saved["envs"], strict=True):
