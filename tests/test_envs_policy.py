@@ -3,7 +3,6 @@ the Evaluator."""
 
 import io
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -14,6 +13,7 @@ from dqnlab.config import EnvConfig, NetworkConfig
 from dqnlab.core.errors import ConfigError, DqnlabError
 from dqnlab.envs.acrobot_vec import AcrobotVectorEnv
 from dqnlab.envs.make import make_vec_env, reward_threshold
+from dqnlab.envs.mountaincar_vec import MountainCarVectorEnv
 from dqnlab.envs.state import capture_env_state, restore_env_state
 from dqnlab.nn.networks import build_mlp
 from dqnlab.runtime.evaluation import Evaluator
@@ -37,9 +37,9 @@ def test_cartpole_uses_the_numpy_vector_env():
 
 @pytest.mark.parametrize(
     "env_id, obs_dim, n_actions, kind",
-    [("Acrobot-v1", 6, 3, AcrobotVectorEnv), ("MountainCar-v0", 2, 3, gym.vector.SyncVectorEnv)],
+    [("Acrobot-v1", 6, 3, AcrobotVectorEnv), ("MountainCar-v0", 2, 3, MountainCarVectorEnv)],
 )
-def test_other_discrete_envs_use_sync_vector_env_or_dqnlabs_numpy_one(env_id, obs_dim, n_actions, kind):
+def test_other_classic_envs_use_dqnlabs_numpy_vector_envs(env_id, obs_dim, n_actions, kind):
     envs = make_vec_env(EnvConfig(id=env_id), 2)
     try:
         assert isinstance(envs.unwrapped, kind)

@@ -41,8 +41,9 @@ def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
 
 def make_vec_env(cfg: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
     """`num_envs` copies of `cfg.id`: the NumPy-vectorised version where one is registered
-    (CartPole) or where dqnlab has one (Acrobot-v1, dqnlab.envs.acrobot_vec: the same episodes
-    as the SyncVectorEnv), otherwise a SyncVectorEnv. All autoreset on the NEXT_STEP.
+    (CartPole) or where dqnlab has one (Acrobot-v1 and MountainCar-v0, dqnlab.envs.acrobot_vec
+    and mountaincar_vec: the same episodes as the SyncVectorEnv), otherwise a SyncVectorEnv.
+    All autoreset on the NEXT_STEP.
 
     With perturbations configured (noise, physics randomisation), CartPole-style environments
     use dqnlab's NumPy CartPole (dqnlab.envs.cartpole_vec), which applies all of them inside its step;
@@ -125,6 +126,7 @@ def _pixel_env(envs: gym.vector.VectorEnv, cfg: EnvConfig) -> gym.vector.VectorE
 # the same episodes as their SyncVectorEnv (used without perturbations and env.kwargs).
 _NUMPY_VECTOR_ENVS = {
     "gymnasium.envs.classic_control.acrobot:AcrobotEnv": "dqnlab.envs.acrobot_vec:AcrobotVectorEnv",
+    "gymnasium.envs.classic_control.mountain_car:MountainCarEnv": "dqnlab.envs.mountaincar_vec:MountainCarVectorEnv",
 }
 
 # Environments whose dynamics are dqnlab.envs.physics' cart-pole, so that force noise and physics
