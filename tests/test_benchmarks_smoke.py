@@ -199,6 +199,14 @@ def test_denormals_smoke(tmp_path):
     assert "same runs: True" in stdout
 
 
+def test_vector_envs_smoke(tmp_path):
+    args = ["--envs", "3", "--steps", "5", "--rounds", "1"]
+    result, stdout = run_writing_json("vector_envs.py", args, tmp_path / "envs.json")
+    assert set(result) == {"Acrobot-v1 x3", "MountainCar-v0 x3"}
+    assert all(r["ratio"] > 0 and set(r["median_us"]) == {"sync", "numpy"} for r in result.values())
+    assert "in NumPy" in stdout
+
+
 def _load_benchmark(name: str):
     """benchmarks/NAME.py as a module (benchmarks/ is not a package), for its pure functions."""
     import importlib.util
