@@ -6,9 +6,10 @@ the plain environments."""
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from dqnlab.config import EnvConfig
-from dqnlab.envs.acrobot_vec import AcrobotVectorEnv
+from dqnlab.envs.acrobot_vec import AcrobotVectorEnv, bound, wrap
 from dqnlab.envs.make import make_vec_env
 from dqnlab.envs.mountaincar_vec import MountainCarVectorEnv
 from dqnlab.envs.state import capture_env_state, restore_env_state
@@ -38,15 +39,20 @@ def pumping_policy(env_id: str, obs: np.ndarray, rng: np.random.Generator, eps: 
     return np.where(rng.random(len(obs)) < eps, rng.integers(0, 3, len(obs)), greedy)
 
 
-def run_both(env_id, a_env, b_env, steps: int, seed: int, policy_seed: int = 0):
+def run_both(env_id, a_env, b_env, steps: int, seed: int | None, policy_seed: int = 0, eps: float = 0.2, obs=None):
+    """Step both envs with the same actions, comparing everything; reset both with `seed` first,
+    unless `obs` (the current observations) is given. Counts the episode ends seen."""
     rng = np.random.default_rng(policy_seed)
-    obs_a, info_a = a_env.reset(seed=seed)
-    obs_b, info_b = b_env.reset(seed=seed)
-    np.testing.assert_array_equal(obs_a, obs_b)
-    assert obs_a.dtype == obs_b.dtype == np.float32 and info_a == info_b == {}
+    if obs is None:
+        obs_a, info_a = a_env.reset(seed=seed)
+        obs_b, info_b = b_env.reset(seed=seed)
+        np.testing.assert_array_equal(obs_a, obs_b)
+        assert obs_a.dtype == obs_b.dtype == np.float32 and info_a == info_b == {}
+    else:
+        obs_a = obs
     counts = {"terminated": 0, "truncated": 0}
     for _ in range(steps):
-        actions = pumping_policy(env_id, obs_a, rng)
+        actions = pumping_policy(env_id, obs_a, rng, eps)
         a = a_env.step(actions)
         b = b_env.step(actions)
         for x, y in zip(a[:4], b[:4], strict=True):
@@ -68,8 +74,11 @@ def test_the_same_episodes_as_gymnasiums_sync_vector_env(env_id):
 
 @pytest.mark.parametrize("env_id", ENVS)
 def test_the_registered_time_limit_by_default(env_id):
-    run_both(env_id, ours(env_id, 3), reference(env_id, 3), 700, seed=3)
-    assert ours(env_id, 1).max_episode_steps == gym.spec(env_id).max_episode_steps
+    # Random actions: no episode reaches the goal, each ends at the registered limit.
+    limit = gym.spec(env_id).max_episode_steps
+    assert ours(env_id, 1).max_episode_steps == limit
+    counts = run_both(env_id, ours(env_id, 3), reference(env_id, 3), 2 * limit + 5, seed=3, eps=1.0)
+    assert counts["truncated"] >= 6
 
 
 @pytest.mark.parametrize("env_id", ENVS)
@@ -78,9 +87,11 @@ def test_reset_seeds_as_sync_vector_env(env_id):
     for seed in (5, None, [1, None, 7], None):
         np.testing.assert_array_equal(a_env.reset(seed=seed)[0], b_env.reset(seed=seed)[0])
     bounds = {"low": -0.5, "high": -0.3}
-    np.testing.assert_array_equal(a_env.reset(seed=2, options=bounds)[0], b_env.reset(seed=2, options=bounds)[0])
+    obs = a_env.reset(seed=2, options=bounds)[0]
+    np.testing.assert_array_equal(obs, b_env.reset(seed=2, options=bounds)[0])
     # an autoreset after a reset with options draws within the default bounds, as Gymnasium's does
-    run_both(env_id, a_env, b_env, 300, seed=4)
+    counts = run_both(env_id, a_env, b_env, 400, seed=None, obs=obs)
+    assert counts["terminated"] + counts["truncated"] > 0
 
 
 @pytest.mark.parametrize("env_id", ENVS)
@@ -95,16 +106,28 @@ def test_spaces_and_metadata_match(env_id):
 
 @pytest.mark.parametrize("env_id", ENVS)
 @pytest.mark.parametrize("direction", ["ours to sync", "sync to ours"])
-def test_checkpoints_resume_in_either_env(env_id, direction):
-    # A checkpoint taken mid-run (episodes in progress, some about to autoreset) continues
-    # identically in the other kind of env: older checkpoints resume with the NumPy env.
+@pytest.mark.parametrize("when", ["an autoreset pending", "just after an autoreset"])
+def test_checkpoints_resume_in_either_env(env_id, direction, when):
+    # A checkpoint taken mid-run continues identically in the other kind of env (older
+    # checkpoints resume with the NumPy env), taken where it is hardest: with an environment
+    # to reset on the next step, or holding a start state (float32 in Acrobot).
     src = ours(env_id, 5) if direction == "ours to sync" else reference(env_id, 5)
     rng = np.random.default_rng(3)
     obs, _ = src.reset(seed=21)
-    for _ in range(137):
-        obs = src.step(pumping_policy(env_id, obs, rng))[0]
+    ended = np.zeros(5, dtype=bool)
+    for _ in range(1000):
+        obs, _, terminated, truncated, _ = src.step(pumping_policy(env_id, obs, rng))
+        if when == "an autoreset pending" and (terminated | truncated).any():
+            break
+        if when == "just after an autoreset" and ended.any():
+            break
+        ended = terminated | truncated
     saved = capture_env_state(src)
     assert saved is not None and saved["kind"] == "sync"
+    if when == "an autoreset pending":
+        assert np.asarray(saved["autoreset"]).any()
+    elif env_id == "Acrobot-v1":
+        assert any(sub["state"].dtype == torch.float32 for sub in saved["envs"])
     dst = reference(env_id, 5) if direction == "ours to sync" else ours(env_id, 5)
     dst.reset(seed=0)
     restore_env_state(dst, saved)
@@ -117,6 +140,34 @@ def test_checkpoints_resume_in_either_env(env_id, direction):
         obs = a[0]
         ends += int((a[2] | a[3]).sum())
     assert ends > 5
+
+
+def test_wrap_and_bound_are_gymnasiums_elementwise():
+    from gymnasium.envs.classic_control import acrobot
+
+    x = np.random.default_rng(0).uniform(-30, 30, 2000)
+    x[:4] = [np.pi, -np.pi, 3 * np.pi, -5 * np.pi]
+    np.testing.assert_array_equal(wrap(x, -np.pi, np.pi), [acrobot.wrap(v, -np.pi, np.pi) for v in x])
+    np.testing.assert_array_equal(bound(x, -4 * np.pi, 4 * np.pi), [acrobot.bound(v, -4 * np.pi, 4 * np.pi) for v in x])
+
+
+@pytest.mark.parametrize("env_id", ENVS)
+def test_bad_use_is_refused(env_id):
+    env = ours(env_id, 3)
+    with pytest.raises(gym.error.ResetNeeded):
+        env.step(np.zeros(3, dtype=np.int64))
+    env.reset(seed=0)
+    for bad in (
+        np.array([0, 1, 3]),
+        np.array([0, -1, 1]),
+        np.zeros(3),
+        np.zeros((3, 1), dtype=np.int64),
+        np.zeros(2, dtype=np.int64),
+    ):
+        with pytest.raises(ValueError, match="integer actions"):
+            env.step(bad)
+    with pytest.raises(ValueError, match="reset_mask"):
+        env.reset(options={"reset_mask": np.ones(3, dtype=bool)})
 
 
 @pytest.mark.parametrize("env_id", ENVS)
@@ -135,3 +186,20 @@ def test_env_kwargs_keep_sync_vector_env():
     # Arguments of Gymnasium's class (here MountainCar's goal_velocity) are for Gymnasium's class.
     cfg = EnvConfig(id="MountainCar-v0", kwargs={"goal_velocity": 0.01})
     assert isinstance(make_vec_env(cfg, 2).unwrapped, gym.vector.SyncVectorEnv)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"max_episode_steps": None}, {"kwargs": {"goal_velocity": 0.01}}, {}],
+    ids=["no time limit", "registered arguments", "another id"],
+)
+def test_the_same_class_registered_otherwise_keeps_sync_vector_env(extra):
+    name = f"dqnlab-test/OtherMountainCar-{len(gym.registry)}-v0"
+    settings = {"max_episode_steps": 200, **extra}
+    gym.register(name, entry_point="gymnasium.envs.classic_control.mountain_car:MountainCarEnv", **settings)
+    try:
+        envs = make_vec_env(EnvConfig(id=name), 2)
+        assert isinstance(envs.unwrapped, gym.vector.SyncVectorEnv)
+        assert envs.reset(seed=0)[0].shape == (2, 2)
+    finally:
+        del gym.registry[name]

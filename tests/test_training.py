@@ -62,6 +62,10 @@ def test_same_seed_same_run_and_different_seeds_differ(tmp_path, tiny):
 RESUMABLE = {
     "dqn": {},
     "dqn-acrobot": {"env.id": "Acrobot-v1"},
+    # env.kwargs keep Gymnasium's SyncVectorEnv (its TimeLimit and autoreset state are saved
+    # through private names, which this variant guards); without them, MountainCar is NumPy.
+    "dqn-mountaincar-sync-vector-env": {"env.id": "MountainCar-v0", "env.kwargs": {"goal_velocity": 0}},
+    "dqn-mountaincar": {"env.id": "MountainCar-v0"},
     "dqn-held-exploration": {"explore.hold": 8, "explore.hold_duration": "zeta"},
     "dqn-acrobot-cut-evaluations": {"env.id": "Acrobot-v1", "eval.max_return_to_go": 0.0},
     "dqn-input-scaling": {"env.id": "MountainCar-v0", "network.input_scaling": "bounds", "explore.hold": 4},

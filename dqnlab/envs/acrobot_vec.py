@@ -5,26 +5,21 @@ Python ``step`` per copy (about 27 us each here: a 4-stage Runge-Kutta step on 5
 arrays). An evaluation of 100 episodes then costs 100 of them per step, 2.6 ms; this class
 does all N in one pass of the same arithmetic (about 0.2 ms for 100).
 
-It is the SyncVectorEnv of ``gym.make("Acrobot-v1")`` bit for bit (tested): the same start
-states (environment i seeded with seed + i, each with its own generator), the same dynamics
-(the same floating-point operations in the same order, element by element: Gymnasium's
-``_dsdt``, ``rk4``, ``wrap`` and ``bound``), the same observations (float32; after a reset
-computed from the float32 start state, as Gymnasium does), rewards, terminations, the
-500-step time limit and NEXT_STEP autoreset. No rendering and no torque noise (Acrobot-v1 has
-none): dqnlab uses it only for plain Acrobot-v1 (``dqnlab.envs.make.make_vec_env``).
+It is the SyncVectorEnv of ``gym.make("Acrobot-v1")`` bit for bit (tested; what all dqnlab's
+NumPy envs share is in ``dqnlab.envs.numpy_vector``): the same dynamics (the same floating-point
+operations in the same order, element by element: Gymnasium's ``_dsdt``, ``rk4``, ``wrap`` and
+``bound``) and the same observations (float32; after a reset computed from the float32 start
+state, as Gymnasium does). No torque noise (Acrobot-v1 has none). dqnlab uses it for the
+registered Acrobot-v1 only (``dqnlab.envs.make.make_vec_env``).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.classic_control.acrobot import AcrobotEnv
-from gymnasium.envs.classic_control.utils import maybe_parse_reset_bounds
-from gymnasium.utils import seeding
-from gymnasium.vector.utils import batch_space
+
+from dqnlab.envs.numpy_vector import NumpyVectorEnv
 
 # Gymnasium's constants, read from its class so the two cannot drift apart.
 M1, M2 = AcrobotEnv.LINK_MASS_1, AcrobotEnv.LINK_MASS_2
@@ -85,36 +80,32 @@ def bound(x: np.ndarray, m: float, big_m: float) -> np.ndarray:
     return np.minimum(np.maximum(x, m), big_m)
 
 
-class AcrobotVectorEnv(gym.vector.VectorEnv):
+class AcrobotVectorEnv(NumpyVectorEnv):
     """N Acrobot-v1 environments stepped together (see the module docstring)."""
 
-    metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP, "render_modes": []}
+    default_bounds = (-0.1, 0.1)
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int = 500):
-        self.num_envs = num_envs
-        self.max_episode_steps = max_episode_steps
         high = np.array([1.0, 1.0, 1.0, 1.0, MAX_VEL_1, MAX_VEL_2], dtype=np.float32)
-        self.single_observation_space = spaces.Box(low=-high, high=high, dtype=np.float32)
-        self.single_action_space = spaces.Discrete(3)
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
-        self.state = np.zeros((num_envs, 4), dtype=np.float64)
+        obs_space = spaces.Box(low=-high, high=high, dtype=np.float32)
+        super().__init__(num_envs, max_episode_steps, obs_space, n_actions=3, width=4)
         # Rows whose state is a start state: float32 values, observed in float32 as Gymnasium does.
         self.fresh = np.ones(num_envs, dtype=bool)
-        self.steps = np.zeros(num_envs, dtype=np.int64)
-        self.prev_done = np.zeros(num_envs, dtype=bool)
-        self.generators: list[np.random.Generator | None] = [None] * num_envs
 
-    def _start(self, i: int, low: float = -0.1, high: float = 0.1) -> None:
-        """A new episode for environment i, from its own generator (AcrobotEnv.reset; an autoreset
-        passes no options, so its bounds are the defaults)."""
-        rng = self.generators[i]
-        if rng is None:
-            rng, _ = seeding.np_random()
-            self.generators[i] = rng
+    def _draw_start(self, i: int, rng: np.random.Generator, low: float, high: float) -> None:
         self.state[i] = rng.uniform(low=low, high=high, size=(4,)).astype(np.float32)
         self.fresh[i] = True
-        self.steps[i] = 0
+
+    def _dynamics(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ns = rk4_step(np.concatenate([self.state, TORQUES[actions][:, None]], axis=1))
+        theta1 = wrap(ns[:, 0], -PI, PI)
+        theta2 = wrap(ns[:, 1], -PI, PI)
+        self.state = np.stack(
+            [theta1, theta2, bound(ns[:, 2], -MAX_VEL_1, MAX_VEL_1), bound(ns[:, 3], -MAX_VEL_2, MAX_VEL_2)], axis=1
+        )
+        self.fresh[:] = False
+        terminated = -np.cos(self.state[:, 0]) - np.cos(self.state[:, 1] + self.state[:, 0]) > 1.0
+        return terminated, np.where(terminated, 0.0, -1.0)
 
     def _observe(self) -> np.ndarray:
         s = self.state
@@ -128,76 +119,10 @@ class AcrobotVectorEnv(gym.vector.VectorEnv):
             )
         return obs
 
-    def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
-        if seed is None or isinstance(seed, int):
-            seeds: list[int | None] = [None if seed is None else seed + i for i in range(self.num_envs)]
-        else:
-            if len(seed) != self.num_envs:
-                raise ValueError(f"{len(seed)} seeds for {self.num_envs} environments")
-            seeds = list(seed)
-        low, high = maybe_parse_reset_bounds(options, -0.1, 0.1)
-        for i, s in enumerate(seeds):
-            if s is not None:
-                self.generators[i], _ = seeding.np_random(s)
-            self._start(i, low, high)
-        self.prev_done[:] = False
-        return self._observe(), {}
+    def _saved_state(self, i: int) -> np.ndarray:
+        # AcrobotEnv's own types: a float32 start state, float64 once stepped
+        return self.state[i].astype(np.float32) if self.fresh[i] else self.state[i].copy()
 
-    def step(self, actions: np.ndarray):
-        actions = np.asarray(actions)
-        y0 = np.concatenate([self.state, TORQUES[actions][:, None]], axis=1)
-        ns = rk4_step(y0)
-        theta1 = wrap(ns[:, 0], -PI, PI)
-        theta2 = wrap(ns[:, 1], -PI, PI)
-        self.state = np.stack(
-            [theta1, theta2, bound(ns[:, 2], -MAX_VEL_1, MAX_VEL_1), bound(ns[:, 3], -MAX_VEL_2, MAX_VEL_2)], axis=1
-        )
-        self.fresh[:] = False
-        terminated = -np.cos(self.state[:, 0]) - np.cos(self.state[:, 1] + self.state[:, 0]) > 1.0
-        reward = np.where(terminated, 0.0, -1.0)
-        self.steps += 1
-        truncated = self.steps >= self.max_episode_steps  # TimeLimit's rule
-        # NEXT_STEP autoreset, as SyncVectorEnv: an environment that ended on the previous step
-        # starts a new episode now (its action ignored), with reward 0 and no termination.
-        for i in np.flatnonzero(self.prev_done):
-            self._start(int(i))
-        done = self.prev_done
-        reward[done] = 0.0
-        terminated[done] = False
-        truncated[done] = False
-        self.prev_done = terminated | truncated
-        return self._observe(), reward, terminated, truncated, {}
-
-    # -- checkpoints: saved as the SyncVectorEnv it replaces (dqnlab.envs.state) -----------------
-    def sync_capture(self) -> dict[str, Any] | None:
-        """The state ``dqnlab.envs.state`` saves of a SyncVectorEnv of AcrobotEnv, in its layout
-        (state arrays, generator states, TimeLimit step counts, the envs to reset next), so a
-        checkpoint resumes in either kind of env. None before the first reset."""
-        if any(rng is None for rng in self.generators):
-            return None
-        envs = [
-            {
-                # AcrobotEnv's own types: a float32 start state, float64 once stepped
-                "state": self.state[i].astype(np.float32) if self.fresh[i] else self.state[i].copy(),
-                "rng": rng.bit_generator.state,
-                "elapsed": int(self.steps[i]),
-                "noise_rngs": [],
-            }
-            for i, rng in enumerate(self.generators)
-            if rng is not None
-        ]
-        return {"envs": envs, "autoreset": self.prev_done.copy()}
-
-    def load_sync_capture(self, envs: list[dict[str, Any]], autoreset: np.ndarray) -> None:
-        """Restore what ``sync_capture`` (or a SyncVectorEnv of AcrobotEnv) saved."""
-        if len(envs) != self.num_envs:
-            raise ValueError(f"saved {len(envs)} environments, this run has {self.num_envs}")
-        for i, sub in enumerate(envs):
-            state = np.asarray(sub["state"])
-            self.state[i] = state
-            self.fresh[i] = state.dtype == np.float32
-            rng, _ = seeding.np_random(0)
-            rng.bit_generator.state = sub["rng"]
-            self.generators[i] = rng
-            self.steps[i] = 0 if sub["elapsed"] is None else int(sub["elapsed"])
-        self.prev_done = np.asarray(autoreset, dtype=bool).copy()
+    def _load_state(self, i: int, state: np.ndarray) -> None:
+        self.state[i] = state
+        self.fresh[i] = state.dtype == np.float32

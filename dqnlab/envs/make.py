@@ -48,7 +48,7 @@ def make_vec_env(cfg: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
     With perturbations configured (noise, physics randomisation), CartPole-style environments
     use dqnlab's NumPy CartPole (dqnlab.envs.cartpole_vec), which applies all of them inside its step;
     other environments get the generic observation and action noise wrappers (dqnlab.envs.wrappers)
-    around each sub-environment. Without perturbations nothing changes: Gymnasium's own classes.
+    around each sub-environment, in a SyncVectorEnv of Gymnasium's class (so do env.kwargs).
     """
     spec = env_spec(cfg.id)
     kwargs: dict[str, Any] = dict(cfg.kwargs)
@@ -57,8 +57,8 @@ def make_vec_env(cfg: EnvConfig, num_envs: int) -> gym.vector.VectorEnv:
     mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
     make_id: str | gym.envs.registration.EnvSpec = cfg.id
     wrappers: list[EnvWrapperFn] = []
-    numpy_version = _NUMPY_VECTOR_ENVS.get(spec.entry_point) if isinstance(spec.entry_point, str) else None
-    if numpy_version is not None and mode == "sync" and not cfg.perturbed() and not cfg.kwargs:
+    numpy_version = _numpy_vector_env(spec)
+    if numpy_version is not None and not cfg.perturbed() and not cfg.kwargs:
         # Gymnasium registers no vector version of this env: dqnlab's NumPy one, the same episodes.
         make_id, mode = dataclasses.replace(spec, vector_entry_point=numpy_version), "vector_entry_point"
     if cfg.perturbed():
@@ -122,12 +122,32 @@ def _pixel_env(envs: gym.vector.VectorEnv, cfg: EnvConfig) -> gym.vector.VectorE
     return PixelVectorEnv(envs, cfg.pixels)
 
 
-# Environments without a vector version in Gymnasium, for which dqnlab has a NumPy one that gives
-# the same episodes as their SyncVectorEnv (used without perturbations and env.kwargs).
+# Registered environments without a vector version in Gymnasium, for which dqnlab has a NumPy one
+# that gives the same episodes as their SyncVectorEnv: (entry point, dqnlab's class) by id.
 _NUMPY_VECTOR_ENVS = {
-    "gymnasium.envs.classic_control.acrobot:AcrobotEnv": "dqnlab.envs.acrobot_vec:AcrobotVectorEnv",
-    "gymnasium.envs.classic_control.mountain_car:MountainCarEnv": "dqnlab.envs.mountaincar_vec:MountainCarVectorEnv",
+    "Acrobot-v1": ("gymnasium.envs.classic_control.acrobot:AcrobotEnv", "dqnlab.envs.acrobot_vec:AcrobotVectorEnv"),
+    "MountainCar-v0": (
+        "gymnasium.envs.classic_control.mountain_car:MountainCarEnv",
+        "dqnlab.envs.mountaincar_vec:MountainCarVectorEnv",
+    ),
 }
+
+
+def _numpy_vector_env(spec: gym.envs.registration.EnvSpec) -> str | None:
+    """dqnlab's NumPy vector env for `spec`, or None. Only for the registration it reproduces:
+    Gymnasium's id and class, a time limit, no arguments and no extra wrappers (the same class
+    registered under another id or with other settings keeps Gymnasium's SyncVectorEnv)."""
+    entry = _NUMPY_VECTOR_ENVS.get(spec.id)
+    plain = (
+        entry is not None
+        and spec.entry_point == entry[0]
+        and spec.vector_entry_point is None
+        and not spec.kwargs
+        and not spec.additional_wrappers
+        and spec.max_episode_steps is not None  # the NumPy envs always have a time limit
+    )
+    return entry[1] if plain and entry is not None else None
+
 
 # Environments whose dynamics are dqnlab.envs.physics' cart-pole, so that force noise and physics
 # randomisation mean something; the value is the NumPy vector env that can apply them.

@@ -31,8 +31,8 @@ class _NumpyVectorEnv(Protocol):
 
 @runtime_checkable
 class _SyncCaptured(Protocol):
-    """A NumPy vector env saved in the layout of the SyncVectorEnv it stands for (dqnlab's
-    Acrobot), so that checkpoints resume in either."""
+    """A NumPy vector env saved in the layout of the SyncVectorEnv it stands for
+    (dqnlab.envs.numpy_vector: Acrobot, MountainCar), so that checkpoints resume in either."""
 
     def sync_capture(self) -> dict[str, Any] | None: ...
 
@@ -89,15 +89,17 @@ def capture_env_state(envs: gym.vector.VectorEnv) -> dict[str, Any] | None:
     """Everything that determines the future of `envs`, or None where we cannot capture it.
 
     Supported: Gymnasium's NumPy CartPoleVectorEnv, SyncVectorEnv over environments whose
-    dynamics live in ``unwrapped.state`` (all of classic control), and dqnlab's NumPy Acrobot
-    (saved as the SyncVectorEnv it replaces). Anything else resumes with
+    dynamics live in ``unwrapped.state`` (all of classic control), and dqnlab's NumPy Acrobot and
+    MountainCar (saved as the SyncVectorEnv they replace). Anything else resumes with
     freshly reset environments (documented in the README).
     """
     if isinstance(envs, PixelVectorEnv):  # the frame history, then the environment it draws
         captured = capture_env_state(envs.env)
         return None if captured is None else {**captured, "pixels": envs.state_dict()}
     base = envs.unwrapped
-    if isinstance(base, _SyncCaptured):  # dqnlab's NumPy Acrobot: saved as the SyncVectorEnv it replaces
+    # Before the generic NumPy branch below, which these envs would also match (their state rows
+    # are per environment, not per coordinate as in Gymnasium's CartPole).
+    if isinstance(base, _SyncCaptured):  # saved as the SyncVectorEnv it replaces
         sync = base.sync_capture()
         if sync is None:
             return None
