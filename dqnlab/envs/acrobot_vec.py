@@ -1,9 +1,9 @@
 """A NumPy-vectorised Acrobot-v1: Gymnasium's ``AcrobotEnv`` dynamics on N environments at once.
 
 Why: Gymnasium registers no vector version of Acrobot, so N copies run as a SyncVectorEnv, one
-Python ``step`` per copy (about 27 us each here: a 4-stage Runge-Kutta step on 5-element
-arrays). An evaluation of 100 episodes then costs 100 of them per step, 2.6 ms; this class
-does all N in one pass of the same arithmetic (about 0.2 ms for 100).
+Python ``step`` per copy (a 4-stage Runge-Kutta step on 5-element arrays). An evaluation of
+100 episodes then cost 3.3 ms per step; this class does all N in one pass of the same
+arithmetic, 0.19 ms for 100 (benchmarks/vector_envs.py, BENCHMARKS.md).
 
 It is the SyncVectorEnv of ``gym.make("Acrobot-v1")`` bit for bit (tested; what all dqnlab's
 NumPy envs share is in ``dqnlab.envs.numpy_vector``): the same dynamics (the same floating-point

@@ -1,8 +1,8 @@
 """A NumPy-vectorised MountainCar-v0: Gymnasium's ``MountainCarEnv`` on N environments at once.
 
 Why: as for Acrobot (``dqnlab.envs.acrobot_vec``), Gymnasium registers no vector version, and a
-SyncVectorEnv steps each copy in Python; an evaluation of 100 episodes pays 100 of those calls
-per step.
+SyncVectorEnv steps each copy in Python; an evaluation of 100 episodes paid 100 of those calls
+per step, 1.1 ms, where this class takes 0.02 ms (benchmarks/vector_envs.py).
 
 It is the SyncVectorEnv of ``gym.make("MountainCar-v0")`` bit for bit (tested; what all dqnlab's
 NumPy envs share is in ``dqnlab.envs.numpy_vector``): the same arithmetic in the same order
