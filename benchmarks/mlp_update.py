@@ -20,9 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import torch
+from pixel_update import step_seconds  # benchmarks/pixel_update.py, next to this script
 
 import dqnlab
 from dqnlab.algos.dqn import DQNLearner
@@ -38,15 +38,6 @@ def mask_act_grad(g: torch.Tensor, z: torch.Tensor, h: torch.Tensor, kind: str) 
     """The activation gradient before this benchmark's change (relu networks only)."""
     assert kind == "relu"
     return g * (z > 0)
-
-
-def step_seconds(lrn: DQNLearner, batch: Batch, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        lrn.update(batch)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def measure(preset: str, reps: int, rounds: int) -> dict:
