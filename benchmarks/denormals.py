@@ -45,7 +45,7 @@ def run(preset: str, seed: int, mode: str, out: Path, total_steps: int | None) -
     if mode == "kept":
         train_module.denormals_flushed = contextlib.nullcontext  # type: ignore[assignment]
     try:
-        cfg = {"preset": preset, "seed": seed, "artifacts": False}
+        cfg = dqnlab.build_config(preset=preset, seed=seed, artifacts=False)
         summary = dqnlab.train(cfg, out / f"{mode}-{seed}", progress=False, total_steps=total_steps).summary
     finally:
         optim.Adam.step = adam_step  # type: ignore[method-assign]
