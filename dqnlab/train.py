@@ -15,6 +15,7 @@ from dqnlab.algos.registry import loop_class
 from dqnlab.config import (
     RunConfig,
     build_config,
+    config_from_mapping,
     config_to_yaml,
     load_yaml_file,
     validate_config,
@@ -78,7 +79,7 @@ def train(
     if isinstance(config, RunConfig):
         cfg = config
     else:
-        cfg = build_config() if config is None else validate_config(config)
+        cfg = build_config() if config is None else config_from_mapping(config)
     if total_steps is not None:
         cfg = validate_config({**cfg.to_dict(), "total_steps": total_steps})
     run_path = (

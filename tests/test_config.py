@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from dqnlab.config import RunConfig, build_config, config_to_yaml, load_yaml_file, validate_config
+from dqnlab.config import RunConfig, build_config, config_from_mapping, config_to_yaml, load_yaml_file, validate_config
 from dqnlab.config.overrides import parse_override
 from dqnlab.core.errors import ConfigError, DqnlabError
 
@@ -406,3 +406,22 @@ def test_delivering_the_longest_episodes_network_needs_no_policy_average():
         build_config(overrides=["eval.deliver=longest_episode"])
     cfg = build_config(overrides=["eval.deliver=longest_episode", "dqn.policy_average_tau=null"])
     assert cfg.eval.deliver == "longest_episode" and cfg.dqn.policy_average_tau is None
+
+
+def test_a_dict_config_starts_from_its_preset_as_a_config_file_does(tmp_path):
+    # dqnlab.train(config={...}) reads the dict as a config file's contents: {"preset": NAME, ...}
+    # is that preset with the dict's values on top, not the default with NAME as a label.
+    cfg = config_from_mapping({"preset": "mountaincar", "seed": 3, "dqn": {"lr": 2e-3}})
+    assert cfg == build_config(preset="mountaincar", seed=3, **{"dqn.lr": 2e-3})
+    assert cfg.env.id == "MountainCar-v0" and cfg.explore.hold == 16
+    path = tmp_path / "c.yaml"
+    path.write_text("preset: mountaincar\nseed: 3\ndqn:\n  lr: 0.002\n")
+    assert cfg == build_config(config_file=path)
+    # a complete config (every field, as config.yaml holds it) comes back unchanged
+    full = build_config(preset="acrobot", seed=5, **{"dqn.lr": 7e-4})
+    assert config_from_mapping(full.to_dict()) == full
+    assert config_from_mapping({"seed": 1}) == build_config(seed=1)
+    with pytest.raises(ConfigError, match="unknown preset 'mountainkar'; did you mean 'mountaincar'"):
+        config_from_mapping({"preset": "mountainkar"})
+    with pytest.raises(ConfigError, match="mapping"):
+        config_from_mapping(["preset"])

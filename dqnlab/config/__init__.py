@@ -9,7 +9,7 @@ loading.py     preset + YAML file + overrides -> a validated RunConfig; config.y
 documented.py  a config as YAML with each field's description (`dqnlab presets --show`)
 """
 
-from dqnlab.config.loading import build_config, config_to_yaml
+from dqnlab.config.loading import build_config, config_from_mapping, config_to_yaml
 from dqnlab.config.schema import (
     EVAL_ENV_KEYS,
     MAX_EVAL_EPISODES,
@@ -51,6 +51,7 @@ __all__ = [
     "RunConfig",
     "TabularConfig",
     "build_config",
+    "config_from_mapping",
     "config_to_yaml",
     "conv_output_hw",
     "load_yaml_file",

@@ -34,16 +34,29 @@ def build_config(
     if env is not None and not isinstance(env, str):
         fields, env = {"env": env, **fields}, None
     file_data = load_yaml_file(config_file) if config_file is not None else {}
-    name = starting_preset(preset, file_data.get("preset"), env)
-    if not isinstance(name, str):
-        raise ConfigError("config key 'preset' must be a preset name")
-    data = apply(preset_dict(name), [(("preset",), name)])
-    data = apply(data, assignments(file_data))
+    data = _preset_then(file_data, starting_preset(preset, file_data.get("preset"), env))
     pairs = [parse_override(o) for o in overrides or []]
     if env is not None:
         pairs.append((("env", "id"), env))
     pairs += [(tuple(k.split(".")), v) for k, v in fields.items()]
     return validate_config(apply(data, pairs))
+
+
+def config_from_mapping(data: object) -> RunConfig:
+    """A config given as a dict (``dqnlab.train(config={...})``), read as a config file's
+    contents: its `preset` key (else 'default') first, then its own values. So
+    ``{"preset": "mountaincar", "seed": 3}`` is that preset with seed 3, as the same YAML file
+    would be, not the default config with the preset's name as a label."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"a config must be a mapping of keys to values, got {type(data).__name__}")
+    return validate_config(_preset_then(data, starting_preset(None, data.get("preset"), None)))
+
+
+def _preset_then(data: Mapping[str, Any], name: Any) -> dict[str, Any]:
+    """Preset `name`'s values (a ConfigError for an unknown name), then the values of `data`."""
+    if not isinstance(name, str):
+        raise ConfigError("config key 'preset' must be a preset name")
+    return apply(apply(preset_dict(name), [(("preset",), name)]), assignments(dict(data)))
 
 
 def starting_preset(preset: str | None, file_preset: Any, env: str | None) -> Any:
