@@ -60,7 +60,8 @@ def train(
 ) -> TrainResult:
     """Train an agent (``config.algo``) and write a run directory; returns the summary and delivered policy.
 
-    `config` is a RunConfig, a dict in its shape, or None for the default preset. With
+    `config` is a RunConfig, a dict in its shape (read as a config file's contents: its
+    `preset`, else 'default', then its values), or None for the default preset. With
     `resume=True`, `run_dir` must hold a run; its config is used (`total_steps` may raise the
     budget) and training continues from checkpoint.pt exactly where it stopped.
 
