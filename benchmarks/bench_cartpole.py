@@ -56,6 +56,14 @@ STABILITY_STEPS, STABILITY_EVERY = 60_000, 2_000  # issue #16: early stopping of
 GOALS = {"train_median": 1.0, "command_median": 3.0, "speedup_min": 25.0, "share": 0.9, "floor": 300.0}
 
 
+def this_checkout_first() -> str:
+    """PYTHONPATH for the runs this script starts: the checkout that holds it first, so they
+    benchmark its dqnlab, not whichever one is installed (an editable install of another
+    checkout would otherwise be measured silently)."""
+    root = str(Path(__file__).resolve().parents[1])
+    return os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+
+
 def eval_seed(seed: int) -> int:
     return EVAL_SEED + 1000 * seed
 
@@ -156,7 +164,7 @@ def time_command(seed: int, run_dir: str, overrides: list[str], preset: str = "d
         cmd += ["--preset", preset]
     for o in overrides:
         cmd += ["--set", o]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": this_checkout_first()}
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
@@ -183,7 +191,7 @@ def spawn(kind: str, *args) -> dict:
         [sys.executable, __file__, "--worker", kind, json.dumps(args)],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        env={**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": this_checkout_first()},
     )
     wall = time.perf_counter() - t0
     if out.returncode != 0:

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_cartpole import this_checkout_first  # benchmarks/bench_cartpole.py, next to this script
 
 HERE = Path(__file__).resolve().parent
 EVAL_SEED = 2_000_000  # evaluation episodes start from EVAL_SEED + 1000 * seed, unseen by both systems
@@ -115,6 +116,7 @@ def worker_dqnlab(preset: str, seed: int, run_dir: str, overrides: list[str]) ->
         "eval_mean": ev.mean,
         "eval_std": ev.std,
         "run_dir": run_dir,
+        "dqnlab_path": str(Path(dqnlab.__file__).parent),  # which checkout was measured
     }
 
 
@@ -158,7 +160,7 @@ def spawn(kind: str, *args) -> dict:
         [sys.executable, __file__, "--worker", kind, json.dumps(args)],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        env={**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": this_checkout_first()},
     )
     if out.returncode != 0:
         raise RuntimeError(f"{kind} worker failed:\n{out.stderr[-3000:]}")

@@ -2,6 +2,7 @@
 never from here: this only keeps the scripts from rotting)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -208,8 +209,12 @@ def test_vector_envs_smoke(tmp_path):
 
 
 def _load_benchmark(name: str):
-    """benchmarks/NAME.py as a module (benchmarks/ is not a package), for its pure functions."""
+    """benchmarks/NAME.py as a module (benchmarks/ is not a package), for its pure functions.
+    Its folder goes on sys.path (last), as when the script runs: some import a neighbour."""
     import importlib.util
+
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.append(str(ROOT / "benchmarks"))
 
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
@@ -331,3 +336,13 @@ def test_s1_batchnorm_gap_is_zero_without_batchnorm(tmp_path):
     assert with_bn["train_vs_eval"] > 0.0 and 0.0 <= with_bn["greedy_differs"] <= 1.0
     assert without["train_vs_eval"] == 0.0 and without["greedy_differs"] == 0.0
     assert without["action_gap"] >= 0.0 and with_bn["q_eval"] > 0.0
+
+
+def test_benchmark_runs_import_the_checkout_that_holds_the_script(monkeypatch):
+    # bench_cartpole.py and beyond.py start their runs with this PYTHONPATH: an editable install
+    # of another checkout must not be what they measure.
+    bench = _load_benchmark("bench_cartpole")
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    assert bench.this_checkout_first().split(os.pathsep) == [str(ROOT.resolve()), "/elsewhere"]
+    monkeypatch.delenv("PYTHONPATH")
+    assert bench.this_checkout_first() == str(ROOT.resolve())
