@@ -46,16 +46,17 @@ def dsdt(y: np.ndarray) -> np.ndarray:
     (N, 5) -> (N, 5): each expression as Gymnasium writes it, so each element's rounding is the same."""
     a = y[:, 4]
     theta1, theta2, dtheta1, dtheta2 = y[:, 0], y[:, 1], y[:, 2], y[:, 3]
-    d1 = M1 * LC1**2 + M2 * (L1**2 + LC2**2 + 2 * L1 * LC2 * np.cos(theta2)) + I1 + I2
-    d2 = M2 * (LC2**2 + L1 * LC2 * np.cos(theta2)) + I2
+    cos2, sin2 = np.cos(theta2), np.sin(theta2)  # Gymnasium computes them 2 and 3 times: same values
+    d1 = M1 * LC1**2 + M2 * (L1**2 + LC2**2 + 2 * L1 * LC2 * cos2) + I1 + I2
+    d2 = M2 * (LC2**2 + L1 * LC2 * cos2) + I2
     phi2 = M2 * LC2 * G * np.cos(theta1 + theta2 - PI / 2.0)
     phi1 = (
-        -M2 * L1 * LC2 * square(dtheta2) * np.sin(theta2)
-        - 2 * M2 * L1 * LC2 * dtheta2 * dtheta1 * np.sin(theta2)
+        -M2 * L1 * LC2 * square(dtheta2) * sin2
+        - 2 * M2 * L1 * LC2 * dtheta2 * dtheta1 * sin2
         + (M1 * LC1 + M2 * L1) * G * np.cos(theta1 - PI / 2)
         + phi2
     )
-    ddtheta2 = (a + d2 / d1 * phi1 - M2 * L1 * LC2 * square(dtheta1) * np.sin(theta2) - phi2) / (
+    ddtheta2 = (a + d2 / d1 * phi1 - M2 * L1 * LC2 * square(dtheta1) * sin2 - phi2) / (
         M2 * LC2**2 + I2 - square(d2) / d1
     )
     ddtheta1 = -(d2 * ddtheta2 + phi1) / d1
