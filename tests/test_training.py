@@ -68,6 +68,7 @@ RESUMABLE = {
     "dqn-mountaincar": {"env.id": "MountainCar-v0"},
     "dqn-held-exploration": {"explore.hold": 8, "explore.hold_duration": "zeta"},
     "dqn-acrobot-cut-evaluations": {"env.id": "Acrobot-v1", "eval.max_return_to_go": 0.0},
+    "dqn-acrobot-shortlist": {"env.id": "Acrobot-v1", "eval.shortlist": 3, "eval.shortlist_episodes": 6},
     "dqn-input-scaling": {"env.id": "MountainCar-v0", "network.input_scaling": "bounds", "explore.hold": 4},
     "dqn-prioritized-dueling": {"dqn.prioritized": True, "network.dueling": True},
     "dqn-batchnorm-per-episode-target": {

@@ -676,6 +676,8 @@ class DQNLoop(TrainLoop):
             "replay buffer copy while checkpointing": replay,
             # online, target, gradients, two Adam moments, the best network kept (and the average)
             "Q-networks and optimizer": (6.0 + (d.policy_average_tau is not None)) * 4 * params,
+            # eval.shortlist's networks, in memory and in the checkpoint
+            **({"shortlisted networks": cfg.eval.shortlist * 4 * params} if cfg.eval.shortlist > 1 else {}),
         }
 
     def _new_nstep(self) -> NStepCollector | None:

@@ -25,6 +25,8 @@ MAX_STEPS = 10**10
 300k steps per second)."""
 MAX_EVAL_EPISODES = 10**6
 """Episodes of one evaluation."""
+MAX_SHORTLIST = 100
+"""Networks of eval.shortlist, kept in memory (and in checkpoints) at once."""
 MAX_ENVS = 4096
 """Environments stepped together (training and evaluation)."""
 MAX_BUFFER = 10**9
@@ -434,8 +436,8 @@ class EvalConfig(_Section):
     """An upper bound on the return an episode can still collect from any point of it (0 where
     no step pays more than 0, as in Acrobot-v1 and MountainCar-v0). Set, an evaluation during
     training stops as soon as the mean it could still reach, every unfinished or unstarted
-    episode collecting this much, could neither beat the best evaluation so far nor reach the
-    stop threshold (the early stop's): a policy far from good costs a few steps instead of whole
+    episode collecting this much, could neither beat the best evaluation so far (with
+    `shortlist` above 1: enter the shortlist) nor reach the stop threshold (the early stop's): a policy far from good costs a few steps instead of whole
     episodes. Such an evaluation is written to metrics.csv as kind `partial` with that upper
     bound as eval_mean; it is never kept as the best, never stops or solves a run, and counts
     toward `patience`. None: every evaluation runs to the end (the final one always does)."""
@@ -443,6 +445,17 @@ class EvalConfig(_Section):
     """Which network becomes policy.pt: the best evaluated one, the one training ended with, or
     the one at the end of the longest training episode so far (a tutorial's rule; with DQN it
     needs dqn.policy_average_tau null, since the online network plays the training episodes)."""
+    shortlist: int = Field(default=1, ge=1, le=MAX_SHORTLIST)
+    """With `deliver` best_eval: keep the networks of this many best evaluations, evaluate each
+    again when training ends on `shortlist_episodes` fresh episodes (from a random stream of
+    their own; the same episodes for all, so they are compared on equal terms), and deliver the
+    best of that second look. The best of many noisy evaluations is best partly by luck (it
+    scores lower on fresh episodes: the winner's curse); a second, independent look at the few
+    best chooses among them on new evidence. Its time counts as training time (it is part of
+    choosing the delivered policy); summary.json's `recheck_seconds` says how much. 1: deliver
+    the best evaluation as it is."""
+    shortlist_episodes: int = Field(default=500, ge=1, le=MAX_EVAL_EPISODES)
+    """Episodes of that second evaluation, for each network on the shortlist."""
 
 
 class PPOConfig(_Section):
@@ -707,6 +720,8 @@ CONDITIONAL_OPTIONS = (
     ("tabular", "lr_divisor", lambda c: c.tabular.lr_schedule == "log_episode", "tabular.lr_schedule is 'log_episode'"),
     ("eval", "every_steps", lambda c: c.eval.every_episodes is None, "eval.every_episodes is null"),
     ("eval", "stop_z", lambda c: c.eval.early_stop, "eval.early_stop is true"),
+    ("eval", "shortlist", lambda c: c.eval.deliver == "best_eval", "eval.deliver is 'best_eval'"),
+    ("eval", "shortlist_episodes", lambda c: c.eval.shortlist > 1, "eval.shortlist is above 1"),
     (
         "eval",
         "max_return_to_go",

@@ -87,6 +87,16 @@ class TrainResult:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """A network on the shortlist (eval.shortlist): its evaluation and its weights."""
+
+    mean: float
+    success: float | None
+    step: int
+    state: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
 class RunContext:
     """What a training loop starts from: the run's config and directory, its training
     environments (made, checked and not yet reset by the loop), what was learned of them, and
@@ -140,6 +150,9 @@ class TrainLoop:
         self.best_step: int | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_eval_index = 0  # evaluations done when the best was found (for patience)
+        self.shortlist: list[Candidate] = []  # the eval.shortlist best evaluations, best first
+        self.rechecks: list[dict[str, Any]] | None = None  # their second evaluation, for the summary
+        self.recheck_seconds: float | None = None  # its time (part of the training time)
         self.longest = 0  # longest training episode so far (eval.deliver = "longest_episode")
         self.last_eval: float | None = None
         self.last_eval_step: int | None = None
@@ -361,6 +374,10 @@ class TrainLoop:
                     elif self.stop_reason != "threshold" and self.last_eval_step != self.env_steps:
                         self._evaluate()  # the network as it ended may be the best one
                         prog.update(self.env_steps, self._recent(), self.exploration(), self.last_eval, self.last_cut)
+                    if len(self.shortlist) > 1:
+                        t_recheck = time.perf_counter()
+                        self.recheck_shortlist(prog)
+                        self.recheck_seconds = time.perf_counter() - t_recheck
                     train_seconds = self.seconds_before + time.perf_counter() - self.t_start
                     policy = self._delivered_policy()
                     prog.note(f"final evaluation of the delivered policy: {cfg.eval.final_episodes} episodes")
@@ -478,6 +495,8 @@ class TrainLoop:
             self._guard_values(value_range[0], value_bound(value_range[1], value_range[2]))
         if (ev.deliver == "best_eval" and self._beats_best(res)) or ev.deliver == "last":
             self._keep_best(res.mean, res.success_rate)
+        if ev.shortlist > 1:
+            self._shortlist_add(res)
         if ev.patience is not None and self.evaluations - self.best_eval_index >= ev.patience:
             self.stop_reason = "patience"
         if early_stop:
@@ -513,19 +532,92 @@ class TrainLoop:
 
     def _hopeless(self, bound: float) -> bool:
         """Whether an evaluation whose mean can be at most `bound` can be of no use: it could not
-        beat the best evaluation so far, nor reach the early stop's threshold (eval.max_return_to_go)."""
+        beat the best evaluation so far (with eval.shortlist, enter the shortlist), nor reach the
+        early stop's threshold (eval.max_return_to_go)."""
         ev = self.cfg.eval
-        if bound > self.best_mean:
+        if ev.shortlist > 1:  # it is of use if it would enter the shortlist
+            if len(self.shortlist) < ev.shortlist or bound > self.shortlist[-1].mean:
+                return False
+        elif bound > self.best_mean:
             return False
         stop_at = ev.stop_threshold if ev.stop_threshold is not None else self.threshold
         return not (ev.early_stop and stop_at is not None and bound >= stop_at)
+
+    def _rank(self, mean: float, success: float | None) -> tuple[float, ...]:
+        """The order of evaluations: by mean return, or with eval.success_threshold by success
+        rate first (a policy that reaches the target beats one that balances better)."""
+        if self.cfg.eval.success_threshold is None or success is None:
+            return (mean,)
+        return (success, mean)
+
+    def _shortlist_add(self, res: EvalResult) -> None:
+        """Keep the evaluated network if its evaluation is among the eval.shortlist best so far
+        (a tie keeps the earlier one, as the best evaluation does)."""
+        key = self._rank(res.mean, res.success_rate)
+        short = self.shortlist
+        if len(short) == self.cfg.eval.shortlist and key <= self._rank(short[-1].mean, short[-1].success):
+            return
+        # The network just kept as the best is already a copy (nothing changes a kept state in place).
+        just_kept = self.best_step == self.env_steps and self.best_state is not None
+        state = self.best_state if just_kept else copy.deepcopy(self.policy_net().state_dict())
+        assert state is not None
+        short.append(Candidate(res.mean, res.success_rate, self.env_steps, state))
+        short.sort(key=lambda c: self._rank(c.mean, c.success), reverse=True)  # stable: earlier first on ties
+        del short[self.cfg.eval.shortlist :]
+
+    def recheck_shortlist(self, prog: Progress) -> None:
+        """Evaluate every network on the shortlist again, on the same fresh episodes, and make the
+        best of this second evaluation the delivered one (see eval.shortlist)."""
+        ev = self.cfg.eval
+        prog.note(f"second look at the {len(self.shortlist)} best networks: {ev.shortlist_episodes} episodes each")
+        results = [
+            self.evaluator.run(
+                self._policy_from(c.state).act_batch,
+                ev.shortlist_episodes,
+                self.streams.eval_shortlist,
+                self._evaluation_stop,
+            )
+            for c in self.shortlist
+        ]
+        wall = self.seconds_before + time.perf_counter() - self.t_start
+        for c, res in zip(self.shortlist, results, strict=True):
+            self.metrics.row(
+                kind="recheck",
+                env_step=c.step,
+                episode=self.episodes,
+                eval_mean=res.mean,
+                eval_std=res.std,
+                eval_success=res.success_rate,
+                wall_seconds=wall,
+            )
+        # max() keeps the first of equals: on a tie, the better first evaluation.
+        chosen = max(range(len(results)), key=lambda i: self._rank(results[i].mean, results[i].success_rate))
+        self.rechecks = [
+            {
+                "env_step": c.step,
+                "eval_mean": c.mean,
+                "eval_success": c.success,
+                "recheck_mean": res.mean,
+                "recheck_success": res.success_rate,
+                "delivered": i == chosen,
+            }
+            for i, (c, res) in enumerate(zip(self.shortlist, results, strict=True))
+        ]
+        best = self.shortlist[chosen]
+        self.best_mean, self.best_success, self.best_step, self.best_state = (
+            best.mean,
+            best.success,
+            best.step,
+            best.state,
+        )
+        self._delivered_policy().save(self.run_dir / POLICY_FILE)
 
     def _beats_best(self, res: EvalResult) -> bool:
         """Better than the best evaluation so far: by mean return, or with eval.success_threshold
         by success rate first (a policy that reaches the target beats one that balances better)."""
         if self.cfg.eval.success_threshold is None or self.best_success is None:
             return res.mean > self.best_mean
-        return (res.success_rate, res.mean) > (self.best_success, self.best_mean)
+        return self._rank(res.mean, res.success_rate) > self._rank(self.best_mean, self.best_success)
 
     def _good_enough(self, res: EvalResult) -> bool:
         """The early-stop test: the evaluation clears the stop threshold (return or success rate)
@@ -539,9 +631,13 @@ class TrainLoop:
         return stop_at is not None and res.lower_bound(ev.stop_z) >= stop_at
 
     def _delivered_policy(self) -> Policy:
+        return self._policy_from(self.best_state)
+
+    def _policy_from(self, state: dict[str, torch.Tensor] | None) -> Policy:
+        """The policy of the network with weights `state` (None: the network as it is now)."""
         net = copy.deepcopy(self.policy_net())
-        if self.best_state is not None:
-            net.load_state_dict(self.best_state)
+        if state is not None:
+            net.load_state_dict(state)
         return Policy(
             net,
             self.cfg.env.id,
@@ -606,6 +702,9 @@ class TrainLoop:
             },
             "last_loss": self.last_loss,
             "best_state": self.best_state,
+            "shortlist": [
+                {"mean": c.mean, "success": c.success, "step": c.step, "state": c.state} for c in self.shortlist
+            ],
             "metrics_bytes": self.metrics.size(),
         }
         atomic_torch_save(self.run_dir / CHECKPOINT_FILE, state)
@@ -638,6 +737,13 @@ class TrainLoop:
             if best is not None:
                 check_same_shapes(best, self.policy_net().state_dict(), "best network")
             self.best_state = best
+            # Absent in checkpoints written before eval.shortlist, whose configs (which a resume
+            # must match) all have a shortlist of 1: nothing to keep.
+            self.shortlist = []
+            for kept in state.get("shortlist", [])[: self.cfg.eval.shortlist]:
+                check_same_shapes(kept["state"], self.policy_net().state_dict(), "shortlisted network")
+                success = None if kept["success"] is None else float(kept["success"])
+                self.shortlist.append(Candidate(float(kept["mean"]), success, int(kept["step"]), kept["state"]))
             if state["env"] is not None:
                 restore_env_state(self.envs, state["env"])
                 per_env = {
@@ -698,6 +804,8 @@ class TrainLoop:
                 "q_max": self.q_max,
                 "q_bound": self.q_bound,
                 "value_warning": self.value_warning,
+                "shortlist": self.rechecks,
+                "recheck_seconds": self.recheck_seconds,
             },
             algo_summary=self.algo_summary(),
             train_seconds=seconds,

@@ -19,8 +19,9 @@ class RngStreams:
     eval_during: int
     eval_final: int
     eval_confirm: int
+    eval_shortlist: int  # appended last: the streams before it stay what they were
 
     @classmethod
     def derive(cls, seed: int) -> RngStreams:
-        words = np.random.SeedSequence(seed).generate_state(7, dtype=np.uint32)
+        words = np.random.SeedSequence(seed).generate_state(8, dtype=np.uint32)
         return cls(*(int(w) for w in words))

@@ -28,8 +28,9 @@ SUMMARY_FILE = "summary.json"
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, "policy.pt", CHECKPOINT_FILE, SUMMARY_FILE)
 
 METRIC_COLUMNS = (
-    # "train" (a finished training episode), "eval" (an evaluation), "confirm" (its re-check) or
-    # "partial" (an evaluation cut short by eval.max_return_to_go: eval_mean is the most it could have been)
+    # "train" (a finished training episode), "eval" (an evaluation), "confirm" (its re-check),
+    # "partial" (an evaluation cut short by eval.max_return_to_go: eval_mean is the most it could
+    # have been) or "recheck" (eval.shortlist's second evaluation of the network evaluated at env_step)
     "kind",
     "env_step",
     "episode",

@@ -81,6 +81,11 @@ def run_summary(
         "q_bound": c.get("q_bound"),
         "value_warning": c.get("value_warning"),
         "delivered": deliver,
+        # eval.shortlist > 1: the best evaluations' networks, each evaluated again on the same
+        # fresh episodes when training ended; the best of that second look is the delivered one
+        # (null when fewer than two networks were kept). Its seconds are part of train_seconds.
+        "shortlist": c.get("shortlist"),
+        "recheck_seconds": c.get("recheck_seconds"),
         "eval_mean": fd.get("mean"),
         "eval_std": fd.get("std"),
         "eval_min": fd.get("min"),

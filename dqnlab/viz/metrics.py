@@ -119,7 +119,8 @@ def parse_metrics_table(header: Sequence[str], rows: Iterable[list[str]], source
         if len(row) <= width:
             row = row + [""] * (width + 1 - len(row))  # as DictReader: missing fields read blank
         kind = row[kind_at]
-        if kind in ("confirm", "partial"):  # an early stop's re-check; an evaluation cut short (no mean)
+        # an early stop's re-check; an evaluation cut short (no mean); the shortlist's second look
+        if kind in ("confirm", "partial", "recheck"):
             continue
         try:
             if kind not in series:
@@ -236,6 +237,7 @@ _NUMBER_FIELDS = (
     "success_rate",
     "mean_abs_offset_last_100",
     "final_eval_seconds",
+    "recheck_seconds",
     "max_episode_steps",
     "cells",
     "cells_visited",

@@ -77,8 +77,10 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         )
     rows += [
         (
-            "best evaluation in training",
-            f"{_num(s.get('best_eval_mean'))} at env step {s.get('best_eval_step', '–')} (the delivered policy)",
+            "best evaluation in training" if not s.get("shortlist") else "delivered network's evaluation",
+            f"{_num(s.get('best_eval_mean'))} at env step {s.get('best_eval_step', '–')} (the delivered policy"
+            + ("" if not s.get("shortlist") else ": the best of a second look at the best evaluations, eval.shortlist")
+            + ")",
         ),
         ("threshold reached at", "–" if s.get("steps_to_threshold") is None else f"env step {s['steps_to_threshold']}"),
         (
