@@ -338,6 +338,16 @@ def test_naming_an_environment_chooses_its_preset(env_id, preset):
     assert cfg == build_config(preset)
 
 
+@pytest.mark.parametrize(
+    "preset, zoo_steps", [("acrobot", 100_000), ("mountaincar", 120_000), ("lunarlander", 100_000)]
+)
+def test_the_presets_beyond_cartpole_end_within_half_the_zoos_steps(preset, zoo_steps):
+    # issue #17: at most half the RL Zoo's env steps. Training stops at the first vector step
+    # that reaches total_steps, up to num_envs - 1 steps past it.
+    cfg = build_config(preset)
+    assert cfg.total_steps + cfg.env.num_envs - 1 <= zoo_steps // 2
+
+
 def test_an_explicit_preset_wins_over_the_environments(tmp_path):
     cfg = build_config("default", env="MountainCar-v0")
     assert cfg.preset == "default" and cfg.env.id == "MountainCar-v0" and cfg.explore.hold == 1

@@ -445,13 +445,13 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # --- beyond CartPole: tuned for other Gymnasium tasks (chosen by --env, see ENV_PRESETS) ----
     "acrobot": (
         "DQN for Acrobot-v1: the default network and Double DQN with 3-step returns, squared loss, "
-        "lr 1e-3, 4 gradient steps of batch 512 per 8 env steps; 50k steps (half the RL Zoo's "
-        "100k), evaluated every 2000 steps on 100 episodes (cut short once hopeless: no step pays "
-        "more than 0), stopped at -72.",
+        "lr 1e-3, 4 gradient steps of batch 512 per 8 env steps; 49,992 steps (at most half the RL "
+        "Zoo's 100k in steps of 8 envs), evaluated every 2000 steps on 100 episodes (cut short once "
+        "hopeless: no step pays more than 0), stopped at -72.",
         {
             "env": {"id": "Acrobot-v1"},
             "dqn": {"loss": "mse", "lr": 1e-3, "batch_size": 512, "gradient_steps": 4},
-            "total_steps": 50_000,
+            "total_steps": 49_992,
             "eval": {
                 "every_steps": 2000,
                 "episodes": 100,
@@ -465,14 +465,15 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "DQN for MountainCar-v0: the default DQN exploring with random actions held for 16 steps "
         "(explore.hold), which cross the valley where one-step dithering never does, epsilon 1 to "
         "0.01 over 20k steps; observations scaled to [-1, 1] (network.input_scaling), 4 gradient "
-        "steps per update; 60k steps (half the RL Zoo's 120k), evaluations cut short once hopeless; "
+        "steps per update; 59,992 steps (at most half the RL Zoo's 120k in steps of 8 envs), "
+        "evaluations cut short once hopeless; "
         "the policy average (tau 0.001) and bounded TD targets, which keep Q-values from diverging.",
         {
             "env": {"id": "MountainCar-v0"},
             "network": {"input_scaling": "bounds"},
             "dqn": {"gradient_steps": 4, "policy_average_tau": 0.001},
             "explore": {"hold": 16, "decay_steps": 20_000, "end": 0.01},
-            "total_steps": 60_000,
+            "total_steps": 59_992,
             "eval": {
                 "every_steps": 2000,
                 "episodes": 100,
@@ -483,11 +484,12 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
     "lunarlander": (
-        "DQN for LunarLander-v3 (needs Box2D: pip install 'dqnlab[box2d]'): the default DQN, 50k "
-        "steps (half the RL Zoo's 100k), evaluated every 2500 steps on 50 episodes, stopped at 220.",
+        "DQN for LunarLander-v3 (needs Box2D: pip install 'dqnlab[box2d]'): the default DQN, 49,992 "
+        "steps (at most half the RL Zoo's 100k in steps of 8 envs), evaluated every 2500 steps on 50 "
+        "episodes, stopped at 220.",
         {
             "env": {"id": "LunarLander-v3"},
-            "total_steps": 50_000,
+            "total_steps": 49_992,
             "eval": {"every_steps": 2500, "episodes": 50, "threshold": 200, "stop_threshold": 220},
         },
     ),
