@@ -480,16 +480,13 @@ class TrainLoop:
         self.evaluations += 1
         self.last_eval, self.last_eval_step = res.mean, self.env_steps
         value_range = self.value_range()
-        self.metrics.row(
-            kind="eval",
-            env_step=self.env_steps,
-            episode=self.episodes,
-            eval_mean=res.mean,
-            eval_std=res.std,
-            eval_success=res.success_rate,
+        self._eval_row(
+            "eval",
+            self.env_steps,
+            res,
+            wall,
             q_max=None if value_range is None else value_range[0],
             epsilon=self.exploration(),
-            wall_seconds=wall,
         )
         if value_range is not None:
             self._guard_values(value_range[0], value_bound(value_range[1], value_range[2]))
@@ -501,20 +498,24 @@ class TrainLoop:
             self.stop_reason = "patience"
         if early_stop:
             if check is not None:
-                self.metrics.row(
-                    kind="confirm",
-                    env_step=self.env_steps,
-                    episode=self.episodes,
-                    eval_mean=check.mean,
-                    eval_std=check.std,
-                    eval_success=check.success_rate,
-                    epsilon=self.exploration(),
-                    wall_seconds=wall,
-                )
+                self._eval_row("confirm", self.env_steps, check, wall, epsilon=self.exploration())
                 if not self._good_enough(check):
                     return
             self.solved_at = self.env_steps
             self.stop_reason = "threshold"
+
+    def _eval_row(self, kind: str, env_step: int, res: EvalResult, wall: float, **more: Any) -> None:
+        """An evaluation's row in metrics.csv (kinds eval, confirm and recheck)."""
+        self.metrics.row(
+            kind=kind,
+            env_step=env_step,
+            episode=self.episodes,
+            eval_mean=res.mean,
+            eval_std=res.std,
+            eval_success=res.success_rate,
+            wall_seconds=wall,
+            **more,
+        )
 
     def _guard_values(self, q_max: float, bound: float) -> None:
         """Keep the Q scale for the summary, and warn once when it leaves its possible range."""
@@ -581,15 +582,7 @@ class TrainLoop:
         ]
         wall = self.seconds_before + time.perf_counter() - self.t_start
         for c, res in zip(self.shortlist, results, strict=True):
-            self.metrics.row(
-                kind="recheck",
-                env_step=c.step,
-                episode=self.episodes,
-                eval_mean=res.mean,
-                eval_std=res.std,
-                eval_success=res.success_rate,
-                wall_seconds=wall,
-            )
+            self._eval_row("recheck", c.step, res, wall)
         # max() keeps the first of equals: on a tie, the better first evaluation.
         chosen = max(range(len(results)), key=lambda i: self._rank(results[i].mean, results[i].success_rate))
         self.rechecks = [
