@@ -445,9 +445,10 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # --- beyond CartPole: tuned for other Gymnasium tasks (chosen by --env, see ENV_PRESETS) ----
     "acrobot": (
         "DQN for Acrobot-v1: the default network and Double DQN with 3-step returns, squared loss, "
-        "lr 1e-3, 4 gradient steps of batch 512 per 8 env steps; 49,992 steps (at most half the RL "
-        "Zoo's 100k in steps of 8 envs), evaluated every 2000 steps on 100 episodes (cut short once "
-        "hopeless: no step pays more than 0), stopped at -72.",
+        "lr 1e-3, 4 gradient steps of batch 512 per 8 env steps; 49,992 steps (8 envs stepping "
+        "together end a run within 7 steps of it: at most half the RL Zoo's 100k), evaluated "
+        "every 2000 steps on 100 episodes (cut short once hopeless: no step pays more than 0), "
+        "stopped at -72.",
         {
             "env": {"id": "Acrobot-v1"},
             "dqn": {"loss": "mse", "lr": 1e-3, "batch_size": 512, "gradient_steps": 4},
@@ -465,7 +466,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "DQN for MountainCar-v0: the default DQN exploring with random actions held for 16 steps "
         "(explore.hold), which cross the valley where one-step dithering never does, epsilon 1 to "
         "0.01 over 20k steps; observations scaled to [-1, 1] (network.input_scaling), 4 gradient "
-        "steps per update; 59,992 steps (at most half the RL Zoo's 120k in steps of 8 envs), "
+        "steps per update; 59,992 steps (8 envs stepping together end a run within 7 steps of it: "
+        "at most half the RL Zoo's 120k), "
         "evaluations cut short once hopeless; "
         "the policy average (tau 0.001) and bounded TD targets, which keep Q-values from diverging.",
         {
@@ -485,7 +487,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "lunarlander": (
         "DQN for LunarLander-v3 (needs Box2D: pip install 'dqnlab[box2d]'): the default DQN, 49,992 "
-        "steps (at most half the RL Zoo's 100k in steps of 8 envs), evaluated every 2500 steps on 50 "
+        "steps (8 envs stepping together end a run within 7 steps of it: at most half the RL Zoo's "
+        "100k), evaluated every 2500 steps on 50 "
         "episodes, stopped at 220.",
         {
             "env": {"id": "LunarLander-v3"},
