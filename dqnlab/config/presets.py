@@ -467,9 +467,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         "(explore.hold), which cross the valley where one-step dithering never does, epsilon 1 to "
         "0.01 over 20k steps; observations scaled to [-1, 1] (network.input_scaling), 4 gradient "
         "steps per update; 59,992 steps (8 envs stepping together end a run within 7 steps of it: "
-        "at most half the RL Zoo's 120k), "
-        "evaluations cut short once hopeless; "
-        "the policy average (tau 0.001) and bounded TD targets, which keep Q-values from diverging.",
+        "at most half the RL Zoo's 120k), evaluations cut short once hopeless; the policy average "
+        "(tau 0.001) and bounded TD targets, which keep Q-values from diverging.",
         {
             "env": {"id": "MountainCar-v0"},
             "network": {"input_scaling": "bounds"},
@@ -488,8 +487,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "lunarlander": (
         "DQN for LunarLander-v3 (needs Box2D: pip install 'dqnlab[box2d]'): the default DQN, 49,992 "
         "steps (8 envs stepping together end a run within 7 steps of it: at most half the RL Zoo's "
-        "100k), evaluated every 2500 steps on 50 "
-        "episodes, stopped at 220.",
+        "100k), evaluated every 2500 steps on 50 episodes, stopped at 220.",
         {
             "env": {"id": "LunarLander-v3"},
             "total_steps": 49_992,

@@ -437,8 +437,8 @@ class EvalConfig(_Section):
     no step pays more than 0, as in Acrobot-v1 and MountainCar-v0). Set, an evaluation during
     training stops as soon as the mean it could still reach, every unfinished or unstarted
     episode collecting this much, could neither beat the best evaluation so far (with
-    `shortlist` above 1: enter the shortlist) nor reach the stop threshold (the early stop's): a policy far from good costs a few steps instead of whole
-    episodes. Such an evaluation is written to metrics.csv as kind `partial` with that upper
+    `shortlist` above 1: enter the shortlist) nor reach the stop threshold (the early stop's):
+    a policy far from good costs a few steps instead of whole episodes. Such an evaluation is written to metrics.csv as kind `partial` with that upper
     bound as eval_mean; it is never kept as the best, never stops or solves a run, and counts
     toward `patience`. None: every evaluation runs to the end (the final one always does)."""
     deliver: Literal["best_eval", "last", "longest_episode"] = "best_eval"
