@@ -71,6 +71,7 @@ RESUMABLE = {
     "dqn-acrobot-shortlist": {"env.id": "Acrobot-v1", "eval.shortlist": 3, "eval.shortlist_episodes": 6},
     "dqn-input-scaling": {"env.id": "MountainCar-v0", "network.input_scaling": "bounds", "explore.hold": 4},
     "dqn-prioritized-dueling": {"dqn.prioritized": True, "network.dueling": True},
+    "dqn-quantiles-prioritized": {"dqn.n_quantiles": 5, "dqn.prioritized": True},
     "dqn-batchnorm-per-episode-target": {
         "network.batch_norm": True,
         "dqn.target_update_unit": "episodes",

@@ -15,7 +15,9 @@ One environment step of training, in the order it happens:
    ``next_state_value``: a* from the target network, or from the online one with Double DQN),
    with `dqn.bound_targets` clamped to the largest |return| the rewards seen so far allow;
    the Huber or squared loss of the TD errors Q(s, a) - y and its gradient (``td_loss``,
-   ``td_loss_grad``); clip, optimizer step; new priorities from the TD errors.
+   ``td_loss_grad``); with `dqn.n_quantiles` (QR-DQN) N quantiles per action instead, their TD
+   targets from the next action's N quantiles (``next_state_quantiles``) and the quantile Huber
+   loss (``quantile_huber_loss``); clip, optimizer step; new priorities from the TD errors.
 4. Sync the target network (``DQNLearner.sync_target``, the one place for it, called after every
    gradient step and at every episode end): soft (Polyak) after each gradient step, or a hard
    copy every K gradient steps or every K finished episodes.
@@ -53,16 +55,18 @@ from dqnlab.algos.replay import (
     frame_pool_size,
 )
 from dqnlab.algos.schedules import epsilon_at, lr_at
-from dqnlab.config import DQNConfig, PixelConfig
+from dqnlab.config import MAX_QUANTILES, DQNConfig, PixelConfig
 from dqnlab.core.errors import DqnlabError
 from dqnlab.nn import fast_mlp
 from dqnlab.nn.networks import (
     InputScaling,
     PixelQNetwork,
+    QuantileMean,
     bounds_scaling,
     build_mlp,
     has_batch_norm,
     q_network_parameters,
+    quantile_mean,
     seeded_q_network,
 )
 from dqnlab.nn.optim import clip_grad_norm_, clip_grad_value_, make_optimizer
@@ -107,6 +111,22 @@ def next_state_value(
     return next_q_target.gather(1, best).squeeze(1)
 
 
+def next_state_quantiles(
+    online: Callable[[torch.Tensor], torch.Tensor],
+    target: Callable[[torch.Tensor], torch.Tensor],
+    next_obs: torch.Tensor,
+    double: bool,
+    n_quantiles: int,
+) -> torch.Tensor:
+    """QR-DQN's next_state_value: the target network's N quantiles of the action a* whose mean is
+    largest by the target network, or with Double DQN by the online one. (B, N)"""
+    z_target = target(next_obs)  # (B, A * N)
+    picker = online(next_obs) if double else z_target
+    best = quantile_mean(picker, n_quantiles).argmax(dim=1)  # (B,)
+    index = best.view(-1, 1, 1).expand(-1, 1, n_quantiles)
+    return z_target.view(z_target.shape[0], -1, n_quantiles).gather(1, index).squeeze(1)
+
+
 def td_loss(td_error: torch.Tensor, kind: str, weights: torch.Tensor | None = None) -> torch.Tensor:
     """The TD loss of a batch: mean_i w_i * l(delta_i) over the TD errors delta = Q(s, a) - y, (B,),
     with l the Huber loss (delta 1: 0.5 d^2 inside [-1, 1], |d| - 0.5 outside) or the squared
@@ -140,6 +160,53 @@ def td_loss_grad(td_error: torch.Tensor, kind: str, weights: torch.Tensor | None
     if weights is not None:  # multiplied last, as autograd does through td_loss's product
         grad = grad * weights
     return grad
+
+
+def quantile_midpoints(n: int) -> torch.Tensor:
+    """The quantile levels a QR-DQN network's N outputs per action estimate: tau_i = (2i + 1) / 2N,
+    i = 0..N-1, the midpoints of N equal slices of [0, 1] (Dabney et al. 2018). (N,)"""
+    return (2.0 * torch.arange(n, dtype=torch.float32) + 1.0) / (2.0 * n)
+
+
+def quantile_huber_loss(
+    quantiles: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """QR-DQN's loss: for each sample, sum_i mean_j rho_i(u_ij) over the pairwise errors
+    u_ij = target_j - quantiles_i, with rho_i(u) = |tau_i - 1{u < 0}| * Huber(u) (delta 1), the
+    quantile Huber loss of level tau_i; then the (importance-weighted) mean over the batch.
+    quantiles (B, N) are the taken action's estimates, target (B, N') the target distribution's
+    samples. A scalar, with a graph when `quantiles` has one.
+
+    Each quantile is pulled up by the targets above it with weight tau_i and down by those below
+    with weight 1 - tau_i: its minimum is the tau_i-quantile of the targets (smoothed by the Huber
+    part near zero error)."""
+    u = target.unsqueeze(1) - quantiles.unsqueeze(2)  # (B, N, N')
+    abs_u = u.abs()
+    huber = torch.where(abs_u < 1.0, 0.5 * u * u, abs_u - 0.5)
+    tau = quantile_midpoints(quantiles.shape[1]).view(1, -1, 1)
+    per_sample = ((tau - (u.detach() < 0).float()).abs() * huber).sum(dim=1).mean(dim=1)  # (B,)
+    if weights is not None:
+        per_sample = per_sample * weights
+    return per_sample.mean()
+
+
+def quantile_huber_loss_and_grad(
+    quantiles: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """quantile_huber_loss and its gradient d loss / d quantiles by hand, from one set of pairwise
+    terms (no graph; the fast path's): the gradient is
+    -(1 / (B N')) sum_j |tau_i - 1{u_ij < 0}| clamp(u_ij, -1, 1), times the weights, and the
+    Huber term is c (u - c / 2) with c = clamp(u, -1, 1). (scalar, (B, N))"""
+    u = target.unsqueeze(1) - quantiles.unsqueeze(2)  # (B, N, N')
+    tau = quantile_midpoints(quantiles.shape[1]).view(1, -1, 1)
+    c = u.clamp(-1.0, 1.0)
+    wc = torch.where(u < 0, 1.0 - tau, tau).mul_(c)  # |tau_i - 1{u < 0}| * clamp(u), (B, N, N')
+    grad = wc.sum(dim=2).mul_(-1.0 / (quantiles.shape[0] * target.shape[1]))  # (B, N)
+    per_sample = torch.einsum("bij,bij->b", wc, u.sub_(c, alpha=0.5)) / target.shape[1]  # (B,); u is spent
+    if weights is not None:
+        per_sample = per_sample * weights
+        grad = grad * weights.unsqueeze(1)
+    return per_sample.mean(), grad
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,6 +406,9 @@ class DQNLearner:
         self.online.eval()
         self.target.eval()
         self.grad_steps = 0
+        # dqn.n_quantiles: the networks give N quantiles of the return per action (QR-DQN), and
+        # Q(s, a) is their mean; None: one expected value per action.
+        self.n_quantiles = cfg.n_quantiles
         # dqn.bound_targets: |y| <= target_limit, the largest |return| of the rewards seen so far;
         # the training loop sets it as rewards come in (inf: unbounded).
         self.target_limit = math.inf
@@ -397,10 +467,21 @@ class DQNLearner:
 
     @torch.no_grad()
     def targets(self, batch: Batch) -> torch.Tensor:
-        """TD targets of `batch`. (B,)"""
+        """TD targets of `batch`, (B,); with dqn.n_quantiles the target distribution's N samples,
+        each a TD target of one quantile of the next action. (B, N)"""
         next_in = batch.next_obs if self._next_input is None else self._next_input(batch.next_obs)
-        next_q = next_state_value(self._online_next, self._target_next, next_in, self.cfg.double)
-        return td_target(batch.rewards, next_q, batch.terminated, batch.discounts, self.target_limit)
+        n = self.n_quantiles
+        if n is None:
+            next_q = next_state_value(self._online_next, self._target_next, next_in, self.cfg.double)
+            return td_target(batch.rewards, next_q, batch.terminated, batch.discounts, self.target_limit)
+        next_z = next_state_quantiles(self._online_next, self._target_next, next_in, self.cfg.double, n)
+        return td_target(
+            batch.rewards.unsqueeze(1),
+            next_z,
+            batch.terminated.unsqueeze(1),
+            batch.discounts.unsqueeze(1),
+            self.target_limit,
+        )
 
     def update(self, batch: Batch) -> torch.Tensor:
         """One gradient step on `batch`, then the target sync it calls for; returns the (detached) loss.
@@ -423,7 +504,8 @@ class DQNLearner:
 
     def gradients(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The TD loss of `batch` and its gradients, written into the online parameters' ``.grad``,
-        by the path chosen in ``__init__``. Returns (loss, detached TD errors Q(s, a) - y, (B,))."""
+        by the path chosen in ``__init__``. Returns (loss, detached TD errors Q(s, a) - y, (B,));
+        with dqn.n_quantiles the TD error is the quantiles' mean less their targets' mean."""
         return self._backward(batch, self.targets(batch))
 
     def _autograd_backward(self, batch: Batch, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -438,7 +520,15 @@ class DQNLearner:
         backpropagated through the MLP by hand."""
         assert self._mlp is not None
         layers, kind = self._mlp
-        q_all, acts = fast_mlp.forward_keeping_activations(layers, kind, batch.obs)  # (B, A)
+        q_all, acts = fast_mlp.forward_keeping_activations(layers, kind, batch.obs)  # (B, A), or (B, A * N)
+        if self.n_quantiles is not None:
+            index = self._quantile_index(batch.actions)
+            z = q_all.view(q_all.shape[0], -1, self.n_quantiles)  # (B, A, N)
+            z_a = z.gather(1, index).squeeze(1)  # (B, N)
+            loss, grad_z = quantile_huber_loss_and_grad(z_a, y, batch.weights)  # grad: dLoss/dz(s, a), (B, N)
+            grad_out = torch.zeros_like(z).scatter_(1, index, grad_z.unsqueeze(1)).view_as(q_all)
+            fast_mlp.backward(layers, kind, acts, grad_out)
+            return loss, z_a.mean(dim=1) - y.mean(dim=1)
         actions = batch.actions.unsqueeze(1)  # (B, 1)
         td = q_all.gather(1, actions).squeeze(1) - y  # (B,)
         loss = td_loss(td, self.cfg.loss, batch.weights)
@@ -451,11 +541,26 @@ class DQNLearner:
         """(loss with its autograd graph, detached TD errors Q(s, a) - y, (B,))."""
         if self.batch_norm:
             self.online.train()
-        q = self.online(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)  # (B,)
+        out = self.online(batch.obs)  # (B, A), or (B, A * N)
         if self.batch_norm:
             self.online.eval()
+        if self.n_quantiles is not None:
+            z = out.view(out.shape[0], -1, self.n_quantiles)
+            z_a = z.gather(1, self._quantile_index(batch.actions)).squeeze(1)  # (B, N)
+            td = z_a.detach().mean(dim=1) - y.mean(dim=1)
+            return quantile_huber_loss(z_a, y, batch.weights), td
+        q = out.gather(1, batch.actions.unsqueeze(1)).squeeze(1)  # (B,)
         td = q - y
         return td_loss(td, self.cfg.loss, batch.weights), td.detach()
+
+    def _quantile_index(self, actions: torch.Tensor) -> torch.Tensor:
+        """Gather index of the taken actions' N quantiles in a (B, A, N) view. (B, 1, N)"""
+        assert self.n_quantiles is not None
+        return actions.view(-1, 1, 1).expand(-1, 1, self.n_quantiles)
+
+    def values(self, out: torch.Tensor) -> torch.Tensor:
+        """Q(s, .) from the networks' output: itself, or with dqn.n_quantiles the quantiles' mean. (B, A)"""
+        return out if self.n_quantiles is None else quantile_mean(out, self.n_quantiles)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         """The TD loss of `batch` with its autograd graph, through the network module (the reference)."""
@@ -498,17 +603,17 @@ class DQNLearner:
     # -- acting and checkpoints ----------------------------------------------------------------
     @torch.no_grad()
     def greedy_actions(self, obs: torch.Tensor) -> torch.Tensor:
-        return self._online_fn(obs).argmax(dim=1)
+        return self.values(self._online_fn(obs)).argmax(dim=1)
 
     @torch.no_grad()
     def policy_actions(self, obs: torch.Tensor) -> torch.Tensor:
         """Greedy actions of the network evaluated and delivered (the average, or the online)."""
-        return self._average_fn(obs).argmax(dim=1)
+        return self.values(self._average_fn(obs)).argmax(dim=1)
 
     @torch.no_grad()
     def q_values(self, obs: torch.Tensor) -> torch.Tensor:
         """The online network's Q(s, .) of a batch of observations. (B, A)"""
-        return self._online_fn(obs)
+        return self.values(self._online_fn(obs))
 
     def state_dict(self) -> dict:
         return {
@@ -606,7 +711,9 @@ class DQNLoop(TrainLoop):
         self.explore_rng = np.random.default_rng(self.streams.explore)
         self.replay_gen = torch.Generator().manual_seed(self.streams.replay)
         pixels = cfg.env.pixels
-        online = seeded_q_network(cfg.network, obs_shape[0], n_actions, self.streams.network, pixels)
+        # dqn.n_quantiles: N outputs per action (the quantiles of its return), else one.
+        outputs = n_actions * (cfg.dqn.n_quantiles or 1)
+        online = seeded_q_network(cfg.network, obs_shape[0], outputs, self.streams.network, pixels)
         self.learner = DQNLearner(online, cfg.dqn)
         # Frames are uint8 in 0..255 and stay so in replay (the network scales them): 4x less
         # memory. Uniform replay of pixels stores each frame once (FrameReplayBuffer): the n-step
@@ -635,21 +742,30 @@ class DQNLoop(TrainLoop):
         # network.input_scaling: observations are scaled once, on the way in (acting, replay), so
         # that the learner (and its fast path) sees a plain MLP; the delivered network includes the map.
         self.scaling: InputScaling | None = None
-        self.delivered: nn.Module = self.learner.average  # the online network unless dqn.policy_average_tau
+        # The online network unless dqn.policy_average_tau; with dqn.n_quantiles, behind it the
+        # mean of the quantiles (the delivered policy reads Q-values, as build_policy_net's does).
+        self.delivered: nn.Module = self.learner.average
+        if cfg.dqn.n_quantiles is not None:
+            self.delivered = nn.Sequential(self.learner.average, QuantileMean(cfg.dqn.n_quantiles))
         if cfg.network.input_scaling == "bounds":
             space = ctx.envs.single_observation_space
             assert isinstance(space, gym.spaces.Box)  # check_spaces: a flat Box
             offset, scale = bounds_scaling(space.low.tolist(), space.high.tolist())
             self.scaling = InputScaling(offset, scale)
             self.scale_offset, self.scale_factor = self.scaling.offset.numpy(), self.scaling.scale.numpy()
-            self.delivered = nn.Sequential(self.scaling, self.learner.average)
+            self.delivered = nn.Sequential(self.scaling, self.delivered)
 
     @classmethod
     def build_policy_net(cls, network, obs_shape, n_actions, extra) -> nn.Module:
         # A pixel policy keeps its env.pixels section in extra["pixels"]: its frames' shape comes from there.
         if "pixels" in extra:
             return PixelQNetwork(network, PixelConfig.model_validate(extra["pixels"]), n_actions)
-        mlp = build_mlp(network, obs_shape[0], n_actions)
+        mlp: nn.Module = build_mlp(network, obs_shape[0], n_actions)
+        if "n_quantiles" in extra:  # dqn.n_quantiles: N outputs per action, and their mean behind them
+            n = extra["n_quantiles"]
+            if not isinstance(n, int) or isinstance(n, bool) or not 2 <= n <= MAX_QUANTILES:
+                raise ValueError(f"n_quantiles must be an integer from 2 to {MAX_QUANTILES}")
+            mlp = nn.Sequential(build_mlp(network, obs_shape[0], n_actions * n), QuantileMean(n))
         if "input_scaling" in extra:  # network.input_scaling: the map in front of the Q-network
             scaling = extra["input_scaling"]
             return nn.Sequential(InputScaling(scaling["offset"], scaling["scale"]), mlp)
@@ -669,7 +785,7 @@ class DQNLoop(TrainLoop):
             replay = d.buffer_size * slot
         if cfg.dqn.prioritized:
             replay += 2 * 2 * cfg.dqn.buffer_size * 8  # the sum tree: about 2 leaves' worth of float64 nodes
-        params = q_network_parameters(cfg.network, obs_shape, n_actions)
+        params = q_network_parameters(cfg.network, obs_shape, n_actions * (d.n_quantiles or 1))
         return {
             "replay buffer": replay,
             # torch.save serialises the whole buffer in memory before the atomic write
@@ -874,9 +990,12 @@ class DQNLoop(TrainLoop):
         pixels = self.cfg.env.pixels
         if pixels.enabled:
             return {"pixels": pixels.model_dump(mode="json")}
+        extra: dict[str, Any] = {}
+        if self.cfg.dqn.n_quantiles is not None:
+            extra["n_quantiles"] = self.cfg.dqn.n_quantiles
         if self.scaling is not None:
-            return {"input_scaling": {"offset": self.scale_offset.tolist(), "scale": self.scale_factor.tolist()}}
-        return {}
+            extra["input_scaling"] = {"offset": self.scale_offset.tolist(), "scale": self.scale_factor.tolist()}
+        return extra
 
     def algo_summary(self) -> dict[str, Any]:
         return {"grad_steps": self.learner.grad_steps}

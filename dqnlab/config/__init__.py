@@ -13,6 +13,7 @@ from dqnlab.config.loading import build_config, config_from_mapping, config_to_y
 from dqnlab.config.schema import (
     EVAL_ENV_KEYS,
     MAX_EVAL_EPISODES,
+    MAX_QUANTILES,
     MAX_STEPS,
     MAX_UNITS,
     BaselineConfig,
@@ -36,6 +37,7 @@ from dqnlab.config.yaml_io import load_yaml_file
 __all__ = [
     "EVAL_ENV_KEYS",
     "MAX_EVAL_EPISODES",
+    "MAX_QUANTILES",
     "MAX_STEPS",
     "MAX_UNITS",
     "BaselineConfig",

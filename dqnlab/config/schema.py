@@ -27,6 +27,8 @@ MAX_EVAL_EPISODES = 10**6
 """Episodes of one evaluation."""
 MAX_SHORTLIST = 100
 """Networks of eval.shortlist, kept in memory (and in checkpoints) at once."""
+MAX_QUANTILES = 1000
+"""Quantiles per action of a QR-DQN network (dqn.n_quantiles; the loss compares N x N pairs per sample)."""
 MAX_ENVS = 4096
 """Environments stepped together (training and evaluation)."""
 MAX_BUFFER = 10**9
@@ -314,6 +316,13 @@ class DQNConfig(_Section):
     """Double DQN: the online network picks the next action, the target network values it."""
     loss: Literal["huber", "mse"] = "huber"
     """TD loss: Huber (smooth L1, delta 1) or mean squared error."""
+    n_quantiles: int | None = Field(default=None, ge=2, le=MAX_QUANTILES)
+    """QR-DQN (Dabney et al. 2018): the network gives N quantiles of each action's return instead
+    of its mean, trained by the quantile Huber loss against the N quantiles of the next action's
+    TD targets; Q(s, a), which acts and picks the next action, is the quantiles' mean (null: plain
+    DQN, one expected value per action). The delivered policy is an ordinary Q-network (the mean
+    is its last step). Plain and LayerNorm/BatchNorm MLPs only (not dueling, not pixels); the
+    loss is always the quantile Huber loss, so `loss` stays at its default."""
     max_grad_norm: float | None = Field(default=10.0, gt=0.0)
     """Clip the global gradient norm to this value (None: no norm clipping)."""
     clip_grad_value: float | None = Field(default=None, gt=0.0)
@@ -635,6 +644,14 @@ class RunConfig(BaseModel):
                 "episode, the online one, but with dqn.policy_average_tau the delivered network is their "
                 "average; set dqn.policy_average_tau to null (or deliver 'best_eval' or 'last')"
             )
+        if (
+            self.algo == "dqn"
+            and self.dqn.n_quantiles is not None
+            and (self.network.dueling or self.env.pixels.enabled)
+        ):
+            raise ValueError(
+                "dqn.n_quantiles (QR-DQN) needs an MLP Q-network on state vectors: not network.dueling, not env.pixels"
+            )
         if self.algo == "pqn" and (self.network.batch_norm or self.network.dueling):
             raise ValueError("network.batch_norm and network.dueling are DQN options; PQN's Q-network is an MLP")
         if self.algo == "ppo" and self.ppo.rollout_until_done and self.env.num_envs != 1:
@@ -721,6 +738,12 @@ CONDITIONAL_OPTIONS = (
     ("eval", "every_steps", lambda c: c.eval.every_episodes is None, "eval.every_episodes is null"),
     ("eval", "stop_z", lambda c: c.eval.early_stop, "eval.early_stop is true"),
     ("eval", "shortlist", lambda c: c.eval.deliver == "best_eval", "eval.deliver is 'best_eval'"),
+    (
+        "dqn",
+        "loss",
+        lambda c: c.dqn.n_quantiles is None,
+        "dqn.n_quantiles is null (QR-DQN's loss is the quantile Huber loss)",
+    ),
     ("eval", "shortlist_episodes", lambda c: c.eval.shortlist > 1, "eval.shortlist is above 1"),
     (
         "eval",

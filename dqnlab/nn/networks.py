@@ -36,6 +36,25 @@ class DuelingHead(nn.Module):
         return self.value(h) + adv - adv.mean(dim=1, keepdim=True)
 
 
+class QuantileMean(nn.Module):
+    """A QR-DQN network's Q-values: the mean of each action's N quantile outputs, the N of one
+    action adjacent. (B, A * N) -> (B, A). Parameter-free: behind the quantile network, it makes
+    the delivered policy an ordinary Q-network (evaluation, play and export read Q-values)."""
+
+    def __init__(self, n_quantiles: int):
+        super().__init__()
+        self.n_quantiles = n_quantiles
+
+    def forward(self, out: torch.Tensor) -> torch.Tensor:
+        return quantile_mean(out, self.n_quantiles)
+
+
+def quantile_mean(out: torch.Tensor, n_quantiles: int) -> torch.Tensor:
+    """Q-values from a QR-DQN network's output, the mean of each action's N quantiles, the N of
+    one action adjacent. (B, A * N) -> (B, A)"""
+    return out.view(out.shape[0], -1, n_quantiles).mean(dim=2)
+
+
 class InputScaling(nn.Module):
     """x -> (x - offset) * scale, per observation dimension: a fixed affine map in front of a
     network (buffers, not parameters: it is saved with the network and never trained). (B, D) -> (B, D)"""
