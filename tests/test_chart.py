@@ -263,6 +263,12 @@ def test_a_mosaic_row_can_span():
     assert fig.axes == [a, b, c, twin]  # a second axis is listed after its panel, as in matplotlib
 
 
+@pytest.mark.parametrize("mosaic", [[["a", "b"], ["a", "c"]], [["a", "b"], ["c"]]])
+def test_a_mosaic_it_cannot_draw_is_refused(mosaic):
+    with pytest.raises(ValueError, match="subplot_mosaic"):
+        Figure(4, 3).subplot_mosaic(mosaic)
+
+
 def test_the_legend_goes_to_the_emptiest_corner():
     # Points crowd the upper left and the lower right quarters: the legend's (black) text is
     # drawn in the upper right or the lower left quarter, and not in the crowded ones.

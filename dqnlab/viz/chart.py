@@ -456,8 +456,15 @@ class Figure:
     def subplot_mosaic(self, mosaic: Sequence[Sequence[str]], sharex: bool = True) -> dict[str, Axes]:
         """Named panels on the grid `mosaic` (rows of names; a name repeated in consecutive
         cells of one row spans them; one name in two rows is not supported), every panel on the
-        same x range (`sharex` is always true here)."""
+        same x range (`sharex` is always true here). ValueError for a name in two rows, or rows
+        of different lengths, rather than a layout that silently drops a cell."""
         rows, cols = len(mosaic), len(mosaic[0])
+        if any(len(row) != cols for row in mosaic):
+            raise ValueError("subplot_mosaic: every row needs the same number of cells")
+        for r, row in enumerate(mosaic):
+            for name in set(row):
+                if any(name in other for other in mosaic[r + 1 :]):
+                    raise ValueError(f"subplot_mosaic: panel {name!r} spans two rows, which this chart does not draw")
         cell_w = self.width / cols
         cell_h = (self.height - SUPTITLE_ROOM) / rows
         named: dict[str, Axes] = {}
