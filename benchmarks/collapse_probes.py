@@ -3,6 +3,7 @@
     python benchmarks/collapse_probes.py lr-after-solve 0.3 --seeds 0-3 [--set KEY=VALUE ...]
     python benchmarks/collapse_probes.py advantage-learning 0.9 --seeds 0-3
     python benchmarks/collapse_probes.py ema-eval 0.001 --seeds 0-3
+    python benchmarks/collapse_probes.py average-window 0.15 --seeds 0-3 [--lr-k0 1500 --lr-power 1] [--set ...]
 
 Each runs benchmarks/stability.py's protocol (the `default` preset, early stopping off, 60k
 steps, 100 evaluation episodes every 2k steps) on a patched copy of DQN, in this process only:
@@ -16,10 +17,16 @@ steps, 100 evaluation episodes every 2k steps) on a patched copy of DQN, in this
   gradient step, avg <- avg + TAU * (online - avg)), as supervised learning often evaluates an
   average of its recent weights; training still acts and learns with the online network.
 
+- `average-window FRAC` (session 17): `dqn.policy_average_tau`'s average, but its tau shrinks as
+  gradient steps k accumulate, tau_k = min(dqn.policy_average_tau, 1 / (FRAC * k)): a short
+  window while the first solve is near, then one of FRAC times the run so far. With `--lr-k0 K0`
+  the learning rate also decays from the K0-th gradient step on, lr * (K0 / k) ** `--lr-power`.
+
 They patch dqnlab's internals on purpose: a probe, not an API. The first two were not kept; the
-third became `dqn.policy_average_tau` (BENCHMARKS.md). Each runs on `default` without that average
-and without bounded targets (`dqn.policy_average_tau=null`, `dqn.bound_targets=false`), as they
-were run, so their figures repeat.
+third became `dqn.policy_average_tau` (BENCHMARKS.md); the fourth was not kept. The first three
+run on `default` without that average and without bounded targets (`dqn.policy_average_tau=null`,
+`dqn.bound_targets=false`), as they were run, so their figures repeat; `average-window` runs on
+`default` as it is, with the average and the bound.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from stability import parse_seeds, run_one  # benchmarks/stability.py, next to t
 
 import dqnlab.algos.dqn as dqn_module
 import dqnlab.runtime.loop as loop_module
+from dqnlab.nn.optim import clip_grad_norm_
 
 
 def patch_lr_after_solve(factor: float) -> None:
@@ -98,10 +106,31 @@ def patch_ema_eval(tau: float) -> None:
     dqn_module.DQNLoop.greedy_act = greedy_act  # type: ignore[method-assign]
 
 
+def patch_average_window(frac: float, lr_k0: float = 0.0, lr_power: float = 1.0) -> None:
+    def update(self, batch):  # DQNLearner.update without value clipping, with the schedules above
+        loss, self._last_td = self.gradients(batch)
+        if self.cfg.max_grad_norm is not None:
+            clip_grad_norm_(self._params, self.cfg.max_grad_norm)
+        k = self.grad_steps + 1
+        if lr_k0:
+            self.optimizer.lr = self.cfg.lr * min(1.0, (lr_k0 / k) ** lr_power)
+        self.optimizer.step()
+        self.grad_steps += 1
+        self.sync_target("steps", self.grad_steps)
+        assert self._average_pairs is not None, "average-window needs dqn.policy_average_tau"
+        tau = min(self.cfg.policy_average_tau, 1.0 / (frac * k))
+        with torch.no_grad():
+            torch._foreach_lerp_(self._average_pairs[0], self._average_pairs[1], tau)
+        return loss.detach()
+
+    dqn_module.DQNLearner.update = update  # type: ignore[method-assign]
+
+
 PROBES = {
     "lr-after-solve": patch_lr_after_solve,
     "advantage-learning": patch_advantage_learning,
     "ema-eval": patch_ema_eval,
+    "average-window": patch_average_window,
 }
 
 
@@ -113,10 +142,16 @@ def main() -> None:
     ap.add_argument("--total-steps", type=int, default=60_000)
     ap.add_argument("--every", type=int, default=2_000)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--lr-k0", type=float, default=0.0, help="average-window: lr decay from this gradient step")
+    ap.add_argument("--lr-power", type=float, default=1.0, help="average-window: lr * (k0 / k) ** power")
     args = ap.parse_args()
-    PROBES[args.probe](args.value)
+    if args.probe == "average-window":
+        patch_average_window(args.value, args.lr_k0, args.lr_power)
+    else:
+        PROBES[args.probe](args.value)
     for seed in parse_seeds(args.seeds):
-        plain = ["dqn.policy_average_tau=null", "dqn.bound_targets=false"]  # default as the probes ran
+        # default as the first three probes ran; average-window on default as it is
+        plain = [] if args.probe == "average-window" else ["dqn.policy_average_tau=null", "dqn.bound_targets=false"]
         r = run_one("default", [*plain, *args.overrides], seed, args.total_steps, args.every)
         share = "-" if r["share_after"] is None else f"{r['share_after']:.2f}"
         means = " ".join(f"{mean:.0f}" for _, mean, _ in r["evals"])
