@@ -4,6 +4,7 @@
     python benchmarks/collapse_probes.py advantage-learning 0.9 --seeds 0-3
     python benchmarks/collapse_probes.py ema-eval 0.001 --seeds 0-3
     python benchmarks/collapse_probes.py average-window 0.15 --seeds 0-3 [--lr-k0 1500 --lr-power 1] [--set ...]
+    python benchmarks/collapse_probes.py settle-after-solve 0.3 --settle-tau 0.001 [--settle-target-every 50]
 
 Each runs benchmarks/stability.py's protocol (the `default` preset, early stopping off, 60k
 steps, 100 evaluation episodes every 2k steps) on a patched copy of DQN, in this process only:
@@ -21,12 +22,17 @@ steps, 100 evaluation episodes every 2k steps) on a patched copy of DQN, in this
   gradient steps k accumulate, tau_k = min(dqn.policy_average_tau, 1 / (FRAC * k)): a short
   window while the first solve is near, then one of FRAC times the run so far. With `--lr-k0 K0`
   the learning rate also decays from the K0-th gradient step on, lr * (K0 / k) ** `--lr-power`.
+- `settle-after-solve F` (session 17): once an evaluation reaches the threshold and a second one
+  on 100 other episodes confirms it (as `lr-after-solve`), the learning rate is multiplied by F,
+  the average's tau becomes `--settle-tau` and, with `--settle-target-every T`, the target copy
+  comes every T gradient steps: a fast config that turns into a steadier one once it solves.
 
 They patch dqnlab's internals on purpose: a probe, not an API. The first two were not kept; the
-third became `dqn.policy_average_tau` (BENCHMARKS.md); the fourth was not kept. The first three
+third became `dqn.policy_average_tau` (BENCHMARKS.md). The first three
 run on `default` without that average and without bounded targets (`dqn.policy_average_tau=null`,
-`dqn.bound_targets=false`), as they were run, so their figures repeat; `average-window` runs on
-`default` as it is, with the average and the bound.
+`dqn.bound_targets=false`), as they were run, so their figures repeat; `average-window` and
+`settle-after-solve` run on `default` as it is, with the average and the bound (the last two
+were not kept).
 """
 
 from __future__ import annotations
@@ -126,11 +132,48 @@ def patch_average_window(frac: float, lr_k0: float = 0.0, lr_power: float = 1.0)
     dqn_module.DQNLearner.update = update  # type: ignore[method-assign]
 
 
+def patch_settle_after_solve(factor: float, tau: float, target_every: int | None) -> None:
+    settled: dict[int, bool] = {}  # id(learner) -> solved and confirmed
+    plain_evaluate = loop_module.TrainLoop._evaluate
+
+    def update(self, batch):  # DQNLearner.update without value clipping, settled once confirmed
+        done = settled.get(id(self), False)
+        loss, self._last_td = self.gradients(batch)
+        if self.cfg.max_grad_norm is not None:
+            clip_grad_norm_(self._params, self.cfg.max_grad_norm)
+        if done:
+            self.optimizer.lr = self.cfg.lr * factor
+        self.optimizer.step()
+        self.grad_steps += 1
+        if done and target_every:
+            if self.grad_steps % target_every == 0:
+                self.hard_update()
+        else:
+            self.sync_target("steps", self.grad_steps)
+        assert self._average_pairs is not None, "settle-after-solve needs dqn.policy_average_tau"
+        with torch.no_grad():
+            torch._foreach_lerp_(
+                self._average_pairs[0], self._average_pairs[1], tau if done else self.cfg.policy_average_tau
+            )
+        return loss.detach()
+
+    def evaluate(self) -> None:
+        plain_evaluate(self)
+        fresh = self.last_eval_step == self.env_steps and self.last_eval is not None
+        if not settled.get(id(self.learner)) and fresh and self.last_eval >= self.threshold:
+            check = self.evaluator.run(self.greedy_act, 100, self.streams.eval_confirm + self.env_steps)
+            settled[id(self.learner)] = check.mean >= self.threshold
+
+    dqn_module.DQNLearner.update = update  # type: ignore[method-assign]
+    loop_module.TrainLoop._evaluate = evaluate  # type: ignore[method-assign]
+
+
 PROBES = {
     "lr-after-solve": patch_lr_after_solve,
     "advantage-learning": patch_advantage_learning,
     "ema-eval": patch_ema_eval,
     "average-window": patch_average_window,
+    "settle-after-solve": patch_settle_after_solve,
 }
 
 
@@ -144,14 +187,19 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--lr-k0", type=float, default=0.0, help="average-window: lr decay from this gradient step")
     ap.add_argument("--lr-power", type=float, default=1.0, help="average-window: lr * (k0 / k) ** power")
+    ap.add_argument("--settle-tau", type=float, default=0.001, help="settle-after-solve: the average's tau")
+    ap.add_argument("--settle-target-every", type=int, default=None, help="settle-after-solve: target copy period")
     args = ap.parse_args()
     if args.probe == "average-window":
         patch_average_window(args.value, args.lr_k0, args.lr_power)
+    elif args.probe == "settle-after-solve":
+        patch_settle_after_solve(args.value, args.settle_tau, args.settle_target_every)
     else:
         PROBES[args.probe](args.value)
     for seed in parse_seeds(args.seeds):
         # default as the first three probes ran; average-window on default as it is
-        plain = [] if args.probe == "average-window" else ["dqn.policy_average_tau=null", "dqn.bound_targets=false"]
+        as_is = args.probe in ("average-window", "settle-after-solve")
+        plain = [] if as_is else ["dqn.policy_average_tau=null", "dqn.bound_targets=false"]
         r = run_one("default", [*plain, *args.overrides], seed, args.total_steps, args.every)
         share = "-" if r["share_after"] is None else f"{r['share_after']:.2f}"
         means = " ".join(f"{mean:.0f}" for _, mean, _ in r["evals"])
