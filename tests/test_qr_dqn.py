@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from test_fast_mlp import batch, weighted  # the fast-path tests' random batches
 from torch.testing import assert_close
 
 import dqnlab
@@ -19,7 +20,6 @@ from dqnlab.algos.dqn import (
     quantile_midpoints,
 )
 from dqnlab.algos.registry import build_policy_net, load_policy
-from dqnlab.algos.replay import Batch
 from dqnlab.config import DQNConfig, NetworkConfig, build_config
 from dqnlab.core.errors import ConfigError, DqnlabError
 from dqnlab.core.fileio import safe_torch_load
@@ -27,20 +27,6 @@ from dqnlab.nn import fast_mlp
 from dqnlab.nn.networks import QuantileMean, build_mlp, quantile_mean
 from dqnlab.runtime.export import torchscript_bytes, torchscript_scores
 from dqnlab.runtime.policy import Policy, policy_from_dict
-
-
-def batch(n=32, obs_dim=4, n_actions=3, seed=0, weights=False):
-    g = torch.Generator().manual_seed(seed)
-    return Batch(
-        torch.randn(n, obs_dim, generator=g) * 2,
-        torch.randint(0, n_actions, (n,), generator=g),
-        torch.randn(n, generator=g),
-        torch.randn(n, obs_dim, generator=g),
-        (torch.rand(n, generator=g) < 0.2).float(),
-        torch.full((n,), 0.99),
-        weights=torch.rand(n, generator=g) if weights else None,
-    )
-
 
 # ---------------------------------------------------------------------------------------------
 # The math, by hand
@@ -151,7 +137,7 @@ def test_fast_path_and_reference_give_the_same_quantile_loss_and_gradients(activ
     fast = DQNLearner(net, DQNConfig(n_quantiles=5))
     ref = DQNLearner(copy.deepcopy(net), DQNConfig(n_quantiles=5, fast_path=False))
     assert fast.fast_path and not ref.fast_path
-    b = batch(weights=with_weights)
+    b = weighted(batch()) if with_weights else batch()
     ref_value, ref_td = ref.gradients(b)
     value, td = fast.gradients(b)
     assert_close(value, ref_value.detach(), rtol=1e-6, atol=1e-7)
