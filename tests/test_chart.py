@@ -263,7 +263,7 @@ def test_a_mosaic_row_can_span():
     assert fig.axes == [a, b, c, twin]  # a second axis is listed after its panel, as in matplotlib
 
 
-@pytest.mark.parametrize("mosaic", [[["a", "b"], ["a", "c"]], [["a", "b"], ["c"]]])
+@pytest.mark.parametrize("mosaic", [[["a", "b"], ["a", "c"]], [["a", "b"], ["c"]], [["a", "b", "a"]]])
 def test_a_mosaic_it_cannot_draw_is_refused(mosaic):
     with pytest.raises(ValueError, match="subplot_mosaic"):
         Figure(4, 3).subplot_mosaic(mosaic)

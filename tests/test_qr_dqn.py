@@ -25,7 +25,7 @@ from dqnlab.core.errors import ConfigError, DqnlabError
 from dqnlab.core.fileio import safe_torch_load
 from dqnlab.nn import fast_mlp
 from dqnlab.nn.networks import QuantileMean, build_mlp, quantile_mean
-from dqnlab.runtime.export import torchscript_bytes, torchscript_scores
+from dqnlab.runtime.export import onnx_bytes, onnx_scores, torchscript_bytes, torchscript_scores
 from dqnlab.runtime.policy import Policy, policy_from_dict
 
 # ---------------------------------------------------------------------------------------------
@@ -110,18 +110,37 @@ def test_next_state_quantiles_by_hand():
 
 
 @pytest.mark.parametrize("fast_path", [True, False])
-def test_learner_targets_are_per_quantile_td_targets(fast_path):
+@pytest.mark.parametrize("double", [True, False])
+def test_learner_targets_are_per_quantile_td_targets(fast_path, double):
     torch.manual_seed(0)
     n = 3
-    learner = DQNLearner(build_mlp(NetworkConfig(hidden=[8]), 4, 2 * n), DQNConfig(n_quantiles=n, fast_path=fast_path))
-    b = batch(n=6, n_actions=2)
+    cfg = DQNConfig(n_quantiles=n, fast_path=fast_path, double=double)
+    learner = DQNLearner(build_mlp(NetworkConfig(hidden=[8]), 4, 2 * n), cfg)
+    with torch.no_grad():  # a target network that differs from the online one
+        for p in learner.target.parameters():
+            p.add_(torch.randn_like(p))
+    b = batch(n=64, n_actions=2)._replace(discounts=torch.rand(64) * 0.99)  # per-transition discounts
     with torch.no_grad():
-        z = learner.target(b.next_obs).view(6, 2, n)
-        best = learner.online(b.next_obs).view(6, 2, n).mean(2).argmax(1)  # Double DQN
-        want = b.rewards[:, None] + b.discounts[:, None] * (1 - b.terminated[:, None]) * z[torch.arange(6), best]
+        z = learner.target(b.next_obs).view(64, 2, n)
+        picker = learner.online if double else learner.target
+        best = picker(b.next_obs).view(64, 2, n).mean(2).argmax(1)
+        want = b.rewards[:, None] + b.discounts[:, None] * (1 - b.terminated[:, None]) * z[torch.arange(64), best]
+        other = b.rewards[:, None] + b.discounts[:, None] * (1 - b.terminated[:, None]) * z[torch.arange(64), 1 - best]
+    assert not torch.allclose(want, other)  # the choice of the next action matters on this batch
     assert_close(learner.targets(b), want)
     learner.target_limit = 0.5  # dqn.bound_targets clamps every quantile's target
-    assert learner.targets(b).abs().max() <= 0.5
+    assert_close(learner.targets(b), want.clamp(-0.5, 0.5))
+
+
+def test_the_fused_loss_handles_ties_and_the_huber_kink_as_autograd():
+    # u = target - quantile exactly 0 (the indicator's edge) and exactly +-1 (the Huber kink)
+    q = torch.tensor([[0.0, 1.0, -1.0]], requires_grad=True)
+    t = torch.tensor([[0.0, 1.0, 2.0]])
+    loss = quantile_huber_loss(q, t)
+    loss.backward()
+    value, grad = quantile_huber_loss_and_grad(q.detach(), t)
+    assert_close(value, loss.detach())
+    assert_close(grad, q.grad)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,16 +169,35 @@ def test_fast_path_and_reference_give_the_same_quantile_loss_and_gradients(activ
         assert_close(td, z.mean(1) - fast.targets(b).mean(1), rtol=1e-6, atol=1e-6)
 
 
-def test_acting_reads_the_quantiles_mean():
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_acting_reads_the_quantiles_mean(fast_path):
     torch.manual_seed(2)
     net = build_mlp(NetworkConfig(hidden=[8]), 4, 2 * 4)
-    learner = DQNLearner(net, DQNConfig(n_quantiles=4, policy_average_tau=None))
-    obs = torch.randn(50, 4)
+    learner = DQNLearner(net, DQNConfig(n_quantiles=4, policy_average_tau=0.01, fast_path=fast_path))
+    with torch.no_grad():  # an average that differs from the online network
+        for p in learner.average.parameters():
+            p.add_(torch.randn_like(p))
+    obs = torch.randn(200, 4)
     with torch.no_grad():
-        q = net(obs).view(50, 2, 4).mean(2)
+        q = net(obs).view(200, 2, 4).mean(2)
+        q_avg = learner.average(obs).view(200, 2, 4).mean(2)
+    assert q.argmax(1).tolist() != q_avg.argmax(1).tolist()
     assert_close(learner.q_values(obs), q)
-    assert learner.greedy_actions(obs).tolist() == q.argmax(1).tolist()
-    assert learner.policy_actions(obs).tolist() == q.argmax(1).tolist()
+    assert learner.greedy_actions(obs).tolist() == q.argmax(1).tolist()  # training acts with the online one
+    assert learner.policy_actions(obs).tolist() == q_avg.argmax(1).tolist()  # evaluations with the average
+
+
+@pytest.mark.parametrize("norm", ["layer_norm", "batch_norm"])
+def test_normalised_quantile_networks_train_through_autograd(norm):
+    torch.manual_seed(5)
+    net = build_mlp(NetworkConfig(hidden=[16], **{norm: True}), 4, 3 * 4)
+    learner = DQNLearner(net, DQNConfig(n_quantiles=4, lr=1e-2))
+    b = batch()
+    first = learner.update(b)
+    for _ in range(30):
+        last = learner.update(b)
+    assert last < first
+    assert learner.greedy_actions(b.obs).shape == (32,)
 
 
 def test_a_few_updates_fit_a_fixed_batch_on_both_paths():
@@ -213,7 +251,7 @@ def test_policy_round_trip_and_damaged_quantile_counts_are_refused():
     again = policy_from_dict(policy.to_dict(), "test", build_policy_net)
     obs = torch.randn(10, 4).numpy()
     assert again.q_values(obs).tolist() == policy.q_values(obs).tolist()
-    for bad in (0, 1, "3", 3.0, True, 10**9):
+    for bad in (0, 1, "3", 3.0, True, 201, 10**9):
         data = policy.to_dict()
         data["extra"] = {"n_quantiles": bad}
         with pytest.raises(DqnlabError, match="damaged dqnlab policy file"):
@@ -232,6 +270,11 @@ def test_export_of_a_quantile_policy(tmp_path, tiny):
     scores = torchscript_scores(torchscript_bytes(policy), obs)
     assert scores.shape == (7, 2)
     assert_close(torch.as_tensor(scores), torch.as_tensor(policy.q_values(obs)))
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    scores = onnx_scores(onnx_bytes(policy), obs)
+    assert_close(torch.as_tensor(scores), torch.as_tensor(policy.q_values(obs)), rtol=1e-5, atol=1e-5)
+    assert policy.q_values(obs[:0]).shape == (0, 2)  # an empty batch, as a plain Q-network gives
 
 
 def test_memory_estimate_counts_every_quantile_output():
@@ -239,6 +282,10 @@ def test_memory_estimate_counts_every_quantile_output():
     qr = DQNLoop.memory_estimate(build_config(**{"dqn.n_quantiles": 50}), (4,), 2)["Q-networks and optimizer"]
     # default: 128-128, the last layer 129 x 2 -> 129 x 100 parameters, 7 copies of 4 bytes
     assert qr - plain == 7 * 4 * 129 * 98
+    # and the loss's pairwise terms: batch 128 x 50 x 50, 8 float32 tensors
+    estimate = DQNLoop.memory_estimate(build_config(**{"dqn.n_quantiles": 50}), (4,), 2)
+    assert estimate["quantile loss terms"] == 8 * 4 * 128 * 50 * 50
+    assert "quantile loss terms" not in DQNLoop.memory_estimate(build_config(), (4,), 2)
 
 
 @pytest.mark.parametrize(
@@ -246,8 +293,9 @@ def test_memory_estimate_counts_every_quantile_output():
     [
         ({"dqn.n_quantiles": 8, "network.dueling": True}, "needs an MLP Q-network"),
         ({"dqn.n_quantiles": 8, "env.pixels.mode": "tutorial"}, "needs an MLP Q-network"),
-        ({"dqn.n_quantiles": 8, "dqn.loss": "mse"}, "dqn.loss has no effect unless dqn.n_quantiles is null"),
+        ({"dqn.n_quantiles": 8, "dqn.loss": "mse"}, "set dqn.loss=huber"),
         ({"dqn.n_quantiles": 1}, "n_quantiles"),
+        ({"dqn.n_quantiles": 201}, "n_quantiles"),
     ],
 )
 def test_config_refuses_what_quantiles_cannot_do(overrides, message):

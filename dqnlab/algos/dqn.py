@@ -162,10 +162,12 @@ def td_loss_grad(td_error: torch.Tensor, kind: str, weights: torch.Tensor | None
     return grad
 
 
-def quantile_midpoints(n: int) -> torch.Tensor:
+def quantile_midpoints(n: int, like: torch.Tensor | None = None) -> torch.Tensor:
     """The quantile levels a QR-DQN network's N outputs per action estimate: tau_i = (2i + 1) / 2N,
-    i = 0..N-1, the midpoints of N equal slices of [0, 1] (Dabney et al. 2018). (N,)"""
-    return (2.0 * torch.arange(n, dtype=torch.float32) + 1.0) / (2.0 * n)
+    i = 0..N-1, the midpoints of N equal slices of [0, 1] (Dabney et al. 2018); in `like`'s dtype
+    and device (float32 on the CPU without it). (N,)"""
+    tau = (2.0 * torch.arange(n, dtype=torch.float64) + 1.0) / (2.0 * n)
+    return tau.to(torch.float32) if like is None else tau.to(like)
 
 
 def quantile_huber_loss(
@@ -183,7 +185,7 @@ def quantile_huber_loss(
     u = target.unsqueeze(1) - quantiles.unsqueeze(2)  # (B, N, N')
     abs_u = u.abs()
     huber = torch.where(abs_u < 1.0, 0.5 * u * u, abs_u - 0.5)
-    tau = quantile_midpoints(quantiles.shape[1]).view(1, -1, 1)
+    tau = quantile_midpoints(quantiles.shape[1], quantiles).view(1, -1, 1)
     per_sample = ((tau - (u.detach() < 0).float()).abs() * huber).sum(dim=1).mean(dim=1)  # (B,)
     if weights is not None:
         per_sample = per_sample * weights
@@ -198,7 +200,7 @@ def quantile_huber_loss_and_grad(
     -(1 / (B N')) sum_j |tau_i - 1{u_ij < 0}| clamp(u_ij, -1, 1), times the weights, and the
     Huber term is c (u - c / 2) with c = clamp(u, -1, 1). (scalar, (B, N))"""
     u = target.unsqueeze(1) - quantiles.unsqueeze(2)  # (B, N, N')
-    tau = quantile_midpoints(quantiles.shape[1]).view(1, -1, 1)
+    tau = quantile_midpoints(quantiles.shape[1], quantiles).view(1, -1, 1)
     c = u.clamp(-1.0, 1.0)
     wc = torch.where(u < 0, 1.0 - tau, tau).mul_(c)  # |tau_i - 1{u < 0}| * clamp(u), (B, N, N')
     grad = wc.sum(dim=2).mul_(-1.0 / (quantiles.shape[0] * target.shape[1]))  # (B, N)
@@ -516,8 +518,8 @@ class DQNLearner:
         return loss, td
 
     def _fast_backward(self, batch: Batch, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The same step on dqnlab.nn.fast_mlp: the loss's gradient by hand (``td_loss_grad``),
-        backpropagated through the MLP by hand."""
+        """The same step on dqnlab.nn.fast_mlp: the loss's gradient by hand (``td_loss_grad``, or
+        with dqn.n_quantiles ``quantile_huber_loss_and_grad``), backpropagated through the MLP by hand."""
         assert self._mlp is not None
         layers, kind = self._mlp
         q_all, acts = fast_mlp.forward_keeping_activations(layers, kind, batch.obs)  # (B, A), or (B, A * N)
@@ -794,6 +796,8 @@ class DQNLoop(TrainLoop):
             "Q-networks and optimizer": (6.0 + (d.policy_average_tau is not None)) * 4 * params,
             # eval.shortlist's networks, in memory and in the checkpoint
             **({"shortlisted networks": cfg.eval.shortlist * 4 * params} if cfg.eval.shortlist > 1 else {}),
+            # dqn.n_quantiles: the loss's (batch, N, N) pairwise terms, about 8 float32 tensors at once
+            **({"quantile loss terms": 8 * 4 * d.batch_size * d.n_quantiles**2} if d.n_quantiles else {}),
         }
 
     def _new_nstep(self) -> NStepCollector | None:

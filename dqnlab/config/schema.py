@@ -27,8 +27,9 @@ MAX_EVAL_EPISODES = 10**6
 """Episodes of one evaluation."""
 MAX_SHORTLIST = 100
 """Networks of eval.shortlist, kept in memory (and in checkpoints) at once."""
-MAX_QUANTILES = 1000
-"""Quantiles per action of a QR-DQN network (dqn.n_quantiles; the loss compares N x N pairs per sample)."""
+MAX_QUANTILES = 200
+"""Quantiles per action of a QR-DQN network (dqn.n_quantiles; the loss compares N x N pairs per
+sample, which the memory estimate counts). 200 is QR-DQN's Atari setting."""
 MAX_ENVS = 4096
 """Environments stepped together (training and evaluation)."""
 MAX_BUFFER = 10**9
@@ -322,7 +323,8 @@ class DQNConfig(_Section):
     TD targets; Q(s, a), which acts and picks the next action, is the quantiles' mean (null: plain
     DQN, one expected value per action). The delivered policy is an ordinary Q-network (the mean
     is its last step). Plain and LayerNorm/BatchNorm MLPs only (not dueling, not pixels); the
-    loss is always the quantile Huber loss, so `loss` stays at its default."""
+    loss is always the quantile Huber loss, so `loss` must be 'huber' (its default; presets that
+    set 'mse' need `dqn.loss=huber` beside it). A gradient step compares batch x N x N pairs."""
     max_grad_norm: float | None = Field(default=10.0, gt=0.0)
     """Clip the global gradient norm to this value (None: no norm clipping)."""
     clip_grad_value: float | None = Field(default=None, gt=0.0)
@@ -742,7 +744,7 @@ CONDITIONAL_OPTIONS = (
         "dqn",
         "loss",
         lambda c: c.dqn.n_quantiles is None,
-        "dqn.n_quantiles is null (QR-DQN's loss is the quantile Huber loss)",
+        "dqn.n_quantiles is null (QR-DQN trains by the quantile Huber loss: set dqn.loss=huber)",
     ),
     ("eval", "shortlist_episodes", lambda c: c.eval.shortlist > 1, "eval.shortlist is above 1"),
     (

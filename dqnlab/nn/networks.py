@@ -52,7 +52,7 @@ class QuantileMean(nn.Module):
 def quantile_mean(out: torch.Tensor, n_quantiles: int) -> torch.Tensor:
     """Q-values from a QR-DQN network's output, the mean of each action's N quantiles, the N of
     one action adjacent. (B, A * N) -> (B, A)"""
-    return out.view(out.shape[0], -1, n_quantiles).mean(dim=2)
+    return out.unflatten(1, (-1, n_quantiles)).mean(dim=2)  # (an empty batch too)
 
 
 class InputScaling(nn.Module):

@@ -465,6 +465,9 @@ class Figure:
             for name in set(row):
                 if any(name in other for other in mosaic[r + 1 :]):
                     raise ValueError(f"subplot_mosaic: panel {name!r} spans two rows, which this chart does not draw")
+                cells = [c for c, n in enumerate(row) if n == name]
+                if cells[-1] - cells[0] + 1 != len(cells):
+                    raise ValueError(f"subplot_mosaic: panel {name!r} is in cells of a row that do not touch")
         cell_w = self.width / cols
         cell_h = (self.height - SUPTITLE_ROOM) / rows
         named: dict[str, Axes] = {}
