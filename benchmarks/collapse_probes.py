@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import weakref
 from typing import Any
 
 import torch
@@ -50,7 +51,8 @@ from dqnlab.nn.optim import clip_grad_norm_
 
 
 def patch_lr_after_solve(factor: float) -> None:
-    confirmed: dict[int, bool] = {}  # id(loop) -> solved and confirmed
+    # loop -> solved and confirmed; weak keys, so a later seed's loop never inherits a freed one's id
+    confirmed: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
     current: list[Any] = [None]
     plain_lr_at, plain_learn, plain_evaluate = (
         dqn_module.lr_at,
@@ -59,7 +61,7 @@ def patch_lr_after_solve(factor: float) -> None:
     )
 
     def lr_at(lr: float, schedule: str, step: int, total: int) -> float:
-        scale = factor if confirmed.get(id(current[0])) else 1.0
+        scale = factor if current[0] is not None and confirmed.get(current[0]) else 1.0
         return plain_lr_at(lr, schedule, step, total) * scale
 
     def learn(self, n_valid: int) -> None:
@@ -69,9 +71,9 @@ def patch_lr_after_solve(factor: float) -> None:
     def evaluate(self) -> None:
         plain_evaluate(self)
         fresh = self.last_eval_step == self.env_steps and self.last_eval is not None
-        if not confirmed.get(id(self)) and fresh and self.last_eval >= self.threshold:
+        if not confirmed.get(self) and fresh and self.last_eval >= self.threshold:
             check = self.evaluator.run(self.greedy_act, 100, self.streams.eval_confirm + self.env_steps)
-            confirmed[id(self)] = check.mean >= self.threshold
+            confirmed[self] = check.mean >= self.threshold
 
     dqn_module.lr_at = lr_at
     dqn_module.DQNLoop._learn = learn  # type: ignore[method-assign]
@@ -133,11 +135,11 @@ def patch_average_window(frac: float, lr_k0: float = 0.0, lr_power: float = 1.0)
 
 
 def patch_settle_after_solve(factor: float, tau: float, target_every: int | None) -> None:
-    settled: dict[int, bool] = {}  # id(learner) -> solved and confirmed
+    settled: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()  # learner -> confirmed
     plain_evaluate = loop_module.TrainLoop._evaluate
 
     def update(self, batch):  # DQNLearner.update without value clipping, settled once confirmed
-        done = settled.get(id(self), False)
+        done = settled.get(self, False)
         loss, self._last_td = self.gradients(batch)
         if self.cfg.max_grad_norm is not None:
             clip_grad_norm_(self._params, self.cfg.max_grad_norm)
@@ -160,9 +162,9 @@ def patch_settle_after_solve(factor: float, tau: float, target_every: int | None
     def evaluate(self) -> None:
         plain_evaluate(self)
         fresh = self.last_eval_step == self.env_steps and self.last_eval is not None
-        if not settled.get(id(self.learner)) and fresh and self.last_eval >= self.threshold:
+        if not settled.get(self.learner) and fresh and self.last_eval >= self.threshold:
             check = self.evaluator.run(self.greedy_act, 100, self.streams.eval_confirm + self.env_steps)
-            settled[id(self.learner)] = check.mean >= self.threshold
+            settled[self.learner] = check.mean >= self.threshold
 
     dqn_module.DQNLearner.update = update  # type: ignore[method-assign]
     loop_module.TrainLoop._evaluate = evaluate  # type: ignore[method-assign]
