@@ -233,7 +233,15 @@ def test_bench_cartpole_judges_collapse_by_the_issues_rule():
     assert not bench.holds({"share_after": None, "min_after": None})  # never solved
 
 
-@pytest.mark.parametrize("probe", [["lr-after-solve", "0.3"], ["advantage-learning", "0.9"]])
+@pytest.mark.parametrize(
+    "probe",
+    [
+        ["lr-after-solve", "0.3"],
+        ["advantage-learning", "0.9"],
+        ["average-window", "0.15", "--lr-k0", "100"],
+        ["settle-after-solve", "0.3", "--settle-target-every", "50"],
+    ],
+)
 def test_collapse_probes_smoke(probe):
     done = subprocess.run(
         [
