@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import copy
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -50,15 +51,54 @@ import dqnlab.runtime.loop as loop_module
 from dqnlab.nn.optim import clip_grad_norm_
 
 
-def patch_lr_after_solve(factor: float) -> None:
-    # loop -> solved and confirmed; weak keys, so a later seed's loop never inherits a freed one's id
+def confirm_solves() -> weakref.WeakKeyDictionary[Any, bool]:
+    """Patch the evaluations so that once one reaches the threshold, a second on 100 other episodes
+    (the early stop's confirmation) decides whether the run has solved. Returns loop -> confirmed
+    (weak keys, so a later seed's loop never inherits a freed one's id)."""
     confirmed: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+    plain_evaluate = loop_module.TrainLoop._evaluate
+
+    def evaluate(self) -> None:
+        plain_evaluate(self)
+        fresh = self.last_eval_step == self.env_steps and self.last_eval is not None
+        if not confirmed.get(self) and fresh and self.last_eval >= self.threshold:
+            check = self.evaluator.run(self.greedy_act, 100, self.streams.eval_confirm + self.env_steps)
+            confirmed[self] = check.mean >= self.threshold
+
+    loop_module.TrainLoop._evaluate = evaluate  # type: ignore[method-assign]
+    return confirmed
+
+
+def patch_update(schedule: Callable[[Any, int], tuple[float | None, float, int | None]]) -> None:
+    """DQNLearner.update (without value clipping) with `schedule(learner, k)` -> (learning rate or
+    None for the loop's, the policy average's tau, a hard target copy every T gradient steps or
+    None for dqn.target_update's sync) at gradient step k."""
+
+    def update(self, batch):
+        lr, tau, hard_every = schedule(self, self.grad_steps + 1)
+        loss, self._last_td = self.gradients(batch)
+        if self.cfg.max_grad_norm is not None:
+            clip_grad_norm_(self._params, self.cfg.max_grad_norm)
+        if lr is not None:
+            self.optimizer.lr = lr
+        self.optimizer.step()
+        self.grad_steps += 1
+        if hard_every is None:
+            self.sync_target("steps", self.grad_steps)
+        elif self.grad_steps % hard_every == 0:
+            self.hard_update()
+        assert self._average_pairs is not None, "this probe needs dqn.policy_average_tau"
+        with torch.no_grad():
+            torch._foreach_lerp_(self._average_pairs[0], self._average_pairs[1], tau)
+        return loss.detach()
+
+    dqn_module.DQNLearner.update = update  # type: ignore[method-assign]
+
+
+def patch_lr_after_solve(factor: float) -> None:
     current: list[Any] = [None]
-    plain_lr_at, plain_learn, plain_evaluate = (
-        dqn_module.lr_at,
-        dqn_module.DQNLoop._learn,
-        loop_module.TrainLoop._evaluate,
-    )
+    plain_lr_at, plain_learn = dqn_module.lr_at, dqn_module.DQNLoop._learn
+    confirmed = confirm_solves()
 
     def lr_at(lr: float, schedule: str, step: int, total: int) -> float:
         scale = factor if current[0] is not None and confirmed.get(current[0]) else 1.0
@@ -68,16 +108,8 @@ def patch_lr_after_solve(factor: float) -> None:
         current[0] = self
         plain_learn(self, n_valid)
 
-    def evaluate(self) -> None:
-        plain_evaluate(self)
-        fresh = self.last_eval_step == self.env_steps and self.last_eval is not None
-        if not confirmed.get(self) and fresh and self.last_eval >= self.threshold:
-            check = self.evaluator.run(self.greedy_act, 100, self.streams.eval_confirm + self.env_steps)
-            confirmed[self] = check.mean >= self.threshold
-
     dqn_module.lr_at = lr_at
     dqn_module.DQNLoop._learn = learn  # type: ignore[method-assign]
-    loop_module.TrainLoop._evaluate = evaluate  # type: ignore[method-assign]
 
 
 def patch_advantage_learning(alpha: float) -> None:
@@ -115,59 +147,29 @@ def patch_ema_eval(tau: float) -> None:
 
 
 def patch_average_window(frac: float, lr_k0: float = 0.0, lr_power: float = 1.0) -> None:
-    def update(self, batch):  # DQNLearner.update without value clipping, with the schedules above
-        loss, self._last_td = self.gradients(batch)
-        if self.cfg.max_grad_norm is not None:
-            clip_grad_norm_(self._params, self.cfg.max_grad_norm)
-        k = self.grad_steps + 1
-        if lr_k0:
-            self.optimizer.lr = self.cfg.lr * min(1.0, (lr_k0 / k) ** lr_power)
-        self.optimizer.step()
-        self.grad_steps += 1
-        self.sync_target("steps", self.grad_steps)
-        assert self._average_pairs is not None, "average-window needs dqn.policy_average_tau"
-        tau = min(self.cfg.policy_average_tau, 1.0 / (frac * k))
-        with torch.no_grad():
-            torch._foreach_lerp_(self._average_pairs[0], self._average_pairs[1], tau)
-        return loss.detach()
+    def schedule(learner, k: int) -> tuple[float | None, float, int | None]:
+        lr = learner.cfg.lr * min(1.0, (lr_k0 / k) ** lr_power) if lr_k0 else None
+        return lr, min(learner.cfg.policy_average_tau, 1.0 / (frac * k)), None
 
-    dqn_module.DQNLearner.update = update  # type: ignore[method-assign]
+    patch_update(schedule)
 
 
 def patch_settle_after_solve(factor: float, tau: float, target_every: int | None) -> None:
-    settled: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()  # learner -> confirmed
-    plain_evaluate = loop_module.TrainLoop._evaluate
+    confirmed = confirm_solves()
+    loop_of: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()  # learner -> its loop
+    plain_learn = dqn_module.DQNLoop._learn
 
-    def update(self, batch):  # DQNLearner.update without value clipping, settled once confirmed
-        done = settled.get(self, False)
-        loss, self._last_td = self.gradients(batch)
-        if self.cfg.max_grad_norm is not None:
-            clip_grad_norm_(self._params, self.cfg.max_grad_norm)
-        if done:
-            self.optimizer.lr = self.cfg.lr * factor
-        self.optimizer.step()
-        self.grad_steps += 1
-        if done and target_every:
-            if self.grad_steps % target_every == 0:
-                self.hard_update()
-        else:
-            self.sync_target("steps", self.grad_steps)
-        assert self._average_pairs is not None, "settle-after-solve needs dqn.policy_average_tau"
-        with torch.no_grad():
-            torch._foreach_lerp_(
-                self._average_pairs[0], self._average_pairs[1], tau if done else self.cfg.policy_average_tau
-            )
-        return loss.detach()
+    def learn(self, n_valid: int) -> None:
+        loop_of[self.learner] = self
+        plain_learn(self, n_valid)
 
-    def evaluate(self) -> None:
-        plain_evaluate(self)
-        fresh = self.last_eval_step == self.env_steps and self.last_eval is not None
-        if not settled.get(self.learner) and fresh and self.last_eval >= self.threshold:
-            check = self.evaluator.run(self.greedy_act, 100, self.streams.eval_confirm + self.env_steps)
-            settled[self.learner] = check.mean >= self.threshold
+    def schedule(learner, k: int) -> tuple[float | None, float, int | None]:
+        if confirmed.get(loop_of[learner]):
+            return learner.cfg.lr * factor, tau, target_every
+        return None, learner.cfg.policy_average_tau, None
 
-    dqn_module.DQNLearner.update = update  # type: ignore[method-assign]
-    loop_module.TrainLoop._evaluate = evaluate  # type: ignore[method-assign]
+    dqn_module.DQNLoop._learn = learn  # type: ignore[method-assign]
+    patch_update(schedule)
 
 
 PROBES = {
